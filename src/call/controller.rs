@@ -1,0 +1,1 @@
+//! The call controller: owns one client's call state machine.

@@ -1,0 +1,308 @@
+//! Calls: the state a call is in, why it ended, and the events and commands that
+//! connect the call controller to whichever view shows it (TUI or headless).
+//!
+//! The call model: calling → ringing → connecting → connected → ended, where "ended"
+//! carries an [`EndReason`] (closed normally, canceled, refused, busy, offline, no
+//! answer, failed, …).
+
+pub mod controller;
+pub mod peer;
+pub mod stats;
+
+use std::fmt;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+pub use crate::signaling::protocol::{CallId, MediaState, UserId};
+pub use stats::CallStats;
+
+/// Which side of a call we are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// We called.
+    Outgoing,
+    /// We were called.
+    Incoming,
+}
+
+/// The state of one call as this client sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallState {
+    /// We sent `call`; the server has not confirmed the callee is online yet.
+    Calling,
+    /// The callee is being rung (outgoing), or we are being rung (incoming).
+    Ringing,
+    /// Accepted; SDP/ICE/DTLS in progress.
+    Connecting,
+    /// Media flows.
+    Connected,
+    /// ICE connectivity was lost; an ICE restart is under way.
+    Reconnecting,
+    /// Over; see the [`EndReason`].
+    Ended,
+}
+
+impl fmt::Display for CallState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Calling => "calling",
+            Self::Ringing => "ringing",
+            Self::Connecting => "connecting",
+            Self::Connected => "connected",
+            Self::Reconnecting => "reconnecting",
+            Self::Ended => "ended",
+        })
+    }
+}
+
+/// Why a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EndReason {
+    /// We hung up a connected call.
+    Hangup,
+    /// The peer hung up a connected call.
+    RemoteHangup,
+    /// The caller gave up before an answer (we canceled, or the peer did).
+    Canceled,
+    /// The callee refused (we refused, or the peer did).
+    Refused,
+    /// The callee was in another call.
+    Busy,
+    /// The callee is not logged in.
+    Offline,
+    /// Nobody answered within the ring timeout.
+    NoAnswer,
+    /// The peer's connection to the server died.
+    PeerGone,
+    /// ICE/DTLS did not connect (within 15 s), or an ICE restart failed.
+    IceFailed,
+    /// Media setup failed (SDP, devices, codecs); details are in the log.
+    Failed,
+    /// Both sides called each other; this call gave way to the other one.
+    Glare,
+    /// We logged in elsewhere and this session was closed.
+    Conflict,
+    /// The connection to the server was lost during call setup.
+    ServerLost,
+}
+
+impl EndReason {
+    /// Whether this is a normal end of a connected call.
+    pub fn is_normal(self) -> bool {
+        matches!(self, Self::Hangup | Self::RemoteHangup)
+    }
+}
+
+impl fmt::Display for EndReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value = serde_json::to_value(self).map_err(|_| fmt::Error)?;
+        f.write_str(value.as_str().unwrap_or("unknown"))
+    }
+}
+
+/// Exit codes of `rtc-cli call` (documented in `--help` and the README).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitCode {
+    /// A connected call ended normally (either side hung up).
+    Ok = 0,
+    /// Any other error (bad config, device error, …).
+    Error = 1,
+    /// Bad command line (clap's code).
+    Usage = 2,
+    /// The callee refused.
+    Refused = 3,
+    /// The callee was busy.
+    Busy = 4,
+    /// The callee was offline.
+    Offline = 5,
+    /// Nobody answered.
+    NoAnswer = 6,
+    /// We canceled before an answer.
+    Canceled = 7,
+    /// The server refused our login (bad or expired token, bad id).
+    AuthFailed = 8,
+    /// The server could not be reached.
+    ServerUnreachable = 9,
+    /// The call was accepted but the connection failed (ICE/DTLS, peer gone, media).
+    ConnectionFailed = 10,
+    /// We were logged in elsewhere mid-call.
+    Conflict = 11,
+}
+
+impl ExitCode {
+    /// The process exit code for a call that ended for `reason`.
+    pub fn for_end(reason: EndReason) -> Self {
+        match reason {
+            EndReason::Hangup | EndReason::RemoteHangup => Self::Ok,
+            EndReason::Refused => Self::Refused,
+            EndReason::Busy => Self::Busy,
+            EndReason::Offline => Self::Offline,
+            EndReason::NoAnswer => Self::NoAnswer,
+            EndReason::Canceled => Self::Canceled,
+            EndReason::Conflict => Self::Conflict,
+            EndReason::ServerLost => Self::ServerUnreachable,
+            EndReason::PeerGone | EndReason::IceFailed | EndReason::Failed | EndReason::Glare => {
+                Self::ConnectionFailed
+            }
+        }
+    }
+}
+
+/// A user's command, from a key in the TUI or a line on stdin in headless mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserCommand {
+    /// Accept the ringing incoming call.
+    Accept,
+    /// Refuse the ringing incoming call.
+    Refuse,
+    /// Hang up the call, or cancel it while it is not yet accepted.
+    Hangup,
+    /// Stop sending microphone audio.
+    Mute,
+    /// Send microphone audio again.
+    Unmute,
+    /// Stop sending video.
+    CameraOff,
+    /// Send video again.
+    CameraOn,
+    /// Hang up any call and exit.
+    Quit,
+}
+
+impl std::str::FromStr for UserCommand {
+    type Err = String;
+
+    /// Parses a headless command line (`accept`, `refuse`, `hangup`, `mute`, `unmute`,
+    /// `camera off`, `camera on`, `quit`); surrounding and repeated spaces are ignored.
+    fn from_str(line: &str) -> Result<Self, Self::Err> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        Ok(match words.as_slice() {
+            ["accept"] => Self::Accept,
+            ["refuse"] => Self::Refuse,
+            ["hangup"] => Self::Hangup,
+            ["mute"] => Self::Mute,
+            ["unmute"] => Self::Unmute,
+            ["camera", "off"] => Self::CameraOff,
+            ["camera", "on"] => Self::CameraOn,
+            ["quit"] => Self::Quit,
+            _ => {
+                return Err(format!(
+                    "unknown command {:?}; expected accept, refuse, hangup, mute, unmute, \
+                     camera off, camera on or quit",
+                    line.trim()
+                ));
+            }
+        })
+    }
+}
+
+/// Something a view (TUI or headless) shows. The controller emits these; both views
+/// consume the same stream so they show the same truth.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum AppEvent {
+    /// Logged in to a server (again, after a reconnect).
+    LoggedIn { id: UserId, server: String },
+    /// Someone calls us.
+    Incoming { call_id: CallId, from: UserId },
+    /// A call changed state. `reason` is set when `state` is `ended`.
+    State {
+        call_id: CallId,
+        peer: UserId,
+        direction: Direction,
+        state: CallState,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<EndReason>,
+    },
+    /// The peer's mic/camera state changed.
+    PeerMedia {
+        call_id: CallId,
+        #[serde(flatten)]
+        state: MediaState,
+    },
+    /// Our own mic/camera state changed.
+    LocalMedia {
+        call_id: Option<CallId>,
+        #[serde(flatten)]
+        state: MediaState,
+    },
+    /// Once a second while connected.
+    Stats {
+        call_id: CallId,
+        #[serde(flatten)]
+        stats: CallStats,
+    },
+    /// We logged in elsewhere; this session is over.
+    Conflict { message: String },
+    /// The server connection dropped; reconnecting with backoff.
+    ServerLost { message: String },
+    /// Something the user should know that does not end the call (a device
+    /// notice, a source fallback, a refused command).
+    Notice { message: String },
+    /// An error; `fatal` ones end the process.
+    Error { message: String, fatal: bool },
+}
+
+/// An [`AppEvent`] with its wall-clock time, as a view receives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimedEvent {
+    /// When the controller emitted the event.
+    pub at: SystemTime,
+    /// The event.
+    pub event: AppEvent,
+}
+
+impl TimedEvent {
+    /// Stamps `event` with the current time.
+    pub fn now(event: AppEvent) -> Self {
+        Self {
+            at: SystemTime::now(),
+            event,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headless_commands_parse_with_loose_spacing() {
+        assert_eq!("  camera   off ".parse(), Ok(UserCommand::CameraOff));
+        assert_eq!("hangup".parse(), Ok(UserCommand::Hangup));
+        assert!("camera".parse::<UserCommand>().is_err());
+        assert!("ACCEPT".parse::<UserCommand>().is_err());
+    }
+
+    #[test]
+    fn every_abnormal_end_has_a_nonzero_exit_code() {
+        use EndReason::*;
+        for r in [
+            Canceled, Refused, Busy, Offline, NoAnswer, PeerGone, IceFailed, Failed, Glare,
+            Conflict, ServerLost,
+        ] {
+            assert_ne!(ExitCode::for_end(r), ExitCode::Ok, "{r}");
+        }
+        assert_eq!(ExitCode::for_end(RemoteHangup), ExitCode::Ok);
+    }
+
+    #[test]
+    fn state_event_serializes_as_a_json_line() {
+        let ev = AppEvent::State {
+            call_id: CallId::parse("c1").unwrap(),
+            peer: UserId::parse("jerry").unwrap(),
+            direction: Direction::Outgoing,
+            state: CallState::Ended,
+            reason: Some(EndReason::NoAnswer),
+        };
+        assert_eq!(
+            serde_json::to_string(&ev).unwrap(),
+            r#"{"event":"state","call_id":"c1","peer":"jerry","direction":"outgoing","state":"ended","reason":"no-answer"}"#
+        );
+    }
+}

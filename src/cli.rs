@@ -1,0 +1,300 @@
+//! Command line: clap derive types. Parsing only; `main.rs` dispatches.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::media::spec::{AudioSinkSpec, AudioSourceSpec, VideoSourceSpec};
+use crate::signaling::protocol::UserId;
+
+const EXIT_CODES: &str = "\
+Exit codes of `call`:
+  0   a connected call ended normally (either side hung up)
+  1   other error (bad config, device error, ...)
+  2   bad command line
+  3   refused          4   busy             5   offline
+  6   no answer        7   canceled         8   login refused (auth)
+  9   server unreachable                    10  connection failed (ICE/DTLS, peer gone)
+  11  logged in elsewhere (conflict)";
+
+/// A video-call client for the terminal: WebRTC camera and microphone, the other
+/// side's video as colored half-blocks.
+#[derive(Debug, Parser)]
+#[command(name = "rtc-cli", version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand takes. Precedence: flag > environment > config file > default.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Signaling server URL (ws:// or wss://) [default: ws://127.0.0.1:8787]
+    #[arg(long, global = true, env = "RTC_CLI_SERVER", value_name = "URL", value_parser = parse_server_url)]
+    pub server: Option<String>,
+
+    /// Our id (overrides the saved profile): 1-64 of A-Z a-z 0-9 . _ -
+    #[arg(long, global = true, env = "RTC_CLI_ID", value_name = "ID")]
+    pub id: Option<UserId>,
+
+    /// Config file [default: ~/.config/rtc-cli/config.toml]
+    #[arg(long, global = true, env = "RTC_CLI_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// No TUI: events as JSON lines on stdout, commands as lines on stdin
+    #[arg(long, global = true)]
+    pub headless: bool,
+
+    /// More detail in the log file (-v debug, -vv trace)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Log file [default: ~/.local/state/rtc-cli/rtc-cli.log]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the signaling server that clients log in to
+    Serve(ServeArgs),
+    /// Sign in to a server and remember the profile
+    Login(LoginArgs),
+    /// Forget the saved profile
+    Logout,
+    /// Call someone
+    #[command(after_help = EXIT_CODES)]
+    Call(CallArgs),
+    /// Wait for calls
+    Listen(ListenArgs),
+    /// List cameras (with formats), microphones and speakers
+    Devices(DevicesArgs),
+    /// Print shell completions
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthMode {
+    /// Any valid id may log in
+    Open,
+    /// A JWT signed with --token-secret-file is required
+    Token,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ServeArgs {
+    #[command(subcommand)]
+    pub command: Option<ServeCommand>,
+
+    /// Address to listen on (0.0.0.0:8787 for a LAN)
+    #[arg(long, default_value = "127.0.0.1:8787", value_name = "ADDR")]
+    pub listen: SocketAddr,
+
+    /// Who may log in
+    #[arg(long, value_enum, default_value = "open")]
+    pub auth: AuthMode,
+
+    /// File holding the HS256 secret for --auth token (at least 32 bytes)
+    #[arg(long, value_name = "FILE", required_if_eq("auth", "token"))]
+    pub token_secret_file: Option<PathBuf>,
+
+    /// How long a call rings before it ends with no-answer
+    #[arg(long, default_value = "45s", value_parser = parse_duration, value_name = "DURATION")]
+    pub ring_timeout: Duration,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServeCommand {
+    /// Print a login token for an id
+    Token {
+        /// Who the token logs in
+        id: UserId,
+        /// File holding the HS256 secret
+        #[arg(long, value_name = "FILE")]
+        token_secret_file: PathBuf,
+        /// How long the token is valid
+        #[arg(long, default_value = "30d", value_parser = parse_duration, value_name = "DURATION")]
+        ttl: Duration,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Who to log in as
+    pub id: UserId,
+    /// Login token, for servers that run --auth token
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// Who to call
+    pub peer: UserId,
+    /// End a connected call by itself after this long (e.g. 10s, 1m)
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub hangup_after: Option<Duration>,
+    #[command(flatten)]
+    pub media: MediaArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// Answer incoming calls at once
+    #[arg(long)]
+    pub auto_accept: bool,
+    /// End each connected call by itself after this long
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub hangup_after: Option<Duration>,
+    #[command(flatten)]
+    pub media: MediaArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DevicesArgs {
+    /// One JSON document with `cameras`, `inputs` and `outputs`
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Media options of `call` and `listen`. Unset values come from the config file.
+#[derive(Debug, Clone, Default, Args)]
+pub struct MediaArgs {
+    /// Video source: a camera index or name, `test`, `file:PATH.y4m`, `none` [default: auto]
+    #[arg(long, value_name = "SOURCE")]
+    pub camera: Option<VideoSourceSpec>,
+    /// Audio source: a microphone index or name, `tone`, `file:PATH.wav`, `none` [default: auto]
+    #[arg(long, value_name = "SOURCE")]
+    pub mic: Option<AudioSourceSpec>,
+    /// Audio output: a speaker index or name, `file:PATH.wav`, `none` [default: auto]
+    #[arg(long, value_name = "SINK")]
+    pub speaker: Option<AudioSinkSpec>,
+    /// Size of the video we send, WxH [default: 640x480]
+    #[arg(long, value_parser = parse_size, value_name = "WxH")]
+    pub video_size: Option<(u32, u32)>,
+    /// Frame rate of the video we send [default: 30]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=60), value_name = "N")]
+    pub fps: Option<u32>,
+    /// Video bitrate target, kbit/s [default: 800]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(50..=20_000), value_name = "KBPS")]
+    pub video_bitrate: Option<u32>,
+    /// Opus bitrate, kbit/s [default: 32]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(6..=510), value_name = "KBPS")]
+    pub audio_bitrate: Option<u32>,
+    /// Write every decoded remote frame to this Y4M file
+    #[arg(long, value_name = "PATH.y4m")]
+    pub record_video: Option<PathBuf>,
+    /// Write the received audio (48 kHz mono) to this WAV file
+    #[arg(long, value_name = "PATH.wav")]
+    pub record_audio: Option<PathBuf>,
+    /// STUN or TURN server URL (repeatable), e.g. stun:stun.example.org:3478
+    #[arg(long = "ice-server", value_name = "URL")]
+    pub ice_servers: Vec<String>,
+    /// Username for the --ice-server TURN servers
+    #[arg(long, value_name = "NAME")]
+    pub ice_username: Option<String>,
+    /// Credential for the --ice-server TURN servers
+    #[arg(long, value_name = "SECRET")]
+    pub ice_credential: Option<String>,
+    /// Local address to gather ICE candidates on (repeatable) [default: all interfaces]
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Vec<IpAddr>,
+    /// Most video frames per second the call screen draws [default: 30]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=120), value_name = "N")]
+    pub max_draw_fps: Option<u32>,
+}
+
+/// Parses durations like `1s`, `500ms`, `2m`, `30d`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 10s, 2m, 30d)"))
+}
+
+/// Parses a `WxH` size with both sides even and 16-4096.
+pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("expected WxH like 640x480, got {s:?}"))?;
+    let side = |v: &str| -> Result<u32, String> {
+        let n: u32 = v
+            .trim()
+            .parse()
+            .map_err(|_| format!("{v:?} is not a number"))?;
+        if !(16..=4096).contains(&n) || n % 2 != 0 {
+            return Err(format!("{n} must be even and between 16 and 4096"));
+        }
+        Ok(n)
+    };
+    Ok((side(w)?, side(h)?))
+}
+
+/// Checks a signaling server URL is `ws://` or `wss://` with a host.
+pub fn parse_server_url(s: &str) -> Result<String, String> {
+    let rest = s
+        .strip_prefix("ws://")
+        .or_else(|| s.strip_prefix("wss://"))
+        .ok_or_else(|| format!("server URL must start with ws:// or wss://, got {s:?}"))?;
+    if rest.is_empty() || rest.starts_with('/') || rest.starts_with(':') {
+        return Err(format!("server URL {s:?} has no host"));
+    }
+    Ok(s.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_and_urls_are_validated() {
+        assert_eq!(parse_size("640x480"), Ok((640, 480)));
+        assert!(parse_size("641x480").is_err());
+        assert!(parse_size("640").is_err());
+        assert!(parse_size("0x0").is_err());
+        assert!(parse_server_url("ws://host:8787").is_ok());
+        assert!(parse_server_url("wss://host").is_ok());
+        assert!(parse_server_url("http://host").is_err());
+        assert!(parse_server_url("ws://").is_err());
+    }
+
+    #[test]
+    fn call_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "rtc-cli",
+            "--headless",
+            "call",
+            "jerry",
+            "--hangup-after",
+            "1s",
+            "--camera",
+            "test",
+            "--mic",
+            "file:a.wav",
+            "--bind",
+            "127.0.0.1",
+        ])
+        .unwrap();
+        assert!(cli.global.headless);
+        let Command::Call(args) = cli.command else {
+            panic!("expected call")
+        };
+        assert_eq!(args.peer.as_str(), "jerry");
+        assert_eq!(args.hangup_after, Some(Duration::from_secs(1)));
+        assert_eq!(args.media.camera, Some(VideoSourceSpec::TestPattern));
+        assert_eq!(args.media.bind, vec![IpAddr::from([127, 0, 0, 1])]);
+        assert!(Cli::try_parse_from(["rtc-cli", "call", "bad id"]).is_err());
+        assert!(Cli::try_parse_from(["rtc-cli", "serve", "--auth", "token"]).is_err());
+    }
+}

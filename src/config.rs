@@ -1,0 +1,362 @@
+//! The profile and settings file: TOML at `~/.config/rtc-cli/config.toml` (XDG),
+//! written atomically with mode 0600 because it holds the login token.
+//!
+//! Precedence for every setting: flag > environment > this file > default. clap
+//! handles flag > environment; [`Settings::resolve`] applies the file and defaults.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::cli::{GlobalArgs, MediaArgs};
+use crate::media::spec::{AudioSinkSpec, AudioSourceSpec, VideoSourceSpec};
+use crate::signaling::protocol::UserId;
+
+/// The server used when neither flag, environment nor file names one.
+pub const DEFAULT_SERVER: &str = "ws://127.0.0.1:8787";
+
+/// A STUN or TURN server (W3C webrtc-pc `RTCIceServer`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServerConfig {
+    /// `stun:host:port` or `turn:host:port?transport=udp` URLs.
+    pub urls: Vec<String>,
+    /// TURN username.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// The `[media]` table: defaults for `call` and `listen`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaFile {
+    /// Default `--camera`.
+    pub camera: Option<VideoSourceSpec>,
+    /// Default `--mic`.
+    pub mic: Option<AudioSourceSpec>,
+    /// Default `--speaker`.
+    pub speaker: Option<AudioSinkSpec>,
+    /// Default `--video-size`, e.g. "640x480".
+    pub video_size: Option<String>,
+    /// Default `--fps`.
+    pub fps: Option<u32>,
+    /// Default `--video-bitrate`, kbit/s.
+    pub video_bitrate_kbps: Option<u32>,
+    /// Default `--audio-bitrate`, kbit/s.
+    pub audio_bitrate_kbps: Option<u32>,
+    /// Default `--max-draw-fps`.
+    pub max_draw_fps: Option<u32>,
+}
+
+/// The config file's contents. Every field is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Saved by `login`: the server URL.
+    pub server: Option<String>,
+    /// Saved by `login`: our id.
+    pub id: Option<UserId>,
+    /// Saved by `login`: the token, for servers that run `--auth token`.
+    pub token: Option<String>,
+    /// Media defaults.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub media: MediaFile,
+    /// STUN/TURN servers, added to any `--ice-server`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ice_servers: Vec<IceServerConfig>,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+/// The default config path: `$XDG_CONFIG_HOME/rtc-cli/config.toml`.
+///
+/// # Errors
+/// No home directory can be found.
+pub fn default_config_path() -> anyhow::Result<PathBuf> {
+    let dirs = directories::ProjectDirs::from("", "", "rtc-cli")
+        .context("cannot find a home directory for the config file; pass --config FILE")?;
+    Ok(dirs.config_dir().join("config.toml"))
+}
+
+impl ConfigFile {
+    /// Reads `path`; a missing file is an empty config.
+    ///
+    /// # Errors
+    /// The file exists but cannot be read or is not valid TOML of this shape
+    /// (the message names the file and the offending key).
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        toml::from_str(&text).with_context(|| format!("bad config file {}", path.display()))
+    }
+
+    /// Writes the config atomically (temp file + rename) with mode 0600, creating
+    /// the directory (mode 0700) if needed.
+    ///
+    /// # Errors
+    /// The directory or file cannot be written.
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        create_private_dir(dir)?;
+        let text = toml::to_string_pretty(self).context("cannot serialize the config")?;
+        let tmp = dir.join(format!(
+            ".{}.tmp-{}",
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("config"),
+            std::process::id()
+        ));
+        let result = write_private(&tmp, text.as_bytes())
+            .and_then(|()| std::fs::rename(&tmp, path).map_err(anyhow::Error::from));
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result.with_context(|| format!("cannot write {}", path.display()))
+    }
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// Settings of a client command after flag > env > file > default.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Path of the config file in use.
+    pub config_path: PathBuf,
+    /// The file's contents (for `login` to update).
+    pub file: ConfigFile,
+    /// Server URL.
+    pub server: String,
+    /// Our id, if known.
+    pub id: Option<UserId>,
+    /// Login token, if any.
+    pub token: Option<String>,
+}
+
+impl Settings {
+    /// Loads the config file named by `--config`/`RTC_CLI_CONFIG` (or the default
+    /// path) and resolves server and id.
+    ///
+    /// # Errors
+    /// The config file is unreadable or invalid, or its `server` is not a ws(s) URL.
+    pub fn resolve(global: &GlobalArgs) -> anyhow::Result<Self> {
+        let config_path = match &global.config {
+            Some(p) => p.clone(),
+            None => default_config_path()?,
+        };
+        let file = ConfigFile::load(&config_path)?;
+        let server = match global.server.clone().or_else(|| file.server.clone()) {
+            Some(s) => crate::cli::parse_server_url(&s)
+                .map_err(|e| anyhow::anyhow!("{e} (in {})", config_path.display()))?,
+            None => DEFAULT_SERVER.to_owned(),
+        };
+        Ok(Self {
+            server,
+            id: global.id.clone().or_else(|| file.id.clone()),
+            token: file.token.clone(),
+            config_path,
+            file,
+        })
+    }
+
+    /// Our id, or an error telling how to set one.
+    ///
+    /// # Errors
+    /// No id in flags, environment or profile.
+    pub fn require_id(&self) -> anyhow::Result<UserId> {
+        match &self.id {
+            Some(id) => Ok(id.clone()),
+            None => bail!(
+                "who are you? run `rtc-cli login <id>` first, or pass --id ID (or set RTC_CLI_ID)"
+            ),
+        }
+    }
+}
+
+/// Media settings of `call`/`listen` after flag > file > default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaSettings {
+    pub camera: VideoSourceSpec,
+    pub mic: AudioSourceSpec,
+    pub speaker: AudioSinkSpec,
+    /// Send size in pixels (width, height).
+    pub video_size: (u32, u32),
+    /// Send frame rate.
+    pub fps: u32,
+    /// H.264 target bitrate, kbit/s.
+    pub video_bitrate_kbps: u32,
+    /// Opus bitrate, kbit/s.
+    pub audio_bitrate_kbps: u32,
+    pub record_video: Option<PathBuf>,
+    pub record_audio: Option<PathBuf>,
+    /// `--ice-server` URLs (with `--ice-username`/`--ice-credential`) then the file's.
+    pub ice_servers: Vec<IceServerConfig>,
+    /// Addresses to gather candidates on; empty = all interfaces.
+    pub bind: Vec<std::net::IpAddr>,
+    /// Most frames per second the call screen draws.
+    pub max_draw_fps: u32,
+}
+
+impl MediaSettings {
+    /// Merges command-line media flags over the config file's `[media]` and ICE servers.
+    ///
+    /// # Errors
+    /// A bad `video_size` in the file.
+    pub fn resolve(args: &MediaArgs, file: &ConfigFile) -> anyhow::Result<Self> {
+        let m = &file.media;
+        let video_size = match (args.video_size, &m.video_size) {
+            (Some(size), _) => size,
+            (None, Some(s)) => crate::cli::parse_size(s)
+                .map_err(|e| anyhow::anyhow!("config [media] video_size: {e}"))?,
+            (None, None) => (640, 480),
+        };
+        let mut ice_servers = Vec::new();
+        if !args.ice_servers.is_empty() {
+            ice_servers.push(IceServerConfig {
+                urls: args.ice_servers.clone(),
+                username: args.ice_username.clone(),
+                credential: args.ice_credential.clone(),
+            });
+        }
+        ice_servers.extend(file.ice_servers.iter().cloned());
+        Ok(Self {
+            camera: args
+                .camera
+                .clone()
+                .or_else(|| m.camera.clone())
+                .unwrap_or_default(),
+            mic: args
+                .mic
+                .clone()
+                .or_else(|| m.mic.clone())
+                .unwrap_or_default(),
+            speaker: args
+                .speaker
+                .clone()
+                .or_else(|| m.speaker.clone())
+                .unwrap_or_default(),
+            video_size,
+            fps: args.fps.or(m.fps).unwrap_or(30),
+            video_bitrate_kbps: args.video_bitrate.or(m.video_bitrate_kbps).unwrap_or(800),
+            audio_bitrate_kbps: args.audio_bitrate.or(m.audio_bitrate_kbps).unwrap_or(32),
+            record_video: args.record_video.clone(),
+            record_audio: args.record_audio.clone(),
+            ice_servers,
+            bind: args.bind.clone(),
+            max_draw_fps: args.max_draw_fps.or(m.max_draw_fps).unwrap_or(30),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn global(config: &Path) -> GlobalArgs {
+        GlobalArgs {
+            server: None,
+            id: None,
+            config: Some(config.to_owned()),
+            headless: true,
+            verbose: 0,
+            log_file: None,
+        }
+    }
+
+    #[test]
+    fn save_is_private_and_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/config.toml");
+        let cfg = ConfigFile {
+            server: Some("ws://example:1".into()),
+            id: Some(UserId::parse("tom").unwrap()),
+            token: Some("t0k".into()),
+            ..Default::default()
+        };
+        cfg.save(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(ConfigFile::load(&path).unwrap(), cfg);
+        let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temp file is left behind");
+    }
+
+    #[test]
+    fn flag_beats_file_beats_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let mut g = global(&path);
+        assert_eq!(Settings::resolve(&g).unwrap().server, DEFAULT_SERVER);
+        std::fs::write(
+            &path,
+            "server = \"ws://file:1\"\nid = \"jerry\"\n[media]\nfps = 15\n",
+        )
+        .unwrap();
+        let s = Settings::resolve(&g).unwrap();
+        assert_eq!(s.server, "ws://file:1");
+        assert_eq!(s.id.as_ref().map(UserId::as_str), Some("jerry"));
+        g.server = Some("ws://flag:2".into());
+        g.id = Some(UserId::parse("tom").unwrap());
+        let s = Settings::resolve(&g).unwrap();
+        assert_eq!(s.server, "ws://flag:2");
+        assert_eq!(s.require_id().unwrap().as_str(), "tom");
+        let media = MediaSettings::resolve(&MediaArgs::default(), &s.file).unwrap();
+        assert_eq!(media.fps, 15);
+        assert_eq!(media.video_size, (640, 480));
+        let args = MediaArgs {
+            fps: Some(25),
+            ..Default::default()
+        };
+        assert_eq!(MediaSettings::resolve(&args, &s.file).unwrap().fps, 25);
+    }
+
+    #[test]
+    fn bad_files_name_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "colour = 1\n").unwrap();
+        let err = format!("{:#}", Settings::resolve(&global(&path)).unwrap_err());
+        assert!(
+            err.contains("config.toml") && err.contains("colour"),
+            "{err}"
+        );
+        std::fs::write(&path, "server = \"http://x\"\n").unwrap();
+        let err = format!("{:#}", Settings::resolve(&global(&path)).unwrap_err());
+        assert!(err.contains("ws://"), "{err}");
+    }
+}

@@ -1,0 +1,1 @@
+//! Camera, microphone and speaker enumeration and selection.

@@ -1,0 +1,3 @@
+//! The `rtc-cli` binary: parse the command line and dispatch.
+
+fn main() {}

@@ -1,0 +1,327 @@
+//! The signaling client: one task that keeps a logged-in WebSocket session to the
+//! server, reconnecting with backoff when it drops, and turns frames into
+//! [`SignalingEvent`]s.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tracing::{debug, info, warn};
+
+use super::protocol::{ClientMessage, ErrorCode, PROTOCOL_VERSION, ServerMessage, UserId};
+
+/// Where and as whom to log in.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// `ws://` or `wss://` URL of the server.
+    pub server: String,
+    /// Who we are.
+    pub id: UserId,
+    /// JWT for servers that run `--auth token`.
+    pub token: Option<String>,
+    /// Connection attempts before giving up with [`Fatal::Unreachable`] while we have
+    /// never logged in; `None` retries forever (`listen`). Once logged in, the client
+    /// always reconnects.
+    pub initial_attempts: Option<u32>,
+    /// Silence from the server after which the connection is considered dead
+    /// (the server pings every 5 s).
+    pub dead_after: Duration,
+}
+
+impl ClientConfig {
+    /// A config with the defaults for `server`, `id` and `token`.
+    pub fn new(server: impl Into<String>, id: UserId, token: Option<String>) -> Self {
+        Self {
+            server: server.into(),
+            id,
+            token,
+            initial_attempts: Some(3),
+            dead_after: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Errors after which the client stops for good.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Fatal {
+    /// The server refused the login (bad or expired token, bad id, version).
+    #[error("login refused by the server: {0}")]
+    AuthFailed(String),
+    /// A newer login with our id replaced this session.
+    #[error("{0}")]
+    Conflict(String),
+    /// The server could not be reached in the allowed attempts.
+    #[error("cannot reach the server at {server}: {reason}")]
+    Unreachable {
+        /// The URL we tried.
+        server: String,
+        /// The last connection error.
+        reason: String,
+    },
+}
+
+/// What the client reports to its owner.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SignalingEvent {
+    /// Logged in (first time, or again after a reconnect).
+    LoggedIn {
+        /// Our id as the server confirmed it.
+        id: UserId,
+    },
+    /// A message from the server (everything but `login_ok` and `conflict`).
+    Message(ServerMessage),
+    /// The connection dropped; the client is reconnecting.
+    Disconnected {
+        /// What happened.
+        reason: String,
+    },
+    /// The client stopped for good.
+    Fatal(Fatal),
+}
+
+/// The sending side of a running client. Dropping every handle stops the client.
+#[derive(Debug, Clone)]
+pub struct SignalingHandle {
+    tx: mpsc::Sender<ClientMessage>,
+}
+
+impl SignalingHandle {
+    /// Queues `msg` for the server. Messages sent while disconnected are dropped:
+    /// the server ends calls of a vanished client by itself.
+    pub async fn send(&self, msg: ClientMessage) {
+        if self.tx.send(msg).await.is_err() {
+            debug!("signaling client is gone; message dropped");
+        }
+    }
+}
+
+/// A running client: a handle to send with, the events it reports, and its task.
+pub struct SignalingClient {
+    /// Sends messages to the server.
+    pub handle: SignalingHandle,
+    /// Events until a [`SignalingEvent::Fatal`] or until every handle is dropped.
+    pub events: mpsc::Receiver<SignalingEvent>,
+    /// The client task; it ends after the handles are dropped and a `logout` (and
+    /// whatever was queued before it) has been sent.
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts the client task.
+pub fn spawn(config: ClientConfig) -> SignalingClient {
+    let (out_tx, out_rx) = mpsc::channel(256);
+    let (ev_tx, ev_rx) = mpsc::channel(256);
+    let task = tokio::spawn(run(config, out_rx, ev_tx));
+    SignalingClient {
+        handle: SignalingHandle { tx: out_tx },
+        events: ev_rx,
+        task,
+    }
+}
+
+/// Reconnect delays: 250 ms doubling to 5 s.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(250u64.saturating_mul(1 << attempt.min(5)).min(5_000))
+}
+
+/// How one connection ended.
+enum Ended {
+    /// Reconnect after the given delay.
+    Retry {
+        reason: String,
+        after: Duration,
+    },
+    Fatal(Fatal),
+    /// Every handle was dropped.
+    Stopped,
+}
+
+async fn run(
+    config: ClientConfig,
+    mut out_rx: mpsc::Receiver<ClientMessage>,
+    ev_tx: mpsc::Sender<SignalingEvent>,
+) {
+    let mut failures = 0u32;
+    let mut ever_logged_in = false;
+    loop {
+        let ended = match connect(&config).await {
+            Err(reason) => {
+                failures += 1;
+                let exhausted = config
+                    .initial_attempts
+                    .is_some_and(|n| !ever_logged_in && failures >= n);
+                if exhausted {
+                    Ended::Fatal(Fatal::Unreachable {
+                        server: config.server.clone(),
+                        reason,
+                    })
+                } else {
+                    Ended::Retry {
+                        reason,
+                        after: backoff(failures),
+                    }
+                }
+            }
+            Ok(ws) => {
+                let ended = session(&config, ws, &mut out_rx, &ev_tx, &mut ever_logged_in).await;
+                if ever_logged_in {
+                    failures = 0;
+                }
+                ended
+            }
+        };
+        match ended {
+            Ended::Stopped => return,
+            Ended::Fatal(f) => {
+                warn!("signaling stopped: {f}");
+                let _ = ev_tx.send(SignalingEvent::Fatal(f)).await;
+                return;
+            }
+            Ended::Retry { reason, after } => {
+                info!("signaling: {reason}; reconnecting in {after:?}");
+                if ever_logged_in
+                    && ev_tx
+                        .send(SignalingEvent::Disconnected { reason })
+                        .await
+                        .is_err()
+                {
+                    return;
+                }
+                // Drop what was queued while disconnected, but notice if we are stopped.
+                let sleep = tokio::time::sleep(after);
+                tokio::pin!(sleep);
+                loop {
+                    tokio::select! {
+                        _ = &mut sleep => break,
+                        msg = out_rx.recv() => match msg {
+                            None => return,
+                            Some(m) => debug!("not connected; dropped {m:?}"),
+                        },
+                    }
+                }
+            }
+        }
+    }
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(config: &ClientConfig) -> Result<Ws, String> {
+    let attempt = tokio_tungstenite::connect_async(config.server.as_str());
+    match tokio::time::timeout(Duration::from_secs(5), attempt).await {
+        Err(_) => Err("connection timed out".into()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Ok((ws, _))) => Ok(ws),
+    }
+}
+
+async fn session(
+    config: &ClientConfig,
+    ws: Ws,
+    out_rx: &mut mpsc::Receiver<ClientMessage>,
+    ev_tx: &mpsc::Sender<SignalingEvent>,
+    ever_logged_in: &mut bool,
+) -> Ended {
+    let (mut sink, mut stream) = ws.split();
+    let login = ClientMessage::Login {
+        version: PROTOCOL_VERSION,
+        id: config.id.clone(),
+        token: config.token.clone(),
+    };
+    let retry = |reason: String| Ended::Retry {
+        reason,
+        after: Duration::from_millis(250),
+    };
+    if let Err(e) = sink.send(Message::text(login.encode())).await {
+        return retry(format!("cannot send login: {e}"));
+    }
+    loop {
+        tokio::select! {
+            frame = tokio::time::timeout(config.dead_after, stream.next()) => {
+                let text = match frame {
+                    Err(_) => return retry(format!("server silent for {:?}", config.dead_after)),
+                    Ok(None) | Ok(Some(Ok(Message::Close(_)))) => return retry("server closed the connection".into()),
+                    Ok(Some(Err(e))) => return retry(format!("connection lost: {e}")),
+                    Ok(Some(Ok(Message::Text(text)))) => text,
+                    Ok(Some(Ok(_))) => continue,
+                };
+                let msg = match serde_json::from_str::<ServerMessage>(text.as_str()) {
+                    Ok(msg) => msg,
+                    Err(e) => {
+                        warn!("ignoring a server message we cannot read: {e}: {}", text.as_str());
+                        continue;
+                    }
+                };
+                if let Some(ended) = on_server_message(msg, ev_tx, ever_logged_in).await {
+                    return ended;
+                }
+            }
+            msg = out_rx.recv() => {
+                let Some(msg) = msg else {
+                    let _ = sink.send(Message::text(ClientMessage::Logout.encode())).await;
+                    let _ = sink.close().await;
+                    return Ended::Stopped;
+                };
+                if let Err(e) = sink.send(Message::text(msg.encode())).await {
+                    return retry(format!("cannot send: {e}"));
+                }
+            }
+        }
+    }
+}
+
+/// Handles one server message; returns how the session ends, if it does.
+async fn on_server_message(
+    msg: ServerMessage,
+    ev_tx: &mpsc::Sender<SignalingEvent>,
+    ever_logged_in: &mut bool,
+) -> Option<Ended> {
+    let event = match msg {
+        ServerMessage::LoginOk { id, .. } => {
+            *ever_logged_in = true;
+            SignalingEvent::LoggedIn { id }
+        }
+        ServerMessage::Conflict { message } => return Some(Ended::Fatal(Fatal::Conflict(message))),
+        ServerMessage::Error { code, message, .. } if is_login_error(code) => {
+            return Some(Ended::Fatal(Fatal::AuthFailed(format!(
+                "{code}: {message}"
+            ))));
+        }
+        ServerMessage::Shutdown {
+            message,
+            retry_after_ms,
+        } => {
+            return Some(Ended::Retry {
+                reason: message,
+                after: Duration::from_millis(retry_after_ms.clamp(100, 30_000)),
+            });
+        }
+        other => SignalingEvent::Message(other),
+    };
+    if ev_tx.send(event).await.is_err() {
+        return Some(Ended::Stopped);
+    }
+    None
+}
+
+fn is_login_error(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::AuthFailed | ErrorCode::UnsupportedVersion | ErrorCode::BadId
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps_at_five_seconds() {
+        assert_eq!(backoff(0), Duration::from_millis(250));
+        assert_eq!(backoff(1), Duration::from_millis(500));
+        assert_eq!(backoff(4), Duration::from_millis(4000));
+        assert_eq!(backoff(5), Duration::from_millis(5000));
+        assert_eq!(backoff(30), Duration::from_millis(5000));
+    }
+}

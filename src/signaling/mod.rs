@@ -1,0 +1,6 @@
+//! Signaling: the protocol, the server behind `rtc-cli serve`, and the client.
+
+pub mod auth;
+pub mod client;
+pub mod protocol;
+pub mod server;

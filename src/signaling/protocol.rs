@@ -1,0 +1,548 @@
+//! Signaling messages: JSON text frames, each an object with a `type` field.
+//!
+//! This module holds only the message types and their (de)serialization; the
+//! exchange itself is documented with examples in `docs/protocol.md`. Field names
+//! are snake_case, `type` values are snake_case, reasons and error codes kebab-case.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Protocol version a client sends in `login`; the server refuses others with
+/// [`ErrorCode::UnsupportedVersion`].
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest text frame either side accepts, in bytes (an SDP offer is ~5 KiB).
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// A user id: 1-64 characters of `[A-Za-z0-9._-]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct UserId(String);
+
+/// Why a string is not a valid [`UserId`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UserIdError {
+    /// Empty or longer than 64 characters.
+    #[error("an id must be 1-64 characters long, got {0}")]
+    Length(usize),
+    /// A character outside `[A-Za-z0-9._-]`.
+    #[error("an id may only use A-Z, a-z, 0-9, '.', '_' and '-', got {0:?}")]
+    Character(char),
+}
+
+impl UserId {
+    /// Longest id, in characters.
+    pub const MAX_LEN: usize = 64;
+
+    /// Validates `s` as an id.
+    pub fn parse(s: &str) -> Result<Self, UserIdError> {
+        if s.is_empty() || s.len() > Self::MAX_LEN {
+            return Err(UserIdError::Length(s.chars().count()));
+        }
+        if let Some(c) = s
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+        {
+            return Err(UserIdError::Character(c));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for UserId {
+    type Error = UserIdError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<UserId> for String {
+    fn from(id: UserId) -> Self {
+        id.0
+    }
+}
+
+impl std::str::FromStr for UserId {
+    type Err = UserIdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A call id chosen by the caller: 1-64 characters of `[A-Za-z0-9._-]` (a UUID in practice).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CallId(String);
+
+impl CallId {
+    /// A fresh random call id (UUID v4).
+    pub fn random() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
+
+    /// Validates `s` as a call id (same alphabet and length as [`UserId`]).
+    pub fn parse(s: &str) -> Result<Self, UserIdError> {
+        UserId::parse(s).map(|id| Self(id.0))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for CallId {
+    type Error = UserIdError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<CallId> for String {
+    fn from(id: CallId) -> Self {
+        id.0
+    }
+}
+
+impl fmt::Display for CallId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One ICE candidate as the browser API's `RTCIceCandidateInit` carries it
+/// (W3C webrtc-pc §4.8.1.1): the `candidate-attribute` line of RFC 8839 §5.1
+/// without the `a=` prefix, and the media section it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceCandidate {
+    /// `candidate:…` line, e.g. `candidate:1 1 udp 2130706431 127.0.0.1 50000 typ host`.
+    pub candidate: String,
+    /// The `a=mid` of the media section, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_mid: Option<String>,
+    /// Index of the media section in the SDP, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_mline_index: Option<u16>,
+    /// ICE ufrag the candidate belongs to (changes on ICE restart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_fragment: Option<String>,
+}
+
+/// A sender's media state, shown to the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaState {
+    /// Microphone muted: no audio is being sent.
+    pub muted: bool,
+    /// Camera on: video is being sent.
+    pub camera: bool,
+}
+
+impl Default for MediaState {
+    fn default() -> Self {
+        Self {
+            muted: false,
+            camera: true,
+        }
+    }
+}
+
+/// Messages a client sends. Every message but `login` requires a logged-in session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// First message on a connection.
+    Login {
+        /// Must be [`PROTOCOL_VERSION`].
+        version: u32,
+        /// Who is logging in.
+        id: UserId,
+        /// A JWT (HS256, `sub` = id) when the server runs `--auth token`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+    },
+    /// Start a call to `to` under a fresh `call_id`.
+    Call { call_id: CallId, to: UserId },
+    /// Callee accepts a ringing call.
+    Accept { call_id: CallId },
+    /// Callee refuses a ringing call.
+    Refuse { call_id: CallId },
+    /// Caller gives up on a call that was not accepted yet.
+    Cancel { call_id: CallId },
+    /// Either party ends an accepted call.
+    Hangup { call_id: CallId },
+    /// SDP offer (RFC 8829 §5.2); relayed to the other party.
+    Offer { call_id: CallId, sdp: String },
+    /// SDP answer (RFC 8829 §5.3); relayed to the other party.
+    Answer { call_id: CallId, sdp: String },
+    /// A trickled ICE candidate (RFC 8838); relayed to the other party.
+    Candidate {
+        call_id: CallId,
+        candidate: IceCandidate,
+    },
+    /// No more candidates for this ICE generation (RFC 8838 §4.4); relayed.
+    EndOfCandidates { call_id: CallId },
+    /// The sender's mic/camera state; relayed to the other party.
+    MediaState {
+        call_id: CallId,
+        #[serde(flatten)]
+        state: MediaState,
+    },
+    /// Leave: the server ends any call with `hangup` and closes the connection.
+    Logout,
+}
+
+/// Messages the server sends. Relayed messages carry `from`, stamped by the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// Login succeeded.
+    LoginOk {
+        id: UserId,
+        /// The server's protocol version.
+        version: u32,
+        /// Interval of the server's WebSocket pings, in seconds; a client silent for
+        /// three intervals is considered gone.
+        heartbeat_secs: u64,
+    },
+    /// A request failed; the connection stays open unless `code` is fatal for it
+    /// (`auth-failed`, `unsupported-version`).
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call_id: Option<CallId>,
+    },
+    /// A newer login with the same id took over; this connection is closed next.
+    Conflict { message: String },
+    /// To the caller: the callee is online and is being rung.
+    Ringing { call_id: CallId, to: UserId },
+    /// To the callee: someone calls.
+    Incoming { call_id: CallId, from: UserId },
+    /// To the caller: the callee accepted.
+    Accept { call_id: CallId, from: UserId },
+    /// To the caller: the callee refused.
+    Refuse { call_id: CallId, from: UserId },
+    /// To the callee: the caller gave up before an answer.
+    Cancel { call_id: CallId, from: UserId },
+    /// To the caller: the callee is in another call (answered by the server).
+    Busy { call_id: CallId, from: UserId },
+    /// To the other party: the call was hung up.
+    Hangup { call_id: CallId, from: UserId },
+    /// Relayed SDP offer.
+    Offer {
+        call_id: CallId,
+        from: UserId,
+        sdp: String,
+    },
+    /// Relayed SDP answer.
+    Answer {
+        call_id: CallId,
+        from: UserId,
+        sdp: String,
+    },
+    /// Relayed ICE candidate.
+    Candidate {
+        call_id: CallId,
+        from: UserId,
+        candidate: IceCandidate,
+    },
+    /// Relayed end of candidates.
+    EndOfCandidates { call_id: CallId, from: UserId },
+    /// Relayed peer media state.
+    MediaState {
+        call_id: CallId,
+        from: UserId,
+        #[serde(flatten)]
+        state: MediaState,
+    },
+    /// The server ended the call on its own.
+    CallEnded {
+        call_id: CallId,
+        reason: ServerEndReason,
+        /// With `glare`: the call that survives (an `incoming` for it was sent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replaced_by: Option<CallId>,
+    },
+    /// The server is shutting down; reconnect after `retry_after_ms`.
+    Shutdown {
+        message: String,
+        retry_after_ms: u64,
+    },
+}
+
+/// Why the server ended a call by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServerEndReason {
+    /// The callee is not logged in.
+    Offline,
+    /// Nobody answered within the ring timeout.
+    NoAnswer,
+    /// The other party's connection died or it logged out mid-call.
+    PeerGone,
+    /// Both called each other at once; this call lost to `replaced_by`.
+    Glare,
+    /// The server is shutting down.
+    ServerShutdown,
+}
+
+/// Stable error codes of [`ServerMessage::Error`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorCode {
+    /// The frame is not JSON, or not an object with a string `type`.
+    BadJson,
+    /// `type` names no known message.
+    UnknownType,
+    /// A field is missing or has the wrong shape.
+    BadMessage,
+    /// The frame exceeds [`MAX_MESSAGE_BYTES`].
+    TooLarge,
+    /// A binary frame; only text frames are allowed.
+    BinaryFrame,
+    /// An id that is not 1-64 characters of `[A-Za-z0-9._-]`.
+    BadId,
+    /// Login version differs from the server's.
+    UnsupportedVersion,
+    /// Token missing, forged, expired, or for another id.
+    AuthFailed,
+    /// A message other than `login` before logging in.
+    NotLoggedIn,
+    /// A second `login` on a logged-in connection.
+    AlreadyLoggedIn,
+    /// Calling oneself.
+    SelfCall,
+    /// A call id already in use.
+    DuplicateCall,
+    /// The sender already has a call in progress.
+    AlreadyInCall,
+    /// The call id is unknown, or the sender is not a party of it.
+    UnknownCall,
+    /// The message does not fit the call's state (e.g. `accept` by the caller).
+    BadState,
+    /// The sender is sending faster than the server relays.
+    RateLimited,
+}
+
+impl ErrorCode {
+    /// Whether the server closes the connection after sending this error.
+    pub fn is_fatal(self) -> bool {
+        matches!(self, Self::AuthFailed | Self::UnsupportedVersion)
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value = serde_json::to_value(self).map_err(|_| fmt::Error)?;
+        f.write_str(value.as_str().unwrap_or("unknown"))
+    }
+}
+
+/// A frame that could not be read as a [`ClientMessage`], with the code to answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct DecodeError {
+    /// The stable code for the `error` reply.
+    pub code: ErrorCode,
+    /// Human-readable detail.
+    pub message: String,
+}
+
+const CLIENT_TYPES: &[&str] = &[
+    "login",
+    "call",
+    "accept",
+    "refuse",
+    "cancel",
+    "hangup",
+    "offer",
+    "answer",
+    "candidate",
+    "end_of_candidates",
+    "media_state",
+    "logout",
+];
+
+impl ClientMessage {
+    /// Parses one text frame, classifying failures into the codes the server answers with.
+    ///
+    /// # Errors
+    /// [`ErrorCode::TooLarge`], [`ErrorCode::BadJson`], [`ErrorCode::UnknownType`],
+    /// [`ErrorCode::BadId`] or [`ErrorCode::BadMessage`].
+    pub fn decode(text: &str) -> Result<Self, DecodeError> {
+        let fail = |code, message: String| DecodeError { code, message };
+        if text.len() > MAX_MESSAGE_BYTES {
+            return Err(fail(
+                ErrorCode::TooLarge,
+                format!("{} bytes exceeds {MAX_MESSAGE_BYTES}", text.len()),
+            ));
+        }
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| fail(ErrorCode::BadJson, e.to_string()))?;
+        let kind = value
+            .get("type")
+            .and_then(|t| t.as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                fail(
+                    ErrorCode::BadJson,
+                    "expected an object with a string `type`".into(),
+                )
+            })?;
+        if !CLIENT_TYPES.contains(&kind.as_str()) {
+            return Err(fail(
+                ErrorCode::UnknownType,
+                format!("unknown message type {kind:?}"),
+            ));
+        }
+        serde_json::from_value(value).map_err(|e| {
+            let message = e.to_string();
+            let code = if message.contains("an id ") {
+                ErrorCode::BadId
+            } else {
+                ErrorCode::BadMessage
+            };
+            fail(code, format!("{kind}: {message}"))
+        })
+    }
+
+    /// The call this message is about, if any.
+    pub fn call_id(&self) -> Option<&CallId> {
+        match self {
+            Self::Call { call_id, .. }
+            | Self::Accept { call_id }
+            | Self::Refuse { call_id }
+            | Self::Cancel { call_id }
+            | Self::Hangup { call_id }
+            | Self::Offer { call_id, .. }
+            | Self::Answer { call_id, .. }
+            | Self::Candidate { call_id, .. }
+            | Self::EndOfCandidates { call_id }
+            | Self::MediaState { call_id, .. } => Some(call_id),
+            Self::Login { .. } | Self::Logout => None,
+        }
+    }
+}
+
+impl ServerMessage {
+    /// Serializes to one JSON text frame.
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).expect("server messages always serialize")
+    }
+
+    /// The call this message is about, if any.
+    pub fn call_id(&self) -> Option<&CallId> {
+        match self {
+            Self::Ringing { call_id, .. }
+            | Self::Incoming { call_id, .. }
+            | Self::Accept { call_id, .. }
+            | Self::Refuse { call_id, .. }
+            | Self::Cancel { call_id, .. }
+            | Self::Busy { call_id, .. }
+            | Self::Hangup { call_id, .. }
+            | Self::Offer { call_id, .. }
+            | Self::Answer { call_id, .. }
+            | Self::Candidate { call_id, .. }
+            | Self::EndOfCandidates { call_id, .. }
+            | Self::MediaState { call_id, .. }
+            | Self::CallEnded { call_id, .. } => Some(call_id),
+            Self::Error { call_id, .. } => call_id.as_ref(),
+            Self::LoginOk { .. } | Self::Conflict { .. } | Self::Shutdown { .. } => None,
+        }
+    }
+}
+
+impl ClientMessage {
+    /// Serializes to one JSON text frame.
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).expect("client messages always serialize")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> UserId {
+        UserId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn user_id_accepts_the_documented_alphabet_and_rejects_the_rest() {
+        assert!(UserId::parse("tom.smith_2-x").is_ok());
+        assert_eq!(UserId::parse(""), Err(UserIdError::Length(0)));
+        assert_eq!(UserId::parse(&"a".repeat(65)), Err(UserIdError::Length(65)));
+        assert!(UserId::parse(&"a".repeat(64)).is_ok());
+        assert_eq!(UserId::parse("tom jerry"), Err(UserIdError::Character(' ')));
+        assert_eq!(UserId::parse("tóm"), Err(UserIdError::Character('ó')));
+    }
+
+    #[test]
+    fn login_round_trips_with_its_documented_shape() {
+        let msg = ClientMessage::Login {
+            version: 1,
+            id: id("tom"),
+            token: None,
+        };
+        assert_eq!(msg.encode(), r#"{"type":"login","version":1,"id":"tom"}"#);
+        assert_eq!(ClientMessage::decode(&msg.encode()).unwrap(), msg);
+    }
+
+    #[test]
+    fn media_state_is_flattened() {
+        let msg = ServerMessage::MediaState {
+            call_id: CallId::parse("c1").unwrap(),
+            from: id("tom"),
+            state: MediaState {
+                muted: true,
+                camera: false,
+            },
+        };
+        assert_eq!(
+            msg.encode(),
+            r#"{"type":"media_state","call_id":"c1","from":"tom","muted":true,"camera":false}"#
+        );
+    }
+
+    #[test]
+    fn decode_classifies_bad_input() {
+        let code = |s: &str| ClientMessage::decode(s).unwrap_err().code;
+        assert_eq!(code("{not json"), ErrorCode::BadJson);
+        assert_eq!(code("[1,2]"), ErrorCode::BadJson);
+        assert_eq!(code(r#"{"type":"dance"}"#), ErrorCode::UnknownType);
+        assert_eq!(
+            code(r#"{"type":"call","to":"jerry"}"#),
+            ErrorCode::BadMessage
+        );
+        assert_eq!(
+            code(r#"{"type":"call","call_id":"c1","to":"je rry"}"#),
+            ErrorCode::BadId
+        );
+        let big = format!(
+            r#"{{"type":"offer","call_id":"c","sdp":"{}"}}"#,
+            "x".repeat(MAX_MESSAGE_BYTES)
+        );
+        assert_eq!(code(&big), ErrorCode::TooLarge);
+    }
+
+    #[test]
+    fn error_codes_and_reasons_are_kebab_case() {
+        assert_eq!(ErrorCode::NotLoggedIn.to_string(), "not-logged-in");
+        assert_eq!(
+            serde_json::to_string(&ServerEndReason::NoAnswer).unwrap(),
+            r#""no-answer""#
+        );
+    }
+}

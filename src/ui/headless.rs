@@ -1,0 +1,1 @@
+//! Headless view: events as JSON lines on stdout, commands as lines on stdin.

@@ -1,0 +1,4 @@
+//! Views of a call: the half-block renderer, the ratatui call screen, and the
+//! headless JSON-lines view.
+
+pub mod headless;
