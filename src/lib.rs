@@ -1,7 +1,8 @@
 //! rtc-cli: a video-call client for the terminal.
 //!
 //! # Layout
-//! - [`cli`]: the command line (clap derive types); `main.rs` only parses and dispatches.
+//! - [`cli`]: the command line (clap derive types); `main.rs` only parses and dispatches
+//!   to [`commands`], which runs each subcommand.
 //! - [`config`]: the profile and settings file (TOML in the XDG config dir) and the
 //!   flag > env > file > default precedence.
 //! - [`logging`]: tracing to a log file, never to the terminal that shows the call.
@@ -15,6 +16,7 @@
 
 pub mod call;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod devices;
 pub mod logging;

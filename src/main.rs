@@ -1,3 +1,42 @@
-//! The `rtc-cli` binary: parse the command line and dispatch.
+//! The `rtc-cli` binary: parse the command line, set up logging, dispatch.
 
-fn main() {}
+use clap::Parser;
+
+use rtc_cli::cli::Cli;
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let log_path = cli
+        .global
+        .log_file
+        .clone()
+        .or_else(rtc_cli::logging::default_log_path);
+    // Logging is best effort: a call is worth more than its log.
+    let _log = log_path.and_then(|p| match rtc_cli::logging::init(&p, cli.global.verbose) {
+        Ok(guard) => Some(guard),
+        Err(e) => {
+            eprintln!("rtc-cli: warning: {e:#}; continuing without a log");
+            None
+        }
+    });
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rtc-cli: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(rtc_cli::commands::run(cli));
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
+        Ok(code) => std::process::ExitCode::from(code as u8),
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("rtc-cli: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

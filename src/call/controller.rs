@@ -1,1 +1,558 @@
-//! The call controller: owns one client's call state machine.
+//! The call controller: owns one client's call state machine. Signaling events, user
+//! commands and media events come in; [`AppEvent`]s go out to the view (TUI or
+//! headless), and signaling messages to the server.
+//!
+//! One controller runs per `call` or `listen` process. `call` ends with the first
+//! call; `listen` goes back to listening after each call.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::{
+    AppEvent, CallId, CallState, Direction, EndReason, ExitCode, MediaState, TimedEvent,
+    UserCommand, UserId,
+};
+use crate::signaling::client::{self, ClientConfig, Fatal, SignalingEvent, SignalingHandle};
+use crate::signaling::protocol::{ClientMessage, ErrorCode, ServerEndReason, ServerMessage};
+
+/// What this process is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Call `peer` once; the process ends with that call.
+    Call { peer: UserId },
+    /// Wait for calls; answer at once with `auto_accept`.
+    Listen { auto_accept: bool },
+}
+
+/// How a controller runs.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// Call or listen.
+    pub mode: Mode,
+    /// The signaling connection.
+    pub client: ClientConfig,
+    /// End a connected call by itself after this long (`--hangup-after`).
+    pub hangup_after: Option<Duration>,
+}
+
+/// The channels between a controller and its view.
+pub struct ViewChannels {
+    /// Events for the view.
+    pub events: mpsc::Sender<TimedEvent>,
+    /// Commands from the view. When it closes (EOF on stdin), calls go on.
+    pub commands: mpsc::Receiver<UserCommand>,
+}
+
+/// The call in progress.
+#[derive(Debug, Clone)]
+struct ActiveCall {
+    id: CallId,
+    peer: UserId,
+    direction: Direction,
+    state: CallState,
+    /// When the call reached `Connected`, for `--hangup-after`.
+    connected_at: Option<Instant>,
+}
+
+/// What the controller loop does next.
+enum Next {
+    Continue,
+    Exit(ExitCode),
+}
+
+/// Runs the controller until the process should exit, returning its exit code.
+pub async fn run(config: ControllerConfig, view: ViewChannels) -> ExitCode {
+    let client = client::spawn(config.client.clone());
+    let mut controller = Controller {
+        signaling: client.handle,
+        events: view.events,
+        server: config.client.server.clone(),
+        mode: config.mode,
+        hangup_after: config.hangup_after,
+        call: None,
+        local: MediaState::default(),
+        started: false,
+        pending_incoming: None,
+        quitting: false,
+    };
+    let code = controller.event_loop(client.events, view.commands).await;
+    // Dropping the handle makes the client send `logout` after anything queued
+    // (such as our `hangup`), then close; give it a moment to do so.
+    drop(controller);
+    if tokio::time::timeout(Duration::from_secs(2), client.task)
+        .await
+        .is_err()
+    {
+        warn!("signaling client did not close in time");
+    }
+    code
+}
+
+struct Controller {
+    signaling: SignalingHandle,
+    events: mpsc::Sender<TimedEvent>,
+    /// Server URL, for `logged_in`.
+    server: String,
+    mode: Mode,
+    hangup_after: Option<Duration>,
+    call: Option<ActiveCall>,
+    /// Our mic/camera state; kept across calls.
+    local: MediaState,
+    /// `call` mode: whether the call was placed (it is placed once, after the first login).
+    started: bool,
+    /// `call` mode: an incoming call from the peer we are calling (possible glare).
+    pending_incoming: Option<CallId>,
+    /// Quit was asked; exit once the call is over.
+    quitting: bool,
+}
+
+impl Controller {
+    async fn event_loop(
+        &mut self,
+        mut signaling: mpsc::Receiver<SignalingEvent>,
+        mut commands: mpsc::Receiver<UserCommand>,
+    ) -> ExitCode {
+        let mut commands_open = true;
+        loop {
+            let hangup_at = self.hangup_deadline();
+            let next = tokio::select! {
+                ev = signaling.recv() => match ev {
+                    Some(ev) => self.on_signaling(ev).await,
+                    None => Next::Exit(ExitCode::Error),
+                },
+                cmd = commands.recv(), if commands_open => match cmd {
+                    Some(cmd) => self.on_command(cmd).await,
+                    None => {
+                        debug!("command input closed; calls go on");
+                        commands_open = false;
+                        Next::Continue
+                    }
+                },
+                _ = sleep_until(hangup_at) => {
+                    info!("--hangup-after elapsed");
+                    self.on_command(UserCommand::Hangup).await
+                }
+            };
+            if let Next::Exit(code) = next {
+                return code;
+            }
+        }
+    }
+
+    fn hangup_deadline(&self) -> Option<Instant> {
+        let call = self.call.as_ref()?;
+        Some(call.connected_at? + self.hangup_after?)
+    }
+
+    async fn emit(&self, event: AppEvent) {
+        if self.events.send(TimedEvent::now(event)).await.is_err() {
+            debug!("view is gone");
+        }
+    }
+
+    async fn notice(&self, message: impl Into<String>) {
+        self.emit(AppEvent::Notice {
+            message: message.into(),
+        })
+        .await;
+    }
+
+    async fn send(&self, msg: ClientMessage) {
+        self.signaling.send(msg).await;
+    }
+
+    /// Moves the active call to `state` and tells the view.
+    async fn set_state(&mut self, state: CallState) {
+        let Some(call) = self.call.as_mut() else {
+            return;
+        };
+        if call.state == state {
+            return;
+        }
+        call.state = state;
+        if state == CallState::Connected && call.connected_at.is_none() {
+            call.connected_at = Some(Instant::now());
+        }
+        let event = AppEvent::State {
+            call_id: call.id.clone(),
+            peer: call.peer.clone(),
+            direction: call.direction,
+            state,
+            reason: None,
+        };
+        info!(call_id = %call.id, %state, "call state");
+        self.emit(event).await;
+    }
+
+    /// Ends the active call for `reason`; returns how the process goes on.
+    async fn end_call(&mut self, reason: EndReason) -> Next {
+        let Some(call) = self.call.take() else {
+            return Next::Continue;
+        };
+        info!(call_id = %call.id, %reason, "call ended");
+        self.emit(AppEvent::State {
+            call_id: call.id,
+            peer: call.peer,
+            direction: call.direction,
+            state: CallState::Ended,
+            reason: Some(reason),
+        })
+        .await;
+        match self.mode {
+            Mode::Call { .. } => Next::Exit(ExitCode::for_end(reason)),
+            Mode::Listen { .. } if self.quitting => Next::Exit(ExitCode::Ok),
+            Mode::Listen { .. } => Next::Continue,
+        }
+    }
+
+    fn is_current(&self, call_id: &CallId) -> bool {
+        self.call.as_ref().is_some_and(|c| c.id == *call_id)
+    }
+
+    async fn on_signaling(&mut self, ev: SignalingEvent) -> Next {
+        match ev {
+            SignalingEvent::LoggedIn { id } => {
+                self.emit(AppEvent::LoggedIn {
+                    id,
+                    server: self.server.clone(),
+                })
+                .await;
+                self.place_call_once().await;
+                Next::Continue
+            }
+            SignalingEvent::Message(msg) => self.on_server_message(msg).await,
+            SignalingEvent::Disconnected { reason } => {
+                self.emit(AppEvent::ServerLost {
+                    message: format!("lost the server ({reason}); reconnecting"),
+                })
+                .await;
+                // The server ends a vanished client's call for its peer (peer-gone).
+                self.end_call(EndReason::ServerLost).await
+            }
+            SignalingEvent::Fatal(fatal) => self.on_fatal(fatal).await,
+        }
+    }
+
+    async fn on_fatal(&mut self, fatal: Fatal) -> Next {
+        let code = match &fatal {
+            Fatal::AuthFailed(_) => ExitCode::AuthFailed,
+            Fatal::Conflict(_) => ExitCode::Conflict,
+            Fatal::Unreachable { .. } => ExitCode::ServerUnreachable,
+        };
+        if let Fatal::Conflict(message) = &fatal {
+            self.emit(AppEvent::Conflict {
+                message: message.clone(),
+            })
+            .await;
+            self.end_call(EndReason::Conflict).await;
+        } else {
+            self.end_call(EndReason::ServerLost).await;
+        }
+        self.emit(AppEvent::Error {
+            message: fatal.to_string(),
+            fatal: true,
+        })
+        .await;
+        Next::Exit(code)
+    }
+
+    async fn place_call_once(&mut self) {
+        let Mode::Call { peer } = &self.mode else {
+            return;
+        };
+        if self.started {
+            return;
+        }
+        self.started = true;
+        let id = CallId::random();
+        self.call = Some(ActiveCall {
+            id: id.clone(),
+            peer: peer.clone(),
+            direction: Direction::Outgoing,
+            state: CallState::Ended,
+            connected_at: None,
+        });
+        self.send(ClientMessage::Call {
+            call_id: id,
+            to: peer.clone(),
+        })
+        .await;
+        self.set_state(CallState::Calling).await;
+    }
+
+    async fn on_server_message(&mut self, msg: ServerMessage) -> Next {
+        match msg {
+            ServerMessage::Incoming { call_id, from } => self.on_incoming(call_id, from).await,
+            ServerMessage::Ringing { call_id, .. } if self.is_current(&call_id) => {
+                self.set_state(CallState::Ringing).await;
+                Next::Continue
+            }
+            ServerMessage::Accept { call_id, .. } if self.is_current(&call_id) => {
+                self.on_accepted().await
+            }
+            ServerMessage::Refuse { call_id, .. } if self.is_current(&call_id) => {
+                self.end_call(EndReason::Refused).await
+            }
+            ServerMessage::Busy { call_id, .. } if self.is_current(&call_id) => {
+                self.end_call(EndReason::Busy).await
+            }
+            ServerMessage::Cancel { call_id, .. } => {
+                if self.pending_incoming.as_ref() == Some(&call_id) {
+                    self.pending_incoming = None;
+                }
+                if self.is_current(&call_id) {
+                    return self.end_call(EndReason::Canceled).await;
+                }
+                Next::Continue
+            }
+            ServerMessage::Hangup { call_id, .. } if self.is_current(&call_id) => {
+                self.end_call(EndReason::RemoteHangup).await
+            }
+            ServerMessage::CallEnded {
+                call_id,
+                reason,
+                replaced_by,
+            } if self.is_current(&call_id) => self.on_server_ended(reason, replaced_by).await,
+            ServerMessage::MediaState { call_id, state, .. } if self.is_current(&call_id) => {
+                self.emit(AppEvent::PeerMedia { call_id, state }).await;
+                Next::Continue
+            }
+            ServerMessage::Error {
+                code,
+                message,
+                call_id,
+            } => self.on_error(code, message, call_id).await,
+            other => {
+                debug!("ignoring {other:?}");
+                Next::Continue
+            }
+        }
+    }
+
+    async fn on_incoming(&mut self, call_id: CallId, from: UserId) -> Next {
+        let calling_them = matches!(
+            (&self.mode, &self.call),
+            (Mode::Call { peer }, Some(c)) if *peer == from && c.direction == Direction::Outgoing
+        );
+        if calling_them {
+            // Both called at once; the server tells which call survives (glare).
+            self.pending_incoming = Some(call_id);
+            return Next::Continue;
+        }
+        if self.call.is_some() || matches!(self.mode, Mode::Call { .. }) {
+            // The server answers busy for us while we are in a call; a stray offer
+            // is refused so the caller is not left ringing.
+            self.send(ClientMessage::Refuse { call_id }).await;
+            return Next::Continue;
+        }
+        self.call = Some(ActiveCall {
+            id: call_id.clone(),
+            peer: from.clone(),
+            direction: Direction::Incoming,
+            state: CallState::Ended,
+            connected_at: None,
+        });
+        self.emit(AppEvent::Incoming { call_id, from }).await;
+        self.set_state(CallState::Ringing).await;
+        if matches!(self.mode, Mode::Listen { auto_accept: true }) {
+            return self.on_command(UserCommand::Accept).await;
+        }
+        Next::Continue
+    }
+
+    async fn on_server_ended(
+        &mut self,
+        reason: ServerEndReason,
+        replaced_by: Option<CallId>,
+    ) -> Next {
+        let reason = match reason {
+            ServerEndReason::Offline => EndReason::Offline,
+            ServerEndReason::NoAnswer => EndReason::NoAnswer,
+            ServerEndReason::PeerGone => EndReason::PeerGone,
+            ServerEndReason::ServerShutdown => EndReason::ServerLost,
+            ServerEndReason::Glare => {
+                if let Some(kept) =
+                    replaced_by.filter(|k| self.pending_incoming.as_ref() == Some(k))
+                {
+                    return self.adopt_glare_call(kept).await;
+                }
+                EndReason::Glare
+            }
+        };
+        self.end_call(reason).await
+    }
+
+    /// Glare: our call gave way to the peer's call to us; we wanted to talk to them,
+    /// so we accept theirs.
+    async fn adopt_glare_call(&mut self, kept: CallId) -> Next {
+        self.pending_incoming = None;
+        let Some(old) = self.call.take() else {
+            return Next::Continue;
+        };
+        info!(old = %old.id, new = %kept, "glare: accepting the peer's call instead of ours");
+        self.emit(AppEvent::State {
+            call_id: old.id,
+            peer: old.peer.clone(),
+            direction: Direction::Outgoing,
+            state: CallState::Ended,
+            reason: Some(EndReason::Glare),
+        })
+        .await;
+        self.call = Some(ActiveCall {
+            id: kept.clone(),
+            peer: old.peer,
+            direction: Direction::Incoming,
+            state: CallState::Ringing,
+            connected_at: None,
+        });
+        self.send(ClientMessage::Accept { call_id: kept }).await;
+        self.on_accepted().await
+    }
+
+    async fn on_error(
+        &mut self,
+        code: ErrorCode,
+        message: String,
+        call_id: Option<CallId>,
+    ) -> Next {
+        warn!(%code, ?call_id, "server error: {message}");
+        let ours = call_id.as_ref().is_some_and(|id| self.is_current(id));
+        let setup = self
+            .call
+            .as_ref()
+            .is_some_and(|c| matches!(c.state, CallState::Calling));
+        self.emit(AppEvent::Error {
+            message: format!("server: {code}: {message}"),
+            fatal: false,
+        })
+        .await;
+        if ours && setup {
+            return self.end_call(EndReason::Failed).await;
+        }
+        Next::Continue
+    }
+
+    /// Both sides accepted: media setup starts.
+    async fn on_accepted(&mut self) -> Next {
+        self.set_state(CallState::Connecting).await;
+        self.send_media_state().await;
+        self.set_state(CallState::Connected).await;
+        Next::Continue
+    }
+
+    async fn send_media_state(&self) {
+        if let Some(call) = &self.call {
+            self.send(ClientMessage::MediaState {
+                call_id: call.id.clone(),
+                state: self.local,
+            })
+            .await;
+        }
+    }
+
+    async fn on_command(&mut self, cmd: UserCommand) -> Next {
+        let state = self
+            .call
+            .as_ref()
+            .map(|c| (c.id.clone(), c.direction, c.state));
+        match (cmd, state) {
+            (UserCommand::Accept, Some((call_id, Direction::Incoming, CallState::Ringing))) => {
+                self.send(ClientMessage::Accept { call_id }).await;
+                self.on_accepted().await
+            }
+            (UserCommand::Refuse, Some((call_id, Direction::Incoming, CallState::Ringing)))
+            | (UserCommand::Hangup, Some((call_id, Direction::Incoming, CallState::Ringing))) => {
+                self.send(ClientMessage::Refuse { call_id }).await;
+                self.end_call(EndReason::Refused).await
+            }
+            (
+                UserCommand::Hangup,
+                Some((call_id, Direction::Outgoing, CallState::Calling | CallState::Ringing)),
+            ) => {
+                self.send(ClientMessage::Cancel { call_id }).await;
+                self.end_call(EndReason::Canceled).await
+            }
+            (UserCommand::Hangup, Some((call_id, _, _))) => {
+                self.send(ClientMessage::Hangup { call_id }).await;
+                self.end_call(EndReason::Hangup).await
+            }
+            (
+                UserCommand::Mute
+                | UserCommand::Unmute
+                | UserCommand::CameraOff
+                | UserCommand::CameraOn,
+                _,
+            ) => {
+                self.set_local_media(cmd).await;
+                Next::Continue
+            }
+            (UserCommand::Quit, None) => Next::Exit(self.quit_code()),
+            (UserCommand::Quit, Some(_)) => {
+                self.quitting = true;
+                match Box::pin(self.on_command(UserCommand::Hangup)).await {
+                    Next::Continue => Next::Exit(self.quit_code()),
+                    exit => exit,
+                }
+            }
+            (cmd, _) => {
+                self.notice(format!("nothing to {}", command_verb(cmd)))
+                    .await;
+                Next::Continue
+            }
+        }
+    }
+
+    fn quit_code(&self) -> ExitCode {
+        match self.mode {
+            // Quitting `call` before it was answered counts as canceling it.
+            Mode::Call { .. } => ExitCode::Canceled,
+            Mode::Listen { .. } => ExitCode::Ok,
+        }
+    }
+
+    async fn set_local_media(&mut self, cmd: UserCommand) {
+        let before = self.local;
+        match cmd {
+            UserCommand::Mute => self.local.muted = true,
+            UserCommand::Unmute => self.local.muted = false,
+            UserCommand::CameraOff => self.local.camera = false,
+            UserCommand::CameraOn => self.local.camera = true,
+            _ => return,
+        }
+        if before == self.local {
+            return;
+        }
+        self.emit(AppEvent::LocalMedia {
+            call_id: self.call.as_ref().map(|c| c.id.clone()),
+            state: self.local,
+        })
+        .await;
+        let accepted = self.call.as_ref().is_some_and(|c| {
+            matches!(
+                c.state,
+                CallState::Connecting | CallState::Connected | CallState::Reconnecting
+            )
+        });
+        if accepted {
+            self.send_media_state().await;
+        }
+    }
+}
+
+fn command_verb(cmd: UserCommand) -> &'static str {
+    match cmd {
+        UserCommand::Accept => "accept",
+        UserCommand::Refuse => "refuse",
+        _ => "hang up",
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,227 @@
+//! What each subcommand does, given its parsed arguments. `main.rs` dispatches here.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::mpsc;
+use tracing::info;
+
+use crate::call::controller::{self, ControllerConfig, Mode, ViewChannels};
+use crate::call::{ExitCode, UserCommand};
+use crate::cli::{Cli, Command, GlobalArgs, LoginArgs, MediaArgs, ServeArgs, ServeCommand};
+use crate::config::{MediaSettings, Settings};
+use crate::signaling::auth::{self, Auth};
+use crate::signaling::client::{self, ClientConfig, Fatal, SignalingEvent};
+use crate::signaling::server::{Server, ServerConfig};
+
+/// Runs the parsed command line; returns the process exit code.
+///
+/// # Errors
+/// Anything that stops a command before it could produce its own exit code
+/// (bad config, unreadable files, a server that cannot bind).
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let Cli { global, command } = cli;
+    match command {
+        Command::Serve(args) => serve(args).await,
+        Command::Login(args) => login(&global, args).await,
+        Command::Logout => logout(&global),
+        Command::Call(args) => {
+            let mode = Mode::Call { peer: args.peer };
+            session(&global, mode, args.hangup_after, &args.media).await
+        }
+        Command::Listen(args) => {
+            let mode = Mode::Listen {
+                auto_accept: args.auto_accept,
+            };
+            session(&global, mode, args.hangup_after, &args.media).await
+        }
+        Command::Devices(args) => {
+            crate::devices::run_devices_command(args.json, &mut std::io::stdout().lock())?;
+            Ok(ExitCode::Ok)
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "rtc-cli",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::Ok)
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    if let Some(ServeCommand::Token {
+        id,
+        token_secret_file,
+        ttl,
+    }) = args.command
+    {
+        let Auth::Token { secret } = Auth::from_secret_file(&token_secret_file)? else {
+            unreachable!("from_secret_file returns token auth");
+        };
+        println!("{}", auth::issue_token(&secret, &id, ttl)?);
+        return Ok(ExitCode::Ok);
+    }
+    let auth = match (&args.auth, &args.token_secret_file) {
+        (crate::cli::AuthMode::Token, Some(path)) => Auth::from_secret_file(path)?,
+        (crate::cli::AuthMode::Token, None) => {
+            anyhow::bail!("--auth token needs --token-secret-file FILE")
+        }
+        (crate::cli::AuthMode::Open, _) => Auth::Open,
+    };
+    let config = ServerConfig {
+        listen: args.listen,
+        auth,
+        ring_timeout: args.ring_timeout,
+        ..ServerConfig::default()
+    };
+    let server = Server::bind(config).await?;
+    let addr = server.local_addr();
+    println!("rtc-cli serve: listening on ws://{addr}");
+    std::io::stdout().flush().ok();
+    server.run(shutdown_signal()).await;
+    println!("rtc-cli serve: stopped");
+    Ok(ExitCode::Ok)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    match term {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                _ = term.recv() => {},
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+async fn login(global: &GlobalArgs, args: LoginArgs) -> anyhow::Result<ExitCode> {
+    let settings = Settings::resolve(global)?;
+    let mut config =
+        ClientConfig::new(settings.server.clone(), args.id.clone(), args.token.clone());
+    config.initial_attempts = Some(1);
+    let mut client = client::spawn(config);
+    let outcome = tokio::time::timeout(Duration::from_secs(10), client.events.recv()).await;
+    let code = match outcome {
+        Ok(Some(SignalingEvent::LoggedIn { id })) => {
+            let mut file = settings.file.clone();
+            file.server = Some(settings.server.clone());
+            file.id = Some(id.clone());
+            file.token = args.token;
+            file.save(&settings.config_path)?;
+            println!(
+                "Logged in as {id} on {} (profile saved to {})",
+                settings.server,
+                settings.config_path.display()
+            );
+            ExitCode::Ok
+        }
+        Ok(Some(SignalingEvent::Fatal(fatal))) => {
+            eprintln!("rtc-cli: {fatal}");
+            match fatal {
+                Fatal::AuthFailed(_) | Fatal::Conflict(_) => ExitCode::AuthFailed,
+                Fatal::Unreachable { .. } => ExitCode::ServerUnreachable,
+            }
+        }
+        Ok(other) => {
+            eprintln!("rtc-cli: unexpected answer from the server: {other:?}");
+            ExitCode::Error
+        }
+        Err(_) => {
+            eprintln!(
+                "rtc-cli: the server at {} did not answer in 10 s",
+                settings.server
+            );
+            ExitCode::ServerUnreachable
+        }
+    };
+    drop(client.handle);
+    let _ = tokio::time::timeout(Duration::from_secs(2), client.task).await;
+    Ok(code)
+}
+
+fn logout(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let settings = Settings::resolve(global)?;
+    let mut file = settings.file.clone();
+    let who = file.id.take();
+    file.token = None;
+    file.server = None;
+    file.save(&settings.config_path)?;
+    match who {
+        Some(id) => println!(
+            "Logged out {id}; profile removed from {}",
+            settings.config_path.display()
+        ),
+        None => println!("No saved profile in {}", settings.config_path.display()),
+    }
+    Ok(ExitCode::Ok)
+}
+
+/// `call` and `listen`: a controller and a view (the TUI on a terminal, else headless).
+async fn session(
+    global: &GlobalArgs,
+    mode: Mode,
+    hangup_after: Option<Duration>,
+    media_args: &MediaArgs,
+) -> anyhow::Result<ExitCode> {
+    let settings = Settings::resolve(global)?;
+    let id = settings.require_id()?;
+    let _media = MediaSettings::resolve(media_args, &settings.file)?;
+    let mut client = ClientConfig::new(settings.server.clone(), id.clone(), settings.token.clone());
+    if matches!(mode, Mode::Listen { .. }) {
+        client.initial_attempts = None;
+    }
+    let headless = global.headless || !std::io::stdout().is_terminal();
+    info!(%id, server = %settings.server, ?mode, headless, "session starting");
+
+    let (events_tx, events_rx) = mpsc::channel(256);
+    let (commands_tx, commands_rx) = mpsc::channel(32);
+    let signals = tokio::spawn(quit_on_signal(commands_tx.clone()));
+    let view = tokio::spawn(crate::ui::headless::run(events_rx, commands_tx));
+    let code = controller::run(
+        ControllerConfig {
+            mode,
+            client,
+            hangup_after,
+        },
+        ViewChannels {
+            events: events_tx,
+            commands: commands_rx,
+        },
+    )
+    .await;
+    signals.abort();
+    view.await.context("the view task failed")?;
+    Ok(code)
+}
+
+/// Turns SIGINT, SIGTERM and SIGHUP into `quit` (hang up first, then exit).
+async fn quit_on_signal(commands: mpsc::Sender<UserCommand>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+            _ = hup.recv() => {},
+        }
+        if commands.send(UserCommand::Quit).await.is_err() {
+            return;
+        }
+    }
+}
