@@ -1,0 +1,186 @@
+//! Helpers shared by the integration tests: an in-process signaling server on
+//! 127.0.0.1 and a raw protocol client.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use rtc_cli::signaling::protocol::{
+    CallId, ClientMessage, PROTOCOL_VERSION, ServerMessage, UserId,
+};
+use rtc_cli::signaling::server::{Server, ServerConfig};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for any one expected message.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+pub fn id(s: &str) -> UserId {
+    UserId::parse(s).unwrap()
+}
+
+pub fn call_id(s: &str) -> CallId {
+    CallId::parse(s).unwrap()
+}
+
+/// A server running on a task; dropping `stop` (or sending on it) shuts it down.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestServer {
+    pub async fn start(config: ServerConfig) -> Self {
+        let server = Server::bind(config).await.unwrap();
+        let addr = server.local_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// A server on 127.0.0.1:0 with the given ring timeout and defaults otherwise.
+    pub async fn with_ring_timeout(ring_timeout: Duration) -> Self {
+        Self::start(ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ring_timeout,
+            ..ServerConfig::default()
+        })
+        .await
+    }
+
+    pub async fn open() -> Self {
+        Self::with_ring_timeout(Duration::from_secs(45)).await
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+
+    /// Graceful shutdown; waits for the server task.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = tokio::time::timeout(WAIT, &mut self.task).await;
+    }
+}
+
+/// A raw protocol client for driving the server message by message.
+pub struct RawClient {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Who this client logged in as.
+    pub id: Option<UserId>,
+}
+
+impl RawClient {
+    pub async fn connect(server: &TestServer) -> Self {
+        let (ws, _) = tokio_tungstenite::connect_async(server.url())
+            .await
+            .unwrap();
+        Self { ws, id: None }
+    }
+
+    /// Connects and logs in as `who`, asserting `login_ok`.
+    pub async fn login(server: &TestServer, who: &str) -> Self {
+        let mut c = Self::connect(server).await;
+        c.send(ClientMessage::Login {
+            version: PROTOCOL_VERSION,
+            id: id(who),
+            token: None,
+        })
+        .await;
+        match c.recv().await {
+            ServerMessage::LoginOk { id: got, .. } => assert_eq!(got.as_str(), who),
+            other => panic!("expected login_ok, got {other:?}"),
+        }
+        c.id = Some(id(who));
+        c
+    }
+
+    pub async fn send(&mut self, msg: ClientMessage) {
+        self.send_raw(&msg.encode()).await;
+    }
+
+    pub async fn send_raw(&mut self, text: &str) {
+        self.ws.send(Message::text(text)).await.unwrap();
+    }
+
+    pub async fn send_binary(&mut self, bytes: &[u8]) {
+        self.ws
+            .send(Message::Binary(bytes.to_vec().into()))
+            .await
+            .unwrap();
+    }
+
+    /// The next server message (skipping pings), or a panic after [`WAIT`].
+    pub async fn recv(&mut self) -> ServerMessage {
+        match self.try_recv(WAIT).await {
+            Some(msg) => msg,
+            None => panic!("no message within {WAIT:?}"),
+        }
+    }
+
+    /// The next server message within `wait`, or None on silence or close.
+    pub async fn try_recv(&mut self, wait: Duration) -> Option<ServerMessage> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .ok()??;
+            match frame.ok()? {
+                Message::Text(t) => return Some(serde_json::from_str(t.as_str()).unwrap()),
+                Message::Close(_) => return None,
+                _ => continue,
+            }
+        }
+    }
+
+    /// Asserts nothing but pings arrives for `wait`.
+    pub async fn expect_silence(&mut self, wait: Duration) {
+        if let Some(msg) = self.try_recv(wait).await {
+            panic!("expected silence, got {msg:?}");
+        }
+    }
+
+    /// Whether the server closed the connection within [`WAIT`] (messages before the
+    /// close are skipped).
+    pub async fn closed(&mut self) -> bool {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => return false,
+                Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => return true,
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
+    /// Drops the TCP connection without a close frame.
+    pub fn vanish(self) {
+        drop(self.ws);
+    }
+}
+
+/// Places a call `caller` → `callee` and checks `ringing`/`incoming`.
+pub async fn ring(caller: &mut RawClient, callee: &mut RawClient, cid: &str) -> CallId {
+    let c = call_id(cid);
+    caller
+        .send(ClientMessage::Call {
+            call_id: c.clone(),
+            to: callee.id.clone().expect("callee logged in"),
+        })
+        .await;
+    assert!(matches!(caller.recv().await, ServerMessage::Ringing { call_id, .. } if call_id == c));
+    assert!(matches!(callee.recv().await, ServerMessage::Incoming { call_id, .. } if call_id == c));
+    c
+}
