@@ -217,7 +217,9 @@ impl Partial {
             };
             let size = usize::from(u16::from_be_bytes([*hi, *lo]));
             if size == 0 || size > rest.len() {
-                return Err(Corruption::Malformed("STAP-A NAL unit size beyond the packet"));
+                return Err(Corruption::Malformed(
+                    "STAP-A NAL unit size beyond the packet",
+                ));
             }
             let (nal, tail) = rest.split_at(size);
             self.push_nal(nal)?;
@@ -239,7 +241,9 @@ impl Partial {
         }
         if start {
             if self.open_fu.is_some() {
-                return Err(Corruption::Malformed("FU-A start inside an unfinished FU-A"));
+                return Err(Corruption::Malformed(
+                    "FU-A start inside an unfinished FU-A",
+                ));
             }
             self.reserve(START_CODE.len() + 1 + fragment.len())?;
             self.keyframe |= nal_type == NAL_IDR;
@@ -270,7 +274,9 @@ impl Partial {
     /// Ends the access unit at a marker bit; `Ok(None)` if it held no NAL unit.
     fn finish(self) -> Result<Option<AccessUnit>, Corruption> {
         if self.open_fu.is_some() {
-            return Err(Corruption::Malformed("marker bit inside an unfinished FU-A"));
+            return Err(Corruption::Malformed(
+                "marker bit inside an unfinished FU-A",
+            ));
         }
         Ok((!self.annexb.is_empty()).then_some(AccessUnit {
             annexb: self.annexb,
@@ -314,7 +320,9 @@ mod tests {
         let mut sequence_number = first_sequence;
         for i in 0..frames {
             let annexb = encoder.encode(&pattern.render(i), false).unwrap().annexb;
-            let payloads = payloader.payload(1200, &Bytes::from(annexb.clone())).unwrap();
+            let payloads = payloader
+                .payload(1200, &Bytes::from(annexb.clone()))
+                .unwrap();
             let last = payloads.len() - 1;
             for (k, payload) in payloads.into_iter().enumerate() {
                 packets.push(Packet {
@@ -338,7 +346,11 @@ mod tests {
     fn fu_a_fragmented_access_units_come_out_byte_identical_on_the_marker() {
         let (units, packets) = encoded_stream(6, 65_520); // wraps the u16 sequence number
         assert!(packets.iter().any(|p| p.payload[0] & NAL_TYPE_MASK == FU_A));
-        assert!(packets.iter().any(|p| p.payload[0] & NAL_TYPE_MASK == STAP_A));
+        assert!(
+            packets
+                .iter()
+                .any(|p| p.payload[0] & NAL_TYPE_MASK == STAP_A)
+        );
         let mut assembler = H264FrameAssembler::new();
         let mut got = Vec::new();
         for p in &packets {
@@ -374,7 +386,11 @@ mod tests {
             }]
         );
         let got: Vec<_> = outs.into_iter().filter_map(|o| o.access_unit).collect();
-        assert_eq!(got.len(), 2, "the broken first unit is dropped, the others kept");
+        assert_eq!(
+            got.len(),
+            2,
+            "the broken first unit is dropped, the others kept"
+        );
         assert_eq!(got[0].annexb, units[1]);
         assert_eq!(got[1].annexb, units[2]);
     }
@@ -391,7 +407,10 @@ mod tests {
             Some(Corruption::MissingMarker { timestamp: 1_000 })
         );
         let got: Vec<_> = outs.into_iter().filter_map(|o| o.access_unit).collect();
-        assert_eq!(got.iter().map(|a| &a.annexb).collect::<Vec<_>>(), vec![&units[1], &units[2]]);
+        assert_eq!(
+            got.iter().map(|a| &a.annexb).collect::<Vec<_>>(),
+            vec![&units[1], &units[2]]
+        );
     }
 
     #[test]
@@ -404,10 +423,17 @@ mod tests {
             got.extend(out.access_unit);
             assert_eq!(push(&mut assembler, p), Assembled::default(), "duplicate");
             if i > 0 {
-                assert_eq!(push(&mut assembler, &packets[i - 1]), Assembled::default(), "late");
+                assert_eq!(
+                    push(&mut assembler, &packets[i - 1]),
+                    Assembled::default(),
+                    "late"
+                );
             }
         }
-        assert_eq!(got.iter().map(|a| &a.annexb).collect::<Vec<_>>(), vec![&units[0], &units[1]]);
+        assert_eq!(
+            got.iter().map(|a| &a.annexb).collect::<Vec<_>>(),
+            vec![&units[0], &units[1]]
+        );
     }
 
     #[test]
@@ -418,25 +444,34 @@ mod tests {
             (&[STAP_A, 0x00], true),             // size cut short
             (&[STAP_A, 0x00, 0x05, 0x67], true), // size beyond the packet
             (&[FU_A], true),
-            (&[FU_A, 0x05, 1, 2], true),            // continuation without start
+            (&[FU_A, 0x05, 1, 2], true), // continuation without start
             (&[FU_A, FU_START | FU_END | 5, 1], true), // both bits
-            (&[25, 0, 1, 2], true),                 // STAP-B
+            (&[25, 0, 1, 2], true),      // STAP-B
         ];
         for (i, (payload, marker)) in cases.into_iter().enumerate() {
             let mut a = H264FrameAssembler::new();
             let out = a.push(7, 90, marker, payload);
-            assert!(matches!(out.corruption, Some(Corruption::Malformed(_))), "case {i}");
+            assert!(
+                matches!(out.corruption, Some(Corruption::Malformed(_))),
+                "case {i}"
+            );
             assert_eq!(out.access_unit, None);
             // The assembler recovers with the next well-formed frame.
             let next = a.push(8, 3090, true, &[0x65, 0x88, 0x84]);
-            assert_eq!(next.access_unit.map(|u| u.annexb), Some(vec![0, 0, 0, 1, 0x65, 0x88, 0x84]));
+            assert_eq!(
+                next.access_unit.map(|u| u.annexb),
+                Some(vec![0, 0, 0, 1, 0x65, 0x88, 0x84])
+            );
         }
     }
 
     #[test]
     fn a_fu_a_open_at_the_marker_is_corrupt() {
         let mut a = H264FrameAssembler::new();
-        assert_eq!(a.push(1, 0, false, &[FU_A | 0x60, FU_START | 5, 1, 2]), Assembled::default());
+        assert_eq!(
+            a.push(1, 0, false, &[FU_A | 0x60, FU_START | 5, 1, 2]),
+            Assembled::default()
+        );
         let out = a.push(2, 0, true, &[FU_A | 0x60, 5, 3]);
         assert!(matches!(out.corruption, Some(Corruption::Malformed(_))));
         assert_eq!(out.access_unit, None);
@@ -458,7 +493,10 @@ mod tests {
         assert_eq!(out.corruption, Some(Corruption::TooLarge));
         assert!(usize::from(sequence_number) * 1198 >= MAX_ACCESS_UNIT_BYTES - 1200);
         // The rest of that unit is discarded up to its marker, then assembly resumes.
-        assert_eq!(a.push(sequence_number + 1, 0, true, &fragment), Assembled::default());
+        assert_eq!(
+            a.push(sequence_number + 1, 0, true, &fragment),
+            Assembled::default()
+        );
         let next = a.push(sequence_number + 2, 3000, true, &[0x41, 0x9A]);
         assert!(next.access_unit.is_some());
     }
@@ -468,6 +506,9 @@ mod tests {
         let mut a = H264FrameAssembler::new();
         assert_eq!(a.push(1, 0, false, &[30, 1, 2]), Assembled::default());
         let out = a.push(2, 0, true, &[0x41, 0x9A]);
-        assert_eq!(out.access_unit.map(|u| u.annexb), Some(vec![0, 0, 0, 1, 0x41, 0x9A]));
+        assert_eq!(
+            out.access_unit.map(|u| u.annexb),
+            Some(vec![0, 0, 0, 1, 0x41, 0x9A])
+        );
     }
 }

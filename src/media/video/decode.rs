@@ -111,7 +111,10 @@ mod tests {
     use crate::media::video::quality::psnr;
     use crate::media::video::y4m::Y4mReader;
 
-    const CLIP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/clip_320x240.y4m");
+    const CLIP: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/clip_320x240.y4m"
+    );
 
     #[test]
     fn real_clip_round_trips_at_800_kbps_with_psnr_at_least_32_db() {
@@ -133,7 +136,10 @@ mod tests {
         }
         assert_eq!(frames, 75);
         assert!(worst >= 32.0, "worst frame PSNR {worst:.2} dB");
-        assert!(worst < 60.0, "lossy codec gave {worst:.2} dB: frames not compared?");
+        assert!(
+            worst < 60.0,
+            "lossy codec gave {worst:.2} dB: frames not compared?"
+        );
     }
 
     #[test]
@@ -148,7 +154,9 @@ mod tests {
             })
             .unwrap();
             let frame = TestPattern::new(w, h).unwrap().render(3);
-            let decoded = dec.decode(&enc.encode(&frame, false).unwrap().annexb).unwrap();
+            let decoded = dec
+                .decode(&enc.encode(&frame, false).unwrap().annexb)
+                .unwrap();
             let decoded = decoded.unwrap();
             assert_eq!((decoded.width(), decoded.height()), (w, h));
             assert!(psnr(&frame, &decoded).unwrap() > 30.0);

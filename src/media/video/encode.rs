@@ -94,7 +94,9 @@ impl H264Encoder {
             .level(Level::Level_3_1)
             .usage_type(UsageType::CameraVideoRealTime)
             .rate_control_mode(RateControlMode::Bitrate)
-            .bitrate(BitRate::from_bps(settings.bitrate_kbps.saturating_mul(1000)))
+            .bitrate(BitRate::from_bps(
+                settings.bitrate_kbps.saturating_mul(1000),
+            ))
             .max_frame_rate(FrameRate::from_hz(settings.fps as f32))
             .skip_frames(false)
             .intra_frame_period(IntraFramePeriod::from_num_frames(
@@ -157,7 +159,10 @@ fn validate(s: &EncoderSettings) -> Result<(), EncodeError> {
     let bad = |m: String| Err(EncodeError::Settings(m));
     let (long, short) = (s.width.max(s.height), s.width.min(s.height));
     if s.width == 0 || s.height == 0 || s.width % 2 == 1 || s.height % 2 == 1 {
-        return bad(format!("{}x{}: sides must be even and non-zero", s.width, s.height));
+        return bad(format!(
+            "{}x{}: sides must be even and non-zero",
+            s.width, s.height
+        ));
     }
     if long > MAX_LONG_SIDE || short > MAX_SHORT_SIDE {
         return bad(format!(
@@ -166,7 +171,10 @@ fn validate(s: &EncoderSettings) -> Result<(), EncodeError> {
         ));
     }
     if s.fps == 0 || s.bitrate_kbps == 0 {
-        return bad(format!("fps {} and bitrate {} kbit/s must be non-zero", s.fps, s.bitrate_kbps));
+        return bad(format!(
+            "fps {} and bitrate {} kbit/s must be non-zero",
+            s.fps, s.bitrate_kbps
+        ));
     }
     Ok(())
 }
@@ -276,10 +284,19 @@ mod tests {
             settings(321, 240),
             settings(320, 0),
             settings(4096, 2160),
-            EncoderSettings { fps: 0, ..settings(320, 240) },
-            EncoderSettings { bitrate_kbps: 0, ..settings(320, 240) },
+            EncoderSettings {
+                fps: 0,
+                ..settings(320, 240)
+            },
+            EncoderSettings {
+                bitrate_kbps: 0,
+                ..settings(320, 240)
+            },
         ] {
-            assert!(matches!(H264Encoder::new(s), Err(EncodeError::Settings(_))), "{s:?}");
+            assert!(
+                matches!(H264Encoder::new(s), Err(EncodeError::Settings(_))),
+                "{s:?}"
+            );
         }
     }
 }

@@ -247,7 +247,10 @@ mod tests {
     #[test]
     fn blank_and_tiny_frames_carry_no_counter() {
         for yuv in [(16, 128, 128), (235, 128, 128), (0, 0, 0), (255, 255, 255)] {
-            assert_eq!(read_counter(&I420Frame::filled(320, 240, yuv).unwrap()), None);
+            assert_eq!(
+                read_counter(&I420Frame::filled(320, 240, yuv).unwrap()),
+                None
+            );
         }
         let tiny = TestPattern::new(15, 11).unwrap().render(7);
         assert_eq!(read_counter(&tiny), None);
@@ -289,7 +292,12 @@ mod tests {
 
     /// Encodes `count` pattern frames made at `made` size, scaled to `sent` size,
     /// decodes them and returns the counters read.
-    fn counters_through_h264(made: (u32, u32), sent: (u32, u32), start: u32, count: u32) -> Vec<Option<u32>> {
+    fn counters_through_h264(
+        made: (u32, u32),
+        sent: (u32, u32),
+        start: u32,
+        count: u32,
+    ) -> Vec<Option<u32>> {
         let pattern = TestPattern::new(made.0, made.1).unwrap();
         let mut encoder = H264Encoder::new(EncoderSettings {
             width: sent.0,
@@ -313,7 +321,9 @@ mod tests {
     fn counter_survives_scale_encode_decode_at_640x480() {
         let start = 0xFF_FFF8; // crosses the 24-bit wrap back to 0
         let got = counters_through_h264((320, 240), (640, 480), start, 12);
-        let want: Vec<_> = (start..start + 12).map(|c| Some(c % COUNTER_MODULUS)).collect();
+        let want: Vec<_> = (start..start + 12)
+            .map(|c| Some(c % COUNTER_MODULUS))
+            .collect();
         assert_eq!(got, want);
     }
 
@@ -324,6 +334,9 @@ mod tests {
         assert_eq!(got, want);
         // And after scaling the decoded frame again, as the renderer might.
         let p = TestPattern::new(320, 240).unwrap();
-        assert_eq!(read_counter(&scale(&p.render(4242), 97, 61).unwrap()), Some(4242));
+        assert_eq!(
+            read_counter(&scale(&p.render(4242), 97, 61).unwrap()),
+            Some(4242)
+        );
     }
 }

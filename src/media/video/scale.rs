@@ -232,17 +232,30 @@ mod tests {
     #[test]
     fn flat_colors_stay_flat_at_any_size() {
         let src = I420Frame::filled(320, 240, (81, 90, 240)).unwrap();
-        for (w, h) in [(640, 480), (160, 120), (33, 17), (1, 1), (321, 239), (1000, 3)] {
+        for (w, h) in [
+            (640, 480),
+            (160, 120),
+            (33, 17),
+            (1, 1),
+            (321, 239),
+            (1000, 3),
+        ] {
             let out = scale(&src, w, h).unwrap();
             assert_eq!((out.width(), out.height()), (w, h));
-            assert_eq!(out, I420Frame::filled(w, h, (81, 90, 240)).unwrap(), "{w}x{h}");
+            assert_eq!(
+                out,
+                I420Frame::filled(w, h, (81, 90, 240)).unwrap(),
+                "{w}x{h}"
+            );
         }
     }
 
     #[test]
     fn halving_averages_each_2x2_block() {
         // Luma 0, 100, 200, 40 in each 2x2 block: the mean is 85.
-        let src = frame_from_luma(8, 6, |x, y| [[0, 100], [200, 40]][(y % 2) as usize][(x % 2) as usize]);
+        let src = frame_from_luma(8, 6, |x, y| {
+            [[0, 100], [200, 40]][(y % 2) as usize][(x % 2) as usize]
+        });
         let out = scale(&src, 4, 3).unwrap();
         assert!(out.y().iter().all(|&v| v == 85), "{:?}", out.y());
         assert!(out.u().iter().all(|&v| v == 128));
@@ -263,7 +276,10 @@ mod tests {
         let out = scale(&src, 6, 6).unwrap();
         for y in 0..6 {
             for x in 0..6 {
-                assert_eq!(out.y()[(y * 6 + x) as usize], ((x / 2) * 50 + (y / 2) * 10) as u8);
+                assert_eq!(
+                    out.y()[(y * 6 + x) as usize],
+                    ((x / 2) * 50 + (y / 2) * 10) as u8
+                );
             }
         }
     }
@@ -289,7 +305,10 @@ mod tests {
             for i in 0..dst {
                 let (start, w) = a.taps(i);
                 assert!(start + w.len() <= src);
-                assert_eq!(w.iter().map(|&w| u32::from(w)).sum::<u32>(), 1 << WEIGHT_BITS);
+                assert_eq!(
+                    w.iter().map(|&w| u32::from(w)).sum::<u32>(),
+                    1 << WEIGHT_BITS
+                );
             }
         }
     }

@@ -190,7 +190,11 @@ impl VideoSource for Y4mFileSource {
 
     fn describe(&self) -> String {
         let (w, h) = self.scaler.target();
-        format!("file {} {w}x{h}@{:.3}", self.path.display(), self.rate.fps())
+        format!(
+            "file {} {w}x{h}@{:.3}",
+            self.path.display(),
+            self.rate.fps()
+        )
     }
 }
 
@@ -204,7 +208,8 @@ mod tests {
     fn write_clip(dir: &Path, frames: &[I420Frame]) -> PathBuf {
         let path = dir.join("clip.y4m");
         let (w, h) = (frames[0].width(), frames[0].height());
-        let mut writer = Y4mWriter::create(&path, w, h, FrameRate::from_fps(1000).unwrap()).unwrap();
+        let mut writer =
+            Y4mWriter::create(&path, w, h, FrameRate::from_fps(1000).unwrap()).unwrap();
         for f in frames {
             writer.write_frame(f).unwrap();
         }
@@ -220,7 +225,11 @@ mod tests {
             assert_eq!(read_counter(&f.frame), Some(i as u32));
             assert_eq!((f.frame.width(), f.frame.height()), (160, 120));
         }
-        assert!(frames.windows(2).all(|w| w[1].captured_at > w[0].captured_at));
+        assert!(
+            frames
+                .windows(2)
+                .all(|w| w[1].captured_at > w[0].captured_at)
+        );
     }
 
     #[test]
@@ -236,7 +245,11 @@ mod tests {
         assert!(src.describe().contains("4x2@1000"), "{}", src.describe());
         for i in 0..7 {
             let f = src.next_frame().unwrap().frame;
-            assert_eq!(f, I420Frame::filled(4, 2, (lumas[i % 3], 100, 150)).unwrap(), "frame {i}");
+            assert_eq!(
+                f,
+                I420Frame::filled(4, 2, (lumas[i % 3], 100, 150)).unwrap(),
+                "frame {i}"
+            );
         }
     }
 
@@ -250,7 +263,10 @@ mod tests {
         let empty = dir.path().join("empty.y4m");
         std::fs::write(&empty, "YUV4MPEG2 W4 H2 F15:1\n").unwrap();
         let e = Y4mFileSource::open(&empty, (320, 240)).unwrap_err();
-        assert!(format!("{e:#}").contains("empty.y4m: holds no frames"), "{e:#}");
+        assert!(
+            format!("{e:#}").contains("empty.y4m: holds no frames"),
+            "{e:#}"
+        );
 
         let wav = dir.path().join("speech.wav");
         std::fs::write(&wav, "RIFF\0\0\0\0WAVEfmt \n").unwrap();
@@ -260,13 +276,20 @@ mod tests {
 
     #[test]
     fn specs_open_the_right_source() {
-        assert!(open_video_source(&VideoSourceSpec::None, (320, 240), 30).unwrap().is_none());
+        assert!(
+            open_video_source(&VideoSourceSpec::None, (320, 240), 30)
+                .unwrap()
+                .is_none()
+        );
         let test = open_video_source(&VideoSourceSpec::TestPattern, (320, 240), 30)
             .unwrap()
             .unwrap();
         assert_eq!(test.source.describe(), "test pattern 320x240@30");
         assert_eq!(test.notice, None);
-        let clip = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/clip_320x240.y4m");
+        let clip = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/clip_320x240.y4m"
+        );
         let file = open_video_source(&VideoSourceSpec::File(clip.into()), (640, 480), 30)
             .unwrap()
             .unwrap();
@@ -283,6 +306,11 @@ mod tests {
         assert!(notice.contains("No such file or directory") && notice.contains("test pattern"));
 
         let camera: Box<dyn VideoSource> = Box::new(TestPatternSource::new((8, 8), 5).unwrap());
-        assert_eq!(fall_back_to_pattern(Ok(camera), (320, 240), 15).unwrap().notice, None);
+        assert_eq!(
+            fall_back_to_pattern(Ok(camera), (320, 240), 15)
+                .unwrap()
+                .notice,
+            None
+        );
     }
 }

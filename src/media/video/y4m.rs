@@ -161,8 +161,8 @@ impl<R: BufRead + Seek> Y4mReader<R> {
     /// # Errors
     /// [`Y4mError::BadHeader`], [`Y4mError::UnsupportedColorspace`] or I/O errors.
     pub fn new(mut inner: R) -> Result<Self, Y4mError> {
-        let line = read_line(&mut inner)?
-            .ok_or_else(|| Y4mError::BadHeader("empty stream".into()))?;
+        let line =
+            read_line(&mut inner)?.ok_or_else(|| Y4mError::BadHeader("empty stream".into()))?;
         let header = parse_header(&line)?;
         let data_start = inner.stream_position()?;
         Ok(Self {
@@ -495,10 +495,16 @@ mod tests {
 
     #[test]
     fn fixture_clip_has_75_frames_of_320x240_at_15_fps() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/clip_320x240.y4m");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/clip_320x240.y4m"
+        );
         let mut r = Y4mReader::open(path).unwrap();
         assert_eq!((r.header().width, r.header().height), (320, 240));
-        assert_eq!(r.header().frame_rate.frame_interval(), Duration::from_nanos(66_666_666));
+        assert_eq!(
+            r.header().frame_rate.frame_interval(),
+            Duration::from_nanos(66_666_666)
+        );
         let mut n = 0;
         while r.read_frame().unwrap().is_some() {
             n += 1;
@@ -514,6 +520,9 @@ mod tests {
             FrameRate::from_fps(30).unwrap().frame_interval(),
             Duration::from_nanos(33_333_333)
         );
-        assert_eq!(FrameRate::new(30000, 1001).unwrap().to_string(), "30000:1001");
+        assert_eq!(
+            FrameRate::new(30000, 1001).unwrap().to_string(),
+            "30000:1001"
+        );
     }
 }
