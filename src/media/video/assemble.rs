@@ -38,6 +38,8 @@ pub struct AccessUnit {
 }
 
 /// Why an access unit was dropped. Each means the decoder misses data: send a PLI.
+/// Until the next keyframe, later access units may reference the lost picture; a
+/// receiver that wants clean pictures skips to the next [`AccessUnit::keyframe`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Corruption {
     /// Packets between `expected` and `got` (RTP sequence numbers) never arrived.
@@ -78,6 +80,8 @@ pub struct Assembled {
 pub struct H264FrameAssembler {
     /// Sequence number of the last packet accepted.
     last_sequence: Option<u16>,
+    /// RTP timestamp of the last packet accepted.
+    last_timestamp: Option<u32>,
     state: State,
 }
 
@@ -129,10 +133,14 @@ impl H264FrameAssembler {
                     expected: last.wrapping_add(1),
                     got: sequence_number,
                 });
-                self.state = State::Resync;
+                // Whole frames were lost and this packet opens the next one: keep it.
+                // Otherwise the loss hit this packet's own frame: drop up to its marker.
+                let fresh = self.last_timestamp != Some(timestamp) && starts_access_unit(payload);
+                self.state = if fresh { State::Idle } else { State::Resync };
             }
         }
         self.last_sequence = Some(sequence_number);
+        self.last_timestamp = Some(timestamp);
 
         let state = std::mem::take(&mut self.state);
         let mut partial = match state {
@@ -166,6 +174,31 @@ impl H264FrameAssembler {
             }
         }
         out
+    }
+}
+
+/// Whether a payload begins a new access unit (H.264 7.4.1.2.3): an SEI, SPS, PPS or
+/// access unit delimiter, or the slice holding macroblock 0 (`first_mb_in_slice`, the
+/// first Exp-Golomb field of the slice header, is 0 exactly when its first bit is 1).
+fn starts_access_unit(payload: &[u8]) -> bool {
+    let (nal_type, after_header) = match payload {
+        [h, body @ ..] if h & NAL_TYPE_MASK == STAP_A => match body {
+            [_, _, nal, rest @ ..] => (nal & NAL_TYPE_MASK, rest.first()),
+            _ => return false,
+        },
+        [h, fu, rest @ ..] if h & NAL_TYPE_MASK == FU_A => {
+            if fu & FU_START == 0 {
+                return false;
+            }
+            (fu & NAL_TYPE_MASK, rest.first())
+        }
+        [h, rest @ ..] => (h & NAL_TYPE_MASK, rest.first()),
+        [] => return false,
+    };
+    match nal_type {
+        1 | NAL_IDR => after_header.is_some_and(|b| b & 0x80 != 0),
+        6..=9 => true,
+        _ => false,
     }
 }
 
@@ -393,6 +426,33 @@ mod tests {
         );
         assert_eq!(got[0].annexb, units[1]);
         assert_eq!(got[1].annexb, units[2]);
+    }
+
+    #[test]
+    fn a_whole_lost_frame_is_flagged_and_the_next_frame_kept() {
+        let (units, packets) = encoded_stream(4, 10);
+        let mut assembler = H264FrameAssembler::new();
+        let outs: Vec<_> = packets
+            .iter()
+            .filter(|p| p.timestamp != 1_000 + 2 * 3000) // frame 2 never arrives
+            .map(|p| push(&mut assembler, p))
+            .collect();
+        let flagged = outs.iter().filter(|o| o.corruption.is_some()).count();
+        assert_eq!(flagged, 1);
+        let got: Vec<_> = outs.into_iter().filter_map(|o| o.access_unit).collect();
+        let want = [&units[0], &units[1], &units[3]];
+        assert_eq!(got.iter().map(|a| &a.annexb).collect::<Vec<_>>(), want);
+    }
+
+    #[test]
+    fn access_unit_starts_are_recognised() {
+        assert!(starts_access_unit(&[0x41, 0x9A])); // P slice, first_mb_in_slice = 0
+        assert!(!starts_access_unit(&[0x41, 0x5A])); // P slice further into the picture
+        assert!(starts_access_unit(&[STAP_A, 0, 2, 0x67, 0x42])); // SPS first
+        assert!(starts_access_unit(&[FU_A | 0x60, FU_START | 5, 0x88])); // IDR, mb 0
+        assert!(!starts_access_unit(&[FU_A | 0x60, 5, 0x88])); // middle fragment
+        assert!(!starts_access_unit(&[FU_A]));
+        assert!(!starts_access_unit(&[]));
     }
 
     #[test]

@@ -22,6 +22,8 @@ const FRAME_MAGIC: &[u8] = b"FRAME";
 const MAX_LINE: usize = 4096;
 /// Largest width or height accepted (H.264 level 5.2 tops out at 4096; this leaves room).
 const MAX_DIMENSION: u32 = 16_384;
+/// Bytes reserved for a frame before reading it (a 1080p I420 frame is 3 MiB).
+const PREALLOCATE_LIMIT: usize = 8 << 20;
 
 /// A frame rate as an exact ratio (`F30000:1001` is 29.97 fps).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,8 +198,12 @@ impl<R: BufRead + Seek> Y4mReader<R> {
         }
         let (width, height) = (self.header.width, self.header.height);
         let expected = I420Frame::buffer_len(width, height);
-        let mut data = vec![0; expected];
-        let got = read_full(&mut self.inner, &mut data)?;
+        // Grow with the data rather than trusting the header's size up front, so a
+        // truncated file with a huge header size does not allocate it all.
+        let mut data = Vec::with_capacity(expected.min(PREALLOCATE_LIMIT));
+        let got = (&mut self.inner)
+            .take(expected as u64)
+            .read_to_end(&mut data)?;
         if got < expected {
             return Err(Y4mError::Truncated {
                 index,
@@ -238,20 +244,6 @@ fn read_line<R: BufRead>(r: &mut R) -> Result<Option<Vec<u8>>, Y4mError> {
         )));
     }
     Ok(Some(line))
-}
-
-/// Fills `buf` as far as the stream allows; returns the bytes read.
-fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match r.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
 }
 
 /// Parses `YUV4MPEG2 W.. H.. F..:.. [I.] [A..:..] [C...] [X...]`.
