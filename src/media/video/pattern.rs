@@ -45,10 +45,17 @@ const BARS: [(u8, u8, u8); 7] = [
 ];
 
 /// Draws test-pattern frames of one size.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct TestPattern {
     /// The static background (bars and the strip area), copied for each frame.
     background: I420Frame,
+}
+
+impl std::fmt::Debug for TestPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (w, h) = (self.background.width(), self.background.height());
+        write!(f, "TestPattern({w}x{h})")
+    }
 }
 
 impl TestPattern {
