@@ -1,8 +1,17 @@
 //! Video: I420 frames, their sources (camera, Y4M file, test pattern), scaling,
 //! and H.264 encode/decode with openh264.
 
+pub mod assemble;
 pub mod camera;
+pub mod decode;
+pub mod encode;
 pub mod frame;
+pub mod pacer;
+pub mod pattern;
+pub mod quality;
+pub mod scale;
+pub mod source;
+pub mod y4m;
 
 pub use frame::{CapturedFrame, I420Frame};
 

@@ -1,0 +1,302 @@
+//! H.264 encoding of I420 frames with openh264, tuned for real-time calls.
+//!
+//! Constrained Baseline at level 3.1 (what SDP `profile-level-id=42e01f` announces, and
+//! what every WebRTC peer decodes), bitrate rate control, no frame skipping, one slice
+//! per frame (RTP fragments it with FU-A), SPS and PPS repeated before every IDR so a
+//! receiver can join at any keyframe.
+
+use openh264::OpenH264API;
+use openh264::Timestamp;
+use openh264::encoder::{
+    BitRate, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, Level, Profile,
+    RateControlMode, UsageType,
+};
+use openh264::formats::YUVSource;
+
+use super::frame::I420Frame;
+
+/// openh264's largest picture: 3840 on the long side, 2160 on the short one.
+const MAX_LONG_SIDE: u32 = 3840;
+const MAX_SHORT_SIDE: u32 = 2160;
+/// A periodic IDR every this many seconds, so a receiver whose PLI got lost recovers.
+const KEYFRAME_PERIOD_SECONDS: u32 = 10;
+
+/// What the encoder produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncoderSettings {
+    /// Picture width in pixels; even, at most 3840 (2160 if it is the short side).
+    pub width: u32,
+    /// Picture height in pixels; even, same limits.
+    pub height: u32,
+    /// Frames per second the caller feeds (rate control spreads the bitrate over them).
+    pub fps: u32,
+    /// Target bitrate in kbit/s.
+    pub bitrate_kbps: u32,
+}
+
+/// One encoded frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedFrame {
+    /// NAL units with 4-byte Annex-B start codes (`00 00 00 01`), as
+    /// `TrackLocalStaticSample` takes them. Empty only if openh264 skipped the frame
+    /// (it should not: frame skipping is off), in which case nothing is sent.
+    pub annexb: Vec<u8>,
+    /// An IDR picture (with SPS and PPS in front): decodable without earlier frames.
+    pub keyframe: bool,
+}
+
+/// Why encoding failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    /// The settings cannot be encoded (odd or oversized picture, zero fps or bitrate).
+    #[error("invalid H.264 encoder settings: {0}")]
+    Settings(String),
+    /// The frame is not the configured size; scale it first.
+    #[error("frame is {got:?} but the encoder is set up for {expected:?}; scale it first")]
+    FrameSize {
+        /// The configured (width, height).
+        expected: (u32, u32),
+        /// The frame's (width, height).
+        got: (u32, u32),
+    },
+    /// openh264 reported an error.
+    #[error("openh264 encoder: {0}")]
+    Codec(String),
+}
+
+/// A real-time H.264 encoder for frames of one size.
+pub struct H264Encoder {
+    inner: Encoder,
+    settings: EncoderSettings,
+    /// Frames encoded so far (gives openh264 its millisecond timestamps).
+    frames: u64,
+}
+
+impl std::fmt::Debug for H264Encoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H264Encoder")
+            .field("settings", &self.settings)
+            .field("frames", &self.frames)
+            .finish_non_exhaustive()
+    }
+}
+
+impl H264Encoder {
+    /// An encoder for `settings`; its first frame is an IDR.
+    ///
+    /// # Errors
+    /// [`EncodeError::Settings`] for settings openh264 cannot encode,
+    /// [`EncodeError::Codec`] if openh264 fails to start.
+    pub fn new(settings: EncoderSettings) -> Result<Self, EncodeError> {
+        validate(&settings)?;
+        let config = EncoderConfig::new()
+            .profile(Profile::Baseline)
+            .level(Level::Level_3_1)
+            .usage_type(UsageType::CameraVideoRealTime)
+            .rate_control_mode(RateControlMode::Bitrate)
+            .bitrate(BitRate::from_bps(
+                settings.bitrate_kbps.saturating_mul(1000),
+            ))
+            .max_frame_rate(FrameRate::from_hz(settings.fps as f32))
+            .skip_frames(false)
+            .intra_frame_period(IntraFramePeriod::from_num_frames(
+                settings.fps.saturating_mul(KEYFRAME_PERIOD_SECONDS),
+            ))
+            // One thread: predictable latency on a shared machine, and 640x480 takes ~2 ms.
+            .num_threads(1);
+        let inner = Encoder::with_api_config(OpenH264API::from_source(), config)
+            .map_err(|e| EncodeError::Codec(e.to_string()))?;
+        Ok(Self {
+            inner,
+            settings,
+            frames: 0,
+        })
+    }
+
+    /// The settings this encoder was made with.
+    pub fn settings(&self) -> EncoderSettings {
+        self.settings
+    }
+
+    /// Encodes one frame; `force_keyframe` makes it an IDR (as [`Self::force_intra_frame`]).
+    ///
+    /// # Errors
+    /// [`EncodeError::FrameSize`] for a frame of another size, [`EncodeError::Codec`]
+    /// when openh264 fails.
+    pub fn encode(
+        &mut self,
+        frame: &I420Frame,
+        force_keyframe: bool,
+    ) -> Result<EncodedFrame, EncodeError> {
+        let expected = (self.settings.width, self.settings.height);
+        let got = (frame.width(), frame.height());
+        if got != expected {
+            return Err(EncodeError::FrameSize { expected, got });
+        }
+        if force_keyframe {
+            self.force_intra_frame();
+        }
+        let millis = self.frames * 1000 / u64::from(self.settings.fps);
+        self.frames += 1;
+        let stream = self
+            .inner
+            .encode_at(&I420View(frame), Timestamp::from_millis(millis))
+            .map_err(|e| EncodeError::Codec(e.to_string()))?;
+        let keyframe = matches!(stream.frame_type(), FrameType::IDR | FrameType::I);
+        Ok(EncodedFrame {
+            annexb: stream.to_vec(),
+            keyframe,
+        })
+    }
+
+    /// Makes the next frame an IDR (on a PLI or FIR from the receiver).
+    pub fn force_intra_frame(&mut self) {
+        self.inner.force_intra_frame();
+    }
+}
+
+fn validate(s: &EncoderSettings) -> Result<(), EncodeError> {
+    let bad = |m: String| Err(EncodeError::Settings(m));
+    let (long, short) = (s.width.max(s.height), s.width.min(s.height));
+    if s.width == 0 || s.height == 0 || s.width % 2 == 1 || s.height % 2 == 1 {
+        return bad(format!(
+            "{}x{}: sides must be even and non-zero",
+            s.width, s.height
+        ));
+    }
+    if long > MAX_LONG_SIDE || short > MAX_SHORT_SIDE {
+        return bad(format!(
+            "{}x{}: larger than {MAX_LONG_SIDE}x{MAX_SHORT_SIDE}",
+            s.width, s.height
+        ));
+    }
+    if s.fps == 0 || s.bitrate_kbps == 0 {
+        return bad(format!(
+            "fps {} and bitrate {} kbit/s must be non-zero",
+            s.fps, s.bitrate_kbps
+        ));
+    }
+    Ok(())
+}
+
+/// Our packed I420 as openh264 reads it (strides equal plane widths). Sides are even,
+/// which [`validate`] and the size check in [`H264Encoder::encode`] guarantee.
+struct I420View<'a>(&'a I420Frame);
+
+impl YUVSource for I420View<'_> {
+    fn dimensions(&self) -> (usize, usize) {
+        (self.0.width() as usize, self.0.height() as usize)
+    }
+
+    fn strides(&self) -> (usize, usize, usize) {
+        let chroma = self.0.chroma_size().0 as usize;
+        (self.0.width() as usize, chroma, chroma)
+    }
+
+    fn y(&self) -> &[u8] {
+        self.0.y()
+    }
+
+    fn u(&self) -> &[u8] {
+        self.0.u()
+    }
+
+    fn v(&self) -> &[u8] {
+        self.0.v()
+    }
+}
+
+/// The NAL unit types in an Annex-B buffer, in order (for tests and logs).
+pub fn nal_unit_types(annexb: &[u8]) -> Vec<u8> {
+    openh264::nal_units(annexb)
+        .filter_map(|nal| {
+            let body = nal.iter().position(|&b| b != 0).map(|i| &nal[i + 1..])?;
+            body.first().map(|h| h & 0x1F)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::video::pattern::TestPattern;
+
+    fn settings(width: u32, height: u32) -> EncoderSettings {
+        EncoderSettings {
+            width,
+            height,
+            fps: 30,
+            bitrate_kbps: 500,
+        }
+    }
+
+    #[test]
+    fn first_frame_is_an_idr_with_sps_and_pps_then_p_frames() {
+        let pattern = TestPattern::new(320, 240).unwrap();
+        let mut enc = H264Encoder::new(settings(320, 240)).unwrap();
+        let first = enc.encode(&pattern.render(0), false).unwrap();
+        assert!(first.keyframe);
+        assert!(first.annexb.starts_with(&[0, 0, 0, 1]));
+        assert_eq!(nal_unit_types(&first.annexb), vec![7, 8, 5]);
+        // SPS: profile_idc 66 (Baseline) with constraint_set1 (Constrained Baseline,
+        // what 42e01f means), level_idc <= 31 (3.1).
+        let sps = &first.annexb[4..];
+        assert_eq!(sps[1], 66);
+        assert_ne!(sps[2] & 0x40, 0, "constraint_set1_flag");
+        assert!(sps[3] <= 31, "level_idc {}", sps[3]);
+        for c in 1..5 {
+            let next = enc.encode(&pattern.render(c), false).unwrap();
+            assert!(!next.keyframe);
+            assert_eq!(nal_unit_types(&next.annexb), vec![1]);
+        }
+    }
+
+    #[test]
+    fn forced_keyframes_are_idrs() {
+        let pattern = TestPattern::new(320, 240).unwrap();
+        let mut enc = H264Encoder::new(settings(320, 240)).unwrap();
+        enc.encode(&pattern.render(0), false).unwrap();
+        enc.encode(&pattern.render(1), false).unwrap();
+        let forced = enc.encode(&pattern.render(2), true).unwrap();
+        assert!(forced.keyframe);
+        assert!(nal_unit_types(&forced.annexb).contains(&5));
+        assert!(!enc.encode(&pattern.render(3), false).unwrap().keyframe);
+        enc.force_intra_frame();
+        assert!(enc.encode(&pattern.render(4), false).unwrap().keyframe);
+    }
+
+    #[test]
+    fn frames_of_another_size_are_rejected() {
+        let mut enc = H264Encoder::new(settings(320, 240)).unwrap();
+        let frame = I420Frame::filled(640, 480, (16, 128, 128)).unwrap();
+        assert_eq!(
+            enc.encode(&frame, false),
+            Err(EncodeError::FrameSize {
+                expected: (320, 240),
+                got: (640, 480)
+            })
+        );
+    }
+
+    #[test]
+    fn impossible_settings_are_rejected() {
+        for s in [
+            settings(321, 240),
+            settings(320, 0),
+            settings(4096, 2160),
+            EncoderSettings {
+                fps: 0,
+                ..settings(320, 240)
+            },
+            EncoderSettings {
+                bitrate_kbps: 0,
+                ..settings(320, 240)
+            },
+        ] {
+            assert!(
+                matches!(H264Encoder::new(s), Err(EncodeError::Settings(_))),
+                "{s:?}"
+            );
+        }
+    }
+}
