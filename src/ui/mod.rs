@@ -1,4 +1,5 @@
 //! Views of a call: the half-block renderer, the ratatui call screen, and the
 //! headless JSON-lines view.
 
+pub mod halfblock;
 pub mod headless;
