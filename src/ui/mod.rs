@@ -5,3 +5,4 @@ pub mod app;
 pub mod halfblock;
 pub mod headless;
 pub mod video;
+pub mod view;
