@@ -23,7 +23,7 @@ pub const INCOMING_PROMPT: &str = "is calling: [a] accept  [r] refuse";
 /// Codes of per-channel change a shown video pixel ignores (see
 /// [`Renderer::set_hysteresis`]): small enough to be invisible, large enough to
 /// absorb camera and codec noise, which keeps the bytes per frame low.
-const VIDEO_HYSTERESIS: u8 = 6;
+const VIDEO_HYSTERESIS: u8 = 4;
 
 /// The call screen's drawing state: renderers for the remote video and the
 /// self-view, and the terminal's color mode.
