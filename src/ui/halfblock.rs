@@ -519,12 +519,20 @@ pub fn render(frame: &I420Frame, cols: u16, rows: u16, cell: CellSize) -> CellGr
 /// about equally different). Looked up in a table of 32x32x32 precomputed answers
 /// (each channel rounded to 32 levels, within 4 codes), so it costs one memory read.
 pub fn to_ansi256(color: Rgb) -> u8 {
-    static TABLE: OnceLock<Vec<u8>> = OnceLock::new();
-    let table = TABLE.get_or_init(build_ansi256_table);
+    let table = ANSI256_TABLE.get_or_init(build_ansi256_table);
     let index = (usize::from(bin5(color.r)) << 10)
         | (usize::from(bin5(color.g)) << 5)
         | usize::from(bin5(color.b));
     table[index]
+}
+
+static ANSI256_TABLE: OnceLock<Vec<u8>> = OnceLock::new();
+
+/// Builds the [`to_ansi256`] table now (about 8 M distance computations: tens of
+/// milliseconds optimized, seconds in a debug build), so the first video frame does
+/// not wait for it. Call it off the drawing thread; later calls return at once.
+pub fn prepare_ansi256() {
+    ANSI256_TABLE.get_or_init(build_ansi256_table);
 }
 
 /// The sRGB color of xterm palette entry `index` (16-255); `None` for the 16 system

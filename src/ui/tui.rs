@@ -21,6 +21,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::time::MissedTickBehavior;
 
 use super::app::{Model, Msg, update};
+use super::halfblock::prepare_ansi256;
 use super::terminal::{TerminalGuard, cell_size, draw_synchronized};
 use super::video::ColorMode;
 use super::view::View;
@@ -47,8 +48,13 @@ const WRITE_BUFFER: usize = 1 << 16;
 pub async fn run(link: ViewLink, opts: TuiOptions) -> anyhow::Result<()> {
     let guard =
         TerminalGuard::enter(&opts.title).context("setting up the terminal for the call screen")?;
+    let colors = ColorMode::detect();
+    if colors == ColorMode::Ansi256 {
+        // The palette table takes a moment to build: not on the first video frame.
+        tokio::task::spawn_blocking(prepare_ansi256);
+    }
     let slot = Arc::new(DrawSlot::default());
-    let drawer = spawn_drawer(Arc::clone(&slot), ColorMode::detect())?;
+    let drawer = spawn_drawer(Arc::clone(&slot), colors)?;
     let result = event_loop(link, &opts, &slot, &drawer).await;
     slot.close();
     let drawn = drawer
