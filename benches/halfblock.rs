@@ -1,2 +1,193 @@
-//! Criterion benchmarks (to be written).
-fn main() {}
+//! Half-block renderer benchmarks: time to scale an I420 frame onto a cell grid
+//! (per frame and, through criterion's throughput, per cell), and the bytes the call
+//! screen writes per frame of the test clip against a naive 39 bytes per cell.
+//!
+//! Targets (issue "Call screen"): 1280x720 → 200x60 cells under 1 ms per frame; on the
+//! clip, under 40 % of the naive bytes. The clip is `tests/fixtures/clip_320x240.y4m`
+//! (or the file `RTC_CLIP` names); without it a moving synthetic gradient stands in.
+
+use std::cell::Cell;
+use std::hint::black_box;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Instant;
+
+use criterion::{Criterion, Throughput};
+use ratatui::backend::CrosstermBackend;
+use ratatui::layout::Rect;
+use ratatui::{Terminal, TerminalOptions, Viewport};
+use rtc_cli::call::{AppEvent, CallId, CallState, Direction, UserId};
+use rtc_cli::media::video::I420Frame;
+use rtc_cli::ui::app::{Model, Msg, Role, update};
+use rtc_cli::ui::halfblock::{CellSize, Renderer};
+use rtc_cli::ui::terminal::draw_synchronized;
+use rtc_cli::ui::video::ColorMode;
+use rtc_cli::ui::view::View;
+
+/// A naive renderer's bytes per cell: `ESC[38;2;r;g;bm` + `ESC[48;2;r;g;bm` + `▀`
+/// with three-digit channels, as the issue counts it.
+const NAIVE_BYTES_PER_CELL: f64 = 39.0;
+
+/// A smooth diagonal gradient shifted by `t`, with chroma varying across the picture.
+fn gradient(width: u32, height: u32, t: u32) -> I420Frame {
+    let mut frame = I420Frame::filled(width, height, (16, 128, 128)).expect("nonzero size");
+    let (cw, _) = frame.chroma_size();
+    let (y, u, v) = frame.planes_mut();
+    for (i, p) in y.iter_mut().enumerate() {
+        let (col, row) = (i as u32 % width, i as u32 / width);
+        *p = (16 + (col + row + t) % 220) as u8;
+    }
+    for (i, (pu, pv)) in u.iter_mut().zip(v.iter_mut()).enumerate() {
+        let (col, row) = (i as u32 % cw, i as u32 / cw);
+        *pu = (64 + (col + t) % 128) as u8;
+        *pv = (64 + (row + t) % 128) as u8;
+    }
+    frame
+}
+
+/// The frames of a `C420` Y4M file (minimal parse: header W/H, then `FRAME` lines).
+fn read_y4m(path: &PathBuf) -> io::Result<Vec<I420Frame>> {
+    let data = std::fs::read(path)?;
+    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("y4m: {what}"));
+    let header_end = data
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or_else(|| bad("no header"))?;
+    let header = std::str::from_utf8(&data[..header_end]).map_err(|_| bad("header not text"))?;
+    let field = |tag: char| {
+        header
+            .split_whitespace()
+            .find_map(|f| f.strip_prefix(tag).and_then(|v| v.parse::<u32>().ok()))
+            .ok_or_else(|| bad("missing size"))
+    };
+    let (width, height) = (field('W')?, field('H')?);
+    let frame_len = I420Frame::buffer_len(width, height);
+    let mut frames = Vec::new();
+    let mut pos = header_end + 1;
+    while pos < data.len() {
+        let line_end = pos
+            + data[pos..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .ok_or_else(|| bad("frame header"))?;
+        let start = line_end + 1;
+        let end = start + frame_len;
+        let body = data.get(start..end).ok_or_else(|| bad("truncated frame"))?;
+        frames.push(
+            I420Frame::from_buffer(width, height, body.to_vec())
+                .map_err(|e| bad(&e.to_string()))?,
+        );
+        pos = end;
+    }
+    Ok(frames)
+}
+
+fn clip_frames() -> (String, Vec<I420Frame>) {
+    let path = std::env::var_os("RTC_CLIP")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clip_320x240.y4m")
+        });
+    match read_y4m(&path) {
+        Ok(frames) if !frames.is_empty() => (path.display().to_string(), frames),
+        _ => (
+            "synthetic 320x240 gradient".into(),
+            (0..75).map(|t| gradient(320, 240, t * 3)).collect(),
+        ),
+    }
+}
+
+/// Counts bytes instead of keeping them; clones share the count, so the bench can
+/// read it while the backend owns the writer.
+#[derive(Clone, Default)]
+struct ByteCounter(Rc<Cell<u64>>);
+
+impl Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.set(self.0.get() + buf.len() as u64);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A model of a connected call, as the call screen shows it during video.
+fn connected_model() -> Model {
+    let mut model = Model::new(Role::Call, Instant::now());
+    model.self_view = false;
+    update(
+        &mut model,
+        Msg::Event(AppEvent::State {
+            call_id: CallId::parse("bench").expect("valid id"),
+            peer: UserId::parse("tom").expect("valid id"),
+            direction: Direction::Outgoing,
+            state: CallState::Connected,
+            reason: None,
+        }),
+    );
+    model
+}
+
+/// Draws every clip frame through the real view into a byte counter and prints the
+/// bytes per frame (after the first full paint) against the naive figure.
+fn report_bytes_per_frame(cols: u16, rows: u16, colors: ColorMode) {
+    let (source, frames) = clip_frames();
+    let viewport = Viewport::Fixed(Rect::new(0, 0, cols, rows));
+    let counter = ByteCounter::default();
+    let mut terminal = Terminal::with_options(
+        CrosstermBackend::new(counter.clone()),
+        TerminalOptions { viewport },
+    )
+    .expect("a fixed viewport needs no terminal");
+    let mut view = View::new(colors);
+    let model = connected_model();
+    let mut per_frame = Vec::with_capacity(frames.len());
+    for frame in &frames {
+        let start = counter.0.get();
+        draw_synchronized(&mut terminal, |f| view.draw(f, &model, Some(frame), None))
+            .expect("writing to a counter");
+        per_frame.push(counter.0.get() - start);
+    }
+    // The video area: everything above the status and help lines.
+    let video_cells = f64::from(cols) * f64::from(rows - 2);
+    let naive = NAIVE_BYTES_PER_CELL * video_cells;
+    let steady: Vec<u64> = per_frame.iter().skip(1).copied().collect();
+    let mean = steady.iter().sum::<u64>() as f64 / steady.len().max(1) as f64;
+    println!(
+        "bytes/frame {colors:?} {cols}x{rows} ({source}, {} frames): first {} B, then mean {:.0} B = {:.1} % of naive {:.0} B ({:.2} B/cell)",
+        frames.len(),
+        per_frame.first().copied().unwrap_or(0),
+        mean,
+        100.0 * mean / naive,
+        naive,
+        mean / video_cells,
+    );
+}
+
+fn bench_render(c: &mut Criterion) {
+    let mut group = c.benchmark_group("halfblock");
+    for (width, height, cols, rows) in [(640u32, 480u32, 160u16, 45u16), (1280, 720, 200, 60)] {
+        let frame = gradient(width, height, 7);
+        let mut renderer = Renderer::new();
+        group.throughput(Throughput::Elements(u64::from(cols) * u64::from(rows)));
+        group.bench_function(format!("{width}x{height}->{cols}x{rows} cells"), |b| {
+            b.iter(|| {
+                renderer
+                    .render(black_box(&frame), cols, rows, CellSize::default())
+                    .cols()
+            })
+        });
+    }
+    group.finish();
+}
+
+fn main() {
+    for colors in [ColorMode::TrueColor, ColorMode::Ansi256] {
+        report_bytes_per_frame(160, 47, colors);
+    }
+    let mut criterion = Criterion::default().configure_from_args();
+    bench_render(&mut criterion);
+    criterion.final_summary();
+}

@@ -1,0 +1,705 @@
+//! The call screen's state and its one place of change (The Elm Architecture):
+//! a [`Model`], the [`Msg`]s that can happen (a key, a controller event, a tick, a
+//! resize), and [`update`], which applies one and may answer with a [`UserCommand`].
+//!
+//! `update` reads no clock: time arrives as [`Msg::Tick`], so tests drive it exactly.
+
+use std::time::{Duration, Instant};
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+use super::halfblock::CellSize;
+use crate::call::{
+    AppEvent, CallId, CallState, CallStats, Direction, EndReason, MediaState, UserCommand, UserId,
+};
+
+/// How long an ended call stays on screen before `listen` shows the listening
+/// screen again (the reason stays as a notice).
+pub const ENDED_LINGER: Duration = Duration::from_secs(3);
+
+/// How long an informational notice stays up.
+pub const NOTICE_TTL: Duration = Duration::from_secs(8);
+
+/// What the process is for, which changes what the idle screen says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Role {
+    /// `rtc-cli listen`: wait for calls, return to listening after each.
+    #[default]
+    Listen,
+    /// `rtc-cli call`: one outgoing call, then exit.
+    Call,
+}
+
+/// Who we are logged in as, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Our user id.
+    pub id: UserId,
+    /// The signaling server's URL, as the user gave it (e.g. `ws://host:8080`).
+    pub server: String,
+}
+
+/// One call as the screen shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallView {
+    /// The controller's id for the call; events for other calls are ignored.
+    pub call_id: CallId,
+    /// The other side.
+    pub peer: UserId,
+    /// Whether we called or were called (changes the wording of end reasons).
+    pub direction: Direction,
+    /// The latest state.
+    pub state: CallState,
+    /// Why it ended, once `state` is [`CallState::Ended`].
+    pub reason: Option<EndReason>,
+    /// When media first flowed: the start of the HH:MM:SS clock (kept across
+    /// reconnects, so the clock shows the call's length, not the link's).
+    pub connected_at: Option<Instant>,
+    /// When it ended, for [`ENDED_LINGER`].
+    pub ended_at: Option<Instant>,
+    /// The peer's microphone and camera.
+    pub peer_media: MediaState,
+    /// The latest once-a-second figures.
+    pub stats: Option<CallStats>,
+}
+
+impl CallView {
+    /// Whether the call is still under way (not ended).
+    pub fn is_live(&self) -> bool {
+        self.state != CallState::Ended
+    }
+}
+
+/// What fills the main area.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Screen {
+    /// No call: listening (or still connecting to the server).
+    Idle,
+    /// Someone is calling and waits for `[a] accept  [r] refuse`.
+    Incoming {
+        /// The call to accept or refuse.
+        call_id: CallId,
+        /// The caller.
+        from: UserId,
+    },
+    /// A call in any state from calling to (just) ended.
+    Call(CallView),
+}
+
+/// How much a notice matters, which sets its color.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeLevel {
+    /// Good to know.
+    Info,
+    /// Something is degraded (server lost, device fallback).
+    Warning,
+    /// Something failed.
+    Error,
+}
+
+/// A message shown in its own line of the view, instead of printed over it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// The text, one line.
+    pub text: String,
+    /// Its color.
+    pub level: NoticeLevel,
+    /// When it disappears; `None` keeps it until replaced.
+    pub expires_at: Option<Instant>,
+}
+
+/// Everything the call screen shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Model {
+    /// Listen or call, for the idle screen's wording.
+    pub role: Role,
+    /// The time of the latest [`Msg::Tick`]: the clock the view and expiries use.
+    pub now: Instant,
+    /// Set once logged in; `None` while connecting.
+    pub session: Option<Session>,
+    /// The server connection dropped and the controller is reconnecting.
+    pub server_lost: bool,
+    /// The main area's content.
+    pub screen: Screen,
+    /// Our microphone and camera.
+    pub local_media: MediaState,
+    /// Show our own camera in a corner (`p`).
+    pub self_view: bool,
+    /// Show the detailed network panel (`s`).
+    pub stats_panel: bool,
+    /// Show the help overlay (`?`).
+    pub help: bool,
+    /// The message line.
+    pub notice: Option<Notice>,
+    /// The terminal's cell shape, for keeping the video's aspect ratio.
+    pub cell_size: CellSize,
+    /// Quit was sent: waiting for the controller to finish.
+    pub quitting: bool,
+}
+
+impl Model {
+    /// A model for `role` at time `now`: idle, not logged in, self-view on.
+    pub fn new(role: Role, now: Instant) -> Self {
+        Self {
+            role,
+            now,
+            session: None,
+            server_lost: false,
+            screen: Screen::Idle,
+            local_media: MediaState::default(),
+            self_view: true,
+            stats_panel: false,
+            help: false,
+            notice: None,
+            cell_size: CellSize::default(),
+            quitting: false,
+        }
+    }
+
+    /// The call on screen, if any.
+    pub fn call(&self) -> Option<&CallView> {
+        match &self.screen {
+            Screen::Call(call) => Some(call),
+            _ => None,
+        }
+    }
+
+    /// How long the call on screen has been connected (frozen at its end).
+    pub fn call_duration(&self) -> Option<Duration> {
+        let call = self.call()?;
+        let start = call.connected_at?;
+        let end = call.ended_at.unwrap_or(self.now);
+        Some(end.saturating_duration_since(start))
+    }
+
+    /// The call on screen if it is `call_id`.
+    fn call_mut(&mut self, call_id: &CallId) -> Option<&mut CallView> {
+        match &mut self.screen {
+            Screen::Call(call) if call.call_id == *call_id => Some(call),
+            _ => None,
+        }
+    }
+
+    fn set_notice(&mut self, text: String, level: NoticeLevel, ttl: Option<Duration>) {
+        self.notice = Some(Notice {
+            text,
+            level,
+            expires_at: ttl.map(|ttl| self.now + ttl),
+        });
+    }
+}
+
+/// Everything that can happen to the screen.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Msg {
+    /// A key press.
+    Key(KeyEvent),
+    /// An event from the call controller.
+    Event(AppEvent),
+    /// Time passed; carries the current time.
+    Tick(Instant),
+    /// The terminal changed size; `cell` is its cell size in pixels when it reports one.
+    Resize {
+        /// Width in cells.
+        cols: u16,
+        /// Height in cells.
+        rows: u16,
+        /// The reported cell size, if any.
+        cell: Option<CellSize>,
+    },
+}
+
+/// Applies `msg` to `model`; returns the command to send to the controller, if any.
+pub fn update(model: &mut Model, msg: Msg) -> Option<UserCommand> {
+    match msg {
+        Msg::Key(key) => on_key(model, key),
+        Msg::Event(event) => {
+            on_event(model, event);
+            None
+        }
+        Msg::Tick(now) => {
+            on_tick(model, now);
+            None
+        }
+        Msg::Resize { cell, .. } => {
+            model.cell_size = cell.unwrap_or_default();
+            None
+        }
+    }
+}
+
+/// The keymap: `a` accept, `r` refuse, `h` hang up or cancel, `m` mute/unmute,
+/// `v` camera off/on, `p` self-view, `s` stats, `?` help, `q` or Ctrl-C quit.
+fn on_key(model: &mut Model, key: KeyEvent) -> Option<UserCommand> {
+    if key.kind == KeyEventKind::Release {
+        return None;
+    }
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    match key.code {
+        KeyCode::Char('c') if ctrl => quit(model),
+        _ if ctrl => None,
+        KeyCode::Char('q') => quit(model),
+        KeyCode::Char('a') => match &model.screen {
+            Screen::Incoming { .. } => Some(UserCommand::Accept),
+            _ => None,
+        },
+        // Hanging up a call that rings here is refusing it.
+        KeyCode::Char('r') | KeyCode::Char('h')
+            if matches!(model.screen, Screen::Incoming { .. }) =>
+        {
+            Some(UserCommand::Refuse)
+        }
+        KeyCode::Char('h') => model
+            .call()
+            .is_some_and(CallView::is_live)
+            .then_some(UserCommand::Hangup),
+        KeyCode::Char('m') => {
+            model.local_media.muted = !model.local_media.muted;
+            Some(if model.local_media.muted {
+                UserCommand::Mute
+            } else {
+                UserCommand::Unmute
+            })
+        }
+        KeyCode::Char('v') => {
+            model.local_media.camera = !model.local_media.camera;
+            Some(if model.local_media.camera {
+                UserCommand::CameraOn
+            } else {
+                UserCommand::CameraOff
+            })
+        }
+        KeyCode::Char('p') => {
+            model.self_view = !model.self_view;
+            None
+        }
+        KeyCode::Char('s') => {
+            model.stats_panel = !model.stats_panel;
+            None
+        }
+        KeyCode::Char('?') => {
+            model.help = !model.help;
+            None
+        }
+        KeyCode::Esc => {
+            model.help = false;
+            None
+        }
+        _ => None,
+    }
+}
+
+fn quit(model: &mut Model) -> Option<UserCommand> {
+    model.quitting = true;
+    model.set_notice("Quitting…".into(), NoticeLevel::Info, None);
+    Some(UserCommand::Quit)
+}
+
+fn on_event(model: &mut Model, event: AppEvent) {
+    match event {
+        AppEvent::LoggedIn { id, server } => {
+            if model.server_lost {
+                model.set_notice(
+                    "Reconnected to the server".into(),
+                    NoticeLevel::Info,
+                    Some(NOTICE_TTL),
+                );
+            }
+            model.server_lost = false;
+            model.session = Some(Session { id, server });
+        }
+        AppEvent::Incoming { call_id, from } => {
+            if !model.call().is_some_and(CallView::is_live) {
+                model.screen = Screen::Incoming { call_id, from };
+            }
+        }
+        AppEvent::State {
+            call_id,
+            peer,
+            direction,
+            state,
+            reason,
+        } => on_state(model, call_id, peer, direction, state, reason),
+        AppEvent::PeerMedia { call_id, state } => {
+            if let Some(call) = model.call_mut(&call_id) {
+                call.peer_media = state;
+            }
+        }
+        AppEvent::LocalMedia { state, .. } => model.local_media = state,
+        AppEvent::Stats { call_id, stats } => {
+            if let Some(call) = model.call_mut(&call_id) {
+                call.stats = Some(stats);
+            }
+        }
+        AppEvent::Conflict { message } => {
+            model.session = None;
+            model.set_notice(
+                format!("Logged in elsewhere: {message}"),
+                NoticeLevel::Error,
+                None,
+            );
+        }
+        AppEvent::ServerLost { message } => {
+            model.server_lost = true;
+            model.set_notice(
+                format!("Server connection lost ({message}); reconnecting…"),
+                NoticeLevel::Warning,
+                None,
+            );
+        }
+        AppEvent::Notice { message } => {
+            model.set_notice(message, NoticeLevel::Info, Some(NOTICE_TTL))
+        }
+        AppEvent::Error { message, fatal } => {
+            let ttl = (!fatal).then_some(2 * NOTICE_TTL);
+            model.set_notice(message, NoticeLevel::Error, ttl);
+        }
+    }
+}
+
+fn on_state(
+    model: &mut Model,
+    call_id: CallId,
+    peer: UserId,
+    direction: Direction,
+    state: CallState,
+    reason: Option<EndReason>,
+) {
+    let now = model.now;
+    if state == CallState::Ringing && direction == Direction::Incoming {
+        model.screen = Screen::Incoming {
+            call_id,
+            from: peer,
+        };
+        return;
+    }
+    let mut call = match std::mem::replace(&mut model.screen, Screen::Idle) {
+        Screen::Call(call) if call.call_id == call_id => call,
+        _ => CallView {
+            call_id,
+            peer,
+            direction,
+            state,
+            reason: None,
+            connected_at: None,
+            ended_at: None,
+            peer_media: MediaState::default(),
+            stats: None,
+        },
+    };
+    call.state = state;
+    if state == CallState::Connected && call.connected_at.is_none() {
+        call.connected_at = Some(now);
+    }
+    if state == CallState::Ended {
+        call.reason = reason;
+        call.ended_at = Some(now);
+        let text = format!(
+            "Call ended: {}",
+            describe_end(reason, &call.peer, call.direction)
+        );
+        let level = match reason {
+            Some(reason) if reason.is_normal() => NoticeLevel::Info,
+            _ => NoticeLevel::Warning,
+        };
+        model.set_notice(text, level, Some(ENDED_LINGER + NOTICE_TTL));
+    }
+    model.screen = Screen::Call(call);
+}
+
+fn on_tick(model: &mut Model, now: Instant) {
+    model.now = now;
+    if model
+        .notice
+        .as_ref()
+        .and_then(|n| n.expires_at)
+        .is_some_and(|at| now >= at)
+    {
+        model.notice = None;
+    }
+    let linger_over = model
+        .call()
+        .and_then(|c| c.ended_at)
+        .is_some_and(|at| now >= at + ENDED_LINGER);
+    if linger_over && model.role == Role::Listen {
+        model.screen = Screen::Idle;
+    }
+}
+
+/// Why a call ended, in words, from our side (`direction`) with the peer's name.
+pub fn describe_end(reason: Option<EndReason>, peer: &UserId, direction: Direction) -> String {
+    let outgoing = direction == Direction::Outgoing;
+    match reason {
+        None => "ended".into(),
+        Some(EndReason::Hangup) => "you hung up".into(),
+        Some(EndReason::RemoteHangup) => format!("{peer} hung up"),
+        Some(EndReason::Canceled) if outgoing => "canceled".into(),
+        Some(EndReason::Canceled) => format!("{peer} canceled the call"),
+        Some(EndReason::Refused) if outgoing => format!("{peer} refused the call"),
+        Some(EndReason::Refused) => "you refused the call".into(),
+        Some(EndReason::Busy) => format!("{peer} is busy"),
+        Some(EndReason::Offline) => format!("{peer} is offline"),
+        Some(EndReason::NoAnswer) if outgoing => format!("{peer} did not answer"),
+        Some(EndReason::NoAnswer) => format!("missed call from {peer}"),
+        Some(EndReason::PeerGone) => format!("{peer} lost the server connection"),
+        Some(EndReason::IceFailed) => format!("could not connect to {peer} (ICE/DTLS failed)"),
+        Some(EndReason::Failed) => "media setup failed (details in the log)".into(),
+        Some(EndReason::Glare) => format!("you and {peer} called each other; the other call won"),
+        Some(EndReason::Conflict) => "logged in elsewhere".into(),
+        Some(EndReason::ServerLost) => "lost the server during call setup".into(),
+    }
+}
+
+/// A duration as `HH:MM:SS` (hours grow past 99 rather than wrap).
+pub fn format_clock(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    format!(
+        "{:02}:{:02}:{:02}",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(c: char) -> Msg {
+        Msg::Key(KeyEvent::from(KeyCode::Char(c)))
+    }
+
+    fn id(s: &str) -> UserId {
+        UserId::parse(s).unwrap()
+    }
+
+    fn call_id() -> CallId {
+        CallId::parse("c1").unwrap()
+    }
+
+    fn state(state: CallState, direction: Direction, reason: Option<EndReason>) -> Msg {
+        Msg::Event(AppEvent::State {
+            call_id: call_id(),
+            peer: id("tom"),
+            direction,
+            state,
+            reason,
+        })
+    }
+
+    fn incoming(model: &mut Model) {
+        update(
+            model,
+            Msg::Event(AppEvent::Incoming {
+                call_id: call_id(),
+                from: id("tom"),
+            }),
+        );
+    }
+
+    #[test]
+    fn accept_and_refuse_only_answer_a_ringing_call() {
+        let mut model = Model::new(Role::Listen, Instant::now());
+        assert_eq!(update(&mut model, key('a')), None);
+        assert_eq!(update(&mut model, key('r')), None);
+        incoming(&mut model);
+        assert!(matches!(model.screen, Screen::Incoming { .. }));
+        assert_eq!(update(&mut model, key('a')), Some(UserCommand::Accept));
+        assert_eq!(update(&mut model, key('r')), Some(UserCommand::Refuse));
+        assert_eq!(update(&mut model, key('h')), Some(UserCommand::Refuse));
+    }
+
+    #[test]
+    fn hangup_cancels_an_outgoing_call_and_ends_a_live_one_only() {
+        let mut model = Model::new(Role::Call, Instant::now());
+        assert_eq!(update(&mut model, key('h')), None, "no call yet");
+        update(
+            &mut model,
+            state(CallState::Calling, Direction::Outgoing, None),
+        );
+        assert_eq!(update(&mut model, key('h')), Some(UserCommand::Hangup));
+        update(
+            &mut model,
+            state(
+                CallState::Ended,
+                Direction::Outgoing,
+                Some(EndReason::Canceled),
+            ),
+        );
+        assert_eq!(update(&mut model, key('h')), None, "already ended");
+    }
+
+    #[test]
+    fn mute_and_camera_keys_toggle_from_the_current_state() {
+        let mut model = Model::new(Role::Listen, Instant::now());
+        assert_eq!(update(&mut model, key('m')), Some(UserCommand::Mute));
+        assert_eq!(update(&mut model, key('m')), Some(UserCommand::Unmute));
+        assert_eq!(update(&mut model, key('v')), Some(UserCommand::CameraOff));
+        // The controller's report is the truth the next toggle starts from.
+        update(
+            &mut model,
+            Msg::Event(AppEvent::LocalMedia {
+                call_id: None,
+                state: MediaState {
+                    muted: true,
+                    camera: true,
+                },
+            }),
+        );
+        assert_eq!(update(&mut model, key('m')), Some(UserCommand::Unmute));
+        assert_eq!(update(&mut model, key('v')), Some(UserCommand::CameraOff));
+    }
+
+    #[test]
+    fn q_and_ctrl_c_quit_and_view_toggles_send_nothing() {
+        let mut model = Model::new(Role::Listen, Instant::now());
+        for c in ['p', 's', '?'] {
+            assert_eq!(update(&mut model, key(c)), None);
+        }
+        assert!(!model.self_view && model.stats_panel && model.help);
+        update(&mut model, Msg::Key(KeyEvent::from(KeyCode::Esc)));
+        assert!(!model.help);
+        let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+        assert_eq!(
+            update(&mut model, Msg::Key(ctrl_c)),
+            Some(UserCommand::Quit)
+        );
+        assert!(model.quitting);
+        let mut model = Model::new(Role::Listen, Instant::now());
+        assert_eq!(update(&mut model, key('q')), Some(UserCommand::Quit));
+    }
+
+    #[test]
+    fn clock_runs_from_connect_and_survives_reconnects() {
+        let t0 = Instant::now();
+        let mut model = Model::new(Role::Call, t0);
+        update(
+            &mut model,
+            state(CallState::Connecting, Direction::Outgoing, None),
+        );
+        assert_eq!(model.call_duration(), None);
+        update(&mut model, Msg::Tick(t0 + Duration::from_secs(2)));
+        update(
+            &mut model,
+            state(CallState::Connected, Direction::Outgoing, None),
+        );
+        update(&mut model, Msg::Tick(t0 + Duration::from_secs(30)));
+        update(
+            &mut model,
+            state(CallState::Reconnecting, Direction::Outgoing, None),
+        );
+        update(
+            &mut model,
+            state(CallState::Connected, Direction::Outgoing, None),
+        );
+        update(&mut model, Msg::Tick(t0 + Duration::from_secs(3727)));
+        assert_eq!(
+            model.call_duration().map(format_clock).as_deref(),
+            Some("01:02:05")
+        );
+    }
+
+    #[test]
+    fn ended_call_shows_its_reason_then_listen_returns_to_listening() {
+        let t0 = Instant::now();
+        let mut model = Model::new(Role::Listen, t0);
+        incoming(&mut model);
+        update(
+            &mut model,
+            state(CallState::Connected, Direction::Incoming, None),
+        );
+        update(
+            &mut model,
+            state(
+                CallState::Ended,
+                Direction::Incoming,
+                Some(EndReason::RemoteHangup),
+            ),
+        );
+        let call = model.call().expect("ended call still shown");
+        assert_eq!(call.reason, Some(EndReason::RemoteHangup));
+        assert_eq!(
+            model.notice.as_ref().unwrap().text,
+            "Call ended: tom hung up"
+        );
+        update(&mut model, Msg::Tick(t0 + ENDED_LINGER));
+        assert_eq!(model.screen, Screen::Idle);
+        assert!(
+            model.notice.is_some(),
+            "the reason outlives the call screen"
+        );
+        update(&mut model, Msg::Tick(t0 + ENDED_LINGER + NOTICE_TTL));
+        assert_eq!(model.notice, None);
+    }
+
+    #[test]
+    fn call_role_keeps_the_ended_screen() {
+        let t0 = Instant::now();
+        let mut model = Model::new(Role::Call, t0);
+        update(
+            &mut model,
+            state(CallState::Ended, Direction::Outgoing, Some(EndReason::Busy)),
+        );
+        update(&mut model, Msg::Tick(t0 + 2 * ENDED_LINGER));
+        assert_eq!(model.call().and_then(|c| c.reason), Some(EndReason::Busy));
+    }
+
+    #[test]
+    fn events_for_another_call_are_ignored() {
+        let mut model = Model::new(Role::Call, Instant::now());
+        update(
+            &mut model,
+            state(CallState::Connected, Direction::Outgoing, None),
+        );
+        update(
+            &mut model,
+            Msg::Event(AppEvent::PeerMedia {
+                call_id: CallId::parse("other").unwrap(),
+                state: MediaState {
+                    muted: true,
+                    camera: false,
+                },
+            }),
+        );
+        assert_eq!(model.call().unwrap().peer_media, MediaState::default());
+        update(
+            &mut model,
+            Msg::Event(AppEvent::PeerMedia {
+                call_id: call_id(),
+                state: MediaState {
+                    muted: true,
+                    camera: false,
+                },
+            }),
+        );
+        assert!(model.call().unwrap().peer_media.muted);
+    }
+
+    #[test]
+    fn server_loss_shows_until_logged_in_again() {
+        let mut model = Model::new(Role::Listen, Instant::now());
+        update(
+            &mut model,
+            Msg::Event(AppEvent::ServerLost {
+                message: "connection reset".into(),
+            }),
+        );
+        assert!(model.server_lost);
+        assert_eq!(model.notice.as_ref().unwrap().level, NoticeLevel::Warning);
+        let later = model.now + Duration::from_secs(600);
+        update(&mut model, Msg::Tick(later));
+        assert!(model.notice.is_some(), "no expiry while the server is lost");
+        update(
+            &mut model,
+            Msg::Event(AppEvent::LoggedIn {
+                id: id("jerry"),
+                server: "ws://127.0.0.1:8080".into(),
+            }),
+        );
+        assert!(!model.server_lost);
+        assert_eq!(
+            model.notice.as_ref().unwrap().text,
+            "Reconnected to the server"
+        );
+    }
+}

@@ -1,0 +1,300 @@
+//! The call screen's event loop: keys, resizes, controller events and signals become
+//! [`Msg`]s for [`update`]; a dedicated thread owns the terminal and draws the latest
+//! model and frames at most `max_fps` times a second.
+//!
+//! The async side never waits for the terminal: it drops a snapshot in a
+//! latest-value slot, replacing any the drawer has not taken yet. A slow terminal
+//! therefore skips frames; it never delays networking, audio or key handling.
+
+use std::io::{self, BufWriter};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use crossterm::event::{Event, EventStream};
+use futures_util::StreamExt;
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::time::MissedTickBehavior;
+
+use super::app::{Model, Msg, update};
+use super::halfblock::prepare_ansi256;
+use super::terminal::{TerminalGuard, cell_size, draw_synchronized};
+use super::video::ColorMode;
+use super::view::View;
+use super::{TuiOptions, ViewLink};
+use crate::call::UserCommand;
+use crate::media::video::{FrameReceiver, I420Frame};
+
+/// How long to wait for the controller to finish after Quit before leaving anyway.
+const QUIT_GRACE: Duration = Duration::from_secs(3);
+
+/// Redraw at least this often even when nothing changed (the call clock, notice expiry).
+const IDLE_REDRAW: Duration = Duration::from_secs(1);
+
+/// Bytes buffered per terminal write: a full truecolor frame goes out in a few writes.
+const WRITE_BUFFER: usize = 1 << 16;
+
+/// Runs the call screen until the controller closes the events channel (or, after a
+/// Quit, at most [`QUIT_GRACE`] later). Keys become [`UserCommand`]s on
+/// `link.commands`; SIGTERM, SIGHUP and SIGINT act like `q`.
+///
+/// # Errors
+/// The terminal could not be set up or written, or the drawing thread failed. The
+/// terminal is restored in every case.
+pub async fn run(link: ViewLink, opts: TuiOptions) -> anyhow::Result<()> {
+    let guard =
+        TerminalGuard::enter(&opts.title).context("setting up the terminal for the call screen")?;
+    let colors = ColorMode::detect();
+    if colors == ColorMode::Ansi256 {
+        // The palette table takes a moment to build: not on the first video frame.
+        tokio::task::spawn_blocking(prepare_ansi256);
+    }
+    let slot = Arc::new(DrawSlot::default());
+    let drawer = spawn_drawer(Arc::clone(&slot), colors)?;
+    let result = event_loop(link, &opts, &slot, &drawer).await;
+    slot.close();
+    let drawn = drawer
+        .join()
+        .map_err(|_| anyhow!("the drawing thread panicked"));
+    drop(guard);
+    result?;
+    drawn?.context("drawing the call screen")
+}
+
+async fn event_loop(
+    link: ViewLink,
+    opts: &TuiOptions,
+    slot: &DrawSlot,
+    drawer: &JoinHandle<io::Result<()>>,
+) -> anyhow::Result<()> {
+    let ViewLink {
+        mut events,
+        commands,
+        mut remote_video,
+        mut local_video,
+    } = link;
+    let mut model = Model::new(opts.role, Instant::now());
+    let (cols, rows) = crossterm::terminal::size().context("reading the terminal size")?;
+    update(
+        &mut model,
+        Msg::Resize {
+            cols,
+            rows,
+            cell: cell_size(),
+        },
+    );
+
+    let mut input = EventStream::new();
+    let mut sigterm = signal(SignalKind::terminate()).context("handling SIGTERM")?;
+    let mut sighup = signal(SignalKind::hangup()).context("handling SIGHUP")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("handling SIGINT")?;
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(
+        1.0 / f64::from(opts.max_fps.max(1)),
+    ));
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+
+    let mut dirty = true;
+    let mut last_draw: Option<Instant> = None;
+    let mut quit_deadline: Option<Instant> = None;
+    loop {
+        let mut command = None;
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(timed) => {
+                    update(&mut model, Msg::Event(timed.event));
+                    dirty = true;
+                }
+                None => return Ok(()),
+            },
+            input_event = input.next() => match input_event {
+                Some(Ok(Event::Key(key))) => {
+                    command = update(&mut model, Msg::Key(key));
+                    dirty = true;
+                }
+                Some(Ok(Event::Resize(cols, rows))) => {
+                    update(&mut model, Msg::Resize { cols, rows, cell: cell_size() });
+                    dirty = true;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(error)) => return Err(error).context("reading terminal input"),
+                // The terminal is gone: nothing more can be shown or typed.
+                None => command = Some(UserCommand::Quit),
+            },
+            _ = sigterm.recv() => command = Some(UserCommand::Quit),
+            _ = sighup.recv() => command = Some(UserCommand::Quit),
+            _ = sigint.recv() => command = Some(UserCommand::Quit),
+            _ = ticker.tick() => {
+                let now = Instant::now();
+                update(&mut model, Msg::Tick(now));
+                if drawer.is_finished() {
+                    return Ok(()); // run() reports the drawer's error from join.
+                }
+                if quit_deadline.is_some_and(|at| now >= at) {
+                    tracing::warn!("the call controller did not finish after quit; leaving anyway");
+                    return Ok(());
+                }
+                let new_frame = changed(&remote_video) || changed(&local_video);
+                let stale = last_draw.is_none_or(|at| now.duration_since(at) >= IDLE_REDRAW);
+                if dirty || new_frame || stale {
+                    slot.publish(Snapshot {
+                        model: model.clone(),
+                        remote: remote_video.borrow_and_update().clone(),
+                        local: local_video.borrow_and_update().clone(),
+                    });
+                    dirty = false;
+                    last_draw = Some(now);
+                }
+            }
+        }
+        if let Some(command) = command {
+            if command == UserCommand::Quit {
+                model.quitting = true;
+                quit_deadline.get_or_insert(Instant::now() + QUIT_GRACE);
+            }
+            match commands.try_send(command) {
+                Ok(()) => {}
+                Err(TrySendError::Full(command)) => {
+                    tracing::warn!(
+                        ?command,
+                        "the call controller is not keeping up; key dropped"
+                    );
+                }
+                // The controller is gone: nothing will answer or close the events.
+                Err(TrySendError::Closed(_)) if command == UserCommand::Quit => return Ok(()),
+                Err(TrySendError::Closed(command)) => {
+                    tracing::warn!(?command, "the call controller has stopped; key ignored");
+                }
+            }
+        }
+    }
+}
+
+/// Whether a latest-frame slot holds a frame not yet drawn (a closed slot has none).
+fn changed(frames: &FrameReceiver) -> bool {
+    frames.has_changed().unwrap_or(false)
+}
+
+/// What one drawn frame shows.
+struct Snapshot {
+    model: Model,
+    remote: Option<Arc<I420Frame>>,
+    local: Option<Arc<I420Frame>>,
+}
+
+/// A latest-value slot between the event loop and the drawing thread: publishing
+/// replaces an undrawn snapshot (that frame is dropped), taking waits for one.
+#[derive(Default)]
+struct DrawSlot {
+    state: Mutex<SlotState>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct SlotState {
+    pending: Option<Snapshot>,
+    closed: bool,
+}
+
+impl DrawSlot {
+    fn publish(&self, snapshot: Snapshot) {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pending = Some(snapshot);
+        self.ready.notify_one();
+    }
+
+    fn close(&self) {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .closed = true;
+        self.ready.notify_one();
+    }
+
+    /// The next snapshot to draw, or `None` once closed.
+    fn take(&self) -> Option<Snapshot> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if state.closed {
+                return None;
+            }
+            if let Some(snapshot) = state.pending.take() {
+                return Some(snapshot);
+            }
+            state = self
+                .ready
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+fn spawn_drawer(
+    slot: Arc<DrawSlot>,
+    colors: ColorMode,
+) -> anyhow::Result<JoinHandle<io::Result<()>>> {
+    std::thread::Builder::new()
+        .name("tui-draw".into())
+        .spawn(move || {
+            let writer = BufWriter::with_capacity(WRITE_BUFFER, io::stdout());
+            let mut terminal = Terminal::new(CrosstermBackend::new(writer))?;
+            terminal.clear()?;
+            let mut view = View::new(colors);
+            while let Some(snap) = slot.take() {
+                draw_synchronized(&mut terminal, |frame| {
+                    view.draw(
+                        frame,
+                        &snap.model,
+                        snap.remote.as_deref(),
+                        snap.local.as_deref(),
+                    )
+                })?;
+            }
+            Ok(())
+        })
+        .context("starting the drawing thread")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ui::app::Role;
+
+    fn snapshot(now: Instant) -> Snapshot {
+        Snapshot {
+            model: Model::new(Role::Listen, now),
+            remote: None,
+            local: None,
+        }
+    }
+
+    #[test]
+    fn slot_keeps_only_the_latest_snapshot() {
+        let slot = DrawSlot::default();
+        let t0 = Instant::now();
+        slot.publish(snapshot(t0));
+        slot.publish(snapshot(t0 + Duration::from_secs(1)));
+        assert_eq!(
+            slot.take().map(|s| s.model.now),
+            Some(t0 + Duration::from_secs(1))
+        );
+        slot.close();
+        assert!(slot.take().is_none(), "closed slot ends the drawer");
+    }
+
+    #[test]
+    fn closing_wakes_a_waiting_drawer() {
+        let slot = Arc::new(DrawSlot::default());
+        let waiter = {
+            let slot = Arc::clone(&slot);
+            std::thread::spawn(move || slot.take().is_none())
+        };
+        slot.close();
+        assert!(waiter.join().unwrap());
+    }
+}

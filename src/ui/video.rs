@@ -1,0 +1,130 @@
+//! The ratatui widget that puts a half-block [`CellGrid`] on screen, in truecolor or
+//! in the 256-color palette.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Position, Rect};
+use ratatui::style::Color;
+use ratatui::widgets::Widget;
+
+use super::halfblock::{CellGrid, Rgb, to_ansi256};
+
+/// The upper half block: its foreground paints the top pixel of a cell, its
+/// background the bottom pixel.
+pub const UPPER_HALF_BLOCK: &str = "▀";
+
+/// How many colors the terminal shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ColorMode {
+    /// 24-bit color (`COLORTERM=truecolor` or `24bit`).
+    #[default]
+    TrueColor,
+    /// The xterm 256-color palette; pictures use entries 16-255.
+    Ansi256,
+}
+
+impl ColorMode {
+    /// The mode a `COLORTERM` value announces: truecolor for `truecolor` or `24bit`
+    /// (the de-facto convention; terminfo has no reliable flag), else 256 colors.
+    pub fn from_colorterm(value: Option<&str>) -> Self {
+        match value.map(str::trim) {
+            Some(v) if v.eq_ignore_ascii_case("truecolor") || v.eq_ignore_ascii_case("24bit") => {
+                Self::TrueColor
+            }
+            _ => Self::Ansi256,
+        }
+    }
+
+    /// The mode of the terminal this process runs in, from the `COLORTERM` variable.
+    pub fn detect() -> Self {
+        Self::from_colorterm(std::env::var("COLORTERM").ok().as_deref())
+    }
+
+    /// The ratatui color for `rgb` in this mode.
+    pub fn color(self, rgb: Rgb) -> Color {
+        match self {
+            Self::TrueColor => Color::Rgb(rgb.r, rgb.g, rgb.b),
+            Self::Ansi256 => Color::Indexed(to_ansi256(rgb)),
+        }
+    }
+}
+
+/// Draws a [`CellGrid`] at the top-left of the area it is given (clipped to it):
+/// each cell is `▀` with the top pixel as foreground and the bottom as background.
+#[derive(Debug, Clone, Copy)]
+pub struct VideoWidget<'a> {
+    grid: &'a CellGrid,
+    colors: ColorMode,
+}
+
+impl<'a> VideoWidget<'a> {
+    /// A widget showing `grid` in `colors`.
+    pub fn new(grid: &'a CellGrid, colors: ColorMode) -> Self {
+        Self { grid, colors }
+    }
+}
+
+impl Widget for VideoWidget<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let area = area.intersection(buf.area);
+        let rows = area.height.min(self.grid.rows());
+        let cols = area.width.min(self.grid.cols());
+        for row in 0..rows {
+            for (col, block) in self
+                .grid
+                .row(row)
+                .iter()
+                .take(usize::from(cols))
+                .enumerate()
+            {
+                // col < cols ≤ u16::MAX.
+                let position = Position::new(area.x + col as u16, area.y + row);
+                if let Some(cell) = buf.cell_mut(position) {
+                    cell.set_symbol(UPPER_HALF_BLOCK)
+                        .set_fg(self.colors.color(block.top))
+                        .set_bg(self.colors.color(block.bottom));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::video::I420Frame;
+    use crate::ui::halfblock::{CellSize, render};
+
+    #[test]
+    fn colorterm_values_select_the_mode() {
+        assert_eq!(
+            ColorMode::from_colorterm(Some("truecolor")),
+            ColorMode::TrueColor
+        );
+        assert_eq!(
+            ColorMode::from_colorterm(Some("24bit")),
+            ColorMode::TrueColor
+        );
+        assert_eq!(ColorMode::from_colorterm(Some("")), ColorMode::Ansi256);
+        assert_eq!(ColorMode::from_colorterm(None), ColorMode::Ansi256);
+    }
+
+    #[test]
+    fn widget_paints_half_blocks_with_top_as_foreground() {
+        // White above black: each cell's top pixel white, bottom black.
+        let mut frame = I420Frame::filled(4, 4, (16, 128, 128)).unwrap();
+        frame.planes_mut().0[..8].fill(235);
+        let grid = render(&frame, 2, 1, CellSize::default());
+        let mut buf = Buffer::empty(Rect::new(0, 0, 3, 2));
+        VideoWidget::new(&grid, ColorMode::TrueColor).render(Rect::new(1, 1, 2, 1), &mut buf);
+        let cell = &buf[(1, 1)];
+        assert_eq!(cell.symbol(), UPPER_HALF_BLOCK);
+        assert_eq!(cell.fg, Color::Rgb(255, 255, 255));
+        assert_eq!(cell.bg, Color::Rgb(0, 0, 0));
+        // Outside the given area nothing is drawn.
+        assert_eq!(buf[(0, 0)].symbol(), " ");
+
+        VideoWidget::new(&grid, ColorMode::Ansi256).render(Rect::new(0, 0, 2, 1), &mut buf);
+        assert_eq!(buf[(0, 0)].fg, Color::Indexed(231));
+        assert_eq!(buf[(0, 0)].bg, Color::Indexed(16));
+    }
+}

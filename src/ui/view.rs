@@ -1,0 +1,694 @@
+//! Draws the call screen from a [`Model`] and the latest frames: the remote video
+//! (or the listening screen, or the incoming-call prompt) above a notice line, a
+//! status bar and a help line, with the self-view, stats panel and help overlay on top.
+//!
+//! Drawing never changes the model; [`View`] only keeps the renderers' buffers so a
+//! frame does not allocate.
+
+use ratatui::Frame;
+use ratatui::layout::{Alignment, Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style, Stylize};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+
+use super::app::{CallView, Model, NoticeLevel, Role, Screen, describe_end, format_clock};
+use super::halfblock::{Renderer, fit};
+use super::video::{ColorMode, VideoWidget};
+use crate::call::{CallState, CallStats, MediaState};
+use crate::media::video::I420Frame;
+
+/// The exact text of the incoming-call prompt after the caller's id.
+pub const INCOMING_PROMPT: &str = "is calling: [a] accept  [r] refuse";
+
+/// Codes of per-channel change a shown video pixel ignores (see
+/// [`Renderer::set_hysteresis`]): small enough to be invisible, large enough to
+/// absorb camera and codec noise, which keeps the bytes per frame low.
+const VIDEO_HYSTERESIS: u8 = 4;
+
+/// The call screen's drawing state: renderers for the remote video and the
+/// self-view, and the terminal's color mode.
+#[derive(Debug)]
+pub struct View {
+    remote: Renderer,
+    local: Renderer,
+    colors: ColorMode,
+}
+
+impl View {
+    /// A view drawing in `colors`.
+    pub fn new(colors: ColorMode) -> Self {
+        let mut remote = Renderer::new();
+        remote.set_hysteresis(VIDEO_HYSTERESIS);
+        let mut local = Renderer::new();
+        local.set_hysteresis(VIDEO_HYSTERESIS);
+        Self {
+            remote,
+            local,
+            colors,
+        }
+    }
+
+    /// Draws the whole screen for `model`, with `remote` (the peer's video) and
+    /// `local` (our camera) as the latest frames, if any.
+    pub fn draw(
+        &mut self,
+        frame: &mut Frame,
+        model: &Model,
+        remote: Option<&I420Frame>,
+        local: Option<&I420Frame>,
+    ) {
+        let notice_height = u16::from(model.notice.is_some());
+        let [main, notice, status, help] = Layout::vertical([
+            Constraint::Min(1),
+            Constraint::Length(notice_height),
+            Constraint::Length(1),
+            Constraint::Length(1),
+        ])
+        .areas(frame.area());
+        match &model.screen {
+            Screen::Idle => draw_idle(frame, model, main),
+            Screen::Incoming { from, .. } => {
+                centered_text(
+                    frame,
+                    main,
+                    vec![Line::from(format!("{from} {INCOMING_PROMPT}")).bold()],
+                );
+            }
+            Screen::Call(call) => {
+                self.draw_call(frame, model, call, main, remote);
+                if model.self_view {
+                    self.draw_self_view(frame, model, main, local);
+                }
+            }
+        }
+        if model.stats_panel {
+            draw_stats_panel(frame, model, main);
+        }
+        if let Some(n) = &model.notice {
+            let color = match n.level {
+                NoticeLevel::Info => Color::Cyan,
+                NoticeLevel::Warning => Color::Yellow,
+                NoticeLevel::Error => Color::Red,
+            };
+            frame.render_widget(Paragraph::new(n.text.as_str()).fg(color), notice);
+        }
+        frame.render_widget(
+            Paragraph::new(status_line(model, status.width)).reversed(),
+            status,
+        );
+        frame.render_widget(Paragraph::new(help_line(model)).dark_gray(), help);
+        if model.help {
+            draw_help_overlay(frame, main);
+        }
+    }
+
+    fn draw_call(
+        &mut self,
+        frame: &mut Frame,
+        model: &Model,
+        call: &CallView,
+        area: Rect,
+        remote: Option<&I420Frame>,
+    ) {
+        let showing_video = matches!(
+            call.state,
+            CallState::Connected | CallState::Reconnecting | CallState::Connecting
+        ) && call.peer_media.camera;
+        match remote.filter(|_| showing_video) {
+            Some(picture) => {
+                let grid = self
+                    .remote
+                    .render(picture, area.width, area.height, model.cell_size);
+                frame.render_widget(VideoWidget::new(grid, self.colors), area);
+            }
+            None => {
+                let peer = &call.peer;
+                let text = match call.state {
+                    CallState::Calling => format!("Calling {peer}…"),
+                    CallState::Ringing => format!("Ringing {peer}…"),
+                    CallState::Connecting => format!("Connecting to {peer}…"),
+                    CallState::Connected | CallState::Reconnecting if !call.peer_media.camera => {
+                        format!("{peer}'s camera is off")
+                    }
+                    CallState::Connected => format!("Waiting for video from {peer}…"),
+                    CallState::Reconnecting => format!("Reconnecting to {peer}…"),
+                    CallState::Ended => format!(
+                        "Call ended: {}",
+                        describe_end(call.reason, peer, call.direction)
+                    ),
+                };
+                centered_text(frame, area, vec![Line::from(text)]);
+            }
+        }
+    }
+
+    /// Our camera in the bottom-right corner, a quarter of the width at most, shaped
+    /// like the picture (no bars), with a one-cell margin.
+    fn draw_self_view(
+        &mut self,
+        frame: &mut Frame,
+        model: &Model,
+        area: Rect,
+        local: Option<&I420Frame>,
+    ) {
+        let max_cols = (area.width / 4).max(12).min(area.width.saturating_sub(2));
+        let max_rows = (area.height / 3).max(4).min(area.height.saturating_sub(2));
+        if !model.local_media.camera || local.is_none() {
+            let label = if model.local_media.camera {
+                " no camera "
+            } else {
+                " camera off "
+            };
+            let width = (label.chars().count() as u16).min(area.width);
+            let rect = Rect::new(
+                area.right().saturating_sub(width + 1),
+                area.bottom().saturating_sub(2),
+                width,
+                1,
+            );
+            frame.render_widget(Paragraph::new(label).reversed(), rect.intersection(area));
+            return;
+        }
+        let Some(picture) = local else { return };
+        let Some(placement) = fit(
+            picture.width(),
+            picture.height(),
+            max_cols,
+            max_rows,
+            model.cell_size,
+        ) else {
+            return;
+        };
+        let (cols, rows) = (placement.width, placement.height.div_ceil(2));
+        let rect = Rect::new(
+            area.right().saturating_sub(cols + 1),
+            area.bottom().saturating_sub(rows + 1),
+            cols,
+            rows,
+        )
+        .intersection(area);
+        let grid = self
+            .local
+            .render(picture, rect.width, rect.height, model.cell_size);
+        frame.render_widget(VideoWidget::new(grid, self.colors), rect);
+    }
+}
+
+fn draw_idle(frame: &mut Frame, model: &Model, area: Rect) {
+    let first = match (&model.session, model.role) {
+        (None, _) if model.server_lost => "Reconnecting to the server…".to_string(),
+        (None, _) => "Connecting to the server…".to_string(),
+        (Some(s), Role::Listen) => format!("Listening as {} on {}", s.id, s.server),
+        (Some(s), Role::Call) => format!("Logged in as {} on {}", s.id, s.server),
+    };
+    let mut lines = vec![Line::from(first).bold()];
+    if model.session.is_some() && model.role == Role::Listen {
+        lines.push(Line::from("Waiting for calls").dark_gray());
+    }
+    centered_text(frame, area, lines);
+}
+
+/// `lines` centered horizontally and vertically in `area`.
+fn centered_text(frame: &mut Frame, area: Rect, lines: Vec<Line<'static>>) {
+    let height = (lines.len() as u16).min(area.height);
+    let [_, middle, _] = Layout::vertical([
+        Constraint::Fill(1),
+        Constraint::Length(height),
+        Constraint::Fill(1),
+    ])
+    .areas(area);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .alignment(Alignment::Center)
+            .wrap(Wrap { trim: true }),
+        middle,
+    );
+}
+
+/// `mic on · cam on` style summary of a side's media.
+fn media_summary(media: MediaState) -> String {
+    format!(
+        "mic {} · cam {}",
+        if media.muted { "muted" } else { "on" },
+        if media.camera { "on" } else { "off" }
+    )
+}
+
+/// The status bar: peer, call state (with the clock), both sides' media, network.
+/// Segments that do not fit in `width` columns are dropped from the right (the
+/// network figures first; `s` shows them in full).
+fn status_line(model: &Model, width: u16) -> Line<'static> {
+    let sep = || Span::raw(" │ ");
+    let mut spans = vec![];
+    match &model.screen {
+        Screen::Call(call) => {
+            spans.push(Span::raw(format!(" {} ", call.peer)).bold());
+            spans.push(sep());
+            let state = match (call.state, model.call_duration()) {
+                (CallState::Connected, Some(d)) => format!("connected {}", format_clock(d)),
+                (CallState::Ended, _) => match call.reason {
+                    Some(reason) => format!("ended: {reason}"),
+                    None => "ended".into(),
+                },
+                (state, _) => state.to_string(),
+            };
+            spans.push(Span::raw(state));
+            spans.push(sep());
+            spans.push(Span::raw(format!(
+                "you: {}",
+                media_summary(model.local_media)
+            )));
+            spans.push(sep());
+            spans.push(Span::raw(format!(
+                "{}: {}",
+                call.peer,
+                media_summary(call.peer_media)
+            )));
+            if let Some(stats) = &call.stats {
+                spans.push(sep());
+                spans.push(Span::raw(network_summary(stats)));
+            }
+        }
+        Screen::Incoming { from, .. } => {
+            spans.push(Span::raw(format!(" {from} ")).bold());
+            spans.push(sep());
+            spans.push(Span::raw("incoming call"));
+            spans.push(sep());
+            spans.push(Span::raw(format!(
+                "you: {}",
+                media_summary(model.local_media)
+            )));
+        }
+        Screen::Idle => {
+            let who = model
+                .session
+                .as_ref()
+                .map_or_else(|| "not logged in".to_string(), |s| s.id.to_string());
+            spans.push(Span::raw(format!(" {who} ")).bold());
+            spans.push(sep());
+            spans.push(Span::raw(if model.server_lost {
+                "reconnecting"
+            } else {
+                "idle"
+            }));
+            spans.push(sep());
+            spans.push(Span::raw(format!(
+                "you: {}",
+                media_summary(model.local_media)
+            )));
+        }
+    }
+    // Keep peer and state; drop trailing (separator, segment) pairs that overflow.
+    while spans.len() > 3 && spans.iter().map(Span::width).sum::<usize>() > usize::from(width) {
+        spans.truncate(spans.len() - 2);
+    }
+    Line::from(spans)
+}
+
+/// `rtt 23 ms · loss 0 · 15 fps · 712 kbit/s`.
+fn network_summary(stats: &CallStats) -> String {
+    let rtt = stats
+        .rtt_ms
+        .map_or_else(|| "–".to_string(), |ms| format!("{ms:.0}"));
+    format!(
+        "rtt {rtt} ms · loss {} · {:.0} fps · {:.0} kbit/s",
+        stats.packets_lost,
+        stats.video_fps_in,
+        stats.video_kbps_in + stats.audio_kbps_in
+    )
+}
+
+/// The keys that do something right now.
+fn help_line(model: &Model) -> Line<'static> {
+    let mute = if model.local_media.muted {
+        "[m] unmute"
+    } else {
+        "[m] mute"
+    };
+    let camera = if model.local_media.camera {
+        "[v] camera off"
+    } else {
+        "[v] camera on"
+    };
+    let keys: Vec<&str> = match &model.screen {
+        Screen::Incoming { .. } => vec![
+            "[a] accept",
+            "[r] refuse",
+            mute,
+            camera,
+            "[?] help",
+            "[q] quit",
+        ],
+        Screen::Call(call) if call.is_live() => {
+            vec![
+                "[h] hang up",
+                mute,
+                camera,
+                "[p] self-view",
+                "[s] stats",
+                "[?] help",
+                "[q] quit",
+            ]
+        }
+        _ => vec![mute, camera, "[?] help", "[q] quit"],
+    };
+    Line::from(format!(" {}", keys.join("  ")))
+}
+
+/// The detailed network panel in the top-right corner.
+fn draw_stats_panel(frame: &mut Frame, model: &Model, area: Rect) {
+    let Some(call) = model.call() else { return };
+    let lines: Vec<Line> = match &call.stats {
+        None => vec![Line::from("no figures yet")],
+        Some(s) => {
+            let size = s
+                .video_size_in
+                .map_or_else(|| "–".to_string(), |[w, h]| format!("{w}x{h}"));
+            let rtt = s
+                .rtt_ms
+                .map_or_else(|| "–".to_string(), |ms| format!("{ms:.0} ms"));
+            vec![
+                Line::from(format!("RTT          {rtt}")),
+                Line::from(format!("lost         {} packets", s.packets_lost)),
+                Line::from(format!("jitter       {:.1} ms", s.jitter_ms)),
+                Line::from(format!(
+                    "video in     {:.1} fps {:.0} kbit/s",
+                    s.video_fps_in, s.video_kbps_in
+                )),
+                Line::from(format!(
+                    "video out    {:.1} fps {:.0} kbit/s",
+                    s.video_fps_out, s.video_kbps_out
+                )),
+                Line::from(format!(
+                    "audio in/out {:.0}/{:.0} kbit/s",
+                    s.audio_kbps_in, s.audio_kbps_out
+                )),
+                Line::from(format!(
+                    "level in/out {:.0}/{:.0} dBFS",
+                    s.audio_level_in_dbfs, s.audio_level_out_dbfs
+                )),
+                Line::from(format!("video size   {size}")),
+                Line::from(format!("decoded      {} frames", s.frames_decoded)),
+                Line::from(format!("PLI sent     {}", s.pli_sent)),
+                Line::from(format!("keyframes    {} sent", s.keyframes_sent)),
+            ]
+        }
+    };
+    let width = 36.min(area.width);
+    let height = (lines.len() as u16 + 2).min(area.height);
+    let rect = Rect::new(area.right().saturating_sub(width), area.y, width, height);
+    frame.render_widget(Clear, rect);
+    frame.render_widget(
+        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" network ")),
+        rect,
+    );
+}
+
+/// Every key and what it does, centered over the main area.
+fn draw_help_overlay(frame: &mut Frame, area: Rect) {
+    const KEYS: [(&str, &str); 10] = [
+        ("a", "accept the incoming call"),
+        ("r", "refuse the incoming call"),
+        ("h", "hang up (or cancel a call)"),
+        ("m", "mute / unmute the microphone"),
+        ("v", "camera off / on"),
+        ("p", "show / hide the self-view"),
+        ("s", "show / hide network details"),
+        ("?", "show / hide this help"),
+        ("q", "quit (hangs up first)"),
+        ("Ctrl-C", "same as q"),
+    ];
+    let lines: Vec<Line> = KEYS
+        .iter()
+        .map(|(key, what)| {
+            Line::from(vec![
+                Span::styled(
+                    format!("{key:>7}  "),
+                    Style::default().add_modifier(Modifier::BOLD),
+                ),
+                Span::raw(*what),
+            ])
+        })
+        .collect();
+    let width = 42.min(area.width);
+    let height = (lines.len() as u16 + 2).min(area.height);
+    let rect = Rect::new(
+        area.x + (area.width - width) / 2,
+        area.y + (area.height - height) / 2,
+        width,
+        height,
+    );
+    frame.render_widget(Clear, rect);
+    frame.render_widget(
+        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" keys ")),
+        rect,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    use super::*;
+    use crate::call::{AppEvent, CallId, Direction, EndReason, UserId};
+    use crate::ui::app::{Msg, update};
+    use crate::ui::video::UPPER_HALF_BLOCK;
+
+    const COLS: u16 = 120;
+    const ROWS: u16 = 24;
+
+    /// Draws `model` on a 120x24 test terminal; returns its rows as text and the buffer.
+    fn screen(
+        model: &Model,
+        remote: Option<&I420Frame>,
+        local: Option<&I420Frame>,
+    ) -> (Vec<String>, ratatui::buffer::Buffer) {
+        let mut terminal = Terminal::new(TestBackend::new(COLS, ROWS)).unwrap();
+        let mut view = View::new(ColorMode::TrueColor);
+        terminal
+            .draw(|f| view.draw(f, model, remote, local))
+            .unwrap();
+        let buffer = terminal.backend().buffer().clone();
+        let rows = (0..ROWS)
+            .map(|y| {
+                (0..COLS)
+                    .map(|x| buffer[(x, y)].symbol())
+                    .collect::<String>()
+            })
+            .collect();
+        (rows, buffer)
+    }
+
+    fn contains(rows: &[String], text: &str) -> bool {
+        rows.iter().any(|r| r.contains(text))
+    }
+
+    fn logged_in(role: Role) -> Model {
+        let mut model = Model::new(role, Instant::now());
+        update(
+            &mut model,
+            Msg::Event(AppEvent::LoggedIn {
+                id: UserId::parse("jerry").unwrap(),
+                server: "ws://127.0.0.1:8080".into(),
+            }),
+        );
+        model
+    }
+
+    fn set_state(model: &mut Model, state: CallState, reason: Option<EndReason>) {
+        update(
+            model,
+            Msg::Event(AppEvent::State {
+                call_id: CallId::parse("c1").unwrap(),
+                peer: UserId::parse("tom").unwrap(),
+                direction: Direction::Outgoing,
+                state,
+                reason,
+            }),
+        );
+    }
+
+    #[test]
+    fn listening_screen_says_who_and_where() {
+        let (rows, _) = screen(&logged_in(Role::Listen), None, None);
+        assert!(
+            contains(&rows, "Listening as jerry on ws://127.0.0.1:8080"),
+            "{rows:#?}"
+        );
+        assert!(contains(&rows[ROWS as usize - 1..], "[q] quit"));
+        assert!(!contains(&rows, "[a] accept"));
+    }
+
+    #[test]
+    fn incoming_call_prompt_offers_accept_and_refuse() {
+        let mut model = logged_in(Role::Listen);
+        update(
+            &mut model,
+            Msg::Event(AppEvent::Incoming {
+                call_id: CallId::parse("c1").unwrap(),
+                from: UserId::parse("tom").unwrap(),
+            }),
+        );
+        let (rows, _) = screen(&model, None, None);
+        assert!(
+            contains(&rows, "tom is calling: [a] accept  [r] refuse"),
+            "{rows:#?}"
+        );
+        assert!(!contains(&rows, "Listening as"));
+    }
+
+    #[test]
+    fn calling_screen_shows_the_peer_and_state() {
+        let mut model = logged_in(Role::Call);
+        set_state(&mut model, CallState::Calling, None);
+        let (rows, _) = screen(&model, None, None);
+        assert!(contains(&rows, "Calling tom…"), "{rows:#?}");
+        let status = &rows[ROWS as usize - 2];
+        assert!(
+            status.contains("tom") && status.contains("calling"),
+            "{status}"
+        );
+        assert!(contains(&rows, "[h] hang up"));
+    }
+
+    #[test]
+    fn connected_call_shows_video_clock_and_network() {
+        let t0 = Instant::now();
+        let mut model = logged_in(Role::Call);
+        update(&mut model, Msg::Tick(t0));
+        set_state(&mut model, CallState::Connected, None);
+        update(&mut model, Msg::Tick(t0 + Duration::from_secs(65)));
+        update(
+            &mut model,
+            Msg::Event(AppEvent::Stats {
+                call_id: CallId::parse("c1").unwrap(),
+                stats: CallStats {
+                    rtt_ms: Some(23.4),
+                    video_fps_in: 15.0,
+                    video_kbps_in: 600.0,
+                    audio_kbps_in: 32.0,
+                    packets_lost: 3,
+                    ..CallStats::default()
+                },
+            }),
+        );
+        // A red 4:3 picture: pillarboxed in the 120x22 video area (120x44 half-cells).
+        let red = I420Frame::filled(640, 480, (81, 90, 240)).unwrap();
+        let green = I420Frame::filled(320, 240, (145, 54, 34)).unwrap();
+        let (rows, buffer) = screen(&model, Some(&red), Some(&green));
+        let status = &rows[ROWS as usize - 2];
+        assert!(status.contains("connected 00:01:05"), "{status}");
+        assert!(
+            status.contains("rtt 23 ms · loss 3 · 15 fps · 632 kbit/s"),
+            "{status}"
+        );
+        let center = &buffer[(COLS / 2, 5)];
+        assert_eq!(center.symbol(), UPPER_HALF_BLOCK);
+        assert!(
+            matches!(center.fg, Color::Rgb(r, g, b) if r > 250 && g < 5 && b < 5),
+            "{center:?}"
+        );
+        // Bars left and right of the 59-column picture are black.
+        assert_eq!(buffer[(30, 5)].symbol(), UPPER_HALF_BLOCK);
+        assert_eq!(buffer[(0, 5)].fg, Color::Rgb(0, 0, 0));
+        // The self-view sits in the bottom-right corner of the video area, in green.
+        let corner = &buffer[(COLS - 3, 22 - 2)];
+        assert!(
+            matches!(corner.bg, Color::Rgb(r, g, _) if g > 250 && r < 5),
+            "{corner:?}"
+        );
+    }
+
+    #[test]
+    fn muted_peer_is_shown_in_the_status_bar() {
+        let mut model = logged_in(Role::Call);
+        set_state(&mut model, CallState::Connected, None);
+        update(
+            &mut model,
+            Msg::Event(AppEvent::PeerMedia {
+                call_id: CallId::parse("c1").unwrap(),
+                state: MediaState {
+                    muted: true,
+                    camera: false,
+                },
+            }),
+        );
+        let red = I420Frame::filled(640, 480, (81, 90, 240)).unwrap();
+        let (rows, _) = screen(&model, Some(&red), None);
+        let status = &rows[ROWS as usize - 2];
+        assert!(status.contains("tom: mic muted · cam off"), "{status}");
+        assert!(status.contains("you: mic on · cam on"), "{status}");
+        // The last frame is not frozen on screen: the camera is off.
+        assert!(contains(&rows, "tom's camera is off"), "{rows:#?}");
+    }
+
+    #[test]
+    fn ended_call_shows_its_reason() {
+        let mut model = logged_in(Role::Call);
+        set_state(&mut model, CallState::Calling, None);
+        set_state(&mut model, CallState::Ended, Some(EndReason::NoAnswer));
+        let (rows, _) = screen(&model, None, None);
+        assert!(
+            contains(&rows, "Call ended: tom did not answer"),
+            "{rows:#?}"
+        );
+        assert!(
+            rows[ROWS as usize - 2].contains("ended: no-answer"),
+            "{}",
+            rows[ROWS as usize - 2]
+        );
+        assert!(!contains(&rows, "[h] hang up"));
+    }
+
+    #[test]
+    fn help_overlay_and_stats_panel_draw_over_the_call() {
+        let mut model = logged_in(Role::Call);
+        set_state(&mut model, CallState::Connected, None);
+        model.help = true;
+        model.stats_panel = true;
+        let (rows, _) = screen(&model, None, None);
+        assert!(contains(&rows, "mute / unmute the microphone"), "{rows:#?}");
+        assert!(contains(&rows, " network "));
+        assert!(contains(&rows, "no figures yet"));
+    }
+
+    #[test]
+    fn narrow_status_bar_drops_network_figures_first() {
+        let mut model = logged_in(Role::Call);
+        set_state(&mut model, CallState::Connected, None);
+        update(
+            &mut model,
+            Msg::Event(AppEvent::Stats {
+                call_id: CallId::parse("c1").unwrap(),
+                stats: CallStats::default(),
+            }),
+        );
+        let wide = status_line(&model, 200).to_string();
+        let narrow = status_line(&model, 60).to_string();
+        assert!(
+            wide.contains("rtt") && !narrow.contains("rtt"),
+            "{wide} / {narrow}"
+        );
+        assert!(narrow.contains("connected 00:00:00"), "{narrow}");
+        assert!(narrow.chars().count() <= 60, "{narrow}");
+    }
+
+    #[test]
+    fn tiny_terminals_do_not_panic() {
+        let mut model = logged_in(Role::Call);
+        set_state(&mut model, CallState::Connected, None);
+        model.help = true;
+        model.stats_panel = true;
+        let red = I420Frame::filled(640, 480, (81, 90, 240)).unwrap();
+        for (w, h) in [(1, 1), (3, 2), (10, 4), (200, 3)] {
+            let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+            let mut view = View::new(ColorMode::Ansi256);
+            terminal
+                .draw(|f| view.draw(f, &model, Some(&red), Some(&red)))
+                .unwrap();
+        }
+    }
+}
