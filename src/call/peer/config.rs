@@ -37,7 +37,7 @@ pub struct PeerConfig {
     /// STUN/TURN servers, from the config file and `--ice-server`.
     pub ice_servers: Vec<IceServer>,
     /// Local addresses to gather host candidates on (`--bind`, repeatable). Empty means
-    /// every interface (`0.0.0.0`, which webrtc 0.21 expands to all non-loopback ones).
+    /// every interface plus loopback (see `udp_addrs`).
     pub bind: Vec<IpAddr>,
 }
 
@@ -135,9 +135,16 @@ impl PeerConfig {
     }
 
     /// UDP sockets to bind, one per address, each on an ephemeral port.
+    ///
+    /// With no `--bind`, every interface (`0.0.0.0`, which webrtc expands to the
+    /// non-loopback ones) plus `127.0.0.1`, so two clients on one host, or in a network
+    /// namespace where only `lo` is up, still find a path.
     pub(crate) fn udp_addrs(&self) -> Vec<SocketAddr> {
         if self.bind.is_empty() {
-            vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)]
+            vec![
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            ]
         } else {
             self.bind.iter().map(|ip| SocketAddr::new(*ip, 0)).collect()
         }
@@ -194,10 +201,10 @@ mod tests {
     }
 
     #[test]
-    fn no_bind_address_means_every_interface() {
+    fn no_bind_address_means_every_interface_and_loopback() {
         let all = PeerConfig::default().udp_addrs();
         let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
-        assert_eq!(all, vec![addr("0.0.0.0:0")]);
+        assert_eq!(all, vec![addr("0.0.0.0:0"), addr("127.0.0.1:0")]);
         let lo = PeerConfig {
             bind: vec![
                 "127.0.0.1".parse::<IpAddr>().unwrap(),

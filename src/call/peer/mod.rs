@@ -252,10 +252,7 @@ impl PeerSession {
         let _negotiation = self.negotiation.lock().await;
         self.pc.restart_ice().await.context("restarting ICE")?;
         let sdp = self
-            .offer(Some(RTCOfferOptions {
-                ice_restart: true,
-                ..Default::default()
-            }))
+            .offer(Some(RTCOfferOptions { ice_restart: true }))
             .await?;
         self.arm_connect_deadline();
         Ok(sdp)
@@ -329,6 +326,11 @@ impl PeerSession {
             pli_sent: self.shared.pli_sent.load(Ordering::Relaxed),
             keyframe_requests_received: self.shared.keyframe_requests.load(Ordering::Relaxed),
         }
+    }
+
+    /// The current local SDP (offer or answer), if one was set.
+    pub async fn local_sdp(&self) -> Option<String> {
+        self.pc.local_description().await.map(|d| d.sdp)
     }
 
     /// The PeerConnection's current state.
