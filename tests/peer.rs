@@ -594,3 +594,42 @@ async fn chrome_offer_gets_an_answer_with_h264_mode_1_and_opus() {
     assert!(answer.contains("a=fingerprint:sha-256"), "DTLS-SRTP");
     callee.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_connection_within_the_deadline_reports_failed() {
+    let (tx, mut rx) = mpsc::channel(64);
+    let (caller, _media) = PeerSession::new(&loopback(), tx).await.expect("session");
+    caller.set_connect_timeout(Duration::from_millis(800));
+    // The offer goes out but no answer ever comes back.
+    caller.create_offer().await.expect("offer");
+    let started = Instant::now();
+    let failed = bounded("failed", async {
+        loop {
+            match rx.recv().await {
+                Some(PeerEvent::Failed) => return true,
+                Some(PeerEvent::Connected) | None => return false,
+                Some(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(failed, "an unanswered call reports Failed");
+    assert!(
+        started.elapsed() >= Duration::from_millis(700),
+        "not before the deadline"
+    );
+    caller.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_made_in_time_reports_no_failure() {
+    let (mut a, mut b) = pair().await;
+    a.session.set_connect_timeout(Duration::from_secs(3));
+    b.session.set_connect_timeout(Duration::from_secs(3));
+    negotiate(&a, &b).await;
+    wait_event(&mut a, "connected", |e| *e == PeerEvent::Connected).await;
+    wait_event(&mut b, "connected", |e| *e == PeerEvent::Connected).await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let later: Vec<PeerEvent> = std::iter::from_fn(|| a.events.try_recv().ok()).collect();
+    assert!(!later.contains(&PeerEvent::Failed), "{later:?}");
+}

@@ -43,6 +43,8 @@ pub(crate) struct Shared {
     pub(crate) remote_video: Mutex<Option<RemoteVideo>>,
     pub(crate) pli_sent: AtomicU64,
     pub(crate) keyframe_requests: AtomicU64,
+    /// The connect deadline in milliseconds (`CONNECT_TIMEOUT` unless changed).
+    pub(crate) connect_timeout_ms: AtomicU64,
     /// Background tasks, aborted on close.
     pub(crate) tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -65,6 +67,7 @@ impl Shared {
             remote_video: Mutex::new(None),
             pli_sent: AtomicU64::new(0),
             keyframe_requests: AtomicU64::new(0),
+            connect_timeout_ms: AtomicU64::new(super::CONNECT_TIMEOUT.as_millis() as u64),
             tasks: Mutex::new(Vec::new()),
         }
     }
