@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use rtc_cli::call::CallStats;
 use rtc_cli::call::peer::{
     AudioTrackWriter, PeerConfig, PeerEvent, PeerSession, RemoteMedia, RtpPacket, VideoTrackWriter,
+    ice_ufrag,
 };
 use rtc_cli::signaling::protocol::IceCandidate;
 use tokio::sync::mpsc;
@@ -296,8 +297,14 @@ async fn trickle_ice_connects_on_loopback_with_host_candidates() {
         })
         .collect();
     assert!(!candidates.is_empty(), "candidates trickled: {before:?}");
+    let ufrag = ice_ufrag(&offer).expect("ufrag in offer");
     for c in candidates {
         assert!(c.candidate.starts_with("candidate:"), "{c:?}");
+        assert_eq!(
+            c.username_fragment.as_deref(),
+            Some(ufrag),
+            "stamped with our ufrag"
+        );
         assert!(
             c.candidate.contains("127.0.0.1"),
             "bound to loopback only: {c:?}"
@@ -406,7 +413,7 @@ async fn stats_show_rtt_packets_and_rates() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ice_restart_gets_fresh_credentials_and_media_keeps_flowing() {
+async fn ice_restart_returns_to_connected_and_media_keeps_flowing() {
     let (mut a, mut b) = connected_pair().await;
     let offer = a.session.restart_ice().await.expect("restart offer");
     let answer = b
@@ -447,20 +454,41 @@ async fn ice_restart_gets_fresh_credentials_and_media_keeps_flowing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restart_offer_carries_new_ice_credentials() {
+async fn restart_offer_carries_new_ice_credentials_and_old_candidates_are_ignored() {
     let (a, b) = connected_pair().await;
-    let ufrag = |sdp: &str| {
-        sdp.lines()
-            .find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:"))
-            .map(str::to_owned)
-    };
     let first = a.session.local_sdp().await.expect("local description");
-    let before = ufrag(&first).expect("ufrag");
+    let before = ice_ufrag(&first).expect("ufrag").to_owned();
+    let b_before = ice_ufrag(&b.session.local_sdp().await.expect("b sdp"))
+        .expect("ufrag")
+        .to_owned();
     let offer = a.session.restart_ice().await.expect("restart offer");
-    let after = ufrag(&offer).expect("ufrag");
+    let after = ice_ufrag(&offer).expect("ufrag");
     assert_ne!(before, after, "ICE restart changes ice-ufrag (RFC 8445 §9)");
     let answer = b.session.accept_offer(&offer).await.expect("answer");
     a.session.accept_answer(&answer).await.expect("apply");
+    let b_after = ice_ufrag(&answer).expect("ufrag").to_owned();
+    assert_ne!(b_before, b_after, "the answerer restarts too");
+
+    // A late candidate of the previous generation is dropped quietly; the same (unusable)
+    // line for the current generation reaches webrtc and is refused.
+    let late = |ufrag: &str| IceCandidate {
+        candidate: "candidate:garbage".into(),
+        sdp_mid: Some("0".into()),
+        sdp_mline_index: Some(0),
+        username_fragment: Some(ufrag.to_owned()),
+    };
+    assert!(
+        a.session
+            .add_remote_candidate(&late(&b_before))
+            .await
+            .is_ok()
+    );
+    assert!(
+        a.session
+            .add_remote_candidate(&late(&b_after))
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -43,6 +43,9 @@ pub(crate) struct Shared {
     pub(crate) remote_video: Mutex<Option<RemoteVideo>>,
     pub(crate) pli_sent: AtomicU64,
     pub(crate) keyframe_requests: AtomicU64,
+    /// `a=ice-ufrag` of our current local description, stamped on trickled candidates so
+    /// the peer can tell ICE generations apart (RFC 8838 §4.1).
+    pub(crate) local_ufrag: Mutex<Option<String>>,
     /// The connect deadline in milliseconds (`CONNECT_TIMEOUT` unless changed).
     pub(crate) connect_timeout_ms: AtomicU64,
     /// Background tasks, aborted on close.
@@ -67,6 +70,7 @@ impl Shared {
             remote_video: Mutex::new(None),
             pli_sent: AtomicU64::new(0),
             keyframe_requests: AtomicU64::new(0),
+            local_ufrag: Mutex::new(None),
             connect_timeout_ms: AtomicU64::new(super::CONNECT_TIMEOUT.as_millis() as u64),
             tasks: Mutex::new(Vec::new()),
         }
@@ -149,7 +153,9 @@ impl PeerConnectionEventHandler for PeerHandler {
                 candidate: init.candidate,
                 sdp_mid: init.sdp_mid,
                 sdp_mline_index: init.sdp_mline_index,
-                username_fragment: init.username_fragment,
+                username_fragment: init
+                    .username_fragment
+                    .or_else(|| self.shared.local_ufrag.lock().ok().and_then(|u| u.clone())),
             })),
             Err(e) => tracing::warn!(error = %e, "cannot serialize a local ICE candidate"),
         }

@@ -189,6 +189,7 @@ impl PeerSession {
             .await
             .context("creating the SDP answer")?;
         let sdp = answer.sdp.clone();
+        self.remember_local_ufrag(&sdp);
         self.pc
             .set_local_description(answer)
             .await
@@ -232,6 +233,10 @@ impl PeerSession {
         let mut negotiation = self.negotiation.lock().await;
         if self.awaiting_remote_description().await {
             negotiation.pending_candidates.push(init);
+            return Ok(());
+        }
+        if self.is_stale(&init).await {
+            tracing::debug!(candidate = %init.candidate, "ignoring a candidate of an earlier ICE generation");
             return Ok(());
         }
         self.pc
@@ -369,6 +374,7 @@ impl PeerSession {
             .await
             .context("creating the SDP offer")?;
         let sdp = offer.sdp.clone();
+        self.remember_local_ufrag(&sdp);
         self.pc
             .set_local_description(offer)
             .await
@@ -413,9 +419,30 @@ impl PeerSession {
 
     async fn flush_candidates(&self, negotiation: &mut Negotiation) {
         for init in std::mem::take(&mut negotiation.pending_candidates) {
+            if self.is_stale(&init).await {
+                continue;
+            }
             if let Err(e) = self.pc.add_ice_candidate(init.clone()).await {
                 tracing::warn!(error = %e, candidate = %init.candidate, "dropping a queued remote candidate");
             }
+        }
+    }
+
+    /// Whether a remote candidate names an ICE ufrag other than the remote description's
+    /// (a late candidate from before an ICE restart).
+    async fn is_stale(&self, candidate: &RTCIceCandidateInit) -> bool {
+        let Some(ufrag) = &candidate.username_fragment else {
+            return false;
+        };
+        let remote = self.pc.remote_description().await;
+        remote
+            .and_then(|d| ice_ufrag(&d.sdp).map(str::to_owned))
+            .is_some_and(|current| current != *ufrag)
+    }
+
+    fn remember_local_ufrag(&self, sdp: &str) {
+        if let Ok(mut slot) = self.shared.local_ufrag.lock() {
+            *slot = ice_ufrag(sdp).map(str::to_owned);
         }
     }
 
@@ -438,6 +465,12 @@ impl PeerSession {
             }
         }));
     }
+}
+
+/// The first `a=ice-ufrag` of an SDP (RFC 8839 §5.4).
+pub fn ice_ufrag(sdp: &str) -> Option<&str> {
+    sdp.lines()
+        .find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:"))
 }
 
 fn track_stats(local: &LocalTrack, packets_sent: u64, inbound: &ReceivedCounters) -> TrackStats {
@@ -484,5 +517,17 @@ async fn watch_keyframe_requests(video: Arc<LocalTrack>, shared: Arc<Shared>) {
             shared.keyframe_requests.fetch_add(1, Ordering::Relaxed);
             shared.emit(PeerEvent::KeyframeRequested);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ice_ufrag_is_read_from_the_first_media_section() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=ice-ufrag:Qx3F\r\na=ice-pwd:x\r\n";
+        assert_eq!(ice_ufrag(sdp), Some("Qx3F"));
+        assert_eq!(ice_ufrag("v=0\r\n"), None);
     }
 }
