@@ -40,3 +40,162 @@ pub struct CallStats {
     /// Keyframes we sent since the call connected (on start and on each PLI/FIR).
     pub keyframes_sent: u64,
 }
+
+/// Cumulative figures of one outgoing track.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SentStats {
+    /// RTP packets sent (webrtc's outbound-rtp `packetsSent`).
+    pub packets: u64,
+    /// Samples written: video access units, or Opus packets.
+    pub frames: u64,
+    /// Media bytes written (Annex-B access units or Opus packets), before RTP framing.
+    pub payload_bytes: u64,
+}
+
+/// Cumulative figures of one incoming track, counted by our own receive loop because
+/// webrtc 0.21 leaves several of them empty (FIELD-NOTES).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ReceivedStats {
+    /// RTP packets received.
+    pub packets: u64,
+    /// RTP payload bytes received.
+    pub payload_bytes: u64,
+    /// Complete frames received: packets with the marker bit for video (RFC 6184 §5.1),
+    /// packets for audio.
+    pub frames: u64,
+    /// Cumulative packets lost (RFC 3550 §6.4.1, A.3); negative with duplicates.
+    pub packets_lost: i64,
+    /// Interarrival jitter (RFC 3550 §6.4.1), in milliseconds.
+    pub jitter_ms: f64,
+    /// Packets dropped because the media pipeline did not keep up.
+    pub dropped: u64,
+}
+
+/// Both directions of one media kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TrackStats {
+    /// Our outgoing track.
+    pub sent: SentStats,
+    /// The peer's incoming track.
+    pub received: ReceivedStats,
+}
+
+/// A snapshot of the PeerConnection's counters (cumulative since it was built), taken by
+/// `PeerSession::stats`. Two snapshots give per-second rates with [`CallStats::from_peer`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PeerStats {
+    /// When the snapshot was taken.
+    pub at: std::time::Instant,
+    /// Round-trip time of the selected ICE candidate pair (STUN consent checks,
+    /// RFC 7675), `None` before the first response.
+    pub rtt: Option<std::time::Duration>,
+    /// H.264 video.
+    pub video: TrackStats,
+    /// Opus audio.
+    pub audio: TrackStats,
+    /// PLIs we sent for the remote video.
+    pub pli_sent: u64,
+    /// Keyframe requests (PLI or FIR) the peer sent for our video.
+    pub keyframe_requests_received: u64,
+}
+
+impl CallStats {
+    /// The network part of a call's stats: RTT, video fps and kbit/s both ways (frames
+    /// received stand in for frames decoded), audio kbit/s, loss and audio jitter. Rates
+    /// are over `now.at - prev.at`; with no previous snapshot they are zero. Fields only
+    /// the media pipeline knows (frames decoded, audio levels, video size, keyframes sent)
+    /// are left at their defaults for the caller to fill.
+    pub fn from_peer(now: &PeerStats, prev: Option<&PeerStats>) -> Self {
+        let secs = prev
+            .map(|p| now.at.saturating_duration_since(p.at).as_secs_f64())
+            .filter(|s| *s > 0.0);
+        let rate = |cur: u64, old: fn(&PeerStats) -> u64| match (secs, prev) {
+            (Some(s), Some(p)) => cur.saturating_sub(old(p)) as f64 / s,
+            _ => 0.0,
+        };
+        let kbps = |bytes_per_s: f64| bytes_per_s * 8.0 / 1000.0;
+        Self {
+            rtt_ms: now.rtt.map(|d| d.as_secs_f64() * 1000.0),
+            video_fps_out: rate(now.video.sent.frames, |p| p.video.sent.frames),
+            video_fps_in: rate(now.video.received.frames, |p| p.video.received.frames),
+            video_kbps_out: kbps(rate(now.video.sent.payload_bytes, |p| {
+                p.video.sent.payload_bytes
+            })),
+            video_kbps_in: kbps(rate(now.video.received.payload_bytes, |p| {
+                p.video.received.payload_bytes
+            })),
+            audio_kbps_out: kbps(rate(now.audio.sent.payload_bytes, |p| {
+                p.audio.sent.payload_bytes
+            })),
+            audio_kbps_in: kbps(rate(now.audio.received.payload_bytes, |p| {
+                p.audio.received.payload_bytes
+            })),
+            packets_lost: now.video.received.packets_lost.max(0)
+                + now.audio.received.packets_lost.max(0),
+            jitter_ms: now.audio.received.jitter_ms,
+            pli_sent: now.pli_sent,
+            ..Self::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn snapshot(at: Instant, video_frames: u64, video_bytes: u64) -> PeerStats {
+        PeerStats {
+            at,
+            rtt: Some(Duration::from_micros(1500)),
+            video: TrackStats {
+                sent: SentStats {
+                    packets: video_frames * 3,
+                    frames: video_frames,
+                    payload_bytes: video_bytes,
+                },
+                received: ReceivedStats {
+                    frames: video_frames,
+                    payload_bytes: video_bytes,
+                    packets_lost: 2,
+                    ..Default::default()
+                },
+            },
+            audio: TrackStats {
+                received: ReceivedStats {
+                    packets_lost: -1,
+                    jitter_ms: 4.5,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            pli_sent: 1,
+            keyframe_requests_received: 0,
+        }
+    }
+
+    #[test]
+    fn rates_come_from_the_difference_of_two_snapshots() {
+        let t0 = Instant::now();
+        let prev = snapshot(t0, 10, 10_000);
+        let now = snapshot(t0 + Duration::from_secs(2), 40, 60_000);
+        let s = CallStats::from_peer(&now, Some(&prev));
+        assert_eq!(s.video_fps_out, 15.0);
+        assert_eq!(s.video_fps_in, 15.0);
+        assert_eq!(s.video_kbps_out, 200.0); // 25_000 B/s
+        assert_eq!(s.rtt_ms, Some(1.5));
+        // Duplicates (negative loss) do not cancel real loss on the other track.
+        assert_eq!(s.packets_lost, 2);
+        assert_eq!(s.jitter_ms, 4.5);
+        assert_eq!(s.pli_sent, 1);
+    }
+
+    #[test]
+    fn first_snapshot_has_no_rates() {
+        let now = snapshot(Instant::now(), 40, 60_000);
+        let s = CallStats::from_peer(&now, None);
+        assert_eq!(s.video_fps_out, 0.0);
+        assert_eq!(s.video_kbps_in, 0.0);
+        assert_eq!(s.rtt_ms, Some(1.5));
+    }
+}

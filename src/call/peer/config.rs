@@ -1,0 +1,217 @@
+//! What one PeerConnection is built from: STUN/TURN servers and the local addresses to bind.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use webrtc::peer_connection::{RTCConfiguration, RTCConfigurationBuilder, RTCIceServer};
+
+use crate::config::IceServerConfig;
+
+/// A STUN or TURN server (W3C webrtc-pc §4.2.1 `RTCIceServer`).
+///
+/// webrtc 0.21 gathers through `stun:` and UDP `turn:` only; `stuns:`, `turns:` and
+/// `?transport=tcp` URLs are accepted by [`PeerConfig::validate`] but skipped by the
+/// ICE agent (FIELD-NOTES), and a warning is logged for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IceServer {
+    /// `stun:host[:port]` or `turn:host[:port][?transport=udp]` URLs (RFC 7064, RFC 7065).
+    pub urls: Vec<String>,
+    /// TURN username (RFC 8656 §9.2); required for `turn:` URLs.
+    pub username: Option<String>,
+    /// TURN password (long-term credential, RFC 8489 §9.2); required for `turn:` URLs.
+    pub credential: Option<String>,
+}
+
+impl From<IceServerConfig> for IceServer {
+    fn from(c: IceServerConfig) -> Self {
+        Self {
+            urls: c.urls,
+            username: c.username,
+            credential: c.credential,
+        }
+    }
+}
+
+/// How to build the PeerConnection of one call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerConfig {
+    /// STUN/TURN servers, from the config file and `--ice-server`.
+    pub ice_servers: Vec<IceServer>,
+    /// Local addresses to gather host candidates on (`--bind`, repeatable). Empty means
+    /// every interface plus loopback (see `udp_addrs`).
+    pub bind: Vec<IpAddr>,
+}
+
+/// Why a [`PeerConfig`] cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PeerConfigError {
+    /// An ICE server entry without any URL.
+    #[error("an ICE server has no URL")]
+    NoUrl,
+    /// A URL whose scheme is not `stun:`, `stuns:`, `turn:` or `turns:` (RFC 7064/7065).
+    #[error("ICE server URL {0:?} must start with stun:, stuns:, turn: or turns:")]
+    Scheme(String),
+    /// A URL with nothing after the scheme.
+    #[error("ICE server URL {0:?} has no host")]
+    NoHost(String),
+    /// A TURN URL without both a username and a credential.
+    #[error(
+        "TURN server {0:?} needs a username and a credential (--ice-username/--ice-credential)"
+    )]
+    TurnCredentials(String),
+}
+
+/// The scheme of an ICE server URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Stun,
+    Stuns,
+    Turn,
+    Turns,
+}
+
+fn parse_scheme(url: &str) -> Result<(Scheme, &str), PeerConfigError> {
+    let (scheme, rest) = url
+        .split_once(':')
+        .ok_or_else(|| PeerConfigError::Scheme(url.to_owned()))?;
+    let scheme = match scheme.to_ascii_lowercase().as_str() {
+        "stun" => Scheme::Stun,
+        "stuns" => Scheme::Stuns,
+        "turn" => Scheme::Turn,
+        "turns" => Scheme::Turns,
+        _ => return Err(PeerConfigError::Scheme(url.to_owned())),
+    };
+    if rest.trim_start_matches('/').is_empty() {
+        return Err(PeerConfigError::NoHost(url.to_owned()));
+    }
+    Ok((scheme, rest))
+}
+
+impl IceServer {
+    /// Checks every URL's scheme and that TURN URLs come with credentials.
+    ///
+    /// # Errors
+    /// A [`PeerConfigError`] naming the first bad URL.
+    pub fn validate(&self) -> Result<(), PeerConfigError> {
+        if self.urls.is_empty() {
+            return Err(PeerConfigError::NoUrl);
+        }
+        for url in &self.urls {
+            let (scheme, rest) = parse_scheme(url)?;
+            let is_turn = matches!(scheme, Scheme::Turn | Scheme::Turns);
+            if is_turn && (self.username.is_none() || self.credential.is_none()) {
+                return Err(PeerConfigError::TurnCredentials(url.clone()));
+            }
+            if matches!(scheme, Scheme::Stuns | Scheme::Turns) || rest.contains("transport=tcp") {
+                tracing::warn!(%url, "webrtc 0.21 gathers over UDP STUN/TURN only; skipping");
+            }
+        }
+        Ok(())
+    }
+
+    fn to_rtc(&self) -> RTCIceServer {
+        RTCIceServer {
+            urls: self.urls.clone(),
+            username: self.username.clone().unwrap_or_default(),
+            credential: self.credential.clone().unwrap_or_default(),
+        }
+    }
+}
+
+impl PeerConfig {
+    /// Checks every ICE server (see [`IceServer::validate`]).
+    ///
+    /// # Errors
+    /// The first [`PeerConfigError`] found.
+    pub fn validate(&self) -> Result<(), PeerConfigError> {
+        self.ice_servers.iter().try_for_each(IceServer::validate)
+    }
+
+    /// The webrtc configuration: ICE servers only; everything else is WebRTC's default
+    /// (max-bundle, rtcp-mux required, all candidate types).
+    pub(crate) fn rtc_configuration(&self) -> RTCConfiguration {
+        RTCConfigurationBuilder::new()
+            .with_ice_servers(self.ice_servers.iter().map(IceServer::to_rtc).collect())
+            .build()
+    }
+
+    /// UDP sockets to bind, one per address, each on an ephemeral port.
+    ///
+    /// With no `--bind`, every interface (`0.0.0.0`, which webrtc expands to the
+    /// non-loopback ones) plus `127.0.0.1`, so two clients on one host, or in a network
+    /// namespace where only `lo` is up, still find a path.
+    pub(crate) fn udp_addrs(&self) -> Vec<SocketAddr> {
+        if self.bind.is_empty() {
+            vec![
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            ]
+        } else {
+            self.bind.iter().map(|ip| SocketAddr::new(*ip, 0)).collect()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(url: &str, user: Option<&str>, cred: Option<&str>) -> IceServer {
+        IceServer {
+            urls: vec![url.to_owned()],
+            username: user.map(str::to_owned),
+            credential: cred.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn stun_needs_no_credentials_but_turn_does() {
+        assert_eq!(server("stun:127.0.0.1:3478", None, None).validate(), Ok(()));
+        assert_eq!(
+            server("turn:127.0.0.1:3478", Some("u"), None).validate(),
+            Err(PeerConfigError::TurnCredentials(
+                "turn:127.0.0.1:3478".into()
+            ))
+        );
+        assert_eq!(
+            server("turn:127.0.0.1:3478", Some("u"), Some("p")).validate(),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn unknown_schemes_and_empty_hosts_are_refused() {
+        assert!(matches!(
+            server("http://example", None, None).validate(),
+            Err(PeerConfigError::Scheme(_))
+        ));
+        assert!(matches!(
+            server("127.0.0.1", None, None).validate(),
+            Err(PeerConfigError::Scheme(_))
+        ));
+        assert!(matches!(
+            server("stun:", None, None).validate(),
+            Err(PeerConfigError::NoHost(_))
+        ));
+        let empty = IceServer {
+            urls: vec![],
+            username: None,
+            credential: None,
+        };
+        assert_eq!(empty.validate(), Err(PeerConfigError::NoUrl));
+    }
+
+    #[test]
+    fn no_bind_address_means_every_interface_and_loopback() {
+        let all = PeerConfig::default().udp_addrs();
+        let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert_eq!(all, vec![addr("0.0.0.0:0"), addr("127.0.0.1:0")]);
+        let lo = PeerConfig {
+            bind: vec![
+                "127.0.0.1".parse::<IpAddr>().unwrap(),
+                "::1".parse::<IpAddr>().unwrap(),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(lo.udp_addrs(), vec![addr("127.0.0.1:0"), addr("[::1]:0")]);
+    }
+}

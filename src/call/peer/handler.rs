@@ -1,0 +1,189 @@
+//! webrtc's event callbacks, turned into [`PeerEvent`]s and remote-track forwarding loops.
+//!
+//! The callbacks run on webrtc's driver task, so none of them waits: events go through an
+//! unbounded internal channel (they are few: candidates and state changes) to a task that
+//! forwards them to the caller's bounded channel, and remote tracks get their own loops.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use webrtc::media_stream::track_remote::TrackRemote;
+use webrtc::peer_connection::{
+    PeerConnectionEventHandler, RTCIceGatheringState, RTCPeerConnectionIceEvent,
+    RTCPeerConnectionState,
+};
+
+use super::PeerEvent;
+use super::codecs::{AUDIO_CLOCK_RATE_HZ, VIDEO_CLOCK_RATE_HZ};
+use super::media::{ReceivedCounters, RtpPacket, forward_remote_track};
+use crate::signaling::protocol::IceCandidate;
+
+/// The remote video track, kept to send PLIs on.
+pub(crate) struct RemoteVideo {
+    pub(crate) track: Arc<dyn TrackRemote>,
+    pub(crate) ssrc: u32,
+}
+
+/// State shared by the session, its handler and its background tasks.
+pub(crate) struct Shared {
+    events: mpsc::UnboundedSender<PeerEvent>,
+    /// Latest PeerConnection state, for the connect deadline.
+    pub(crate) state: watch::Sender<RTCPeerConnectionState>,
+    /// Set once `Failed` was reported for the current connection attempt.
+    failed_reported: AtomicBool,
+    /// Set by `close`; silences every later event.
+    pub(crate) closed: AtomicBool,
+    video_tx: mpsc::Sender<RtpPacket>,
+    audio_tx: mpsc::Sender<RtpPacket>,
+    pub(crate) video_in: Arc<ReceivedCounters>,
+    pub(crate) audio_in: Arc<ReceivedCounters>,
+    pub(crate) remote_video: Mutex<Option<RemoteVideo>>,
+    pub(crate) pli_sent: AtomicU64,
+    pub(crate) keyframe_requests: AtomicU64,
+    /// `a=ice-ufrag` of our current local description, stamped on trickled candidates so
+    /// the peer can tell ICE generations apart (RFC 8838 §4.1).
+    pub(crate) local_ufrag: Mutex<Option<String>>,
+    /// The connect deadline in milliseconds (`CONNECT_TIMEOUT` unless changed).
+    pub(crate) connect_timeout_ms: AtomicU64,
+    /// Background tasks, aborted on close.
+    pub(crate) tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        events: mpsc::UnboundedSender<PeerEvent>,
+        video_tx: mpsc::Sender<RtpPacket>,
+        audio_tx: mpsc::Sender<RtpPacket>,
+    ) -> Self {
+        Self {
+            events,
+            state: watch::Sender::new(RTCPeerConnectionState::New),
+            failed_reported: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            video_tx,
+            audio_tx,
+            video_in: Arc::default(),
+            audio_in: Arc::default(),
+            remote_video: Mutex::new(None),
+            pli_sent: AtomicU64::new(0),
+            keyframe_requests: AtomicU64::new(0),
+            local_ufrag: Mutex::new(None),
+            connect_timeout_ms: AtomicU64::new(super::CONNECT_TIMEOUT.as_millis() as u64),
+            tasks: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Emits an event unless the session is closed.
+    pub(crate) fn emit(&self, event: PeerEvent) {
+        if !self.closed.load(Ordering::Acquire) {
+            // The receiver lives as long as the forwarding task; after that nobody listens.
+            let _ = self.events.send(event);
+        }
+    }
+
+    /// Emits `Failed` once per connection attempt.
+    pub(crate) fn report_failed(&self, why: &str) {
+        if !self.failed_reported.swap(true, Ordering::AcqRel) {
+            tracing::warn!(why, "peer connection failed");
+            self.emit(PeerEvent::Failed);
+        }
+    }
+
+    /// Keeps a background task so `close` can abort it.
+    pub(crate) fn keep(&self, task: JoinHandle<()>) {
+        if let Ok(mut tasks) = self.tasks.lock() {
+            tasks.retain(|t| !t.is_finished());
+            tasks.push(task);
+        }
+    }
+}
+
+/// The [`PeerConnectionEventHandler`] of one session.
+pub(crate) struct PeerHandler {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl PeerHandler {
+    async fn start_remote_track(&self, track: Arc<dyn TrackRemote>) {
+        let kind = track.kind().await;
+        let ssrc = track.ssrcs().await.first().copied().unwrap_or_default();
+        let track_id = track.track_id().await;
+        tracing::info!(%kind, ssrc, %track_id, "remote track");
+        let shared = &self.shared;
+        let task = match kind {
+            RtpCodecKind::Video => {
+                if let Ok(mut slot) = shared.remote_video.lock() {
+                    *slot = Some(RemoteVideo {
+                        track: track.clone(),
+                        ssrc,
+                    });
+                }
+                tokio::spawn(forward_remote_track(
+                    track,
+                    VIDEO_CLOCK_RATE_HZ,
+                    true,
+                    shared.video_tx.clone(),
+                    shared.video_in.clone(),
+                ))
+            }
+            RtpCodecKind::Audio => tokio::spawn(forward_remote_track(
+                track,
+                AUDIO_CLOCK_RATE_HZ,
+                false,
+                shared.audio_tx.clone(),
+                shared.audio_in.clone(),
+            )),
+            other => {
+                tracing::warn!(kind = %other, "ignoring a remote track of unexpected kind");
+                return;
+            }
+        };
+        shared.keep(task);
+    }
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for PeerHandler {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        match event.candidate.to_json() {
+            Ok(init) => self.shared.emit(PeerEvent::LocalCandidate(IceCandidate {
+                candidate: init.candidate,
+                sdp_mid: init.sdp_mid,
+                sdp_mline_index: init.sdp_mline_index,
+                username_fragment: init
+                    .username_fragment
+                    .or_else(|| self.shared.local_ufrag.lock().ok().and_then(|u| u.clone())),
+            })),
+            Err(e) => tracing::warn!(error = %e, "cannot serialize a local ICE candidate"),
+        }
+    }
+
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        tracing::debug!(%state, "ICE gathering");
+        if state == RTCIceGatheringState::Complete {
+            self.shared.emit(PeerEvent::EndOfCandidates);
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        tracing::info!(%state, "peer connection state");
+        self.shared.state.send_replace(state);
+        match state {
+            RTCPeerConnectionState::Connected => {
+                self.shared.failed_reported.store(false, Ordering::Release);
+                self.shared.emit(PeerEvent::Connected);
+            }
+            RTCPeerConnectionState::Disconnected => self.shared.emit(PeerEvent::Disconnected),
+            RTCPeerConnectionState::Failed => self.shared.report_failed("ICE or DTLS failed"),
+            RTCPeerConnectionState::Closed => self.shared.emit(PeerEvent::Closed),
+            _ => {}
+        }
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        self.start_remote_track(track).await;
+    }
+}

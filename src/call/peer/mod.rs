@@ -1,0 +1,533 @@
+//! One call's WebRTC PeerConnection (webrtc 0.21): tracks, SDP offer/answer, trickle ICE,
+//! ICE restart, keyframe requests and stats.
+//!
+//! The caller creates the SDP offer, the callee answers; ICE candidates trickle both ways
+//! through the signaling server (RFC 8838). Media is DTLS-SRTP over one bundled ICE
+//! transport (RFC 8829). Each session sends one H.264 video track and one Opus audio track,
+//! each with a UUID track id, and hands the peer's RTP to the media pipeline through
+//! [`RemoteMedia`].
+//!
+//! - [`config`]: ICE servers and bind addresses.
+//! - [`codecs`]: the codec table that makes offers and answers a browser accepts.
+//! - [`rtcp`]: the interceptor that delivers PLI/FIR to us.
+//! - [`media`]: sample writers, remote RTP forwarding, RFC 3550 reception statistics.
+//! - `handler`: webrtc's callbacks turned into [`PeerEvent`]s.
+
+pub mod codecs;
+pub mod config;
+mod handler;
+pub mod media;
+pub mod rtcp;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::interceptor::Registry;
+use rtc::peer_connection::configuration::RTCOfferOptions;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use tokio::sync::{Mutex, mpsc};
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, RTCIceCandidateInit, RTCPeerConnectionState, RTCSdpType,
+    RTCSessionDescription, SettingEngineBuilder, StatsSelector,
+};
+
+pub use config::{IceServer, PeerConfig, PeerConfigError};
+pub use media::{AudioTrackWriter, RemoteMedia, RtpPacket, TrackWriteError, VideoTrackWriter};
+
+use crate::call::stats::{PeerStats, ReceivedStats, SentStats, TrackStats};
+use crate::signaling::protocol::IceCandidate;
+use handler::{PeerHandler, Shared};
+use media::{LocalTrack, ReceivedCounters};
+
+/// How long ICE and DTLS may take to connect (or reconnect after an ICE restart) before
+/// the call ends with `ice-failed` (the requirement).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Remote video RTP packets buffered for the pipeline: about two keyframes at 720p.
+pub const REMOTE_VIDEO_QUEUE: usize = 512;
+/// Remote audio RTP packets buffered for the pipeline: 2.56 s of 20 ms Opus packets.
+pub const REMOTE_AUDIO_QUEUE: usize = 128;
+
+/// What the PeerConnection tells the call controller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerEvent {
+    /// A local ICE candidate, to trickle to the peer through the server.
+    LocalCandidate(IceCandidate),
+    /// Local candidate gathering finished for this ICE generation (RFC 8838 §4.4).
+    EndOfCandidates,
+    /// ICE and DTLS are up: media flows.
+    Connected,
+    /// Connectivity was lost; the controller shows `reconnecting` and calls
+    /// [`PeerSession::restart_ice`] (the offerer does; see there).
+    Disconnected,
+    /// ICE/DTLS failed, or did not (re)connect within [`CONNECT_TIMEOUT`]: end the call
+    /// with `ice-failed`.
+    Failed,
+    /// The connection was closed.
+    Closed,
+    /// The peer asked for a keyframe (PLI or FIR) on our video track.
+    KeyframeRequested,
+}
+
+/// Negotiation state, behind one lock so offer/answer and candidate handling never race.
+#[derive(Default)]
+struct Negotiation {
+    /// Our tracks have been added to the PeerConnection.
+    tracks_added: bool,
+    /// Remote candidates that arrived before the description they belong to.
+    pending_candidates: Vec<RTCIceCandidateInit>,
+}
+
+/// The WebRTC side of one call. Dropping it without [`close`](Self::close) leaves webrtc
+/// to tear the connection down on its own; call `close` for a prompt, clean end.
+pub struct PeerSession {
+    pc: Arc<dyn PeerConnection>,
+    shared: Arc<Shared>,
+    video: Arc<LocalTrack>,
+    audio: Arc<LocalTrack>,
+    negotiation: Mutex<Negotiation>,
+}
+
+impl PeerSession {
+    /// Builds the PeerConnection: our codecs, the default interceptors plus the keyframe
+    /// request forwarder, mDNS off (never needed, and it fails where there is no multicast
+    /// interface: FIELD-NOTES), host candidates on `config.bind`.
+    ///
+    /// Events go to `events`; remote RTP to the returned [`RemoteMedia`].
+    ///
+    /// # Errors
+    /// A bad ICE server ([`PeerConfigError`]), or webrtc failing to bind the sockets.
+    pub async fn new(
+        config: &PeerConfig,
+        events: mpsc::Sender<PeerEvent>,
+    ) -> anyhow::Result<(Self, RemoteMedia)> {
+        config.validate()?;
+        let (media_engine, registry) = codecs::media_engine(Registry::new())?;
+        let registry = registry.with(
+            rtcp::KEYFRAME_REQUEST_FORWARDER_SLOT,
+            rtcp::KeyframeRequestForwarder::default(),
+        );
+        let settings = SettingEngineBuilder::new()
+            .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+            .build();
+
+        let (internal_tx, internal_rx) = mpsc::unbounded_channel();
+        let (video_tx, video_rx) = mpsc::channel(REMOTE_VIDEO_QUEUE);
+        let (audio_tx, audio_rx) = mpsc::channel(REMOTE_AUDIO_QUEUE);
+        let shared = Arc::new(Shared::new(internal_tx, video_tx, audio_tx));
+        shared.keep(tokio::spawn(forward_events(internal_rx, events)));
+
+        let pc = PeerConnectionBuilder::new()
+            .with_configuration(config.rtc_configuration())
+            .with_media_engine(media_engine)
+            .with_interceptor_registry(registry)
+            .with_setting_engine(settings)
+            .with_handler(Arc::new(PeerHandler {
+                shared: shared.clone(),
+            }))
+            .with_udp_addrs(config.udp_addrs())
+            .build()
+            .await
+            .with_context(|| format!("building the peer connection on {:?}", config.udp_addrs()))?;
+
+        let stream_id = uuid::Uuid::new_v4().to_string();
+        let video = LocalTrack::new(&stream_id, RtpCodecKind::Video, codecs::h264_codec())
+            .context("creating the video track")?;
+        let audio = LocalTrack::new(&stream_id, RtpCodecKind::Audio, codecs::opus_codec())
+            .context("creating the audio track")?;
+        let session = Self {
+            pc: Arc::new(pc),
+            shared,
+            video: Arc::new(video),
+            audio: Arc::new(audio),
+            negotiation: Mutex::new(Negotiation::default()),
+        };
+        let remote = RemoteMedia {
+            video: video_rx,
+            audio: audio_rx,
+        };
+        Ok((session, remote))
+    }
+
+    /// Caller: adds our tracks, creates the SDP offer and sets it as the local description.
+    /// Candidates then trickle as [`PeerEvent::LocalCandidate`]. Starts the connect deadline.
+    ///
+    /// # Errors
+    /// webrtc refusing the offer (e.g. in the wrong signaling state).
+    pub async fn create_offer(&self) -> anyhow::Result<String> {
+        let mut negotiation = self.negotiation.lock().await;
+        self.add_tracks(&mut negotiation).await?;
+        let sdp = self.offer(None).await?;
+        self.arm_connect_deadline();
+        Ok(sdp)
+    }
+
+    /// Callee (or either side on a renegotiation such as an ICE restart): applies the
+    /// peer's SDP offer, adds our tracks if not yet added (after the remote description and
+    /// before the answer, so the offer's transceivers are reused: FIELD-NOTES), and returns
+    /// the SDP answer, already set as the local description.
+    ///
+    /// # Errors
+    /// Unparseable SDP, or an offer with nothing we can negotiate.
+    pub async fn accept_offer(&self, sdp: &str) -> anyhow::Result<String> {
+        let mut negotiation = self.negotiation.lock().await;
+        let offer =
+            RTCSessionDescription::offer(sdp.to_owned()).context("parsing the SDP offer")?;
+        self.pc
+            .set_remote_description(offer)
+            .await
+            .context("applying the remote SDP offer")?;
+        self.add_tracks(&mut negotiation).await?;
+        let answer = self
+            .pc
+            .create_answer(None)
+            .await
+            .context("creating the SDP answer")?;
+        let sdp = answer.sdp.clone();
+        self.remember_local_ufrag(&sdp);
+        self.pc
+            .set_local_description(answer)
+            .await
+            .context("setting the local SDP answer")?;
+        self.renegotiated();
+        self.flush_candidates(&mut negotiation).await;
+        self.arm_connect_deadline();
+        Ok(sdp)
+    }
+
+    /// Caller: applies the peer's SDP answer to our offer.
+    ///
+    /// # Errors
+    /// Unparseable SDP, or an answer that does not fit our offer.
+    pub async fn accept_answer(&self, sdp: &str) -> anyhow::Result<()> {
+        let mut negotiation = self.negotiation.lock().await;
+        let answer =
+            RTCSessionDescription::answer(sdp.to_owned()).context("parsing the SDP answer")?;
+        self.pc
+            .set_remote_description(answer)
+            .await
+            .context("applying the remote SDP answer")?;
+        self.renegotiated();
+        self.flush_candidates(&mut negotiation).await;
+        Ok(())
+    }
+
+    /// Adds a candidate trickled by the peer. One that arrives before the description it
+    /// belongs to (the answer, when candidates overtake it) is kept until that arrives.
+    ///
+    /// # Errors
+    /// A candidate line webrtc cannot parse or use.
+    pub async fn add_remote_candidate(&self, candidate: &IceCandidate) -> anyhow::Result<()> {
+        let init = RTCIceCandidateInit {
+            candidate: candidate.candidate.clone(),
+            sdp_mid: candidate.sdp_mid.clone(),
+            sdp_mline_index: candidate.sdp_mline_index,
+            username_fragment: candidate.username_fragment.clone(),
+            url: None,
+        };
+        let mut negotiation = self.negotiation.lock().await;
+        if self.awaiting_remote_description().await {
+            negotiation.pending_candidates.push(init);
+            return Ok(());
+        }
+        if self.is_stale(&init).await {
+            tracing::debug!(candidate = %init.candidate, "ignoring a candidate of an earlier ICE generation");
+            return Ok(());
+        }
+        self.pc
+            .add_ice_candidate(init)
+            .await
+            .with_context(|| format!("adding remote ICE candidate {:?}", candidate.candidate))
+    }
+
+    /// Starts an ICE restart (RFC 8445 §9): returns a new SDP offer with fresh ICE
+    /// credentials, set as the local description; send it like the first offer and apply
+    /// the answer with [`accept_answer`](Self::accept_answer). Re-arms the connect deadline.
+    ///
+    /// Only one side should restart (the original caller), or the two offers collide.
+    ///
+    /// # Errors
+    /// webrtc refusing the offer (e.g. while another offer is outstanding).
+    pub async fn restart_ice(&self) -> anyhow::Result<String> {
+        let _negotiation = self.negotiation.lock().await;
+        self.pc.restart_ice().await.context("restarting ICE")?;
+        let sdp = self
+            .offer(Some(RTCOfferOptions { ice_restart: true }))
+            .await?;
+        self.arm_connect_deadline();
+        Ok(sdp)
+    }
+
+    /// The writer for our H.264 video track.
+    pub fn video_writer(&self) -> VideoTrackWriter {
+        VideoTrackWriter(self.video.clone())
+    }
+
+    /// The writer for our Opus audio track.
+    pub fn audio_writer(&self) -> AudioTrackWriter {
+        AudioTrackWriter(self.audio.clone())
+    }
+
+    /// Asks the peer for a keyframe: an RTCP PLI (RFC 4585 §6.3.1) for its video track.
+    ///
+    /// # Errors
+    /// No remote video track yet, or the connection is gone.
+    pub async fn send_pli(&self) -> anyhow::Result<()> {
+        let (track, media_ssrc) = {
+            let slot = self
+                .shared
+                .remote_video
+                .lock()
+                .map_err(|_| anyhow!("remote video slot poisoned"))?;
+            let remote = slot
+                .as_ref()
+                .ok_or_else(|| anyhow!("no remote video track to send a PLI for"))?;
+            (remote.track.clone(), remote.ssrc)
+        };
+        let pli = PictureLossIndication {
+            sender_ssrc: self.video.ssrc,
+            media_ssrc,
+        };
+        track
+            .write_rtcp(vec![Box::new(pli)])
+            .await
+            .context("sending a PLI")?;
+        self.shared.pli_sent.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// A snapshot of the connection's counters: candidate-pair RTT and packets sent from
+    /// webrtc's stats; frames, bytes, loss and jitter (converted from RTP units to ms) from
+    /// our own counting, since webrtc 0.21 leaves the remote-side figures empty.
+    pub async fn stats(&self) -> PeerStats {
+        let now = Instant::now();
+        let report = self.pc.get_stats(now, StatsSelector::None).await;
+        let pairs: Vec<_> = report.candidate_pairs().collect();
+        let rtt_secs = pairs
+            .iter()
+            .filter(|p| p.nominated)
+            .chain(pairs.iter())
+            .map(|p| p.current_round_trip_time)
+            .find(|rtt| rtt.is_finite() && *rtt > 0.0);
+        let mut packets_sent = [0u64; 2];
+        for out in report.outbound_rtp_streams() {
+            let stream = &out.sent_rtp_stream_stats;
+            let slot = match stream.rtp_stream_stats.kind {
+                RtpCodecKind::Video => 0,
+                _ => 1,
+            };
+            packets_sent[slot] += stream.packets_sent;
+        }
+        PeerStats {
+            at: now,
+            rtt: rtt_secs.map(Duration::from_secs_f64),
+            video: track_stats(&self.video, packets_sent[0], &self.shared.video_in),
+            audio: track_stats(&self.audio, packets_sent[1], &self.shared.audio_in),
+            pli_sent: self.shared.pli_sent.load(Ordering::Relaxed),
+            keyframe_requests_received: self.shared.keyframe_requests.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Changes the connect deadline for the next offer/answer or ICE restart (default
+    /// [`CONNECT_TIMEOUT`]); tests use a short one.
+    pub fn set_connect_timeout(&self, timeout: Duration) {
+        let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        self.shared.connect_timeout_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// The current local SDP (offer or answer), if one was set.
+    pub async fn local_sdp(&self) -> Option<String> {
+        self.pc.local_description().await.map(|d| d.sdp)
+    }
+
+    /// The PeerConnection's current state.
+    pub fn state(&self) -> RTCPeerConnectionState {
+        *self.shared.state.borrow()
+    }
+
+    /// Stops the background tasks and closes the PeerConnection (DTLS close_notify, sockets
+    /// released). No events are emitted afterwards. Idempotent.
+    pub async fn close(&self) {
+        if self.shared.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // Abort first: a task blocked in a track's poll() holds that track's event lock.
+        if let Ok(mut tasks) = self.shared.tasks.lock() {
+            for task in tasks.drain(..) {
+                task.abort();
+            }
+        }
+        if let Err(e) = self.pc.close().await {
+            tracing::warn!(error = %e, "closing the peer connection");
+        }
+    }
+
+    async fn offer(&self, options: Option<RTCOfferOptions>) -> anyhow::Result<String> {
+        let offer = self
+            .pc
+            .create_offer(options)
+            .await
+            .context("creating the SDP offer")?;
+        let sdp = offer.sdp.clone();
+        self.remember_local_ufrag(&sdp);
+        self.pc
+            .set_local_description(offer)
+            .await
+            .context("setting the local SDP offer")?;
+        Ok(sdp)
+    }
+
+    /// Adds our two tracks once, and starts listening for keyframe requests on the video
+    /// track (it is bound to its sender by `add_track`).
+    async fn add_tracks(&self, negotiation: &mut Negotiation) -> anyhow::Result<()> {
+        if negotiation.tracks_added {
+            return Ok(());
+        }
+        for local in [&self.video, &self.audio] {
+            let sender = self
+                .pc
+                .add_track(local.track.clone() as Arc<dyn TrackLocal>)
+                .await
+                .with_context(|| format!("adding the {} track", local.kind))?;
+            // Set once: guarded by `tracks_added` under the negotiation lock.
+            let _ = local.sender.set(sender);
+        }
+        negotiation.tracks_added = true;
+        self.shared.keep(tokio::spawn(watch_keyframe_requests(
+            self.video.clone(),
+            self.shared.clone(),
+        )));
+        Ok(())
+    }
+
+    /// Whether a remote candidate must wait: no remote description yet, or our offer is
+    /// out and the answer (with the peer's new ICE credentials) has not arrived.
+    async fn awaiting_remote_description(&self) -> bool {
+        if self.pc.remote_description().await.is_none() {
+            return true;
+        }
+        self.pc
+            .pending_local_description()
+            .await
+            .is_some_and(|d| d.sdp_type == RTCSdpType::Offer)
+    }
+
+    async fn flush_candidates(&self, negotiation: &mut Negotiation) {
+        for init in std::mem::take(&mut negotiation.pending_candidates) {
+            if self.is_stale(&init).await {
+                continue;
+            }
+            if let Err(e) = self.pc.add_ice_candidate(init.clone()).await {
+                tracing::warn!(error = %e, candidate = %init.candidate, "dropping a queued remote candidate");
+            }
+        }
+    }
+
+    /// Whether a remote candidate names an ICE ufrag other than the remote description's
+    /// (a late candidate from before an ICE restart).
+    async fn is_stale(&self, candidate: &RTCIceCandidateInit) -> bool {
+        let Some(ufrag) = &candidate.username_fragment else {
+            return false;
+        };
+        let remote = self.pc.remote_description().await;
+        remote
+            .and_then(|d| ice_ufrag(&d.sdp).map(str::to_owned))
+            .is_some_and(|current| current != *ufrag)
+    }
+
+    fn remember_local_ufrag(&self, sdp: &str) {
+        if let Ok(mut slot) = self.shared.local_ufrag.lock() {
+            *slot = ice_ufrag(sdp).map(str::to_owned);
+        }
+    }
+
+    fn renegotiated(&self) {
+        self.video.renegotiated();
+        self.audio.renegotiated();
+    }
+
+    /// Reports `Failed` unless the connection reaches `connected` within the connect
+    /// deadline ([`CONNECT_TIMEOUT`] by default).
+    fn arm_connect_deadline(&self) {
+        let mut state = self.shared.state.subscribe();
+        let shared = self.shared.clone();
+        let deadline =
+            Duration::from_millis(self.shared.connect_timeout_ms.load(Ordering::Relaxed));
+        self.shared.keep(tokio::spawn(async move {
+            let connected = state.wait_for(|s| *s == RTCPeerConnectionState::Connected);
+            if tokio::time::timeout(deadline, connected).await.is_err() {
+                shared.report_failed("ICE/DTLS did not connect in time");
+            }
+        }));
+    }
+}
+
+/// The first `a=ice-ufrag` of an SDP (RFC 8839 §5.4).
+pub fn ice_ufrag(sdp: &str) -> Option<&str> {
+    sdp.lines()
+        .find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:"))
+}
+
+fn track_stats(local: &LocalTrack, packets_sent: u64, inbound: &ReceivedCounters) -> TrackStats {
+    TrackStats {
+        sent: SentStats {
+            packets: packets_sent,
+            frames: local.counters.frames.load(Ordering::Relaxed),
+            payload_bytes: local.counters.payload_bytes.load(Ordering::Relaxed),
+        },
+        received: ReceivedStats {
+            packets: inbound.packets.load(Ordering::Relaxed),
+            payload_bytes: inbound.payload_bytes.load(Ordering::Relaxed),
+            frames: inbound.frames.load(Ordering::Relaxed),
+            packets_lost: inbound.lost.load(Ordering::Relaxed),
+            jitter_ms: f64::from_bits(inbound.jitter_ms_bits.load(Ordering::Relaxed)),
+            dropped: inbound.dropped.load(Ordering::Relaxed),
+        },
+    }
+}
+
+/// Forwards the handler's events to the controller's bounded channel, in order, without
+/// ever making webrtc's driver wait.
+async fn forward_events(
+    mut internal: mpsc::UnboundedReceiver<PeerEvent>,
+    events: mpsc::Sender<PeerEvent>,
+) {
+    while let Some(event) = internal.recv().await {
+        if events.send(event).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// Turns PLI/FIR arriving for our video track into [`PeerEvent::KeyframeRequested`].
+async fn watch_keyframe_requests(video: Arc<LocalTrack>, shared: Arc<Shared>) {
+    while let Some(event) = video.track.poll().await {
+        let TrackLocalEvent::OnRtcpPacket(packets) = event else {
+            continue;
+        };
+        if packets
+            .iter()
+            .any(|p| rtcp::is_keyframe_request(p.as_ref()))
+        {
+            shared.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+            shared.emit(PeerEvent::KeyframeRequested);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ice_ufrag_is_read_from_the_first_media_section() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=ice-ufrag:Qx3F\r\na=ice-pwd:x\r\n";
+        assert_eq!(ice_ufrag(sdp), Some("Qx3F"));
+        assert_eq!(ice_ufrag("v=0\r\n"), None);
+    }
+}
