@@ -144,6 +144,9 @@ fn or_note<T>(errors: &mut Vec<String>, what: &str, result: anyhow::Result<Vec<T
 /// The host cannot enumerate devices at all.
 pub fn list_audio(direction: AudioDirection) -> anyhow::Result<Vec<AudioDeviceInfo>> {
     silence_alsa_stderr();
+    // ALSA's JACK plugin loads libjack, which prints to stderr itself ("jack server is
+    // not running...") past ALSA's error handler; cpal opens every PCM to enumerate.
+    let _quiet = StderrSilenced::new();
     let host = cpal::default_host();
     let (devices, default) = match direction {
         AudioDirection::Input => (
@@ -313,14 +316,13 @@ fn write_audio_section(
     for d in devices {
         let default = if d.is_default { "  (default)" } else { "" };
         writeln!(out, "  {}  {}{default}", d.index, d.name)?;
-        let channels: Vec<String> = d.channels.iter().map(u16::to_string).collect();
+        let channels = compress_runs(&d.channels);
         let rates = d
             .sample_rates_hz
             .map_or_else(|| "?".into(), |r| format!("{}-{} Hz", r.min, r.max));
         writeln!(
             out,
-            "       channels {}, {rates}, formats {}",
-            channels.join("/"),
+            "       channels {channels}, {rates}, formats {}",
             d.formats.join(" ")
         )?;
         match (&d.openable, &d.default_config) {
@@ -334,6 +336,31 @@ fn write_audio_section(
         }
     }
     Ok(())
+}
+
+/// Writes ascending numbers with runs collapsed: `[1, 2, 3, 6]` is `1-3, 6`.
+fn compress_runs(values: &[u16]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < values.len() {
+        let start = values[i];
+        let mut end = start;
+        while i + 1 < values.len() && values[i + 1] == end.saturating_add(1) {
+            i += 1;
+            end = values[i];
+        }
+        parts.push(if end > start {
+            format!("{start}-{end}")
+        } else {
+            start.to_string()
+        });
+        i += 1;
+    }
+    if parts.is_empty() {
+        "?".into()
+    } else {
+        parts.join(", ")
+    }
 }
 
 /// Installs a no-op ALSA error handler once, so ALSA's messages (`ALSA lib
@@ -385,6 +412,71 @@ fn silence_alsa_stderr() {
 #[cfg(not(target_os = "linux"))]
 fn silence_alsa_stderr() {}
 
+/// Points file descriptor 2 at `/dev/null` while any guard lives, for C libraries that
+/// write to stderr directly. Guards nest and may overlap across threads: the first
+/// saves and redirects, the last restores. Output from other threads in that window is
+/// lost too, so it is held only around enumeration. Best effort: if a step fails,
+/// stderr is left alone.
+struct StderrSilenced;
+
+/// How many [`StderrSilenced`] guards live, and the real stderr they will restore.
+#[cfg(unix)]
+static SILENCED: std::sync::Mutex<(usize, Option<std::os::fd::OwnedFd>)> =
+    std::sync::Mutex::new((0, None));
+
+#[cfg(unix)]
+fn silenced_state() -> std::sync::MutexGuard<'static, (usize, Option<std::os::fd::OwnedFd>)> {
+    SILENCED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl StderrSilenced {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            let mut state = silenced_state();
+            if state.0 == 0 {
+                state.1 = redirect_stderr_to_null();
+            }
+            state.0 += 1;
+        }
+        Self
+    }
+}
+
+/// Redirects fd 2 to `/dev/null`, returning a copy of the previous fd 2.
+#[cfg(unix)]
+fn redirect_stderr_to_null() -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsFd, AsRawFd};
+    let saved = io::stderr().as_fd().try_clone_to_owned().ok()?;
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .ok()?;
+    let _ = io::stderr().flush();
+    // SAFETY: dup2 between descriptors this process owns; fd 2 stays open throughout.
+    let rc = unsafe { libc::dup2(null.as_raw_fd(), libc::STDERR_FILENO) };
+    (rc >= 0).then_some(saved)
+}
+
+impl Drop for StderrSilenced {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsRawFd;
+            let mut state = silenced_state();
+            state.0 = state.0.saturating_sub(1);
+            if state.0 == 0 {
+                if let Some(saved) = state.1.take() {
+                    // SAFETY: restores the descriptor saved by the first guard.
+                    unsafe { libc::dup2(saved.as_raw_fd(), libc::STDERR_FILENO) };
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,6 +490,14 @@ mod tests {
             SupportedBufferSize::Unknown,
             f,
         )
+    }
+
+    #[test]
+    fn channel_runs_collapse() {
+        assert_eq!(compress_runs(&(1..=32).collect::<Vec<_>>()), "1-32");
+        assert_eq!(compress_runs(&[1, 2, 4, 6, 7]), "1-2, 4, 6-7");
+        assert_eq!(compress_runs(&[2]), "2");
+        assert_eq!(compress_runs(&[]), "?");
     }
 
     #[test]
