@@ -9,7 +9,7 @@ mod capture;
 pub mod convert;
 pub mod format;
 
-use nokhwa::utils::{ApiBackend, CameraIndex};
+use nokhwa::utils::CameraIndex;
 use serde::Serialize;
 
 pub use capture::CaptureError;
@@ -92,13 +92,10 @@ impl CameraNode {
 
 /// The cameras the native backend reports, in its order (V4L2: by /dev/videoN).
 fn query_cameras() -> Result<Vec<CameraNode>, CameraError> {
+    // The native backend by name: `ApiBackend::Auto` would `dbg!` to stderr where
+    // there is none.
     let Some(backend) = nokhwa::native_api_backend() else {
         return Ok(Vec::new());
-    };
-    let backend = if cfg!(target_os = "linux") {
-        ApiBackend::Video4Linux
-    } else {
-        backend
     };
     let found = nokhwa::query(backend).map_err(|e| CameraError::Query(e.to_string()))?;
     Ok(found
