@@ -118,13 +118,21 @@ mod alsa_quiet {
         INSTALL.call_once(|| {
             type Fixed =
                 unsafe extern "C" fn(*const c_char, c_int, *const c_char, c_int, *const c_char);
+            type Variadic = unsafe extern "C" fn(
+                *const c_char,
+                c_int,
+                *const c_char,
+                c_int,
+                *const c_char,
+                ...
+            );
             // SAFETY: stable Rust cannot define a C-variadic function. On the C ABIs of
             // Linux targets (x86-64 SysV, AArch64 AAPCS64, …) the named arguments of a
             // variadic call are passed exactly as in a non-variadic call, and the callee
             // never reads the variadic ones, so this handler is sound to call through
             // the variadic pointer type (the usual technique for this ALSA hook).
             let handler: alsa_sys::snd_lib_error_handler_t =
-                Some(unsafe { std::mem::transmute::<Fixed, _>(handler as Fixed) });
+                Some(unsafe { std::mem::transmute::<Fixed, Variadic>(handler as Fixed) });
             // SAFETY: sets a process-global function pointer; called once.
             let rc = unsafe { alsa_sys::snd_lib_error_set_handler(handler) };
             if rc != 0 {
