@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use cpal::traits::DeviceTrait;
@@ -13,7 +14,7 @@ use ringbuf::traits::{Producer as _, Split as _};
 
 use super::device::{self, Direction};
 use super::resample::StreamResampler;
-use super::stream::{self, CallbackCounters, StreamThread};
+use super::stream::{self, CallbackCounters, QueueLimits, StreamThread};
 use super::wav::WavWriter;
 use super::{AudioFrame, AudioSink, FRAME_SAMPLES, Opened, SAMPLE_RATE_HZ};
 use crate::media::spec::{AudioSinkSpec, DeviceSelector};
@@ -21,6 +22,16 @@ use crate::media::spec::{AudioSinkSpec, DeviceSelector};
 /// Audio a speaker's ring holds at most, ms: enough to ride out scheduling hiccups of
 /// the pipeline, small enough that overflow (dropped) never builds up latency.
 const SPEAKER_RING_MS: usize = 120;
+
+/// The playback buffer asked of the device: 40 ms in 10 ms periods, small for a
+/// call yet above what the PulseAudio ALSA plugin accepts (it refuses 20 ms).
+const SPEAKER_DEVICE_BUFFER: Duration = Duration::from_millis(40);
+
+/// Audio left queued after a device callback above which the oldest is skipped, ms.
+const SPEAKER_MAX_QUEUED_MS: usize = 60;
+
+/// What the skip leaves queued, ms: one frame of slack for the pipeline's timing.
+const SPEAKER_TARGET_QUEUED_MS: usize = 20;
 
 /// Discards everything (`--speaker none`, or the fallback after a device failed).
 #[derive(Debug, Default)]
@@ -71,7 +82,9 @@ impl AudioSink for WavFileSink {
 /// A speaker through cpal at the device's native rate and format. `write_frame`
 /// resamples 48 kHz to the device rate and pushes into a bounded lock-free ring
 /// (dropping the newest samples when it is full); the callback pops, copies the mono
-/// sample to every channel, and plays silence when the ring runs dry.
+/// sample to every channel, and plays silence when the ring runs dry. When the device
+/// stalls (PulseAudio's first callbacks) and audio piles up, the callback skips the
+/// oldest so at most [`SPEAKER_MAX_QUEUED_MS`] stays queued.
 pub struct SpeakerSink {
     /// Keeps the stream running; dropping it stops playback.
     _stream: StreamThread,
@@ -103,23 +116,32 @@ impl SpeakerSink {
         let supported = device
             .default_output_config()
             .with_context(|| format!("speaker `{name}`: no usable configuration"))?;
-        let config = stream::stream_config(&supported);
-        let rate = config.sample_rate.0;
+        let configs = stream::candidate_configs(&supported, SPEAKER_DEVICE_BUFFER);
+        let rate = supported.sample_rate().0;
         let capacity = (rate as usize * SPEAKER_RING_MS / 1000).max(2 * FRAME_SAMPLES);
-        let (ring, consumer) = HeapRb::<f32>::new(capacity).split();
+        let limits = QueueLimits {
+            max_queued: rate as usize * SPEAKER_MAX_QUEUED_MS / 1000,
+            target_queued: rate as usize * SPEAKER_TARGET_QUEUED_MS / 1000,
+        };
         let (error_tx, errors) = mpsc::channel();
         let counters = Arc::new(CallbackCounters::default());
         let callback_counters = Arc::clone(&counters);
         let format = supported.sample_format();
-        let stream = StreamThread::spawn("rtc-speaker", move || {
-            stream::build_output_stream(
-                &device,
-                &config,
-                format,
-                consumer,
-                error_tx,
-                callback_counters,
-            )
+        // The ring is made per attempt: a refused configuration consumes its consumer.
+        let (stream, ring) = StreamThread::spawn("rtc-speaker", move || {
+            stream::build_first(&configs, |config| {
+                let (producer, consumer) = HeapRb::<f32>::new(capacity).split();
+                let stream = stream::build_output_stream(
+                    &device,
+                    config,
+                    format,
+                    limits,
+                    consumer,
+                    error_tx.clone(),
+                    Arc::clone(&callback_counters),
+                )?;
+                Ok((stream, producer))
+            })
         })
         .with_context(|| format!("speaker `{name}`"))?;
         tracing::info!(%name, rate, %format, "speaker open");
@@ -139,6 +161,11 @@ impl SpeakerSink {
     /// Samples the callback played as silence because nothing was queued.
     pub fn underrun_samples(&self) -> u64 {
         self.counters.xruns.load(Ordering::Relaxed)
+    }
+
+    /// Old samples the callback skipped to keep the delay down.
+    pub fn skipped_samples(&self) -> u64 {
+        self.counters.skipped.load(Ordering::Relaxed)
     }
 
     /// Samples dropped because the ring was full.

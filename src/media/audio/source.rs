@@ -31,6 +31,9 @@ pub const TONE_AMPLITUDE: f32 = 0.3;
 /// (e.g. after the process was suspended) and restarts the schedule from now.
 const MAX_SCHEDULE_LAG: Duration = Duration::from_millis(200);
 
+/// The capture buffer asked of the device: one 20 ms frame (FIELD-NOTES).
+const MIC_DEVICE_BUFFER: Duration = Duration::from_millis(20);
+
 /// How long a microphone may deliver nothing before `read_frame` fails. Covers the
 /// slow first callback FIELD-NOTES measured (up to 1.5 s with default buffers).
 const MIC_STALL_TIMEOUT: Duration = Duration::from_secs(3);
@@ -38,9 +41,10 @@ const MIC_STALL_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often `MicSource::read_frame` looks for new samples while waiting.
 const MIC_POLL: Duration = Duration::from_millis(2);
 
-/// Captured audio held at most, in resampled 48 kHz samples (100 ms): older audio is
-/// dropped so a stalled reader does not build up latency.
-const MIC_MAX_BACKLOG: usize = 5 * FRAME_SAMPLES;
+/// Captured audio held at most, in resampled 48 kHz samples (500 ms): older audio is
+/// dropped so a stalled reader does not build up latency. Large because PulseAudio
+/// delivers capture in bursts of 100 ms and more; a 100 ms cap lost audio here.
+const MIC_MAX_BACKLOG: usize = 25 * FRAME_SAMPLES;
 
 /// Whether a synthetic source waits for real time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,22 +233,26 @@ impl MicSource {
         let supported = device
             .default_input_config()
             .with_context(|| format!("microphone `{name}`: no usable configuration"))?;
-        let config = stream::stream_config(&supported);
-        let rate = config.sample_rate.0;
-        let (producer, ring) = HeapRb::<f32>::new(rate as usize / 2).split();
+        let configs = stream::candidate_configs(&supported, MIC_DEVICE_BUFFER);
+        let rate = supported.sample_rate().0;
         let (error_tx, errors) = mpsc::channel();
         let counters = Arc::new(CallbackCounters::default());
         let callback_counters = Arc::clone(&counters);
         let format = supported.sample_format();
-        let stream = StreamThread::spawn("rtc-mic", move || {
-            stream::build_input_stream(
-                &device,
-                &config,
-                format,
-                producer,
-                error_tx,
-                callback_counters,
-            )
+        // The ring is made per attempt: a refused configuration consumes its producer.
+        let (stream, ring) = StreamThread::spawn("rtc-mic", move || {
+            stream::build_first(&configs, |config| {
+                let (producer, consumer) = HeapRb::<f32>::new(rate as usize / 2).split();
+                let stream = stream::build_input_stream(
+                    &device,
+                    config,
+                    format,
+                    producer,
+                    error_tx.clone(),
+                    Arc::clone(&callback_counters),
+                )?;
+                Ok((stream, consumer))
+            })
         })
         .with_context(|| format!("microphone `{name}`"))?;
         tracing::info!(%name, rate, %format, "microphone open");
