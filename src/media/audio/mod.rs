@@ -36,3 +36,39 @@ pub trait AudioSink: Send {
     /// A short description for notices and logs.
     fn describe(&self) -> String;
 }
+
+pub mod device;
+pub mod jitter;
+pub mod level;
+pub mod opus;
+pub mod quality;
+pub mod resample;
+pub mod sink;
+pub mod source;
+mod stream;
+pub mod wav;
+
+pub use level::level_dbfs;
+pub use sink::open_audio_sink;
+pub use source::open_audio_source;
+
+/// What opening a source or sink from a spec gave: the media (`None` when the spec was
+/// `none`) and, when `auto` fell back to something else, the notice to show the user.
+#[derive(Debug)]
+pub struct Opened<T> {
+    /// The opened source or sink; `None` for `none`.
+    pub media: Option<T>,
+    /// Why the result differs from what `auto` would ideally give, e.g.
+    /// `no microphone (…); sending a 440 Hz tone`.
+    pub notice: Option<String>,
+}
+
+impl<T> Opened<T> {
+    /// Opened as asked, with nothing to tell the user.
+    pub fn plain(media: Option<T>) -> Self {
+        Self {
+            media,
+            notice: None,
+        }
+    }
+}
