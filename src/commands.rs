@@ -8,12 +8,14 @@ use tokio::sync::mpsc;
 use tracing::info;
 
 use crate::call::controller::{self, ControllerConfig, Mode, ViewChannels};
+use crate::call::media::{MediaConfig, VideoSlots};
 use crate::call::{ExitCode, UserCommand};
 use crate::cli::{Cli, Command, GlobalArgs, LoginArgs, MediaArgs, ServeArgs, ServeCommand};
 use crate::config::{MediaSettings, Settings};
 use crate::signaling::auth::{self, Auth};
 use crate::signaling::client::{self, ClientConfig, Fatal, SignalingEvent};
 use crate::signaling::server::{Server, ServerConfig};
+use crate::ui::{Role, TuiOptions, ViewLink};
 
 /// Runs the parsed command line; returns the process exit code.
 ///
@@ -176,7 +178,7 @@ async fn session(
 ) -> anyhow::Result<ExitCode> {
     let settings = Settings::resolve(global)?;
     let id = settings.require_id()?;
-    let _media = MediaSettings::resolve(media_args, &settings.file)?;
+    let media = MediaSettings::resolve(media_args, &settings.file)?;
     let mut client = ClientConfig::new(settings.server.clone(), id.clone(), settings.token.clone());
     if matches!(mode, Mode::Listen { .. }) {
         client.initial_attempts = None;
@@ -186,13 +188,39 @@ async fn session(
 
     let (events_tx, events_rx) = mpsc::channel(256);
     let (commands_tx, commands_rx) = mpsc::channel(32);
-    let signals = tokio::spawn(quit_on_signal(commands_tx.clone()));
-    let view = tokio::spawn(crate::ui::headless::run(events_rx, commands_tx));
+    let slots = VideoSlots::new();
+    let role = match mode {
+        Mode::Call { .. } => Role::Call,
+        Mode::Listen { .. } => Role::Listen,
+    };
+    let view = if headless {
+        let signals = tokio::spawn(quit_on_signal(commands_tx.clone()));
+        tokio::spawn(async move {
+            crate::ui::headless::run(events_rx, commands_tx).await;
+            signals.abort();
+            Ok(())
+        })
+    } else {
+        let link = ViewLink {
+            events: events_rx,
+            commands: commands_tx,
+            remote_video: slots.remote.subscribe(),
+            local_video: slots.local.subscribe(),
+        };
+        let options = TuiOptions {
+            max_fps: media.max_draw_fps,
+            title: format!("rtc-cli: {id}"),
+            role,
+        };
+        tokio::spawn(crate::ui::run(link, options))
+    };
     let code = controller::run(
         ControllerConfig {
             mode,
             client,
             hangup_after,
+            media: MediaConfig::from_settings(&media),
+            slots,
         },
         ViewChannels {
             events: events_tx,
@@ -200,8 +228,7 @@ async fn session(
         },
     )
     .await;
-    signals.abort();
-    view.await.context("the view task failed")?;
+    view.await.context("the view task failed")??;
     Ok(code)
 }
 

@@ -90,8 +90,11 @@ impl Home {
 
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(BIN);
-        cmd.args(args)
-            .env("RTC_CLI_CONFIG", self.config())
+        cmd.args(args);
+        if args.iter().any(|a| *a == "call" || *a == "listen") {
+            cmd.args(MEDIA);
+        }
+        cmd.env("RTC_CLI_CONFIG", self.config())
             .env("HOME", self.dir.path())
             .env("XDG_STATE_HOME", self.dir.path().join("state"))
             .env_remove("RTC_CLI_SERVER")
@@ -132,15 +135,27 @@ fn serve(home: &Home, extra: &[&str]) -> (Proc, String) {
     (server, url)
 }
 
-fn media_args() -> Vec<&'static str> {
-    vec![]
-}
+/// Light media on loopback only: a small test pattern, a tone, no speaker.
+const MEDIA: &[&str] = &[
+    "--camera",
+    "test",
+    "--video-size",
+    "160x120",
+    "--fps",
+    "10",
+    "--mic",
+    "tone",
+    "--speaker",
+    "none",
+    "--bind",
+    "127.0.0.1",
+];
 
 #[test]
 fn headless_call_to_an_auto_accepting_listener_connects_and_exits_zero() {
     let home = Home::new();
     let (_server, url) = serve(&home, &[]);
-    let mut listen_args = vec![
+    let listen_args = vec![
         "--headless",
         "--server",
         &url,
@@ -149,11 +164,11 @@ fn headless_call_to_an_auto_accepting_listener_connects_and_exits_zero() {
         "listen",
         "--auto-accept",
     ];
-    listen_args.extend(media_args());
+
     let jerry = home.spawn(&listen_args);
     jerry.event(&[("event", "logged_in"), ("id", "jerry")]);
 
-    let mut call_args = vec![
+    let call_args = vec![
         "--headless",
         "--server",
         &url,
@@ -164,7 +179,7 @@ fn headless_call_to_an_auto_accepting_listener_connects_and_exits_zero() {
         "--hangup-after",
         "1s",
     ];
-    call_args.extend(media_args());
+
     let tom = home.spawn(&call_args);
     tom.event(&[("event", "state"), ("state", "calling")]);
     tom.event(&[("event", "state"), ("state", "ringing")]);

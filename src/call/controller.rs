@@ -11,6 +11,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::media::{MediaCall, MediaConfig, MediaEvent, VideoSlots};
+use super::peer::PeerEvent;
 use super::{
     AppEvent, CallId, CallState, Direction, EndReason, ExitCode, MediaState, TimedEvent,
     UserCommand, UserId,
@@ -36,6 +38,10 @@ pub struct ControllerConfig {
     pub client: ClientConfig,
     /// End a connected call by itself after this long (`--hangup-after`).
     pub hangup_after: Option<Duration>,
+    /// Sources, sinks, codecs and ICE settings of each call's media.
+    pub media: MediaConfig,
+    /// Where decoded remote video and our self-view go.
+    pub slots: VideoSlots,
 }
 
 /// The channels between a controller and its view.
@@ -55,6 +61,18 @@ struct ActiveCall {
     state: CallState,
     /// When the call reached `Connected`, for `--hangup-after`.
     connected_at: Option<Instant>,
+}
+
+impl ActiveCall {
+    fn new(id: CallId, peer: UserId, direction: Direction) -> Self {
+        Self {
+            id,
+            peer,
+            direction,
+            state: CallState::Ended,
+            connected_at: None,
+        }
+    }
 }
 
 /// What the controller loop does next.
@@ -77,6 +95,10 @@ pub async fn run(config: ControllerConfig, view: ViewChannels) -> ExitCode {
         started: false,
         pending_incoming: None,
         quitting: false,
+        media_config: config.media,
+        slots: config.slots,
+        media: None,
+        media_events: None,
     };
     let code = controller.event_loop(client.events, view.commands).await;
     // Dropping the handle makes the client send `logout` after anything queued
@@ -107,6 +129,13 @@ struct Controller {
     pending_incoming: Option<CallId>,
     /// Quit was asked; exit once the call is over.
     quitting: bool,
+    media_config: MediaConfig,
+    slots: VideoSlots,
+    /// The active call's media, from acceptance to the end of the call.
+    media: Option<MediaCall>,
+    /// Events of the active call's media (a fresh channel per call, so nothing from an
+    /// earlier call leaks into the next).
+    media_events: Option<mpsc::Receiver<MediaEvent>>,
 }
 
 impl Controller {
@@ -128,6 +157,13 @@ impl Controller {
                     None => {
                         debug!("command input closed; calls go on");
                         commands_open = false;
+                        Next::Continue
+                    }
+                },
+                ev = recv_media(&mut self.media_events) => match ev {
+                    Some(ev) => self.on_media(ev).await,
+                    None => {
+                        self.media_events = None;
                         Next::Continue
                     }
                 },
@@ -193,6 +229,10 @@ impl Controller {
             return Next::Continue;
         };
         info!(call_id = %call.id, %reason, "call ended");
+        self.media_events = None;
+        if let Some(media) = self.media.take() {
+            media.close().await;
+        }
         self.emit(AppEvent::State {
             call_id: call.id,
             peer: call.peer,
@@ -268,13 +308,11 @@ impl Controller {
         }
         self.started = true;
         let id = CallId::random();
-        self.call = Some(ActiveCall {
-            id: id.clone(),
-            peer: peer.clone(),
-            direction: Direction::Outgoing,
-            state: CallState::Ended,
-            connected_at: None,
-        });
+        self.call = Some(ActiveCall::new(
+            id.clone(),
+            peer.clone(),
+            Direction::Outgoing,
+        ));
         self.send(ClientMessage::Call {
             call_id: id,
             to: peer.clone(),
@@ -316,6 +354,33 @@ impl Controller {
                 reason,
                 replaced_by,
             } if self.is_current(&call_id) => self.on_server_ended(reason, replaced_by).await,
+            ServerMessage::Offer { call_id, sdp, .. } if self.is_current(&call_id) => {
+                self.on_remote_offer(call_id, &sdp).await
+            }
+            ServerMessage::Answer { call_id, sdp, .. } if self.is_current(&call_id) => {
+                if let Some(media) = &self.media
+                    && let Err(e) = media.peer().accept_answer(&sdp).await
+                {
+                    return self
+                        .fail_call(format!("bad SDP answer from the peer: {e:#}"))
+                        .await;
+                }
+                Next::Continue
+            }
+            ServerMessage::Candidate {
+                call_id, candidate, ..
+            } if self.is_current(&call_id) => {
+                if let Some(media) = &self.media
+                    && let Err(e) = media.peer().add_remote_candidate(&candidate).await
+                {
+                    warn!("ignoring a remote ICE candidate: {e:#}");
+                }
+                Next::Continue
+            }
+            ServerMessage::EndOfCandidates { call_id, .. } if self.is_current(&call_id) => {
+                debug!("peer finished gathering ICE candidates");
+                Next::Continue
+            }
             ServerMessage::MediaState { call_id, state, .. } if self.is_current(&call_id) => {
                 self.emit(AppEvent::PeerMedia { call_id, state }).await;
                 Next::Continue
@@ -348,13 +413,11 @@ impl Controller {
             self.send(ClientMessage::Refuse { call_id }).await;
             return Next::Continue;
         }
-        self.call = Some(ActiveCall {
-            id: call_id.clone(),
-            peer: from.clone(),
-            direction: Direction::Incoming,
-            state: CallState::Ended,
-            connected_at: None,
-        });
+        self.call = Some(ActiveCall::new(
+            call_id.clone(),
+            from.clone(),
+            Direction::Incoming,
+        ));
         self.emit(AppEvent::Incoming { call_id, from }).await;
         self.set_state(CallState::Ringing).await;
         if matches!(self.mode, Mode::Listen { auto_accept: true }) {
@@ -401,13 +464,9 @@ impl Controller {
             reason: Some(EndReason::Glare),
         })
         .await;
-        self.call = Some(ActiveCall {
-            id: kept.clone(),
-            peer: old.peer,
-            direction: Direction::Incoming,
-            state: CallState::Ringing,
-            connected_at: None,
-        });
+        let mut call = ActiveCall::new(kept.clone(), old.peer, Direction::Incoming);
+        call.state = CallState::Ringing;
+        self.call = Some(call);
         self.send(ClientMessage::Accept { call_id: kept }).await;
         self.on_accepted().await
     }
@@ -435,12 +494,144 @@ impl Controller {
         Next::Continue
     }
 
-    /// Both sides accepted: media setup starts.
+    /// Both sides accepted: media setup starts; the caller sends the SDP offer.
     async fn on_accepted(&mut self) -> Next {
         self.set_state(CallState::Connecting).await;
         self.send_media_state().await;
-        self.set_state(CallState::Connected).await;
+        let (tx, rx) = mpsc::channel(64);
+        let media = match MediaCall::start(&self.media_config, &self.slots, tx).await {
+            Ok(media) => media,
+            Err(e) => return self.fail_call(format!("cannot start media: {e:#}")).await,
+        };
+        media.set_muted(self.local.muted);
+        media.set_camera(self.local.camera);
+        self.media_events = Some(rx);
+        let outgoing = self
+            .call
+            .as_ref()
+            .is_some_and(|c| c.direction == Direction::Outgoing);
+        if outgoing {
+            let offer = media.peer().create_offer().await;
+            self.media = Some(media);
+            match offer {
+                Ok(sdp) => self.send_sdp(true, sdp).await,
+                Err(e) => {
+                    return self
+                        .fail_call(format!("cannot create the SDP offer: {e:#}"))
+                        .await;
+                }
+            }
+        } else {
+            self.media = Some(media);
+        }
         Next::Continue
+    }
+
+    async fn send_sdp(&self, offer: bool, sdp: String) {
+        let Some(call) = &self.call else { return };
+        let call_id = call.id.clone();
+        self.send(if offer {
+            ClientMessage::Offer { call_id, sdp }
+        } else {
+            ClientMessage::Answer { call_id, sdp }
+        })
+        .await;
+    }
+
+    /// An SDP offer: the first one (we are the callee), or an ICE restart.
+    async fn on_remote_offer(&mut self, call_id: CallId, sdp: &str) -> Next {
+        let Some(media) = &self.media else {
+            warn!(%call_id, "SDP offer before media started; ignored");
+            return Next::Continue;
+        };
+        match media.peer().accept_offer(sdp).await {
+            Ok(answer) => {
+                self.send_sdp(false, answer).await;
+                Next::Continue
+            }
+            Err(e) => {
+                self.fail_call(format!("bad SDP offer from the peer: {e:#}"))
+                    .await
+            }
+        }
+    }
+
+    /// Ends the call for a media failure: tells the peer, shows why, ends with `failed`.
+    async fn fail_call(&mut self, message: String) -> Next {
+        warn!("{message}");
+        self.emit(AppEvent::Error {
+            message,
+            fatal: false,
+        })
+        .await;
+        if let Some(call) = &self.call {
+            self.send(ClientMessage::Hangup {
+                call_id: call.id.clone(),
+            })
+            .await;
+        }
+        self.end_call(EndReason::Failed).await
+    }
+
+    async fn on_media(&mut self, ev: MediaEvent) -> Next {
+        let Some(call) = &self.call else {
+            return Next::Continue;
+        };
+        let call_id = call.id.clone();
+        match ev {
+            MediaEvent::Stats(stats) => {
+                self.emit(AppEvent::Stats { call_id, stats }).await;
+            }
+            MediaEvent::Notice(message) => self.notice(message).await,
+            MediaEvent::Peer(PeerEvent::LocalCandidate(candidate)) => {
+                self.send(ClientMessage::Candidate { call_id, candidate })
+                    .await;
+            }
+            MediaEvent::Peer(PeerEvent::EndOfCandidates) => {
+                self.send(ClientMessage::EndOfCandidates { call_id }).await;
+            }
+            MediaEvent::Peer(PeerEvent::Connected) => {
+                if let Some(media) = &mut self.media {
+                    media.start_sending();
+                }
+                self.set_state(CallState::Connected).await;
+            }
+            MediaEvent::Peer(PeerEvent::Disconnected) => return self.on_disconnected().await,
+            MediaEvent::Peer(PeerEvent::Failed) => {
+                self.send(ClientMessage::Hangup { call_id }).await;
+                return self.end_call(EndReason::IceFailed).await;
+            }
+            MediaEvent::Peer(PeerEvent::Closed) => {
+                return self.fail_call("the peer connection closed".into()).await;
+            }
+            MediaEvent::Peer(PeerEvent::KeyframeRequested) => {}
+        }
+        Next::Continue
+    }
+
+    /// ICE connectivity lost: show `reconnecting`; the caller restarts ICE with a new
+    /// offer (only one side restarts, so the two offers never collide). If nothing comes
+    /// back within the connect timeout the peer reports `Failed`.
+    async fn on_disconnected(&mut self) -> Next {
+        self.set_state(CallState::Reconnecting).await;
+        let outgoing = self
+            .call
+            .as_ref()
+            .is_some_and(|c| c.direction == Direction::Outgoing);
+        if !outgoing {
+            return Next::Continue;
+        }
+        let Some(media) = &self.media else {
+            return Next::Continue;
+        };
+        match media.peer().restart_ice().await {
+            Ok(offer) => {
+                info!("ICE restart: sending a new offer");
+                self.send_sdp(true, offer).await;
+                Next::Continue
+            }
+            Err(e) => self.fail_call(format!("ICE restart failed: {e:#}")).await,
+        }
     }
 
     async fn send_media_state(&self) {
@@ -525,6 +716,10 @@ impl Controller {
         if before == self.local {
             return;
         }
+        if let Some(media) = &self.media {
+            media.set_muted(self.local.muted);
+            media.set_camera(self.local.camera);
+        }
         self.emit(AppEvent::LocalMedia {
             call_id: self.call.as_ref().map(|c| c.id.clone()),
             state: self.local,
@@ -547,6 +742,13 @@ fn command_verb(cmd: UserCommand) -> &'static str {
         UserCommand::Accept => "accept",
         UserCommand::Refuse => "refuse",
         _ => "hang up",
+    }
+}
+
+async fn recv_media(rx: &mut Option<mpsc::Receiver<MediaEvent>>) -> Option<MediaEvent> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

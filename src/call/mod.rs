@@ -6,6 +6,7 @@
 //! answer, failed, …).
 
 pub mod controller;
+pub mod media;
 pub mod peer;
 pub mod stats;
 

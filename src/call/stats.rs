@@ -39,6 +39,9 @@ pub struct CallStats {
     pub pli_sent: u64,
     /// Keyframes we sent since the call connected (on start and on each PLI/FIR).
     pub keyframes_sent: u64,
+    /// Capture-to-display latency of the latest remote frame, in milliseconds, when the
+    /// peer sends the test pattern (its counter strip carries the capture clock).
+    pub glass_to_glass_ms: Option<f64>,
 }
 
 /// Cumulative figures of one outgoing track.
