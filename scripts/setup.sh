@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian machine lacks to build and test rtc-cli:
+#   libclang-dev      bindgen in nokhwa's v4l2-sys-mit
+#   libasound2-dev    cpal's alsa-sys
+#   cmake             opus builds bundled libopus
+#   nasm              openh264's SIMD assembly (without it encode is ~2.5x slower)
+#   pkg-config        finds ALSA
+#   tmux              the call-screen end-to-end test
+#   pulseaudio, pulseaudio-utils, libasound2-plugins
+#                     a real audio server with a null sink for the device tests
+# Idempotent: installs only what is missing. Runs apt-get as root, else through sudo.
+set -euo pipefail
+
+packages=(libclang-dev libasound2-dev cmake nasm pkg-config tmux
+          pulseaudio pulseaudio-utils libasound2-plugins iproute2 util-linux)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+as_root=()
+[ "$(id -u)" -eq 0 ] || as_root=(sudo)
+echo "setup: installing ${missing[*]}"
+"${as_root[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "setup: done"
