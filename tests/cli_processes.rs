@@ -2,138 +2,11 @@
 //! `listen --auto-accept --headless`, `call --headless --hangup-after`, `login`,
 //! `logout`, checking JSON events, files and exit codes.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_rtc-cli");
-const WAIT: Duration = Duration::from_secs(20);
+use std::path::Path;
 
-/// A child process killed on drop, so a failing test leaves nothing running.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proc {
-    /// Waits for a stdout line containing `needle`.
-    fn line_with(&self, needle: &str) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => continue,
-                Err(_) => panic!("no stdout line with {needle:?} within {WAIT:?}"),
-            }
-        }
-    }
-
-    /// Waits for the JSON event whose fields include every `(key, value)` pair.
-    fn event(&self, fields: &[(&str, &str)]) -> serde_json::Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no event {fields:?} within {WAIT:?}"));
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
-                panic!("stdout line is not JSON: {line}");
-            };
-            assert!(v["ts"].is_string(), "every event has a timestamp: {line}");
-            if fields.iter().all(|(k, want)| v[*k] == *want) {
-                return v;
-            }
-        }
-    }
-
-    fn wait_exit(mut self) -> i32 {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code().unwrap_or(-1);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "process did not exit in {WAIT:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-/// An isolated home for one test: config file and logs in a temp dir.
-struct Home {
-    dir: tempfile::TempDir,
-}
-
-impl Home {
-    fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn config(&self) -> PathBuf {
-        self.dir.path().join("config.toml")
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.args(args);
-        if args.iter().any(|a| *a == "call" || *a == "listen") {
-            cmd.args(MEDIA);
-        }
-        cmd.env("RTC_CLI_CONFIG", self.config())
-            .env("HOME", self.dir.path())
-            .env("XDG_STATE_HOME", self.dir.path().join("state"))
-            .env_remove("RTC_CLI_SERVER")
-            .env_remove("RTC_CLI_ID")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        cmd
-    }
-
-    fn spawn(&self, args: &[&str]) -> Proc {
-        let mut child = self.command(args).spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Proc { child, lines }
-    }
-
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        let child = self.command(args).stdin(Stdio::null()).spawn().unwrap();
-        child.wait_with_output().unwrap()
-    }
-}
-
-/// Starts `serve` on a free loopback port; returns it with its ws:// URL.
-fn serve(home: &Home, extra: &[&str]) -> (Proc, String) {
-    let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
-    args.extend_from_slice(extra);
-    let server = home.spawn(&args);
-    let line = server.line_with("listening on ");
-    let url = line.rsplit(' ').next().unwrap().to_owned();
-    (server, url)
-}
+use common::process::{Home, serve};
 
 /// Light media on loopback only: a small test pattern, a tone, no speaker.
 const MEDIA: &[&str] = &[
@@ -153,7 +26,7 @@ const MEDIA: &[&str] = &[
 
 #[test]
 fn headless_call_to_an_auto_accepting_listener_connects_and_exits_zero() {
-    let home = Home::new();
+    let home = Home::with_media(MEDIA);
     let (_server, url) = serve(&home, &[]);
     let listen_args = vec![
         "--headless",
@@ -201,7 +74,7 @@ fn headless_call_to_an_auto_accepting_listener_connects_and_exits_zero() {
 #[test]
 fn listener_takes_commands_on_stdin_and_refuses() {
     use std::io::Write;
-    let home = Home::new();
+    let home = Home::with_media(MEDIA);
     let (_server, url) = serve(&home, &[]);
     let mut jerry = home.spawn(&["--headless", "--server", &url, "--id", "jerry", "listen"]);
     jerry.event(&[("event", "logged_in")]);
@@ -235,7 +108,7 @@ fn listener_takes_commands_on_stdin_and_refuses() {
 
 #[test]
 fn eof_on_stdin_does_not_end_a_call() {
-    let home = Home::new();
+    let home = Home::with_media(MEDIA);
     let (_server, url) = serve(&home, &[]);
     let jerry = home.spawn(&[
         "--headless",
@@ -270,7 +143,7 @@ fn eof_on_stdin_does_not_end_a_call() {
 
 #[test]
 fn call_outcomes_map_to_documented_exit_codes() {
-    let home = Home::new();
+    let home = Home::with_media(MEDIA);
     let (_server, url) = serve(&home, &["--ring-timeout", "500ms"]);
     let offline = home.run(&[
         "--headless",
@@ -329,7 +202,7 @@ fn read(path: &Path) -> String {
 #[test]
 fn login_saves_the_profile_only_on_success_and_logout_forgets_it() {
     use std::os::unix::fs::PermissionsExt;
-    let home = Home::new();
+    let home = Home::with_media(MEDIA);
     let secret = home.dir.path().join("secret");
     std::fs::write(&secret, "0123456789abcdef0123456789abcdef-secret\n").unwrap();
     let secret_arg = secret.to_str().unwrap();
@@ -383,7 +256,7 @@ fn login_saves_the_profile_only_on_success_and_logout_forgets_it() {
         .unwrap()
         .trim()
         .to_owned();
-    let jerry_home = Home::new();
+    let jerry_home = Home::with_media(MEDIA);
     let ok = jerry_home.run(&["--server", &url, "login", "jerry", "--token", &jerry_token]);
     assert!(ok.status.success());
     let jerry = jerry_home.spawn(&["--headless", "listen", "--auto-accept"]);
@@ -414,7 +287,7 @@ fn login_saves_the_profile_only_on_success_and_logout_forgets_it() {
 
 #[test]
 fn serve_stops_gracefully_on_sigterm() {
-    let home = Home::new();
+    let home = Home::with_media(MEDIA);
     let (server, url) = serve(&home, &[]);
     let jerry = home.spawn(&["--headless", "--server", &url, "--id", "jerry", "listen"]);
     jerry.event(&[("event", "logged_in")]);

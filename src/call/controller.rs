@@ -231,6 +231,12 @@ impl Controller {
         info!(call_id = %call.id, %reason, "call ended");
         self.media_events = None;
         if let Some(media) = self.media.take() {
+            let stats = media.final_stats().await;
+            self.emit(AppEvent::Stats {
+                call_id: call.id.clone(),
+                stats,
+            })
+            .await;
             media.close().await;
         }
         self.emit(AppEvent::State {

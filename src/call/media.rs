@@ -369,10 +369,12 @@ impl MediaCall {
         };
         let runtime = Handle::current();
         if let Some(source) = video {
+            // Files keep their own rate; the encoder's rate control must know it.
+            let fps = source.fps().unwrap_or(self.config.fps).max(1);
             match H264Encoder::new(EncoderSettings {
                 width: self.config.video_size.0,
                 height: self.config.video_size.1,
-                fps: self.config.fps,
+                fps,
                 bitrate_kbps: self.config.video_bitrate_kbps,
             }) {
                 Ok(encoder) => {
@@ -386,7 +388,7 @@ impl MediaCall {
                         counters: Arc::clone(&self.counters),
                         events: self.events.clone(),
                         runtime: runtime.clone(),
-                        nominal_interval: Duration::from_secs(1) / self.config.fps.max(1),
+                        nominal_interval: Duration::from_secs(1) / fps,
                     };
                     self.spawn_thread("video-send", move || sender.run());
                 }
@@ -422,6 +424,14 @@ impl MediaCall {
                 }
             }
         }
+    }
+
+    /// The cumulative figures now (rates are zero): the last word on a call, taken
+    /// just before it closes.
+    pub async fn final_stats(&self) -> CallStats {
+        let mut stats = CallStats::from_peer(&self.peer.stats().await, None);
+        fill_pipeline_stats(&mut stats, &self.counters);
+        stats
     }
 
     /// Stops or resumes sending microphone audio.

@@ -25,6 +25,8 @@ pub struct CallStats {
     pub audio_kbps_in: f64,
     /// Video frames decoded since the call connected.
     pub frames_decoded: u64,
+    /// Video frames (access units) sent since the call connected.
+    pub frames_sent: u64,
     /// RTP packets lost (inbound, both tracks) since the call connected.
     pub packets_lost: i64,
     /// Inbound interarrival jitter (RFC 3550 §6.4.1) of the audio track, in milliseconds.
@@ -137,6 +139,7 @@ impl CallStats {
                 + now.audio.received.packets_lost.max(0),
             jitter_ms: now.audio.received.jitter_ms,
             pli_sent: now.pli_sent,
+            frames_sent: now.video.sent.frames,
             ..Self::default()
         }
     }

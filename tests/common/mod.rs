@@ -184,3 +184,5 @@ pub async fn ring(caller: &mut RawClient, callee: &mut RawClient, cid: &str) -> 
     assert!(matches!(callee.recv().await, ServerMessage::Incoming { call_id, .. } if call_id == c));
     c
 }
+pub mod media_check;
+pub mod process;

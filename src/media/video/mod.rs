@@ -28,6 +28,12 @@ pub trait VideoSource: Send {
 
     /// A short description for notices and logs, e.g. `test pattern 640x480@30`.
     fn describe(&self) -> String;
+
+    /// The rate frames come at, rounded to whole frames per second, when the source
+    /// sets it itself (a file's header); `None` when it follows the requested `--fps`.
+    fn fps(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// The receiving end of a latest-frame slot: the display reads the newest frame and

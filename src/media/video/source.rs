@@ -196,6 +196,10 @@ impl VideoSource for Y4mFileSource {
             self.rate.fps()
         )
     }
+
+    fn fps(&self) -> Option<u32> {
+        Some((self.rate.fps().round() as u32).max(1))
+    }
 }
 
 #[cfg(test)]
