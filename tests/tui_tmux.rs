@@ -59,6 +59,21 @@ impl Proc {
     }
 
     /// Waits for a stdout line for which `wanted` holds.
+    /// Waits for the process to exit; returns its exit code.
+    fn wait_exit(&mut self) -> i32 {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("polling a child") {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "process did not exit in {WAIT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn line_where(&self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + WAIT;
         loop {
@@ -284,11 +299,70 @@ fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-fn read_to_string(path: &PathBuf) -> Option<String> {
-    std::fs::read_to_string(path)
-        .ok()
-        .filter(|s| s.ends_with('\n'))
+/// Waits up to [`WAIT`] for `path` to hold a complete (newline-ended) text; panics
+/// with `what` and the pane otherwise.
+fn wait_for_file(tmux: &Tmux, path: &Path, what: &str) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.ends_with('\n') {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {WAIT:?}; the pane shows:\n{}",
+            Screen::parse(&tmux.capture()).text
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
+
+/// Starts `serve` on a free loopback port; returns it with its ws:// URL.
+fn serve(home: &Path) -> (Proc, String) {
+    let server = Proc::spawn(rtc_cli(home, &["serve", "--listen", "127.0.0.1:0"]));
+    let listening = server.line_where("rtc-cli serve: listening on", |l| {
+        l.starts_with("rtc-cli serve: listening on ws://")
+    });
+    let url = listening
+        .rsplit(' ')
+        .next()
+        .expect("a URL after 'listening on'")
+        .to_owned();
+    (server, url)
+}
+
+/// The shell line that runs the binary with `args` in the pane, config and state
+/// isolated in `home`, and writes `EXIT=<code>` to `exit_file` when it ends.
+fn pane_command(home: &Path, args: &[&str], exit_file: &Path) -> String {
+    let path = |p: PathBuf| sh_quote(&p.display().to_string());
+    let command: Vec<String> = std::iter::once(BIN)
+        .chain(args.iter().copied())
+        .map(sh_quote)
+        .collect();
+    format!(
+        "RTC_CLI_CONFIG={} XDG_STATE_HOME={} {}; echo EXIT=$? > {}",
+        path(home.join("config.toml")),
+        path(home.join("state")),
+        command.join(" "),
+        path(exit_file.to_path_buf()),
+    )
+}
+
+/// Light loopback media for the side in the pane: a small test pattern, a tone.
+const PANE_MEDIA: &[&str] = &[
+    "--camera",
+    "test",
+    "--video-size",
+    "320x240",
+    "--fps",
+    "15",
+    "--mic",
+    "tone",
+    "--speaker",
+    "none",
+    "--bind",
+    "127.0.0.1",
+];
 
 #[test]
 fn call_screen_shows_video_mutes_both_sides_hangs_up_and_restores_the_terminal() {
@@ -299,15 +373,7 @@ fn call_screen_shows_video_mutes_both_sides_hangs_up_and_restores_the_terminal()
     let home = tempfile::tempdir().expect("temp dir");
     let home_path = home.path();
 
-    let server = Proc::spawn(rtc_cli(home_path, &["serve", "--listen", "127.0.0.1:0"]));
-    let listening = server.line_where("rtc-cli serve: listening on", |l| {
-        l.starts_with("rtc-cli serve: listening on ws://")
-    });
-    let url = listening
-        .rsplit(' ')
-        .next()
-        .expect("a URL after 'listening on'")
-        .to_owned();
+    let (server, url) = serve(home_path);
 
     let clip = format!("file:{}", fixture("clip_320x240.y4m"));
     let speech = format!("file:{}", fixture("speech_48k_mono.wav"));
@@ -340,40 +406,19 @@ fn call_screen_shows_video_mutes_both_sides_hangs_up_and_restores_the_terminal()
 
     let tmux = Tmux::start(home_path);
     let exit_file = home_path.join("exit");
-    let call = [
-        BIN,
+    let tom_log = home_path.join("tom.log").display().to_string();
+    let mut args = vec![
         "--server",
         &url,
         "--id",
         "tom",
         "--log-file",
-        &home_path.join("tom.log").display().to_string(),
+        &tom_log,
         "call",
         "jerry",
-        "--camera",
-        "test",
-        "--video-size",
-        "320x240",
-        "--fps",
-        "15",
-        "--mic",
-        "tone",
-        "--speaker",
-        "none",
-        "--bind",
-        "127.0.0.1",
-    ]
-    .map(sh_quote)
-    .join(" ");
-    tmux.type_text(
-        &format!(
-            "RTC_CLI_CONFIG={} XDG_STATE_HOME={} {call}; echo EXIT=$? > {}",
-            sh_quote(&home_path.join("config.toml").display().to_string()),
-            sh_quote(&home_path.join("state").display().to_string()),
-            sh_quote(&exit_file.display().to_string()),
-        ),
-        true,
-    );
+    ];
+    args.extend_from_slice(PANE_MEDIA);
+    tmux.type_text(&pane_command(home_path, &args, &exit_file), true);
 
     // Connected, with jerry's clip as half-blocks in many colors.
     let screen = wait_for(&tmux, "connected call with video", |screen| {
@@ -412,18 +457,7 @@ fn call_screen_shows_video_mutes_both_sides_hangs_up_and_restores_the_terminal()
 
     // `h` hangs up; `call` exits 0 and says how the call ended.
     tmux.type_text("h", false);
-    let deadline = Instant::now() + WAIT;
-    let exit = loop {
-        if let Some(exit) = read_to_string(&exit_file) {
-            break exit;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "call did not exit within {WAIT:?} after h; the pane shows:\n{}",
-            Screen::parse(&tmux.capture()).text
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let exit = wait_for_file(&tmux, &exit_file, "call exiting after h");
     assert_eq!(exit.trim(), "EXIT=0");
     jerry.event(&[
         ("event", "state".into()),
@@ -444,14 +478,7 @@ fn call_screen_shows_video_mutes_both_sides_hangs_up_and_restores_the_terminal()
         &format!("stty -a > {}", sh_quote(&stty_file.display().to_string())),
         true,
     );
-    let deadline = Instant::now() + WAIT;
-    let stty = loop {
-        if let Some(stty) = read_to_string(&stty_file) {
-            break stty;
-        }
-        assert!(Instant::now() < deadline, "stty -a did not run in the pane");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let stty = wait_for_file(&tmux, &stty_file, "stty -a in the pane");
     let flags: HashSet<&str> = stty.split_whitespace().collect();
     for flag in ["icanon", "echo"] {
         assert!(
@@ -461,6 +488,107 @@ fn call_screen_shows_video_mutes_both_sides_hangs_up_and_restores_the_terminal()
     }
     drop(tmux);
     drop(jerry);
+    drop(server);
+}
+
+/// A headless `call` from `caller` to `callee` (test pattern, tone, no speaker).
+fn headless_call(home: &Path, url: &str, caller: &str, callee: &str, extra: &[&str]) -> Proc {
+    let mut args = vec![
+        "--headless",
+        "--server",
+        url,
+        "--id",
+        caller,
+        "call",
+        callee,
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(PANE_MEDIA);
+    Proc::spawn(rtc_cli(home, &args))
+}
+
+#[test]
+fn listen_screen_prompts_for_incoming_calls_refuses_accepts_and_quits() {
+    if !Tmux::available() {
+        eprintln!("skipped: tmux is not installed (apt-get install tmux)");
+        return;
+    }
+    let home = tempfile::tempdir().expect("temp dir");
+    let home_path = home.path();
+    let (server, url) = serve(home_path);
+
+    let tmux = Tmux::start(home_path);
+    let exit_file = home_path.join("exit");
+    let spike_log = home_path.join("spike.log").display().to_string();
+    let mut args = vec![
+        "--server",
+        &url,
+        "--id",
+        "spike",
+        "--log-file",
+        &spike_log,
+        "listen",
+    ];
+    args.extend_from_slice(PANE_MEDIA);
+    tmux.type_text(&pane_command(home_path, &args, &exit_file), true);
+    wait_for(&tmux, "the listening screen", |screen| {
+        screen
+            .text
+            .contains(&format!("Listening as spike on {url}"))
+            .then_some(())
+    });
+
+    // `r` refuses: the caller ends with `refused` (exit code 3).
+    let mut tyke = headless_call(home_path, &url, "tyke", "spike", &[]);
+    wait_for(&tmux, "the incoming-call prompt", |screen| {
+        screen
+            .text
+            .contains("tyke is calling: [a] accept  [r] refuse")
+            .then_some(())
+    });
+    tmux.type_text("r", false);
+    tyke.event(&[("event", "state".into()), ("reason", "refused".into())]);
+    assert_eq!(tyke.wait_exit(), 3);
+    wait_for(&tmux, "the refusal on screen", |screen| {
+        screen.text.contains("you refused the call").then_some(())
+    });
+
+    // `a` accepts: connected with the caller's video, then back to listening.
+    let mut tuffy = headless_call(home_path, &url, "tuffy", "spike", &["--hangup-after", "2s"]);
+    let prompt = wait_for(&tmux, "the second incoming-call prompt", |screen| {
+        screen
+            .text
+            .contains("tuffy is calling")
+            .then(|| screen.clone())
+    });
+    assert!(
+        !prompt.text.contains("you refused"),
+        "a new call clears the last one's notice:\n{}",
+        prompt.text
+    );
+    tmux.type_text("a", false);
+    wait_for(&tmux, "the accepted call with video", |screen| {
+        (shows_connected_clock(screen.status_line()) && screen.colors.len() >= 8).then_some(())
+    });
+    assert_eq!(tuffy.wait_exit(), 0);
+    let after = wait_for(&tmux, "the listening screen again", |screen| {
+        screen
+            .text
+            .contains("Listening as spike")
+            .then(|| screen.clone())
+    });
+    assert!(
+        after.text.contains("Call ended: tuffy hung up"),
+        "the reason outlives the call screen:\n{}",
+        after.text
+    );
+
+    // `q` quits listening with exit code 0 and the terminal restored.
+    tmux.type_text("q", false);
+    let exit = wait_for_file(&tmux, &exit_file, "listen exiting after q");
+    assert_eq!(exit.trim(), "EXIT=0");
+    assert_eq!(tmux.display("#{alternate_on}"), "0");
+    drop(tmux);
     drop(server);
 }
 
