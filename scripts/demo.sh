@@ -190,11 +190,11 @@ choose_tom_media() {
     tom_media=(--camera auto --mic auto)
     if grep -q 'no cameras found' <<<"$devices"; then
         say "no camera here: tom sends the test pattern"
-        tom_media[1]=test
+        tom_media[1]="test"
     fi
     if grep -q 'no audio inputs found' <<<"$devices" || ! grep -q 'Audio inputs' <<<"$devices"; then
         say "no microphone here: tom sends a tone"
-        tom_media[3]=tone
+        tom_media[3]="tone"
     fi
 }
 
