@@ -198,7 +198,7 @@ async fn session(
         tokio::spawn(async move {
             crate::ui::headless::run(events_rx, commands_tx).await;
             signals.abort();
-            Ok(())
+            Ok(Vec::new())
         })
     } else {
         let link = ViewLink {
@@ -228,7 +228,11 @@ async fn session(
         },
     )
     .await;
-    view.await.context("the view task failed")??;
+    let farewell = view.await.context("the view task failed")??;
+    // The call screen is gone: say on the restored terminal how it ended.
+    for line in farewell {
+        eprintln!("rtc-cli: {line}");
+    }
     Ok(code)
 }
 

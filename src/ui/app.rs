@@ -180,6 +180,42 @@ impl Model {
         }
     }
 
+    /// The lines to print once the terminal is back to normal: how the last call
+    /// ended (for `call`, whose screen closes with the call) and a fatal error, if
+    /// any. Without them a failed call (offline, refused, login refused) would
+    /// vanish with the screen and leave only an exit code.
+    pub fn farewell(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        if self.role == Role::Call
+            && let Some(call) = self.call().filter(|c| !c.is_live())
+        {
+            let how = describe_end(call.reason, &call.peer, call.direction);
+            lines.push(match self.call_duration() {
+                Some(length) => format!(
+                    "Call with {} ended after {}: {how}",
+                    call.peer,
+                    format_clock(length)
+                ),
+                None => format!("Call with {} ended: {how}", call.peer),
+            });
+        }
+        if let Some(notice) = &self.notice
+            && notice.level == NoticeLevel::Error
+            && notice.expires_at.is_none()
+        {
+            lines.push(notice.text.clone());
+        }
+        lines
+    }
+
+    /// Drops a notice that would expire anyway (kept: the ones that last until
+    /// their cause is gone, like a lost server).
+    fn clear_transient_notice(&mut self) {
+        if self.notice.as_ref().is_some_and(|n| n.expires_at.is_some()) {
+            self.notice = None;
+        }
+    }
+
     fn set_notice(&mut self, text: String, level: NoticeLevel, ttl: Option<Duration>) {
         self.notice = Some(Notice {
             text,
@@ -310,6 +346,7 @@ fn on_event(model: &mut Model, event: AppEvent) {
         }
         AppEvent::Incoming { call_id, from } => {
             if !model.call().is_some_and(CallView::is_live) {
+                model.clear_transient_notice();
                 model.screen = Screen::Incoming { call_id, from };
             }
         }
@@ -367,6 +404,7 @@ fn on_state(
 ) {
     let now = model.now;
     if state == CallState::Ringing && direction == Direction::Incoming {
+        model.clear_transient_notice();
         model.screen = Screen::Incoming {
             call_id,
             from: peer,
@@ -375,17 +413,15 @@ fn on_state(
     }
     let mut call = match std::mem::replace(&mut model.screen, Screen::Idle) {
         Screen::Call(call) if call.call_id == call_id => call,
-        _ => CallView {
-            call_id,
-            peer,
-            direction,
-            state,
-            reason: None,
-            connected_at: None,
-            ended_at: None,
-            peer_media: MediaState::default(),
-            stats: None,
-        },
+        Screen::Incoming {
+            call_id: ref ringing,
+            ..
+        } if *ringing == call_id => new_call_view(call_id, peer, direction, state),
+        _ => {
+            // A new call: what the screen said about the previous one is old news.
+            model.clear_transient_notice();
+            new_call_view(call_id, peer, direction, state)
+        }
     };
     call.state = state;
     if state == CallState::Connected && call.connected_at.is_none() {
@@ -405,6 +441,25 @@ fn on_state(
         model.set_notice(text, level, Some(ENDED_LINGER + NOTICE_TTL));
     }
     model.screen = Screen::Call(call);
+}
+
+fn new_call_view(
+    call_id: CallId,
+    peer: UserId,
+    direction: Direction,
+    state: CallState,
+) -> CallView {
+    CallView {
+        call_id,
+        peer,
+        direction,
+        state,
+        reason: None,
+        connected_at: None,
+        ended_at: None,
+        peer_media: MediaState::default(),
+        stats: None,
+    }
 }
 
 fn on_tick(model: &mut Model, now: Instant) {
@@ -630,6 +685,114 @@ mod tests {
         );
         update(&mut model, Msg::Tick(t0 + ENDED_LINGER + NOTICE_TTL));
         assert_eq!(model.notice, None);
+    }
+
+    #[test]
+    fn farewell_says_how_the_call_ended_and_how_long_it_lasted() {
+        let t0 = Instant::now();
+        let mut model = Model::new(Role::Call, t0);
+        update(
+            &mut model,
+            state(CallState::Connected, Direction::Outgoing, None),
+        );
+        update(&mut model, Msg::Tick(t0 + Duration::from_secs(29)));
+        assert!(model.farewell().is_empty(), "nothing to say mid-call");
+        update(
+            &mut model,
+            state(
+                CallState::Ended,
+                Direction::Outgoing,
+                Some(EndReason::Hangup),
+            ),
+        );
+        assert_eq!(
+            model.farewell(),
+            ["Call with tom ended after 00:00:29: you hung up"]
+        );
+
+        let mut model = Model::new(Role::Call, t0);
+        update(
+            &mut model,
+            state(
+                CallState::Ended,
+                Direction::Outgoing,
+                Some(EndReason::Offline),
+            ),
+        );
+        update(
+            &mut model,
+            Msg::Event(AppEvent::Error {
+                message: "login refused".into(),
+                fatal: true,
+            }),
+        );
+        assert_eq!(
+            model.farewell(),
+            ["Call with tom ended: tom is offline", "login refused"]
+        );
+    }
+
+    #[test]
+    fn listen_farewell_skips_old_calls_and_passing_errors() {
+        let mut model = Model::new(Role::Listen, Instant::now());
+        incoming(&mut model);
+        update(
+            &mut model,
+            state(
+                CallState::Ended,
+                Direction::Incoming,
+                Some(EndReason::RemoteHangup),
+            ),
+        );
+        update(
+            &mut model,
+            Msg::Event(AppEvent::Error {
+                message: "cannot start mic".into(),
+                fatal: false,
+            }),
+        );
+        assert!(model.farewell().is_empty(), "{:?}", model.farewell());
+    }
+
+    #[test]
+    fn a_new_call_clears_the_previous_calls_notice() {
+        let mut model = Model::new(Role::Listen, Instant::now());
+        incoming(&mut model);
+        update(
+            &mut model,
+            state(
+                CallState::Ended,
+                Direction::Incoming,
+                Some(EndReason::Refused),
+            ),
+        );
+        assert!(model.notice.is_some());
+        update(
+            &mut model,
+            Msg::Event(AppEvent::Incoming {
+                call_id: CallId::parse("c2").unwrap(),
+                from: id("tyke"),
+            }),
+        );
+        assert_eq!(model.notice, None);
+        // A notice that lasts until its cause is gone stays.
+        update(
+            &mut model,
+            Msg::Event(AppEvent::ServerLost {
+                message: "reset".into(),
+            }),
+        );
+        update(
+            &mut model,
+            Msg::Event(AppEvent::State {
+                call_id: CallId::parse("c3").unwrap(),
+                peer: id("tyke"),
+                direction: Direction::Outgoing,
+                state: CallState::Calling,
+                reason: None,
+            }),
+        );
+        assert!(model.notice.is_some());
     }
 
     #[test]

@@ -42,10 +42,14 @@ const WRITE_BUFFER: usize = 1 << 16;
 /// Quit, at most [`QUIT_GRACE`] later). Keys become [`UserCommand`]s on
 /// `link.commands`; SIGTERM, SIGHUP and SIGINT act like `q`.
 ///
+/// Returns [`Model::farewell`]: the lines (how the call ended, a fatal error) the
+/// caller should print now that the terminal is back, since the screen that showed
+/// them is gone.
+///
 /// # Errors
 /// The terminal could not be set up or written, or the drawing thread failed. The
 /// terminal is restored in every case.
-pub async fn run(link: ViewLink, opts: TuiOptions) -> anyhow::Result<()> {
+pub async fn run(link: ViewLink, opts: TuiOptions) -> anyhow::Result<Vec<String>> {
     let guard =
         TerminalGuard::enter(&opts.title).context("setting up the terminal for the call screen")?;
     let colors = ColorMode::detect();
@@ -55,19 +59,22 @@ pub async fn run(link: ViewLink, opts: TuiOptions) -> anyhow::Result<()> {
     }
     let slot = Arc::new(DrawSlot::default());
     let drawer = spawn_drawer(Arc::clone(&slot), colors)?;
-    let result = event_loop(link, &opts, &slot, &drawer).await;
+    let mut model = Model::new(opts.role, Instant::now());
+    let result = event_loop(link, &opts, &mut model, &slot, &drawer).await;
     slot.close();
     let drawn = drawer
         .join()
         .map_err(|_| anyhow!("the drawing thread panicked"));
     drop(guard);
     result?;
-    drawn?.context("drawing the call screen")
+    drawn?.context("drawing the call screen")?;
+    Ok(model.farewell())
 }
 
 async fn event_loop(
     link: ViewLink,
     opts: &TuiOptions,
+    model: &mut Model,
     slot: &DrawSlot,
     drawer: &JoinHandle<io::Result<()>>,
 ) -> anyhow::Result<()> {
@@ -77,10 +84,9 @@ async fn event_loop(
         mut remote_video,
         mut local_video,
     } = link;
-    let mut model = Model::new(opts.role, Instant::now());
     let (cols, rows) = crossterm::terminal::size().context("reading the terminal size")?;
     update(
-        &mut model,
+        model,
         Msg::Resize {
             cols,
             rows,
@@ -105,18 +111,18 @@ async fn event_loop(
         tokio::select! {
             event = events.recv() => match event {
                 Some(timed) => {
-                    update(&mut model, Msg::Event(timed.event));
+                    update(model, Msg::Event(timed.event));
                     dirty = true;
                 }
                 None => return Ok(()),
             },
             input_event = input.next() => match input_event {
                 Some(Ok(Event::Key(key))) => {
-                    command = update(&mut model, Msg::Key(key));
+                    command = update(model, Msg::Key(key));
                     dirty = true;
                 }
                 Some(Ok(Event::Resize(cols, rows))) => {
-                    update(&mut model, Msg::Resize { cols, rows, cell: cell_size() });
+                    update(model, Msg::Resize { cols, rows, cell: cell_size() });
                     dirty = true;
                 }
                 Some(Ok(_)) => {}
@@ -129,7 +135,7 @@ async fn event_loop(
             _ = sigint.recv() => command = Some(UserCommand::Quit),
             _ = ticker.tick() => {
                 let now = Instant::now();
-                update(&mut model, Msg::Tick(now));
+                update(model, Msg::Tick(now));
                 if drawer.is_finished() {
                     return Ok(()); // run() reports the drawer's error from join.
                 }

@@ -76,15 +76,26 @@ impl View {
             }
             Screen::Call(call) => {
                 self.draw_call(frame, model, call, main, remote);
-                if model.self_view {
-                    self.draw_self_view(frame, model, main, local);
+                if model.self_view && call.is_live() {
+                    self.draw_self_view(frame, model, call, main, local);
                 }
             }
         }
         if model.stats_panel {
             draw_stats_panel(frame, model, main);
         }
-        if let Some(n) = &model.notice {
+        // The end of a call is said in the main area already; once that gives way
+        // to the listening screen the notice line keeps it.
+        let repeated = model
+            .call()
+            .filter(|call| !call.is_live())
+            .is_some_and(|call| {
+                model
+                    .notice
+                    .as_ref()
+                    .is_some_and(|n| n.text == call_message(call))
+            });
+        if let Some(n) = model.notice.as_ref().filter(|_| !repeated) {
             let color = match n.level {
                 NoticeLevel::Info => Color::Cyan,
                 NoticeLevel::Warning => Color::Yellow,
@@ -122,42 +133,30 @@ impl View {
                 frame.render_widget(VideoWidget::new(grid, self.colors), area);
             }
             None => {
-                let peer = &call.peer;
-                let text = match call.state {
-                    CallState::Calling => format!("Calling {peer}…"),
-                    CallState::Ringing => format!("Ringing {peer}…"),
-                    CallState::Connecting => format!("Connecting to {peer}…"),
-                    CallState::Connected | CallState::Reconnecting if !call.peer_media.camera => {
-                        format!("{peer}'s camera is off")
-                    }
-                    CallState::Connected => format!("Waiting for video from {peer}…"),
-                    CallState::Reconnecting => format!("Reconnecting to {peer}…"),
-                    CallState::Ended => format!(
-                        "Call ended: {}",
-                        describe_end(call.reason, peer, call.direction)
-                    ),
-                };
-                centered_text(frame, area, vec![Line::from(text)]);
+                centered_text(frame, area, vec![Line::from(call_message(call))]);
             }
         }
     }
 
     /// Our camera in the bottom-right corner, a quarter of the width at most, shaped
-    /// like the picture (no bars), with a one-cell margin.
+    /// like the picture (no bars), with a one-cell margin. Our camera starts sending
+    /// once the call connects, so before that an empty corner is not "no camera".
     fn draw_self_view(
         &mut self,
         frame: &mut Frame,
         model: &Model,
+        call: &CallView,
         area: Rect,
         local: Option<&I420Frame>,
     ) {
         let max_cols = (area.width / 4).max(12).min(area.width.saturating_sub(2));
         let max_rows = (area.height / 3).max(4).min(area.height.saturating_sub(2));
         if !model.local_media.camera || local.is_none() {
-            let label = if model.local_media.camera {
-                " no camera "
-            } else {
-                " camera off "
+            let media_flows = matches!(call.state, CallState::Connected | CallState::Reconnecting);
+            let label = match (model.local_media.camera, media_flows) {
+                (false, _) => " camera off ",
+                (true, true) => " no camera ",
+                (true, false) => return,
             };
             let width = (label.chars().count() as u16).min(area.width);
             let rect = Rect::new(
@@ -191,6 +190,25 @@ impl View {
             .local
             .render(picture, rect.width, rect.height, model.cell_size);
         frame.render_widget(VideoWidget::new(grid, self.colors), rect);
+    }
+}
+
+/// What the main area says about `call` when it shows no video.
+fn call_message(call: &CallView) -> String {
+    let peer = &call.peer;
+    match call.state {
+        CallState::Calling => format!("Calling {peer}…"),
+        CallState::Ringing => format!("Ringing {peer}…"),
+        CallState::Connecting => format!("Connecting to {peer}…"),
+        CallState::Connected | CallState::Reconnecting if !call.peer_media.camera => {
+            format!("{peer}'s camera is off")
+        }
+        CallState::Connected => format!("Waiting for video from {peer}…"),
+        CallState::Reconnecting => format!("Reconnecting to {peer}…"),
+        CallState::Ended => format!(
+            "Call ended: {}",
+            describe_end(call.reason, peer, call.direction)
+        ),
     }
 }
 
@@ -264,7 +282,8 @@ fn status_line(model: &Model, width: u16) -> Line<'static> {
                 call.peer,
                 media_summary(call.peer_media)
             )));
-            if let Some(stats) = &call.stats {
+            // Figures of an ended call are frozen: not shown as if live.
+            if let Some(stats) = call.stats.as_ref().filter(|_| call.is_live()) {
                 spans.push(sep());
                 spans.push(Span::raw(network_summary(stats)));
             }
@@ -307,15 +326,23 @@ fn status_line(model: &Model, width: u16) -> Line<'static> {
 
 /// `rtt 23 ms · loss 0 · 15 fps · 712 kbit/s`.
 fn network_summary(stats: &CallStats) -> String {
-    let rtt = stats
-        .rtt_ms
-        .map_or_else(|| "–".to_string(), |ms| format!("{ms:.0}"));
+    let rtt = stats.rtt_ms.map_or_else(|| "–".to_string(), format_rtt_ms);
     format!(
         "rtt {rtt} ms · loss {} · {:.0} fps · {:.0} kbit/s",
         stats.packets_lost,
         stats.video_fps_in,
         stats.video_kbps_in + stats.audio_kbps_in
     )
+}
+
+/// An RTT in milliseconds: whole from 10 ms up, one decimal below (loopback
+/// and LAN calls measure well under a millisecond, which `0` would misstate).
+fn format_rtt_ms(ms: f64) -> String {
+    if ms < 9.95 {
+        format!("{ms:.1}")
+    } else {
+        format!("{ms:.0}")
+    }
 }
 
 /// The keys that do something right now.
@@ -366,7 +393,7 @@ fn draw_stats_panel(frame: &mut Frame, model: &Model, area: Rect) {
                 .map_or_else(|| "–".to_string(), |[w, h]| format!("{w}x{h}"));
             let rtt = s
                 .rtt_ms
-                .map_or_else(|| "–".to_string(), |ms| format!("{ms:.0} ms"));
+                .map_or_else(|| "–".to_string(), |ms| format!("{} ms", format_rtt_ms(ms)));
             vec![
                 Line::from(format!("RTT          {rtt}")),
                 Line::from(format!("lost         {} packets", s.packets_lost)),
@@ -641,6 +668,46 @@ mod tests {
             rows[ROWS as usize - 2]
         );
         assert!(!contains(&rows, "[h] hang up"));
+    }
+
+    #[test]
+    fn self_view_corner_is_empty_until_media_flows() {
+        let mut model = logged_in(Role::Call);
+        set_state(&mut model, CallState::Connecting, None);
+        let (rows, _) = screen(&model, None, None);
+        assert!(!contains(&rows, "no camera"), "{rows:#?}");
+        set_state(&mut model, CallState::Connected, None);
+        let (rows, _) = screen(&model, None, None);
+        assert!(contains(&rows, " no camera "), "{rows:#?}");
+        set_state(&mut model, CallState::Ended, Some(EndReason::Hangup));
+        let (rows, _) = screen(&model, None, None);
+        assert!(!contains(&rows, "no camera"), "{rows:#?}");
+    }
+
+    #[test]
+    fn ended_call_says_its_reason_once_without_frozen_figures() {
+        let mut model = logged_in(Role::Listen);
+        set_state(&mut model, CallState::Connected, None);
+        update(
+            &mut model,
+            Msg::Event(AppEvent::Stats {
+                call_id: CallId::parse("c1").unwrap(),
+                stats: CallStats {
+                    rtt_ms: Some(0.4),
+                    ..CallStats::default()
+                },
+            }),
+        );
+        let (rows, _) = screen(&model, None, None);
+        assert!(rows[ROWS as usize - 2].contains("rtt 0.4 ms"), "{rows:#?}");
+        set_state(&mut model, CallState::Ended, Some(EndReason::RemoteHangup));
+        let (rows, _) = screen(&model, None, None);
+        let said = rows
+            .iter()
+            .filter(|r| r.contains("Call ended: tom hung up"))
+            .count();
+        assert_eq!(said, 1, "{rows:#?}");
+        assert!(!rows[ROWS as usize - 2].contains("rtt"), "{rows:#?}");
     }
 
     #[test]

@@ -1,0 +1,605 @@
+//! The call screen end to end in a real terminal: `serve`, a headless
+//! `listen --auto-accept` sending the test clip, and `call` drawing in a tmux pane,
+//! all on 127.0.0.1. The pane is read with `capture-pane -e` (text plus SGR colors)
+//! and driven with `send-keys`, as a person at the keyboard would.
+//!
+//! Skipped, with the reason printed, when tmux is not installed.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_rtc-cli");
+
+/// The longest any one step may take (connect, a key's effect, exit).
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The pane's size in cells: a 200x58 video area above the notice, status and help lines.
+const COLS: u16 = 200;
+const ROWS: u16 = 60;
+
+/// The upper half block the video is drawn with.
+const HALF_BLOCK: char = '▀';
+
+/// A child process killed on drop, so a failing test leaves nothing running.
+struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    /// Starts `command` with stdout read line by line on a thread.
+    fn spawn(mut command: Command) -> Self {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting rtc-cli");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// Waits for a stdout line for which `wanted` holds.
+    /// Waits for the process to exit; returns its exit code.
+    fn wait_exit(&mut self) -> i32 {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("polling a child") {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "process did not exit in {WAIT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn line_where(&self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if wanted(&line) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no stdout line with {what} within {WAIT:?}"),
+            }
+        }
+    }
+
+    /// Waits for the JSON event whose fields include every `(key, value)` pair.
+    fn event(&self, fields: &[(&str, serde_json::Value)]) -> serde_json::Value {
+        let line = self.line_where(&format!("event {fields:?}"), |line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .is_ok_and(|v| fields.iter().all(|(k, want)| v[*k] == *want))
+        });
+        serde_json::from_str(&line).expect("checked above")
+    }
+}
+
+/// A tmux server on its own socket, killed on drop (with everything in its panes).
+struct Tmux {
+    /// The server's socket (`tmux -S`), inside the test's temp dir: no other test
+    /// or user shares the server, and nothing is left behind in /tmp/tmux-UID.
+    socket: PathBuf,
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.command(&["kill-server"]).output();
+    }
+}
+
+impl Tmux {
+    /// Whether a usable tmux is installed.
+    fn available() -> bool {
+        Command::new("tmux")
+            .arg("-V")
+            .output()
+            .is_ok_and(|out| out.status.success())
+    }
+
+    /// A detached `COLS`x`ROWS` session `t` running a plain `sh`, its server on a
+    /// socket in `dir`.
+    fn start(dir: &Path) -> Self {
+        let tmux = Self {
+            socket: dir.join("tmux.sock"),
+        };
+        let (cols, rows) = (COLS.to_string(), ROWS.to_string());
+        let out = tmux.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            &cols,
+            "-y",
+            &rows,
+            "sh",
+        ]);
+        assert!(out.status.success(), "tmux new-session: {out:?}");
+        tmux
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new("tmux");
+        // No user config: the pane must look the same on every machine.
+        command
+            .arg("-S")
+            .arg(&self.socket)
+            .args(["-f", "/dev/null"])
+            .args(args)
+            .env_remove("TMUX");
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("running tmux")
+    }
+
+    /// Types `text` into the pane, then Enter if `enter`.
+    fn type_text(&self, text: &str, enter: bool) {
+        let out = self.run(&["send-keys", "-t", "t", "-l", text]);
+        assert!(out.status.success(), "tmux send-keys: {out:?}");
+        if enter {
+            self.run(&["send-keys", "-t", "t", "Enter"]);
+        }
+    }
+
+    /// The pane's text with its colors as SGR sequences (`capture-pane -e`).
+    fn capture(&self) -> String {
+        let out = self.run(&["capture-pane", "-e", "-p", "-t", "t"]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A pane variable, e.g. `#{alternate_on}`.
+    fn display(&self, format: &str) -> String {
+        let out = self.run(&["display-message", "-p", "-t", "t", format]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+/// Polls `probe` every 100 ms for up to [`WAIT`]; panics with `what` and the pane.
+fn wait_for<T>(tmux: &Tmux, what: &str, mut probe: impl FnMut(&Screen) -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let screen = Screen::parse(&tmux.capture());
+        if let Some(found) = probe(&screen) {
+            return found;
+        }
+        if Instant::now() >= deadline {
+            panic!(
+                "{what}: not seen within {WAIT:?}; the pane shows:\n{}",
+                screen.text
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A captured pane: its plain text and what its SGR sequences say about colors.
+#[derive(Clone)]
+struct Screen {
+    /// The text without escape sequences, one line per row.
+    text: String,
+    /// Distinct colors set by `38;2`/`48;2` (truecolor) or `38;5`/`48;5` (256-color)
+    /// sequences, fore- and background alike.
+    colors: HashSet<String>,
+}
+
+impl Screen {
+    fn parse(captured: &str) -> Self {
+        let mut text = String::with_capacity(captured.len());
+        let mut colors = HashSet::new();
+        let mut rest = captured;
+        while let Some(start) = rest.find('\x1b') {
+            text.push_str(&rest[..start]);
+            let sequence = &rest[start..];
+            // CSI: ESC [ parameters final-byte; tmux -e only emits SGR (final `m`).
+            let Some(end) = sequence.find(|c: char| c.is_ascii_alphabetic()) else {
+                rest = "";
+                break;
+            };
+            if sequence.as_bytes().get(1) == Some(&b'[') && sequence.as_bytes()[end] == b'm' {
+                sgr_colors(&sequence[2..end], &mut colors);
+            }
+            rest = &sequence[end + 1..];
+        }
+        text.push_str(rest);
+        Self { text, colors }
+    }
+
+    fn half_blocks(&self) -> usize {
+        self.text.chars().filter(|&c| c == HALF_BLOCK).count()
+    }
+
+    /// The status bar: the second line from the bottom that has text.
+    fn status_line(&self) -> &str {
+        let lines: Vec<&str> = self.text.lines().filter(|l| !l.trim().is_empty()).collect();
+        lines.len().checked_sub(2).map_or("", |i| lines[i])
+    }
+}
+
+/// Adds the colors of one SGR parameter list (`38;5;208;48;2;10;20;30`) to `colors`.
+fn sgr_colors(params: &str, colors: &mut HashSet<String>) {
+    let params: Vec<&str> = params.split(';').collect();
+    let mut i = 0;
+    while i < params.len() {
+        match (params[i], params.get(i + 1).copied()) {
+            ("38" | "48", Some("2")) if i + 4 < params.len() => {
+                colors.insert(format!("rgb:{}", params[i + 2..i + 5].join(",")));
+                i += 5;
+            }
+            ("38" | "48", Some("5")) if i + 2 < params.len() => {
+                colors.insert(format!("256:{}", params[i + 2]));
+                i += 3;
+            }
+            _ => i += 1,
+        }
+    }
+}
+
+/// Whether the status bar's state reads `connected HH:MM:SS`.
+fn shows_connected_clock(status: &str) -> bool {
+    status.split("connected ").nth(1).is_some_and(|after| {
+        let clock: Vec<char> = after.chars().take(8).collect();
+        clock.len() == 8
+            && clock.iter().enumerate().all(|(i, c)| {
+                if i % 3 == 2 {
+                    *c == ':'
+                } else {
+                    c.is_ascii_digit()
+                }
+            })
+    })
+}
+
+fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// A `Command` for the binary with the config isolated in `home`.
+fn rtc_cli(home: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .env("RTC_CLI_CONFIG", home.join("config.toml"))
+        .env("HOME", home)
+        .env("XDG_STATE_HOME", home.join("state"))
+        .env_remove("RTC_CLI_SERVER")
+        .env_remove("RTC_CLI_ID");
+    command
+}
+
+/// Single-quotes `s` for `sh`.
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Waits up to [`WAIT`] for `path` to hold a complete (newline-ended) text; panics
+/// with `what` and the pane otherwise.
+fn wait_for_file(tmux: &Tmux, path: &Path, what: &str) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.ends_with('\n') {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {WAIT:?}; the pane shows:\n{}",
+            Screen::parse(&tmux.capture()).text
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Starts `serve` on a free loopback port; returns it with its ws:// URL.
+fn serve(home: &Path) -> (Proc, String) {
+    let server = Proc::spawn(rtc_cli(home, &["serve", "--listen", "127.0.0.1:0"]));
+    let listening = server.line_where("rtc-cli serve: listening on", |l| {
+        l.starts_with("rtc-cli serve: listening on ws://")
+    });
+    let url = listening
+        .rsplit(' ')
+        .next()
+        .expect("a URL after 'listening on'")
+        .to_owned();
+    (server, url)
+}
+
+/// The shell line that runs the binary with `args` in the pane, config and state
+/// isolated in `home`, and writes `EXIT=<code>` to `exit_file` when it ends.
+fn pane_command(home: &Path, args: &[&str], exit_file: &Path) -> String {
+    let path = |p: PathBuf| sh_quote(&p.display().to_string());
+    let command: Vec<String> = std::iter::once(BIN)
+        .chain(args.iter().copied())
+        .map(sh_quote)
+        .collect();
+    format!(
+        "RTC_CLI_CONFIG={} XDG_STATE_HOME={} {}; echo EXIT=$? > {}",
+        path(home.join("config.toml")),
+        path(home.join("state")),
+        command.join(" "),
+        path(exit_file.to_path_buf()),
+    )
+}
+
+/// Light loopback media for the side in the pane: a small test pattern, a tone.
+const PANE_MEDIA: &[&str] = &[
+    "--camera",
+    "test",
+    "--video-size",
+    "320x240",
+    "--fps",
+    "15",
+    "--mic",
+    "tone",
+    "--speaker",
+    "none",
+    "--bind",
+    "127.0.0.1",
+];
+
+#[test]
+fn call_screen_shows_video_mutes_both_sides_hangs_up_and_restores_the_terminal() {
+    if !Tmux::available() {
+        eprintln!("skipped: tmux is not installed (apt-get install tmux)");
+        return;
+    }
+    let home = tempfile::tempdir().expect("temp dir");
+    let home_path = home.path();
+
+    let (server, url) = serve(home_path);
+
+    let clip = format!("file:{}", fixture("clip_320x240.y4m"));
+    let speech = format!("file:{}", fixture("speech_48k_mono.wav"));
+    let jerry_log = home_path.join("jerry.log").display().to_string();
+    let jerry = Proc::spawn(rtc_cli(
+        home_path,
+        &[
+            "--headless",
+            "--server",
+            &url,
+            "--id",
+            "jerry",
+            "--log-file",
+            &jerry_log,
+            "listen",
+            "--auto-accept",
+            "--camera",
+            &clip,
+            "--video-size",
+            "320x240",
+            "--mic",
+            &speech,
+            "--speaker",
+            "none",
+            "--bind",
+            "127.0.0.1",
+        ],
+    ));
+    jerry.event(&[("event", "logged_in".into()), ("id", "jerry".into())]);
+
+    let tmux = Tmux::start(home_path);
+    let exit_file = home_path.join("exit");
+    let tom_log = home_path.join("tom.log").display().to_string();
+    let mut args = vec![
+        "--server",
+        &url,
+        "--id",
+        "tom",
+        "--log-file",
+        &tom_log,
+        "call",
+        "jerry",
+    ];
+    args.extend_from_slice(PANE_MEDIA);
+    tmux.type_text(&pane_command(home_path, &args, &exit_file), true);
+
+    // Connected, with jerry's clip as half-blocks in many colors.
+    let screen = wait_for(&tmux, "connected call with video", |screen| {
+        (shows_connected_clock(screen.status_line())
+            && screen.half_blocks() >= 1000
+            && screen.colors.len() >= 50)
+            .then(|| screen.clone())
+    });
+    assert!(
+        screen.status_line().trim_start().starts_with("jerry"),
+        "{}",
+        screen.status_line()
+    );
+    assert_eq!(
+        tmux.display("#{alternate_on}"),
+        "1",
+        "the call screen uses the alternate screen"
+    );
+    for stray in ["[OpenH264]", "ALSA lib", "WARN", "ERROR"] {
+        assert!(
+            !screen.text.contains(stray),
+            "library output {stray:?} tore the view:\n{}",
+            screen.text
+        );
+    }
+
+    // `m` mutes: our status bar says so and jerry is told.
+    tmux.type_text("m", false);
+    wait_for(&tmux, "our mic shown muted", |screen| {
+        screen
+            .status_line()
+            .contains("you: mic muted")
+            .then_some(())
+    });
+    jerry.event(&[("event", "peer_media".into()), ("muted", true.into())]);
+
+    // `h` hangs up; `call` exits 0 and says how the call ended.
+    tmux.type_text("h", false);
+    let exit = wait_for_file(&tmux, &exit_file, "call exiting after h");
+    assert_eq!(exit.trim(), "EXIT=0");
+    jerry.event(&[
+        ("event", "state".into()),
+        ("state", "ended".into()),
+        ("reason", "remote-hangup".into()),
+    ]);
+
+    // The terminal is sane again: main screen, canonical input with echo.
+    assert_eq!(tmux.display("#{alternate_on}"), "0");
+    let after = Screen::parse(&tmux.capture());
+    assert!(
+        after.text.contains("Call with jerry ended after 00:00:"),
+        "{}",
+        after.text
+    );
+    let stty_file = home_path.join("stty");
+    tmux.type_text(
+        &format!("stty -a > {}", sh_quote(&stty_file.display().to_string())),
+        true,
+    );
+    let stty = wait_for_file(&tmux, &stty_file, "stty -a in the pane");
+    let flags: HashSet<&str> = stty.split_whitespace().collect();
+    for flag in ["icanon", "echo"] {
+        assert!(
+            flags.contains(flag) && !flags.contains(format!("-{flag}").as_str()),
+            "{flag} not restored:\n{stty}"
+        );
+    }
+    drop(tmux);
+    drop(jerry);
+    drop(server);
+}
+
+/// A headless `call` from `caller` to `callee` (test pattern, tone, no speaker).
+fn headless_call(home: &Path, url: &str, caller: &str, callee: &str, extra: &[&str]) -> Proc {
+    let mut args = vec![
+        "--headless",
+        "--server",
+        url,
+        "--id",
+        caller,
+        "call",
+        callee,
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(PANE_MEDIA);
+    Proc::spawn(rtc_cli(home, &args))
+}
+
+#[test]
+fn listen_screen_prompts_for_incoming_calls_refuses_accepts_and_quits() {
+    if !Tmux::available() {
+        eprintln!("skipped: tmux is not installed (apt-get install tmux)");
+        return;
+    }
+    let home = tempfile::tempdir().expect("temp dir");
+    let home_path = home.path();
+    let (server, url) = serve(home_path);
+
+    let tmux = Tmux::start(home_path);
+    let exit_file = home_path.join("exit");
+    let spike_log = home_path.join("spike.log").display().to_string();
+    let mut args = vec![
+        "--server",
+        &url,
+        "--id",
+        "spike",
+        "--log-file",
+        &spike_log,
+        "listen",
+    ];
+    args.extend_from_slice(PANE_MEDIA);
+    tmux.type_text(&pane_command(home_path, &args, &exit_file), true);
+    wait_for(&tmux, "the listening screen", |screen| {
+        screen
+            .text
+            .contains(&format!("Listening as spike on {url}"))
+            .then_some(())
+    });
+
+    // `r` refuses: the caller ends with `refused` (exit code 3).
+    let mut tyke = headless_call(home_path, &url, "tyke", "spike", &[]);
+    wait_for(&tmux, "the incoming-call prompt", |screen| {
+        screen
+            .text
+            .contains("tyke is calling: [a] accept  [r] refuse")
+            .then_some(())
+    });
+    tmux.type_text("r", false);
+    tyke.event(&[("event", "state".into()), ("reason", "refused".into())]);
+    assert_eq!(tyke.wait_exit(), 3);
+    wait_for(&tmux, "the refusal on screen", |screen| {
+        screen.text.contains("you refused the call").then_some(())
+    });
+
+    // `a` accepts: connected with the caller's video, then back to listening.
+    let mut tuffy = headless_call(home_path, &url, "tuffy", "spike", &["--hangup-after", "2s"]);
+    let prompt = wait_for(&tmux, "the second incoming-call prompt", |screen| {
+        screen
+            .text
+            .contains("tuffy is calling")
+            .then(|| screen.clone())
+    });
+    assert!(
+        !prompt.text.contains("you refused"),
+        "a new call clears the last one's notice:\n{}",
+        prompt.text
+    );
+    tmux.type_text("a", false);
+    wait_for(&tmux, "the accepted call with video", |screen| {
+        (shows_connected_clock(screen.status_line()) && screen.colors.len() >= 8).then_some(())
+    });
+    assert_eq!(tuffy.wait_exit(), 0);
+    let after = wait_for(&tmux, "the listening screen again", |screen| {
+        screen
+            .text
+            .contains("Listening as spike")
+            .then(|| screen.clone())
+    });
+    assert!(
+        after.text.contains("Call ended: tuffy hung up"),
+        "the reason outlives the call screen:\n{}",
+        after.text
+    );
+
+    // `q` quits listening with exit code 0 and the terminal restored.
+    tmux.type_text("q", false);
+    let exit = wait_for_file(&tmux, &exit_file, "listen exiting after q");
+    assert_eq!(exit.trim(), "EXIT=0");
+    assert_eq!(tmux.display("#{alternate_on}"), "0");
+    drop(tmux);
+    drop(server);
+}
+
+#[test]
+fn sgr_parsing_counts_distinct_colors_of_both_kinds() {
+    let screen = Screen::parse(
+        "\x1b[38;5;16m\x1b[48;5;16m▀▀\x1b[38;2;1;2;3;48;5;17m▀\x1b[0m text\n\x1b[48;2;1;2;3m▀",
+    );
+    assert_eq!(screen.half_blocks(), 4);
+    assert_eq!(screen.colors.len(), 3, "{:?}", screen.colors);
+    assert_eq!(screen.text, "▀▀▀ text\n▀");
+    assert!(shows_connected_clock(" jerry │ connected 00:01:05 │ you"));
+    assert!(!shows_connected_clock(" jerry │ connecting │ you"));
+}
