@@ -16,6 +16,8 @@ use cpal::{FromSample, SampleFormat, SizedSample, StreamConfig, SupportedBufferS
 use ringbuf::traits::{Consumer as _, Observer as _, Producer as _};
 use ringbuf::{HeapCons, HeapProd};
 
+use super::device::quiet_alsa;
+
 /// How long opening a device may take before it is reported as failed.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -141,7 +143,8 @@ impl QueueLimits {
 }
 
 /// Builds an input stream that downmixes every frame to mono f32 and pushes it into
-/// `ring`, dropping the newest samples when the ring is full.
+/// `ring`, dropping the newest samples when the ring is full. ALSA's messages about a
+/// refused configuration go to the log ([`quiet_alsa`]), never over the TUI.
 pub(super) fn build_input_stream(
     device: &cpal::Device,
     config: &StreamConfig,
@@ -150,6 +153,7 @@ pub(super) fn build_input_stream(
     errors: mpsc::Sender<String>,
     counters: Arc<CallbackCounters>,
 ) -> anyhow::Result<cpal::Stream> {
+    quiet_alsa();
     macro_rules! build {
         ($t:ty) => {
             input_stream::<$t>(device, config, ring, errors, counters)
@@ -217,7 +221,8 @@ where
 }
 
 /// Builds an output stream that pops mono samples from `ring` into every channel,
-/// playing silence when the ring runs dry.
+/// playing silence when the ring runs dry. ALSA's messages go to the log
+/// ([`quiet_alsa`]).
 pub(super) fn build_output_stream(
     device: &cpal::Device,
     config: &StreamConfig,
@@ -227,6 +232,7 @@ pub(super) fn build_output_stream(
     errors: mpsc::Sender<String>,
     counters: Arc<CallbackCounters>,
 ) -> anyhow::Result<cpal::Stream> {
+    quiet_alsa();
     macro_rules! build {
         ($t:ty) => {
             output_stream::<$t>(device, config, limits, ring, errors, counters)
