@@ -12,6 +12,7 @@ use cpal::{SampleFormat, SupportedStreamConfig, SupportedStreamConfigRange};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
+use crate::media::audio::device;
 use crate::media::video::camera::{self, CameraInfo};
 
 /// Whether a listed device could be opened. Serialized flat into its device as
@@ -108,7 +109,6 @@ pub enum AudioDirection {
 /// cannot enumerate is empty and its reason goes to [`DeviceList::errors`]; a device
 /// that is listed but does not open is marked [`Openable::No`].
 pub fn list() -> DeviceList {
-    silence_alsa_stderr();
     let mut errors = Vec::new();
     let cameras = or_note(&mut errors, "cameras", camera::list_cameras());
     let inputs = or_note(
@@ -143,10 +143,12 @@ fn or_note<T>(errors: &mut Vec<String>, what: &str, result: anyhow::Result<Vec<T
 /// # Errors
 /// The host cannot enumerate devices at all.
 pub fn list_audio(direction: AudioDirection) -> anyhow::Result<Vec<AudioDeviceInfo>> {
-    silence_alsa_stderr();
-    // ALSA's JACK plugin loads libjack, which prints to stderr itself ("jack server is
-    // not running...") past ALSA's error handler; cpal opens every PCM to enumerate.
-    let _quiet = StderrSilenced::new();
+    // cpal opens every PCM to enumerate and to describe it: keep ALSA's and JACK's
+    // messages off the terminal for all of it.
+    device::quietly(|| enumerate_audio(direction))
+}
+
+fn enumerate_audio(direction: AudioDirection) -> anyhow::Result<Vec<AudioDeviceInfo>> {
     let host = cpal::default_host();
     let (devices, default) = match direction {
         AudioDirection::Input => (
@@ -360,120 +362,6 @@ fn compress_runs(values: &[u16]) -> String {
         "?".into()
     } else {
         parts.join(", ")
-    }
-}
-
-/// Installs a no-op ALSA error handler once, so ALSA's messages (`ALSA lib
-/// confmisc.c... cannot find card '0'`) never reach the terminal (FIELD-NOTES). The
-/// errors themselves still come back to cpal as return codes.
-#[cfg(target_os = "linux")]
-fn silence_alsa_stderr() {
-    use std::os::raw::{c_char, c_int};
-    use std::sync::Once;
-
-    // The real handler type is C-variadic (`const char *fmt, ...`); Rust cannot define
-    // such a function on stable, so a handler with only the fixed arguments is cast.
-    // SAFETY (for the transmute below): on the C ABIs Linux uses, a caller of a variadic
-    // function passes the fixed arguments exactly as for a non-variadic one, and this
-    // callee never reads the variadic part.
-    unsafe extern "C" fn ignore(
-        _file: *const c_char,
-        _line: c_int,
-        _function: *const c_char,
-        _err: c_int,
-        _fmt: *const c_char,
-    ) {
-    }
-
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: see above; the function pointer types differ only in the variadic tail.
-        let handler: alsa_sys::snd_lib_error_handler_t = unsafe {
-            Some(std::mem::transmute::<
-                unsafe extern "C" fn(*const c_char, c_int, *const c_char, c_int, *const c_char),
-                unsafe extern "C" fn(
-                    *const c_char,
-                    c_int,
-                    *const c_char,
-                    c_int,
-                    *const c_char,
-                    ...
-                ),
-            >(ignore))
-        };
-        // SAFETY: sets a process-wide pointer to a function that lives forever.
-        let rc = unsafe { alsa_sys::snd_lib_error_set_handler(handler) };
-        if rc != 0 {
-            tracing::debug!(rc, "ALSA error handler not installed");
-        }
-    });
-}
-
-#[cfg(not(target_os = "linux"))]
-fn silence_alsa_stderr() {}
-
-/// Points file descriptor 2 at `/dev/null` while any guard lives, for C libraries that
-/// write to stderr directly. Guards nest and may overlap across threads: the first
-/// saves and redirects, the last restores. Output from other threads in that window is
-/// lost too, so it is held only around enumeration. Best effort: if a step fails,
-/// stderr is left alone.
-struct StderrSilenced;
-
-/// How many [`StderrSilenced`] guards live, and the real stderr they will restore.
-#[cfg(unix)]
-static SILENCED: std::sync::Mutex<(usize, Option<std::os::fd::OwnedFd>)> =
-    std::sync::Mutex::new((0, None));
-
-#[cfg(unix)]
-fn silenced_state() -> std::sync::MutexGuard<'static, (usize, Option<std::os::fd::OwnedFd>)> {
-    SILENCED
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-impl StderrSilenced {
-    fn new() -> Self {
-        #[cfg(unix)]
-        {
-            let mut state = silenced_state();
-            if state.0 == 0 {
-                state.1 = redirect_stderr_to_null();
-            }
-            state.0 += 1;
-        }
-        Self
-    }
-}
-
-/// Redirects fd 2 to `/dev/null`, returning a copy of the previous fd 2.
-#[cfg(unix)]
-fn redirect_stderr_to_null() -> Option<std::os::fd::OwnedFd> {
-    use std::os::fd::{AsFd, AsRawFd};
-    let saved = io::stderr().as_fd().try_clone_to_owned().ok()?;
-    let null = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/null")
-        .ok()?;
-    let _ = io::stderr().flush();
-    // SAFETY: dup2 between descriptors this process owns; fd 2 stays open throughout.
-    let rc = unsafe { libc::dup2(null.as_raw_fd(), libc::STDERR_FILENO) };
-    (rc >= 0).then_some(saved)
-}
-
-impl Drop for StderrSilenced {
-    fn drop(&mut self) {
-        #[cfg(unix)]
-        {
-            use std::os::fd::AsRawFd;
-            let mut state = silenced_state();
-            state.0 = state.0.saturating_sub(1);
-            if state.0 == 0 {
-                if let Some(saved) = state.1.take() {
-                    // SAFETY: restores the descriptor saved by the first guard.
-                    unsafe { libc::dup2(saved.as_raw_fd(), libc::STDERR_FILENO) };
-                }
-            }
-        }
     }
 }
 

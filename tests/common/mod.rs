@@ -2,6 +2,8 @@
 //! 127.0.0.1 and a raw protocol client.
 #![allow(dead_code)]
 
+pub mod audio_match;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

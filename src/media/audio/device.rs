@@ -1,4 +1,6 @@
-//! cpal device lookup for microphones and speakers, and silencing ALSA's stderr noise.
+//! cpal device lookup for microphones and speakers, and silencing ALSA's (and JACK's)
+//! stderr noise: the one place every cpal user goes through ([`quiet_alsa`],
+//! [`quietly`]).
 //!
 //! Indexes are positions in `host.input_devices()` / `host.output_devices()` of cpal's
 //! default host, the same order `rtc-cli devices` lists.
@@ -142,18 +144,96 @@ mod alsa_quiet {
     }
 }
 
-fn devices(direction: Direction) -> Result<Vec<cpal::Device>, DeviceError> {
+/// Runs `f` (a cpal enumeration or device query) with ALSA's handler installed
+/// ([`quiet_alsa`]) and fd 2 pointed at `/dev/null`: ALSA's JACK plugin loads libjack,
+/// which prints (`jack server is not running or cannot be started`) past ALSA's
+/// handler, and cpal opens every PCM to enumerate. Output of other threads to stderr
+/// in that window is lost too, so hold it only around enumeration, never around a
+/// stream's lifetime.
+pub fn quietly<T>(f: impl FnOnce() -> T) -> T {
     quiet_alsa();
-    let host = cpal::default_host();
+    let _silenced = StderrSilenced::new();
+    f()
+}
+
+/// Points file descriptor 2 at `/dev/null` while any guard lives, for C libraries that
+/// write to stderr directly. Guards nest and may overlap across threads: the first
+/// saves and redirects, the last restores. Best effort: if a step fails, stderr is
+/// left alone.
+struct StderrSilenced;
+
+/// How many [`StderrSilenced`] guards live, and the real stderr they will restore.
+#[cfg(unix)]
+static SILENCED: std::sync::Mutex<(usize, Option<std::os::fd::OwnedFd>)> =
+    std::sync::Mutex::new((0, None));
+
+#[cfg(unix)]
+fn silenced_state() -> std::sync::MutexGuard<'static, (usize, Option<std::os::fd::OwnedFd>)> {
+    SILENCED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl StderrSilenced {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            let mut state = silenced_state();
+            if state.0 == 0 {
+                state.1 = redirect_stderr_to_null();
+            }
+            state.0 += 1;
+        }
+        Self
+    }
+}
+
+/// Redirects fd 2 to `/dev/null`, returning a copy of the previous fd 2.
+#[cfg(unix)]
+fn redirect_stderr_to_null() -> Option<std::os::fd::OwnedFd> {
+    use std::io::Write as _;
+    use std::os::fd::{AsFd, AsRawFd};
+    let saved = std::io::stderr().as_fd().try_clone_to_owned().ok()?;
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .ok()?;
+    let _ = std::io::stderr().flush();
+    // SAFETY: dup2 between descriptors this process owns; fd 2 stays open throughout.
+    let rc = unsafe { libc::dup2(null.as_raw_fd(), libc::STDERR_FILENO) };
+    (rc >= 0).then_some(saved)
+}
+
+impl Drop for StderrSilenced {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsRawFd;
+            let mut state = silenced_state();
+            state.0 = state.0.saturating_sub(1);
+            if state.0 == 0 {
+                if let Some(saved) = state.1.take() {
+                    // SAFETY: restores the descriptor saved by the first guard.
+                    unsafe { libc::dup2(saved.as_raw_fd(), libc::STDERR_FILENO) };
+                }
+            }
+        }
+    }
+}
+
+fn devices(direction: Direction) -> Result<Vec<cpal::Device>, DeviceError> {
     let enumerate = |e: cpal::DevicesError| DeviceError::Enumerate {
         direction,
         detail: e.to_string(),
     };
-    let list: Vec<cpal::Device> = match direction {
-        Direction::Input => host.input_devices().map_err(enumerate)?.collect(),
-        Direction::Output => host.output_devices().map_err(enumerate)?.collect(),
-    };
-    Ok(list)
+    quietly(|| {
+        let host = cpal::default_host();
+        let list: Vec<cpal::Device> = match direction {
+            Direction::Input => host.input_devices().map_err(enumerate)?.collect(),
+            Direction::Output => host.output_devices().map_err(enumerate)?.collect(),
+        };
+        Ok(list)
+    })
 }
 
 fn device_name(device: &cpal::Device) -> String {

@@ -16,6 +16,12 @@ use cpal::{FromSample, SampleFormat, SizedSample, StreamConfig, SupportedBufferS
 use ringbuf::traits::{Consumer as _, Observer as _, Producer as _};
 use ringbuf::{HeapCons, HeapProd};
 
+use super::device::quiet_alsa;
+
+/// Periods per ALSA buffer when cpal is given a fixed buffer size (cpal 0.15
+/// `set_hw_params_from_format`: period = buffer / 4).
+const PERIODS: u32 = 4;
+
 /// How long opening a device may take before it is reported as failed.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -24,12 +30,18 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 /// range allows it, then the default buffer size. FIELD-NOTES: a fixed 960-frame
 /// capture buffer starts within a second where the default took 1-1.5 s; the PulseAudio
 /// ALSA plugin refuses a 20 ms playback buffer, so playback asks for more.
+///
+/// The fixed size is rounded down to a multiple of [`PERIODS`]: cpal asks ALSA for
+/// periods of `buffer / 4` and a buffer of exactly `buffer`, which the PulseAudio
+/// plugin refuses (EINVAL) unless it is whole periods: 20 ms at its default 44.1 kHz
+/// is 882 frames, refused, where 880 opens.
 pub(super) fn candidate_configs(
     supported: &cpal::SupportedStreamConfig,
     buffer: Duration,
 ) -> Vec<StreamConfig> {
     let default = supported.config();
     let frames = (f64::from(supported.sample_rate().0) * buffer.as_secs_f64()) as u32;
+    let frames = frames / PERIODS * PERIODS;
     let mut candidates = Vec::with_capacity(2);
     if let SupportedBufferSize::Range { min, max } = supported.buffer_size() {
         if (*min..=*max).contains(&frames) {
@@ -141,7 +153,8 @@ impl QueueLimits {
 }
 
 /// Builds an input stream that downmixes every frame to mono f32 and pushes it into
-/// `ring`, dropping the newest samples when the ring is full.
+/// `ring`, dropping the newest samples when the ring is full. ALSA's messages about a
+/// refused configuration go to the log ([`quiet_alsa`]), never over the TUI.
 pub(super) fn build_input_stream(
     device: &cpal::Device,
     config: &StreamConfig,
@@ -150,6 +163,7 @@ pub(super) fn build_input_stream(
     errors: mpsc::Sender<String>,
     counters: Arc<CallbackCounters>,
 ) -> anyhow::Result<cpal::Stream> {
+    quiet_alsa();
     macro_rules! build {
         ($t:ty) => {
             input_stream::<$t>(device, config, ring, errors, counters)
@@ -217,7 +231,8 @@ where
 }
 
 /// Builds an output stream that pops mono samples from `ring` into every channel,
-/// playing silence when the ring runs dry.
+/// playing silence when the ring runs dry. ALSA's messages go to the log
+/// ([`quiet_alsa`]).
 pub(super) fn build_output_stream(
     device: &cpal::Device,
     config: &StreamConfig,
@@ -227,6 +242,7 @@ pub(super) fn build_output_stream(
     errors: mpsc::Sender<String>,
     counters: Arc<CallbackCounters>,
 ) -> anyhow::Result<cpal::Stream> {
+    quiet_alsa();
     macro_rules! build {
         ($t:ty) => {
             output_stream::<$t>(device, config, limits, ring, errors, counters)
@@ -300,6 +316,31 @@ mod tests {
         assert_eq!(limits.excess(400, 441), 0, "underrun: nothing to skip");
         assert_eq!(limits.excess(741, 441), 0, "exactly the limit is kept");
         assert_eq!(limits.excess(5_000, 441), 5_000 - 441 - 100);
+    }
+
+    #[test]
+    fn a_fixed_buffer_is_whole_periods_and_within_the_device_range() {
+        let supported = |rate: u32, min: u32, max: u32| {
+            cpal::SupportedStreamConfig::new(
+                2,
+                cpal::SampleRate(rate),
+                SupportedBufferSize::Range { min, max },
+                SampleFormat::F32,
+            )
+        };
+        let configs = candidate_configs(&supported(44_100, 16, 100_000), Duration::from_millis(20));
+        assert_eq!(configs.len(), 2);
+        assert_eq!(configs[0].buffer_size, cpal::BufferSize::Fixed(880));
+        assert_eq!(configs[1].buffer_size, cpal::BufferSize::Default);
+        let configs = candidate_configs(&supported(48_000, 16, 100_000), Duration::from_millis(20));
+        assert_eq!(configs[0].buffer_size, cpal::BufferSize::Fixed(960));
+        // Outside the device's range: only the default is tried.
+        let configs = candidate_configs(
+            &supported(48_000, 2_000, 100_000),
+            Duration::from_millis(20),
+        );
+        assert_eq!(configs.len(), 1);
+        assert_eq!(configs[0].buffer_size, cpal::BufferSize::Default);
     }
 
     #[test]
