@@ -13,6 +13,7 @@
 //! - [`media`]: sources, sinks and codecs: I420 video with H.264, 48 kHz audio with Opus.
 //! - [`ui`]: the half-block renderer, the ratatui call screen and the headless JSON-lines view.
 //! - [`devices`]: camera, microphone and speaker enumeration and selection.
+//! - [`stderr`]: keeps C libraries' stderr writes off the terminal during setup calls.
 
 pub mod call;
 pub mod cli;
@@ -22,4 +23,5 @@ pub mod devices;
 pub mod logging;
 pub mod media;
 pub mod signaling;
+pub mod stderr;
 pub mod ui;

@@ -124,6 +124,8 @@ struct Controls {
     camera: AtomicBool,
     /// The peer asked for a keyframe (PLI/FIR), or video resumed.
     keyframe: AtomicBool,
+    /// Drop the video decoder's state and start over from the next keyframe.
+    restart_decoder: AtomicBool,
     /// Media threads end.
     stop: AtomicBool,
 }
@@ -253,6 +255,7 @@ impl MediaCall {
             muted: AtomicBool::new(false),
             camera: AtomicBool::new(true),
             keyframe: AtomicBool::new(true),
+            restart_decoder: AtomicBool::new(false),
             stop: AtomicBool::new(false),
         });
         let counters = Arc::new(Counters::new());
@@ -371,12 +374,15 @@ impl MediaCall {
         if let Some(source) = video {
             // Files keep their own rate; the encoder's rate control must know it.
             let fps = source.fps().unwrap_or(self.config.fps).max(1);
-            match H264Encoder::new(EncoderSettings {
+            let settings = EncoderSettings {
                 width: self.config.video_size.0,
                 height: self.config.video_size.1,
                 fps,
                 bitrate_kbps: self.config.video_bitrate_kbps,
-            }) {
+            };
+            // OpenH264 prints a rate-control warning to stderr at creation (we keep every
+            // frame on purpose: no frame skipping); keep it off the terminal.
+            match crate::stderr::silenced(|| H264Encoder::new(settings)) {
                 Ok(encoder) => {
                     let sender = VideoSender {
                         source,
@@ -432,6 +438,12 @@ impl MediaCall {
         let mut stats = CallStats::from_peer(&self.peer.stats().await, None);
         fill_pipeline_stats(&mut stats, &self.counters);
         stats
+    }
+
+    /// Throws away the video decoder's state, as after a decoder fault: the remote
+    /// picture blanks and resumes with the next keyframe, which a PLI asks for at once.
+    pub fn restart_video_decoder(&self) {
+        self.controls.restart_decoder.store(true, Ordering::Relaxed);
     }
 
     /// Stops or resumes sending microphone audio.
@@ -780,6 +792,17 @@ impl VideoReceiver {
             let next = self.runtime.block_on(async {
                 tokio::time::timeout(Duration::from_millis(100), self.packets.recv()).await
             });
+            if self.controls.restart_decoder.swap(false, Ordering::Relaxed) {
+                match H264Decoder::new() {
+                    Ok(fresh) => decoder = fresh,
+                    Err(e) => warn!("cannot restart the video decoder: {e}"),
+                }
+                info!("video decoder restarted; requesting a keyframe");
+                // Nothing decodes until the keyframe: the display blanks instead of freezing.
+                self.remote_slot.send_replace(None);
+                need_keyframe = true;
+                let _ = self.pli.send(());
+            }
             let packet = match next {
                 Err(_) => continue,
                 Ok(None) => break,
