@@ -574,3 +574,35 @@ async fn graceful_shutdown_tells_clients_to_come_back() {
     );
     assert!(tom.closed().await);
 }
+
+#[tokio::test]
+async fn logout_ends_the_call_as_a_hangup_or_cancel() {
+    let server = TestServer::open().await;
+    let mut tom = RawClient::login(&server, "tom").await;
+    let mut jerry = RawClient::login(&server, "jerry").await;
+    let c = ring(&mut tom, &mut jerry, "c1").await;
+    jerry
+        .send(ClientMessage::Accept { call_id: c.clone() })
+        .await;
+    tom.recv().await;
+    jerry.send(ClientMessage::Logout).await;
+    assert_eq!(
+        tom.recv().await,
+        ServerMessage::Hangup {
+            call_id: c,
+            from: id("jerry")
+        }
+    );
+    assert!(jerry.closed().await);
+
+    let mut jerry = RawClient::login(&server, "jerry").await;
+    let c = ring(&mut tom, &mut jerry, "c2").await;
+    tom.send(ClientMessage::Logout).await;
+    assert_eq!(
+        jerry.recv().await,
+        ServerMessage::Cancel {
+            call_id: c,
+            from: id("tom")
+        }
+    );
+}

@@ -224,6 +224,8 @@ async fn session(
     ever_logged_in: &mut bool,
 ) -> Ended {
     let (mut sink, mut stream) = ws.split();
+    // Whether this connection's login succeeded: login errors are fatal only before.
+    let mut logged_in = false;
     let login = ClientMessage::Login {
         version: PROTOCOL_VERSION,
         id: config.id.clone(),
@@ -253,7 +255,9 @@ async fn session(
                         continue;
                     }
                 };
-                if let Some(ended) = on_server_message(msg, ev_tx, ever_logged_in).await {
+                let ended = on_server_message(msg, ev_tx, &mut logged_in).await;
+                *ever_logged_in |= logged_in;
+                if let Some(ended) = ended {
                     return ended;
                 }
             }
@@ -271,19 +275,20 @@ async fn session(
     }
 }
 
-/// Handles one server message; returns how the session ends, if it does.
+/// Handles one server message of a connection whose login has (`logged_in`) or has not
+/// yet succeeded; returns how the session ends, if it does.
 async fn on_server_message(
     msg: ServerMessage,
     ev_tx: &mpsc::Sender<SignalingEvent>,
-    ever_logged_in: &mut bool,
+    logged_in: &mut bool,
 ) -> Option<Ended> {
     let event = match msg {
         ServerMessage::LoginOk { id, .. } => {
-            *ever_logged_in = true;
+            *logged_in = true;
             SignalingEvent::LoggedIn { id }
         }
         ServerMessage::Conflict { message } => return Some(Ended::Fatal(Fatal::Conflict(message))),
-        ServerMessage::Error { code, message, .. } if is_login_error(code) => {
+        ServerMessage::Error { code, message, .. } if !*logged_in && is_login_error(code) => {
             return Some(Ended::Fatal(Fatal::AuthFailed(format!(
                 "{code}: {message}"
             ))));

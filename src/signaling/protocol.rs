@@ -199,7 +199,8 @@ pub enum ClientMessage {
         #[serde(flatten)]
         state: MediaState,
     },
-    /// Leave: the server ends any call with `hangup` and closes the connection.
+    /// Leave: the server ends any call as a `hangup` (a `cancel` or `refuse` while it
+    /// rings) and closes the connection.
     Logout,
 }
 

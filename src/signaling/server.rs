@@ -408,6 +408,7 @@ impl Session {
             }
             ClientMessage::Logout => {
                 info!(id = %me, "logout");
+                self.leave_call(&me);
                 return Flow::Close;
             }
             ClientMessage::Call { call_id, to } => self.on_call(&me, call_id, to),
@@ -641,6 +642,17 @@ impl Session {
                 ErrorCode::RateLimited,
                 format!("{other} is not keeping up; message dropped"),
             ))
+        }
+    }
+
+    /// Ends `me`'s call as if `me` hung up (a cancel or refusal while it rings), so a
+    /// logout reads as a hangup to the peer rather than as a vanished client.
+    fn leave_call(&self, me: &UserId) {
+        let call_id = self.shared.registry().call_of.get(me).cloned();
+        if let Some(call_id) = call_id
+            && let Err((code, text)) = self.route(me, ClientMessage::Hangup { call_id })
+        {
+            debug!(%me, %code, "hangup on logout: {text}");
         }
     }
 

@@ -151,7 +151,9 @@ impl PeerConnectionEventHandler for PeerHandler {
         match event.candidate.to_json() {
             Ok(init) => self.shared.emit(PeerEvent::LocalCandidate(IceCandidate {
                 candidate: init.candidate,
-                sdp_mid: init.sdp_mid,
+                // webrtc 0.21 leaves the mid empty; an empty `sdpMid` is invalid for
+                // browsers, so send none and let `sdp_mline_index` place it.
+                sdp_mid: init.sdp_mid.filter(|mid| !mid.is_empty()),
                 sdp_mline_index: init.sdp_mline_index,
                 username_fragment: init
                     .username_fragment
