@@ -6,13 +6,15 @@
 #   nasm              openh264's SIMD assembly (without it encode is ~2.5x slower)
 #   pkg-config        finds ALSA
 #   tmux              the call-screen end-to-end test
+#   nftables, iproute2, util-linux
+#                     cut UDP inside a private network namespace (ICE restart test)
 #   pulseaudio, pulseaudio-utils, libasound2-plugins
 #                     a real audio server with a null sink for the device tests
 # Idempotent: installs only what is missing. Runs apt-get as root, else through sudo.
 set -euo pipefail
 
 packages=(libclang-dev libasound2-dev cmake nasm pkg-config tmux
-          pulseaudio pulseaudio-utils libasound2-plugins iproute2 util-linux)
+          pulseaudio pulseaudio-utils libasound2-plugins iproute2 util-linux nftables)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

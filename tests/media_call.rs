@@ -263,3 +263,99 @@ sleep 0.5
     );
     assert!(stdout.contains(r#""state":"connected""#), "{stdout}");
 }
+
+/// Whether this machine can make a network namespace and filter inside it with nft.
+fn namespace_with_nft() -> Result<(), String> {
+    let out = Command::new("unshare")
+        .args([
+            "-n",
+            "sh",
+            "-c",
+            "ip link set lo up && nft add table inet probe && nft delete table inet probe",
+        ])
+        .output()
+        .map_err(|e| format!("unshare is not available: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    }
+}
+
+#[test]
+fn cutting_udp_mid_call_shows_reconnecting_and_an_ice_restart_brings_it_back() {
+    if let Err(why) = namespace_with_nft() {
+        eprintln!("skipped: needs a network namespace with nftables: {why}");
+        return;
+    }
+    // Inside a private namespace only: drop UDP (the media) while the signaling TCP
+    // connection stays up, until the caller shows `reconnecting`; then let UDP through
+    // again and expect the ICE restart to bring the call back to `connected`.
+    let home = Home::new();
+    let dir = home.dir.path().display().to_string();
+    let script = format!(
+        r#"set -e
+trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
+ip link set lo up
+export RTC_CLI_CONFIG='{dir}/config.toml' HOME='{dir}'
+media="--camera test --video-size 160x120 --fps 10 --mic tone --speaker none"
+wait_for() {{
+    i=0
+    while [ "$(grep -c "$1" '{dir}/tom.out')" -lt "$2" ]; do
+        i=$((i+1)); [ $i -gt 400 ] && {{ echo "timed out waiting for $2 x $1"; cat '{dir}/tom.out'; exit 3; }}
+        sleep 0.1
+    done
+}}
+'{bin}' serve --listen 127.0.0.1:18788 > '{dir}/serve.out' 2>&1 &
+sleep 0.5
+'{bin}' --headless --server ws://127.0.0.1:18788 --id jerry listen --auto-accept $media > '{dir}/jerry.out' 2>&1 &
+sleep 0.5
+'{bin}' --headless --server ws://127.0.0.1:18788 --id tom call jerry $media > '{dir}/tom.out' 2>'{dir}/tom.err' &
+tom=$!
+wait_for '"state":"connected"' 1
+nft add table inet cut
+nft add chain inet cut in '{{ type filter hook input priority 0; }}'
+nft add rule inet cut in meta l4proto udp drop
+wait_for '"state":"reconnecting"' 1
+nft delete table inet cut
+wait_for '"state":"connected"' 2
+kill -TERM $tom
+wait $tom
+echo "tom exited $?"
+"#,
+        bin = common::process::BIN,
+    );
+    let out = Command::new("unshare")
+        .args(["-n", "--kill-child", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let tom = std::fs::read_to_string(home.dir.path().join("tom.out")).unwrap_or_default();
+    assert!(
+        out.status.success() && stdout.contains("tom exited 0"),
+        "{stdout}\n{}\n{tom}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let states: Vec<&str> = tom
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "state")
+        .map(|v| v["state"].as_str().unwrap_or("").to_owned())
+        .map(|s| match s.as_str() {
+            "connected" => "connected",
+            "reconnecting" => "reconnecting",
+            "ended" => "ended",
+            _ => "setup",
+        })
+        .collect();
+    let tail: Vec<&str> = states
+        .iter()
+        .copied()
+        .skip_while(|s| *s == "setup")
+        .collect();
+    assert_eq!(
+        tail,
+        ["connected", "reconnecting", "connected", "ended"],
+        "{tom}"
+    );
+}
