@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 use tracing::info;
 
 use crate::call::controller::{self, ControllerConfig, Mode, ViewChannels};
-use crate::call::media::{MediaConfig, VideoSlots};
+use crate::call::media::VideoSlots;
 use crate::call::{ExitCode, UserCommand};
 use crate::cli::{Cli, Command, GlobalArgs, LoginArgs, MediaArgs, ServeArgs, ServeCommand};
 use crate::config::{MediaSettings, Settings};
@@ -219,7 +219,7 @@ async fn session(
             mode,
             client,
             hangup_after,
-            media: MediaConfig::from_settings(&media),
+            media,
             slots,
         },
         ViewChannels {

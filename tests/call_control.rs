@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use common::{RawClient, TestServer, WAIT, id};
 use rtc_cli::call::controller::{self, ControllerConfig, Mode, ViewChannels};
-use rtc_cli::call::media::{MediaConfig, VideoSlots};
-use rtc_cli::call::peer::PeerConfig;
+use rtc_cli::call::media::VideoSlots;
 use rtc_cli::call::{AppEvent, CallState, EndReason, ExitCode, TimedEvent, UserCommand};
+use rtc_cli::config::MediaSettings;
 use rtc_cli::media::spec::{AudioSinkSpec, AudioSourceSpec, VideoSourceSpec};
 use rtc_cli::signaling::client::ClientConfig;
 use rtc_cli::signaling::protocol::{ClientMessage, ServerMessage};
@@ -26,8 +26,8 @@ struct Running {
 }
 
 /// Light media for call-control tests: a small test pattern, a tone, no speaker, loopback only.
-fn small_media() -> MediaConfig {
-    MediaConfig {
+fn small_media() -> MediaSettings {
+    MediaSettings {
         camera: VideoSourceSpec::TestPattern,
         mic: AudioSourceSpec::Tone,
         speaker: AudioSinkSpec::None,
@@ -37,10 +37,9 @@ fn small_media() -> MediaConfig {
         audio_bitrate_kbps: 24,
         record_video: None,
         record_audio: None,
-        peer: PeerConfig {
-            ice_servers: Vec::new(),
-            bind: vec![[127, 0, 0, 1].into()],
-        },
+        ice_servers: Vec::new(),
+        bind: vec![[127, 0, 0, 1].into()],
+        max_draw_fps: 30,
     }
 }
 

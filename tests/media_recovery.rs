@@ -5,15 +5,16 @@
 
 use std::time::{Duration, Instant};
 
-use rtc_cli::call::media::{MediaCall, MediaConfig, MediaEvent, VideoSlots};
-use rtc_cli::call::peer::{PeerConfig, PeerEvent};
+use rtc_cli::call::media::{MediaCall, MediaEvent, VideoSlots};
+use rtc_cli::call::peer::PeerEvent;
+use rtc_cli::config::MediaSettings;
 use rtc_cli::media::spec::{AudioSinkSpec, AudioSourceSpec, VideoSourceSpec};
 use tokio::sync::mpsc;
 
 const WAIT: Duration = Duration::from_secs(15);
 
-fn config() -> MediaConfig {
-    MediaConfig {
+fn config() -> MediaSettings {
+    MediaSettings {
         camera: VideoSourceSpec::TestPattern,
         mic: AudioSourceSpec::Tone,
         speaker: AudioSinkSpec::None,
@@ -23,10 +24,9 @@ fn config() -> MediaConfig {
         audio_bitrate_kbps: 24,
         record_video: None,
         record_audio: None,
-        peer: PeerConfig {
-            ice_servers: Vec::new(),
-            bind: vec![[127, 0, 0, 1].into()],
-        },
+        ice_servers: Vec::new(),
+        bind: vec![[127, 0, 0, 1].into()],
+        max_draw_fps: 30,
     }
 }
 

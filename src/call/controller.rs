@@ -11,12 +11,13 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::media::{MediaCall, MediaConfig, MediaEvent, VideoSlots};
+use super::media::{MediaCall, MediaEvent, VideoSlots};
 use super::peer::PeerEvent;
 use super::{
     AppEvent, CallId, CallState, Direction, EndReason, ExitCode, MediaState, TimedEvent,
     UserCommand, UserId,
 };
+use crate::config::MediaSettings;
 use crate::signaling::client::{self, ClientConfig, Fatal, SignalingEvent, SignalingHandle};
 use crate::signaling::protocol::{ClientMessage, ErrorCode, ServerEndReason, ServerMessage};
 
@@ -39,7 +40,7 @@ pub struct ControllerConfig {
     /// End a connected call by itself after this long (`--hangup-after`).
     pub hangup_after: Option<Duration>,
     /// Sources, sinks, codecs and ICE settings of each call's media.
-    pub media: MediaConfig,
+    pub media: MediaSettings,
     /// Where decoded remote video and our self-view go.
     pub slots: VideoSlots,
 }
@@ -129,7 +130,7 @@ struct Controller {
     pending_incoming: Option<CallId>,
     /// Quit was asked; exit once the call is over.
     quitting: bool,
-    media_config: MediaConfig,
+    media_config: MediaSettings,
     slots: VideoSlots,
     /// The active call's media, from acceptance to the end of the call.
     media: Option<MediaCall>,

@@ -22,8 +22,9 @@ use super::peer::{
     AudioTrackWriter, PeerConfig, PeerEvent, PeerSession, RemoteMedia, RtpPacket, TrackWriteError,
     VideoTrackWriter,
 };
+use crate::config::MediaSettings;
 use crate::media::audio::{self, AudioFrame, AudioSink, AudioSource, FRAME_SAMPLES};
-use crate::media::spec::{AudioSinkSpec, AudioSourceSpec, VideoSourceSpec};
+use crate::media::spec::VideoSourceSpec;
 use crate::media::video::assemble::H264FrameAssembler;
 use crate::media::video::decode::H264Decoder;
 use crate::media::video::encode::{EncoderSettings, H264Encoder};
@@ -33,49 +34,16 @@ use crate::media::video::source::open_video_source;
 use crate::media::video::y4m::{FrameRate, Y4mWriter};
 use crate::media::video::{FrameSender, I420Frame, VideoSource};
 
-/// What the media of a call is made from (resolved `call`/`listen` flags).
-#[derive(Debug, Clone)]
-pub struct MediaConfig {
-    /// `--camera`.
-    pub camera: VideoSourceSpec,
-    /// `--mic`.
-    pub mic: AudioSourceSpec,
-    /// `--speaker`.
-    pub speaker: AudioSinkSpec,
-    /// Send size in pixels (width, height).
-    pub video_size: (u32, u32),
-    /// Send frame rate (cameras and the test pattern; files keep their own).
-    pub fps: u32,
-    /// H.264 target bitrate, kbit/s.
-    pub video_bitrate_kbps: u32,
-    /// Opus bitrate, kbit/s.
-    pub audio_bitrate_kbps: u32,
-    /// `--record-video`: every decoded remote frame as Y4M.
-    pub record_video: Option<PathBuf>,
-    /// `--record-audio`: the received audio as 48 kHz mono WAV.
-    pub record_audio: Option<PathBuf>,
-    /// ICE servers and bind addresses.
-    pub peer: PeerConfig,
-}
-
-impl MediaConfig {
-    /// Builds the media config from resolved settings.
-    pub fn from_settings(s: &crate::config::MediaSettings) -> Self {
-        Self {
-            camera: s.camera.clone(),
-            mic: s.mic.clone(),
-            speaker: s.speaker.clone(),
-            video_size: s.video_size,
-            fps: s.fps,
-            video_bitrate_kbps: s.video_bitrate_kbps,
-            audio_bitrate_kbps: s.audio_bitrate_kbps,
-            record_video: s.record_video.clone(),
-            record_audio: s.record_audio.clone(),
-            peer: PeerConfig {
-                ice_servers: s.ice_servers.iter().cloned().map(Into::into).collect(),
-                bind: s.bind.clone(),
-            },
-        }
+/// The PeerConnection settings of a call's media: its ICE servers and bind addresses.
+fn peer_config(settings: &MediaSettings) -> PeerConfig {
+    PeerConfig {
+        ice_servers: settings
+            .ice_servers
+            .iter()
+            .cloned()
+            .map(Into::into)
+            .collect(),
+        bind: settings.bind.clone(),
     }
 }
 
@@ -170,7 +138,7 @@ struct Endpoints {
     notices: Vec<String>,
 }
 
-fn open_endpoints(config: &MediaConfig) -> anyhow::Result<Endpoints> {
+fn open_endpoints(config: &MediaSettings) -> anyhow::Result<Endpoints> {
     let mut notices = Vec::new();
     let video = open_video_source(&config.camera, config.video_size, config.fps)
         .context("cannot open the video source")?;
@@ -214,7 +182,7 @@ pub struct MediaCall {
     /// Sources waiting for the connection; taken by [`MediaCall::start_sending`].
     /// (In a mutex only so the call is `Sync`; it is touched once.)
     pending_send: std::sync::Mutex<Option<PendingSend>>,
-    config: MediaConfig,
+    config: MediaSettings,
     local_slot: FrameSender,
     threads: Vec<JoinHandle<()>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -228,7 +196,7 @@ impl MediaCall {
     /// A source or sink that cannot be opened, a recording that cannot be created, or a
     /// PeerConnection that cannot be built.
     pub async fn start(
-        config: &MediaConfig,
+        config: &MediaSettings,
         slots: &VideoSlots,
         events: mpsc::Sender<MediaEvent>,
     ) -> anyhow::Result<Self> {
@@ -249,7 +217,7 @@ impl MediaCall {
         };
 
         let (peer_tx, mut peer_rx) = mpsc::channel(64);
-        let (peer, remote) = PeerSession::new(&config.peer, peer_tx).await?;
+        let (peer, remote) = PeerSession::new(&peer_config(config), peer_tx).await?;
         let peer = Arc::new(peer);
         let controls = Arc::new(Controls {
             muted: AtomicBool::new(false),
