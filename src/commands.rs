@@ -179,6 +179,10 @@ async fn session(
     let settings = Settings::resolve(global)?;
     let id = settings.require_id()?;
     let media = MediaSettings::resolve(media_args, &settings.file)?;
+    let check = media.clone();
+    tokio::task::spawn_blocking(move || crate::call::media::check_media(&check))
+        .await
+        .context("the media check panicked")??;
     let mut client = ClientConfig::new(settings.server.clone(), id.clone(), settings.token.clone());
     if matches!(mode, Mode::Listen { .. }) {
         client.initial_attempts = None;

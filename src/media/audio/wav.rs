@@ -12,7 +12,7 @@ use super::SAMPLE_RATE_HZ;
 #[derive(Debug, thiserror::Error)]
 pub enum WavError {
     /// The file could not be opened, parsed or written.
-    #[error("WAV file {path}: {source}")]
+    #[error("WAV file {path}")]
     Io {
         /// The file in question.
         path: PathBuf,

@@ -161,6 +161,17 @@ pub fn select_camera(names: &[String], selector: &DeviceSelector) -> Result<usiz
     })
 }
 
+/// Checks that `selector` names a camera that exists, without opening it (for a
+/// start-up check of `--camera`).
+///
+/// # Errors
+/// As [`select_camera`], or the camera list cannot be read.
+pub fn check_camera(selector: &DeviceSelector) -> anyhow::Result<()> {
+    let names: Vec<String> = query_cameras()?.into_iter().map(|n| n.name).collect();
+    select_camera(&names, selector)?;
+    Ok(())
+}
+
 /// Opens the camera `selector` names, capturing on its own thread at the format
 /// closest to `size` (width, height in pixels) and `fps` (see [`choose_format`]),
 /// delivering I420 at the camera's size. `next_frame` fails with a [`CaptureError`]

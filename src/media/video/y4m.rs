@@ -86,7 +86,7 @@ pub struct Y4mHeader {
 #[derive(Debug, thiserror::Error)]
 pub enum Y4mError {
     /// The file could not be opened or created.
-    #[error("{path}: {source}")]
+    #[error("cannot open {path}")]
     Open {
         /// The file named.
         path: PathBuf,
@@ -94,7 +94,7 @@ pub enum Y4mError {
         source: io::Error,
     },
     /// Reading or writing failed after opening.
-    #[error("Y4M I/O: {0}")]
+    #[error("Y4M I/O")]
     Io(#[from] io::Error),
     /// The stream header is malformed or misses `W`, `H` or `F`.
     #[error("bad Y4M header: {0}")]
