@@ -346,6 +346,24 @@ mod tests {
     }
 
     #[test]
+    fn ice_servers_from_flags_come_before_the_files() {
+        let file: ConfigFile = toml::from_str(
+            "[[ice_servers]]\nurls = [\"turn:turn.example.org:3478\"]\nusername = \"u\"\ncredential = \"p\"\n",
+        )
+        .unwrap();
+        let args = MediaArgs {
+            ice_servers: vec!["stun:stun.example.org:3478".into()],
+            ..Default::default()
+        };
+        let media = MediaSettings::resolve(&args, &file).unwrap();
+        assert_eq!(media.ice_servers.len(), 2);
+        assert_eq!(media.ice_servers[0].urls, ["stun:stun.example.org:3478"]);
+        assert_eq!(media.ice_servers[1].username.as_deref(), Some("u"));
+        let none = MediaSettings::resolve(&MediaArgs::default(), &ConfigFile::default()).unwrap();
+        assert!(none.ice_servers.is_empty());
+    }
+
+    #[test]
     fn bad_files_name_the_problem() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");
