@@ -6,27 +6,20 @@ mod common;
 
 use std::path::Path;
 
-use common::process::{Home, call_args};
+use common::process::{Home, LOOPBACK_ONLY, TONE_NO_SPEAKER, call_args, test_pattern};
 
-/// Light media on loopback only: a small test pattern, a tone, no speaker.
-const MEDIA: &[&str] = &[
-    "--camera",
-    "test",
-    "--video-size",
-    "160x120",
-    "--fps",
-    "10",
-    "--mic",
-    "tone",
-    "--speaker",
-    "none",
-    "--bind",
-    "127.0.0.1",
-];
+/// A home whose calls and listeners send light media on loopback only: a small test
+/// pattern, a tone, no speaker.
+fn light_home() -> Home {
+    Home::new()
+        .with_media(&test_pattern("160x120", "10"))
+        .with_media(&TONE_NO_SPEAKER)
+        .with_media(&LOOPBACK_ONLY)
+}
 
 #[test]
 fn headless_call_to_an_auto_accepting_listener_connects_and_exits_zero() {
-    let home = Home::new().with_media(MEDIA);
+    let home = light_home();
     let (_server, url) = home.serve(&[]);
     let jerry = home.listener(&url, "jerry", &["--auto-accept"]);
 
@@ -50,7 +43,7 @@ fn headless_call_to_an_auto_accepting_listener_connects_and_exits_zero() {
 
 #[test]
 fn listener_takes_commands_on_stdin_and_refuses() {
-    let home = Home::new().with_media(MEDIA);
+    let home = light_home();
     let (_server, url) = home.serve(&[]);
     let mut jerry = home.listener(&url, "jerry", &[]);
     let tom = home.caller(&url, "tom", "jerry", &[]);
@@ -73,7 +66,7 @@ fn listener_takes_commands_on_stdin_and_refuses() {
 
 #[test]
 fn eof_on_stdin_does_not_end_a_call() {
-    let home = Home::new().with_media(MEDIA);
+    let home = light_home();
     let (_server, url) = home.serve(&[]);
     let _jerry = home.listener(&url, "jerry", &["--auto-accept"]);
     let mut tom = home.caller(&url, "tom", "jerry", &["--hangup-after", "1500ms"]);
@@ -99,7 +92,7 @@ fn dead_server_url() -> String {
 
 #[test]
 fn call_outcomes_map_to_documented_exit_codes() {
-    let home = Home::new().with_media(MEDIA);
+    let home = light_home();
     let (_server, url) = home.serve(&["--ring-timeout", "500ms"]);
     let offline = home.run(&call_args(&url, "tom", "nobody", &[]));
     assert_eq!(offline.status.code(), Some(5));
@@ -127,7 +120,7 @@ fn read(path: &Path) -> String {
 #[test]
 fn login_saves_the_profile_only_on_success_and_logout_forgets_it() {
     use std::os::unix::fs::PermissionsExt;
-    let home = Home::new().with_media(MEDIA);
+    let home = light_home();
     let secret = home.dir.path().join("secret");
     std::fs::write(&secret, "0123456789abcdef0123456789abcdef-secret\n").unwrap();
     let secret_arg = secret.to_str().unwrap();
@@ -178,7 +171,7 @@ fn login_saves_the_profile_only_on_success_and_logout_forgets_it() {
         .unwrap()
         .trim()
         .to_owned();
-    let jerry_home = Home::new().with_media(MEDIA);
+    let jerry_home = light_home();
     let ok = jerry_home.run(&["--server", &url, "login", "jerry", "--token", &jerry_token]);
     assert!(ok.status.success());
     let jerry = jerry_home.spawn("jerry", &["--headless", "listen", "--auto-accept"]);
@@ -204,7 +197,7 @@ fn login_saves_the_profile_only_on_success_and_logout_forgets_it() {
 
 #[test]
 fn serve_stops_gracefully_on_sigterm() {
-    let home = Home::new().with_media(MEDIA);
+    let home = light_home();
     let (server, url) = home.serve(&[]);
     let jerry = home.listener(&url, "jerry", &[]);
     server.sigterm();

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use common::audio_match::match_windows;
 use common::media_check::{best_match_psnrs, read_wav_48k, read_y4m};
 use common::netns;
-use common::process::{Home, Proc, call_args};
+use common::process::{Home, LOOPBACK_ONLY, Proc, TONE_NO_SPEAKER, call_args, test_pattern};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -126,20 +126,10 @@ fn media_arriving(v: &serde_json::Value) -> bool {
 
 #[test]
 fn mute_and_camera_off_stop_the_media_and_the_peer_sees_it() {
-    let home = Home::new().with_media(&[
-        "--camera",
-        "test",
-        "--video-size",
-        "160x120",
-        "--fps",
-        "15",
-        "--mic",
-        "tone",
-        "--speaker",
-        "none",
-        "--bind",
-        "127.0.0.1",
-    ]);
+    let home = Home::new()
+        .with_media(&test_pattern("160x120", "15"))
+        .with_media(&TONE_NO_SPEAKER)
+        .with_media(&LOOPBACK_ONLY);
     let (_server, url) = home.serve(&[]);
     let jerry = home.listener(&url, "jerry", &["--auto-accept"]);
     let mut tom = home.caller(&url, "tom", "jerry", &[]);
@@ -166,19 +156,13 @@ fn mute_and_camera_off_stop_the_media_and_the_peer_sees_it() {
     assert_eq!(tom.wait_exit(), 0);
 }
 
-/// Light media for calls in a namespace: no --bind, the default must find `lo`.
-const NAMESPACE_MEDIA: &[&str] = &[
-    "--camera",
-    "test",
-    "--video-size",
-    "160x120",
-    "--fps",
-    "10",
-    "--mic",
-    "tone",
-    "--speaker",
-    "none",
-];
+/// A home for calls in a namespace: light media and no --bind, the default must find
+/// `lo`.
+fn namespace_home() -> Home {
+    Home::new()
+        .with_media(&test_pattern("160x120", "10"))
+        .with_media(&TONE_NO_SPEAKER)
+}
 
 #[test]
 fn a_call_works_in_a_loopback_only_network_namespace() {
@@ -188,7 +172,7 @@ fn a_call_works_in_a_loopback_only_network_namespace() {
         eprintln!("skipped: cannot create a network namespace here: {why}");
         return;
     }
-    let home = Home::new().with_media(NAMESPACE_MEDIA);
+    let home = namespace_home();
     let (setup, url) = netns::serve_and_listener(&home, 18787, "jerry");
     let tom = home.shell_command(
         "tom",
@@ -215,7 +199,7 @@ fn cutting_udp_mid_call_shows_reconnecting_and_an_ice_restart_brings_it_back() {
     // Inside a private namespace only: drop UDP (the media) while the signaling TCP
     // connection stays up, until the caller shows `reconnecting`; then let UDP through
     // again and expect the ICE restart to bring the call back to `connected`.
-    let home = Home::new().with_media(NAMESPACE_MEDIA);
+    let home = namespace_home();
     let (setup, url) = netns::serve_and_listener(&home, 18788, "jerry");
     let tom = home.shell_command("tom", &call_args(&url, "tom", "jerry", &[]));
     let dir = home.dir.path().display().to_string();

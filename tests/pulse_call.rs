@@ -26,7 +26,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use common::audio_match::{AudioMatch, match_windows};
-use common::process::Home;
+use common::process::{Home, LOOPBACK_ONLY, Proc, assert_success, test_pattern};
 use common::pulse::{self, NullSink};
 use rtc_cli::media::audio::SAMPLE_RATE_HZ;
 use rtc_cli::media::audio::wav::read_mono;
@@ -44,18 +44,6 @@ const WINDOW: usize = SAMPLE_RATE_HZ as usize;
 /// Windows quieter than -40 dBFS RMS are pauses, not speech.
 const MIN_SPEECH_RMS: f64 = 0.01;
 
-/// Light video on loopback: the test pattern, small and slow.
-const VIDEO: &[&str] = &[
-    "--camera",
-    "test",
-    "--video-size",
-    "160x120",
-    "--fps",
-    "10",
-    "--bind",
-    "127.0.0.1",
-];
-
 fn speech_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/speech_48k_mono.wav")
 }
@@ -66,20 +54,45 @@ fn speech() -> Vec<f32> {
     clip.samples
 }
 
-/// One call through the devices at a time.
-fn one_call_at_a_time() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(PoisonError::into_inner)
+/// What each call through PulseAudio stands on: its turn, a null sink of its own, a
+/// home whose processes use that sink, and a server. Fields drop in order: the
+/// server, the home, the sink, and last the turn.
+struct PulseCall {
+    /// `rtc-cli serve` on a free loopback port.
+    _serve: Proc,
+    /// The server's ws:// URL.
+    url: String,
+    home: Home,
+    sink: NullSink,
+    /// One call through the devices at a time.
+    _turn: MutexGuard<'static, ()>,
 }
 
-/// A home whose processes use `sink` and its monitor, wait [`WAIT`], and fail on any
-/// `error` event.
-fn home_on(sink: &NullSink) -> Home {
-    Home::new()
-        .with_env(sink.env())
-        .with_media(VIDEO)
-        .with_wait(WAIT)
-        .failing_on_error_events()
+impl PulseCall {
+    /// Starts the daemon (once), waits for this test's turn, loads sink `test` and
+    /// starts a server; `None` where PulseAudio is not installed.
+    fn start(test: &str) -> Option<Self> {
+        let server = pulse::server()?;
+        static TURN: Mutex<()> = Mutex::new(());
+        let turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
+        let sink = NullSink::load(server, test);
+        // Processes send light video on loopback (the test pattern, small and slow),
+        // wait longer than the default and fail on any `error` event.
+        let home = Home::new()
+            .with_env(sink.env())
+            .with_media(&test_pattern("160x120", "10"))
+            .with_media(&LOOPBACK_ONLY)
+            .with_wait(WAIT)
+            .failing_on_error_events();
+        let (serve, url) = home.serve(&[]);
+        Some(Self {
+            _serve: serve,
+            url,
+            home,
+            sink,
+            _turn: turn,
+        })
+    }
 }
 
 /// `parec` recording a monitor as raw 48 kHz mono f32 until stopped.
@@ -165,24 +178,21 @@ fn assert_matches_speech(what: &str, recording: &[f32], min_windows: usize) -> A
 
 #[test]
 fn speech_sent_from_a_file_plays_on_the_callees_pulse_speaker() {
-    let Some(server) = pulse::server() else {
+    let Some(call) = PulseCall::start("speaker") else {
         return;
     };
-    let _one = one_call_at_a_time();
-    let sink = NullSink::load(server, "speaker");
-    let home = home_on(&sink);
-    let (_serve, url) = home.serve(&[]);
+    let (home, sink, url) = (&call.home, &call.sink, &call.url);
     let speech_arg = format!("file:{}", speech_path().display());
 
     let jerry = home.listener(
-        &url,
+        url,
         "jerry",
         &["--auto-accept", "--mic", "none", "--speaker", "pulse"],
     );
 
-    let recording = MonitorRecording::start(&sink);
+    let recording = MonitorRecording::start(sink);
     let tom = home.caller(
-        &url,
+        url,
         "tom",
         "jerry",
         &[
@@ -209,20 +219,17 @@ fn speech_sent_from_a_file_plays_on_the_callees_pulse_speaker() {
 
 #[test]
 fn speech_played_into_the_sink_is_captured_as_the_callers_pulse_mic() {
-    let Some(server) = pulse::server() else {
+    let Some(call) = PulseCall::start("mic") else {
         return;
     };
-    let _one = one_call_at_a_time();
-    let sink = NullSink::load(server, "mic");
-    let home = home_on(&sink);
-    let (_serve, url) = home.serve(&[]);
+    let (home, sink, url) = (&call.home, &call.sink, &call.url);
     let heard = home.path("heard.wav");
     let heard_arg = heard.display().to_string();
 
     // The callee records what it receives and plays nothing: its speaker must not feed
     // the sink the caller captures.
     let jerry = home.listener(
-        &url,
+        url,
         "jerry",
         &[
             "--auto-accept",
@@ -236,7 +243,7 @@ fn speech_played_into_the_sink_is_captured_as_the_callers_pulse_mic() {
     );
 
     let tom = home.caller(
-        &url,
+        url,
         "tom",
         "jerry",
         &[
@@ -258,11 +265,7 @@ fn speech_played_into_the_sink_is_captured_as_the_callers_pulse_mic() {
         .arg(speech_path())
         .output()
         .expect("run paplay");
-    assert!(
-        played.status.success(),
-        "paplay: {}",
-        String::from_utf8_lossy(&played.stderr)
-    );
+    assert_success("paplay", &played);
     tom.event(&[("event", "state"), ("state", "ended"), ("reason", "hangup")]);
     assert_eq!(tom.wait_exit(), 0);
     jerry.event(&[("event", "state"), ("state", "ended")]);

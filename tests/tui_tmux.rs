@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::process::{Home, Proc, WAIT, sh_quote};
+use common::process::{Home, LOOPBACK_ONLY, Proc, TONE_NO_SPEAKER, WAIT, sh_quote, test_pattern};
 
 /// The pane's size in cells: a 200x58 video area above the notice, status and help lines.
 const COLS: u16 = 200;
@@ -119,6 +119,13 @@ fn wait_for<T>(tmux: &Tmux, what: &str, mut probe: impl FnMut(&Screen) -> Option
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Waits for the pane to show `needle`; the screen that does.
+fn wait_for_text(tmux: &Tmux, what: &str, needle: &str) -> Screen {
+    wait_for(tmux, what, |screen| {
+        screen.text.contains(needle).then(|| screen.clone())
+    })
 }
 
 /// A captured pane: its plain text and what its SGR sequences say about colors.
@@ -236,20 +243,14 @@ fn run_in_pane(tmux: &Tmux, home: &Home, name: &str, args: &[&str], exit_file: &
 }
 
 /// Light loopback media for the side in the pane: a small test pattern, a tone.
-const PANE_MEDIA: &[&str] = &[
-    "--camera",
-    "test",
-    "--video-size",
-    "320x240",
-    "--fps",
-    "15",
-    "--mic",
-    "tone",
-    "--speaker",
-    "none",
-    "--bind",
-    "127.0.0.1",
-];
+fn pane_media() -> Vec<&'static str> {
+    [
+        test_pattern("320x240", "15").as_slice(),
+        &TONE_NO_SPEAKER,
+        &LOOPBACK_ONLY,
+    ]
+    .concat()
+}
 
 /// Skips the test (with the reason printed) where tmux is not installed.
 macro_rules! require_tmux {
@@ -290,7 +291,7 @@ fn call_screen_shows_video_mutes_both_sides_hangs_up_and_restores_the_terminal()
     let tmux = Tmux::start(home.dir.path());
     let exit_file = home.path("exit");
     let mut args = vec!["--server", &url, "--id", "tom", "call", "jerry"];
-    args.extend_from_slice(PANE_MEDIA);
+    args.extend(pane_media());
     run_in_pane(&tmux, &home, "tom", &args, &exit_file);
 
     // Connected, with jerry's clip as half-blocks in many colors.
@@ -368,7 +369,7 @@ fn call_screen_shows_video_mutes_both_sides_hangs_up_and_restores_the_terminal()
 
 /// A headless `call` from `caller` to `callee` (test pattern, tone, no speaker).
 fn headless_call(home: &Home, url: &str, caller: &str, callee: &str, extra: &[&str]) -> Proc {
-    home.caller(url, caller, callee, &[extra, PANE_MEDIA].concat())
+    home.caller(url, caller, callee, &[extra, &pane_media()].concat())
 }
 
 #[test]
@@ -380,38 +381,29 @@ fn listen_screen_prompts_for_incoming_calls_refuses_accepts_and_quits() {
     let tmux = Tmux::start(home.dir.path());
     let exit_file = home.path("exit");
     let mut args = vec!["--server", &url, "--id", "spike", "listen"];
-    args.extend_from_slice(PANE_MEDIA);
+    args.extend(pane_media());
     run_in_pane(&tmux, &home, "spike", &args, &exit_file);
-    wait_for(&tmux, "the listening screen", |screen| {
-        screen
-            .text
-            .contains(&format!("Listening as spike on {url}"))
-            .then_some(())
-    });
+    wait_for_text(
+        &tmux,
+        "the listening screen",
+        &format!("Listening as spike on {url}"),
+    );
 
     // `r` refuses: the caller ends with `refused` (exit code 3).
     let tyke = headless_call(&home, &url, "tyke", "spike", &[]);
-    wait_for(&tmux, "the incoming-call prompt", |screen| {
-        screen
-            .text
-            .contains("tyke is calling: [a] accept  [r] refuse")
-            .then_some(())
-    });
+    wait_for_text(
+        &tmux,
+        "the incoming-call prompt",
+        "tyke is calling: [a] accept  [r] refuse",
+    );
     tmux.type_text("r", false);
     tyke.event(&[("event", "state"), ("reason", "refused")]);
     assert_eq!(tyke.wait_exit(), 3);
-    wait_for(&tmux, "the refusal on screen", |screen| {
-        screen.text.contains("you refused the call").then_some(())
-    });
+    wait_for_text(&tmux, "the refusal on screen", "you refused the call");
 
     // `a` accepts: connected with the caller's video, then back to listening.
     let tuffy = headless_call(&home, &url, "tuffy", "spike", &["--hangup-after", "2s"]);
-    let prompt = wait_for(&tmux, "the second incoming-call prompt", |screen| {
-        screen
-            .text
-            .contains("tuffy is calling")
-            .then(|| screen.clone())
-    });
+    let prompt = wait_for_text(&tmux, "the second incoming-call prompt", "tuffy is calling");
     assert!(
         !prompt.text.contains("you refused"),
         "a new call clears the last one's notice:\n{}",
@@ -422,12 +414,7 @@ fn listen_screen_prompts_for_incoming_calls_refuses_accepts_and_quits() {
         (shows_connected_clock(screen.status_line()) && screen.colors.len() >= 8).then_some(())
     });
     assert_eq!(tuffy.wait_exit(), 0);
-    let after = wait_for(&tmux, "the listening screen again", |screen| {
-        screen
-            .text
-            .contains("Listening as spike")
-            .then(|| screen.clone())
-    });
+    let after = wait_for_text(&tmux, "the listening screen again", "Listening as spike");
     assert!(
         after.text.contains("Call ended: tuffy hung up"),
         "the reason outlives the call screen:\n{}",

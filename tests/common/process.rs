@@ -39,6 +39,27 @@ pub fn call_args<'a>(url: &'a str, id: &'a str, peer: &'a str, extra: &[&'a str]
     args
 }
 
+/// The test pattern as camera: `--camera test --video-size <size> --fps <fps>`.
+pub fn test_pattern(size: &'static str, fps: &'static str) -> [&'static str; 6] {
+    ["--camera", "test", "--video-size", size, "--fps", fps]
+}
+
+/// A tone as microphone and no speaker: synthetic audio out, nothing played.
+pub const TONE_NO_SPEAKER: [&str; 4] = ["--mic", "tone", "--speaker", "none"];
+
+/// ICE candidates on 127.0.0.1 only: tests keep all traffic on loopback (FIELD-NOTES).
+pub const LOOPBACK_ONLY: [&str; 2] = ["--bind", "127.0.0.1"];
+
+/// Panics with `what` and the stderr of `out` unless it exited successfully.
+pub fn assert_success(what: &str, out: &Output) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Single-quotes `s` for `sh`.
 pub fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
@@ -249,9 +270,10 @@ impl Home {
         }
     }
 
-    /// This home, with `media` flags added to every `call` and `listen` run.
+    /// This home, with `media` flags added to every `call` and `listen` run (after
+    /// any given before).
     pub fn with_media(mut self, media: &[&str]) -> Self {
-        self.media = media.iter().map(|s| (*s).to_owned()).collect();
+        self.media.extend(media.iter().map(|s| (*s).to_owned()));
         self
     }
 

@@ -7,6 +7,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
+use super::process::assert_success;
+
 /// What the tests run: the daemon, and the clients from pulseaudio-utils.
 const TOOLS: [&str; 4] = ["pulseaudio", "pactl", "parec", "paplay"];
 
@@ -41,11 +43,7 @@ fn start() -> Option<String> {
         .stdin(Stdio::null())
         .output()
         .expect("run scripts/pulse-up.sh");
-    assert!(
-        out.status.success(),
-        "scripts/pulse-up.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success("scripts/pulse-up.sh", &out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let server = stdout
         .lines()
@@ -81,11 +79,7 @@ impl NullSink {
             ])
             .output()
             .expect("run pactl");
-        assert!(
-            out.status.success(),
-            "loading a null sink: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success("loading a null sink", &out);
         Self {
             name,
             module: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
