@@ -176,6 +176,20 @@ fn assert_matches_speech(what: &str, recording: &[f32], min_windows: usize) -> A
     matched
 }
 
+/// Waits for caller `tom` and callee `jerry` to both report `connected`.
+fn both_connected(tom: &Proc, jerry: &Proc) {
+    tom.event(&[("event", "state"), ("state", "connected")]);
+    jerry.event(&[("event", "state"), ("state", "connected")]);
+}
+
+/// Waits for `tom`'s `--hangup-after` to end the call: `tom` ends it as `hangup` and
+/// exits 0, then `jerry`'s side ends too.
+fn hung_up_on_schedule(tom: Proc, jerry: &Proc) {
+    tom.event(&[("event", "state"), ("state", "ended"), ("reason", "hangup")]);
+    assert_eq!(tom.wait_exit(), 0);
+    jerry.event(&[("event", "state"), ("state", "ended")]);
+}
+
 #[test]
 fn speech_sent_from_a_file_plays_on_the_callees_pulse_speaker() {
     let Some(call) = PulseCall::start("speaker") else {
@@ -204,11 +218,8 @@ fn speech_sent_from_a_file_plays_on_the_callees_pulse_speaker() {
             "9s",
         ],
     );
-    tom.event(&[("event", "state"), ("state", "connected")]);
-    jerry.event(&[("event", "state"), ("state", "connected")]);
-    tom.event(&[("event", "state"), ("state", "ended"), ("reason", "hangup")]);
-    assert_eq!(tom.wait_exit(), 0);
-    jerry.event(&[("event", "state"), ("state", "ended")]);
+    both_connected(&tom, &jerry);
+    hung_up_on_schedule(tom, &jerry);
     let recorded = recording.stop();
 
     // 9 s of call less the speaker's start: at least 5 s of speech must be heard.
@@ -255,8 +266,7 @@ fn speech_played_into_the_sink_is_captured_as_the_callers_pulse_mic() {
             "10s",
         ],
     );
-    tom.event(&[("event", "state"), ("state", "connected")]);
-    jerry.event(&[("event", "state"), ("state", "connected")]);
+    both_connected(&tom, &jerry);
 
     // 7.1 s of speech into the sink while the call runs.
     let played = sink
@@ -266,9 +276,7 @@ fn speech_played_into_the_sink_is_captured_as_the_callers_pulse_mic() {
         .output()
         .expect("run paplay");
     assert_success("paplay", &played);
-    tom.event(&[("event", "state"), ("state", "ended"), ("reason", "hangup")]);
-    assert_eq!(tom.wait_exit(), 0);
-    jerry.event(&[("event", "state"), ("state", "ended")]);
+    hung_up_on_schedule(tom, &jerry);
     drop(jerry);
 
     let recorded = read_mono(&heard)
