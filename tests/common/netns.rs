@@ -3,7 +3,7 @@
 
 use std::process::{Command, Output};
 
-use super::process::{Home, listen_args};
+use super::process::{Home, listen_args, sh_quote};
 
 /// Whether this machine can make a network namespace and run the `sh` line `check`
 /// inside it (e.g. `true`, or an `nft` probe); the reason when it cannot.
@@ -39,9 +39,7 @@ pub fn run(body: &str) -> Output {
 pub fn serve_and_listener(home: &Home, port: u16, listener: &str) -> (String, String) {
     let addr = format!("127.0.0.1:{port}");
     let url = format!("ws://{addr}");
-    let out = |name: &str| {
-        super::process::sh_quote(&home.path(&format!("{name}.out")).display().to_string())
-    };
+    let out = |name: &str| sh_quote(&home.path(&format!("{name}.out")).display().to_string());
     let serve = home.shell_command("serve", &["serve", "--listen", &addr]);
     let listen = home.shell_command(listener, &listen_args(&url, listener, &["--auto-accept"]));
     let lines = format!(
