@@ -1,12 +1,16 @@
 //! Speaker → microphone loopback through real cpal devices. Needs a PulseAudio server
-//! with a null sink as default and its monitor as default source (FIELD-NOTES), so it
-//! is ignored by default: `cargo test --test audio_pulse -- --ignored`.
+//! with a null sink as default and its monitor as default source (FIELD-NOTES; started
+//! by tests/common/pulse.rs), so it is ignored by default:
+//! `cargo test --test audio_pulse -- --ignored`.
+
+mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
+use common::pulse;
 use rtc_cli::media::audio::sink::SpeakerSink;
 use rtc_cli::media::audio::source::{MicSource, Pacing, ToneSource};
 use rtc_cli::media::audio::{AudioSink, AudioSource, FRAME_SAMPLES, level_dbfs};
@@ -15,6 +19,9 @@ use rtc_cli::media::spec::DeviceSelector;
 #[test]
 #[ignore = "needs a PulseAudio null sink (see FIELD-NOTES)"]
 fn a_tone_played_on_the_speaker_is_captured_from_the_monitor() {
+    if pulse::server().is_none() {
+        return;
+    }
     let mut speaker = SpeakerSink::open(&DeviceSelector::Default).expect("speaker");
     let mut mic = MicSource::open(&DeviceSelector::Default).expect("microphone");
 

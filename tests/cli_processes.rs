@@ -6,54 +6,24 @@ mod common;
 
 use std::path::Path;
 
-use common::process::{Home, serve};
+use common::process::{Home, LOOPBACK_ONLY, TONE_NO_SPEAKER, call_args, test_pattern};
 
-/// Light media on loopback only: a small test pattern, a tone, no speaker.
-const MEDIA: &[&str] = &[
-    "--camera",
-    "test",
-    "--video-size",
-    "160x120",
-    "--fps",
-    "10",
-    "--mic",
-    "tone",
-    "--speaker",
-    "none",
-    "--bind",
-    "127.0.0.1",
-];
+/// A home whose calls and listeners send light media on loopback only: a small test
+/// pattern, a tone, no speaker.
+fn light_home() -> Home {
+    Home::new()
+        .with_media(&test_pattern("160x120", "10"))
+        .with_media(&TONE_NO_SPEAKER)
+        .with_media(&LOOPBACK_ONLY)
+}
 
 #[test]
 fn headless_call_to_an_auto_accepting_listener_connects_and_exits_zero() {
-    let home = Home::with_media(MEDIA);
-    let (_server, url) = serve(&home, &[]);
-    let listen_args = vec![
-        "--headless",
-        "--server",
-        &url,
-        "--id",
-        "jerry",
-        "listen",
-        "--auto-accept",
-    ];
+    let home = light_home();
+    let (_server, url) = home.serve(&[]);
+    let jerry = home.listener(&url, "jerry", &["--auto-accept"]);
 
-    let jerry = home.spawn(&listen_args);
-    jerry.event(&[("event", "logged_in"), ("id", "jerry")]);
-
-    let call_args = vec![
-        "--headless",
-        "--server",
-        &url,
-        "--id",
-        "tom",
-        "call",
-        "jerry",
-        "--hangup-after",
-        "1s",
-    ];
-
-    let tom = home.spawn(&call_args);
+    let tom = home.caller(&url, "tom", "jerry", &["--hangup-after", "1s"]);
     tom.event(&[("event", "state"), ("state", "calling")]);
     tom.event(&[("event", "state"), ("state", "ringing")]);
     let connected = tom.event(&[("event", "state"), ("state", "connected")]);
@@ -73,26 +43,14 @@ fn headless_call_to_an_auto_accepting_listener_connects_and_exits_zero() {
 
 #[test]
 fn listener_takes_commands_on_stdin_and_refuses() {
-    use std::io::Write;
-    let home = Home::with_media(MEDIA);
-    let (_server, url) = serve(&home, &[]);
-    let mut jerry = home.spawn(&["--headless", "--server", &url, "--id", "jerry", "listen"]);
-    jerry.event(&[("event", "logged_in")]);
-    let tom = home.spawn(&[
-        "--headless",
-        "--server",
-        &url,
-        "--id",
-        "tom",
-        "call",
-        "jerry",
-    ]);
+    let home = light_home();
+    let (_server, url) = home.serve(&[]);
+    let mut jerry = home.listener(&url, "jerry", &[]);
+    let tom = home.caller(&url, "tom", "jerry", &[]);
     jerry.event(&[("event", "incoming"), ("from", "tom")]);
-    let stdin = jerry.child.stdin.as_mut().unwrap();
-    writeln!(stdin, "dance").unwrap();
+    jerry.send("dance");
     jerry.event(&[("event", "error")]);
-    let stdin = jerry.child.stdin.as_mut().unwrap();
-    writeln!(stdin, "refuse").unwrap();
+    jerry.send("refuse");
     jerry.event(&[
         ("event", "state"),
         ("state", "ended"),
@@ -108,31 +66,12 @@ fn listener_takes_commands_on_stdin_and_refuses() {
 
 #[test]
 fn eof_on_stdin_does_not_end_a_call() {
-    let home = Home::with_media(MEDIA);
-    let (_server, url) = serve(&home, &[]);
-    let jerry = home.spawn(&[
-        "--headless",
-        "--server",
-        &url,
-        "--id",
-        "jerry",
-        "listen",
-        "--auto-accept",
-    ]);
-    jerry.event(&[("event", "logged_in")]);
-    let mut tom = home.spawn(&[
-        "--headless",
-        "--server",
-        &url,
-        "--id",
-        "tom",
-        "call",
-        "jerry",
-        "--hangup-after",
-        "1500ms",
-    ]);
+    let home = light_home();
+    let (_server, url) = home.serve(&[]);
+    let _jerry = home.listener(&url, "jerry", &["--auto-accept"]);
+    let mut tom = home.caller(&url, "tom", "jerry", &["--hangup-after", "1500ms"]);
     tom.event(&[("event", "state"), ("state", "connected")]);
-    drop(tom.child.stdin.take());
+    tom.close_stdin();
     let ended = tom.event(&[("event", "state"), ("state", "ended")]);
     assert_eq!(
         ended["reason"], "hangup",
@@ -141,50 +80,29 @@ fn eof_on_stdin_does_not_end_a_call() {
     assert_eq!(tom.wait_exit(), 0);
 }
 
-#[test]
-fn call_outcomes_map_to_documented_exit_codes() {
-    let home = Home::with_media(MEDIA);
-    let (_server, url) = serve(&home, &["--ring-timeout", "500ms"]);
-    let offline = home.run(&[
-        "--headless",
-        "--server",
-        &url,
-        "--id",
-        "tom",
-        "call",
-        "nobody",
-    ]);
-    assert_eq!(offline.status.code(), Some(5));
-
-    let jerry = home.spawn(&["--headless", "--server", &url, "--id", "jerry", "listen"]);
-    jerry.event(&[("event", "logged_in")]);
-    let no_answer = home.run(&[
-        "--headless",
-        "--server",
-        &url,
-        "--id",
-        "tom",
-        "call",
-        "jerry",
-    ]);
-    assert_eq!(no_answer.status.code(), Some(6));
-
-    // A port where nothing listens.
+/// A ws:// URL of a loopback port where nothing listens.
+fn dead_server_url() -> String {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let dead = format!("ws://127.0.0.1:{port}");
-    let unreachable = home.run(&[
-        "--headless",
-        "--server",
-        &dead,
-        "--id",
-        "tom",
-        "call",
-        "jerry",
-    ]);
+    format!("ws://127.0.0.1:{port}")
+}
+
+#[test]
+fn call_outcomes_map_to_documented_exit_codes() {
+    let home = light_home();
+    let (_server, url) = home.serve(&["--ring-timeout", "500ms"]);
+    let offline = home.run(&call_args(&url, "tom", "nobody", &[]));
+    assert_eq!(offline.status.code(), Some(5));
+
+    let _jerry = home.listener(&url, "jerry", &[]);
+    let no_answer = home.run(&call_args(&url, "tom", "jerry", &[]));
+    assert_eq!(no_answer.status.code(), Some(6));
+
+    let dead = dead_server_url();
+    let unreachable = home.run(&call_args(&dead, "tom", "jerry", &[]));
     assert_eq!(unreachable.status.code(), Some(9));
 
     let bad_flag = home.run(&["call", "jerry", "--fps", "0"]);
@@ -202,14 +120,11 @@ fn read(path: &Path) -> String {
 #[test]
 fn login_saves_the_profile_only_on_success_and_logout_forgets_it() {
     use std::os::unix::fs::PermissionsExt;
-    let home = Home::with_media(MEDIA);
+    let home = light_home();
     let secret = home.dir.path().join("secret");
     std::fs::write(&secret, "0123456789abcdef0123456789abcdef-secret\n").unwrap();
     let secret_arg = secret.to_str().unwrap();
-    let (_server, url) = serve(
-        &home,
-        &["--auth", "token", "--token-secret-file", secret_arg],
-    );
+    let (_server, url) = home.serve(&["--auth", "token", "--token-secret-file", secret_arg]);
 
     let bad = home.run(&[
         "--server",
@@ -256,10 +171,10 @@ fn login_saves_the_profile_only_on_success_and_logout_forgets_it() {
         .unwrap()
         .trim()
         .to_owned();
-    let jerry_home = Home::with_media(MEDIA);
+    let jerry_home = light_home();
     let ok = jerry_home.run(&["--server", &url, "login", "jerry", "--token", &jerry_token]);
     assert!(ok.status.success());
-    let jerry = jerry_home.spawn(&["--headless", "listen", "--auto-accept"]);
+    let jerry = jerry_home.spawn("jerry", &["--headless", "listen", "--auto-accept"]);
     jerry.event(&[("event", "logged_in"), ("id", "jerry")]);
     let call = home.run(&["--headless", "call", "jerry", "--hangup-after", "200ms"]);
     assert_eq!(
@@ -270,12 +185,7 @@ fn login_saves_the_profile_only_on_success_and_logout_forgets_it() {
     );
 
     // An unreachable server leaves the profile untouched.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dead = format!("ws://127.0.0.1:{port}");
+    let dead = dead_server_url();
     let unreachable = home.run(&["--server", &dead, "login", "spike"]);
     assert_eq!(unreachable.status.code(), Some(9));
     assert_eq!(read(&home.config()), saved);
@@ -287,15 +197,10 @@ fn login_saves_the_profile_only_on_success_and_logout_forgets_it() {
 
 #[test]
 fn serve_stops_gracefully_on_sigterm() {
-    let home = Home::with_media(MEDIA);
-    let (server, url) = serve(&home, &[]);
-    let jerry = home.spawn(&["--headless", "--server", &url, "--id", "jerry", "listen"]);
-    jerry.event(&[("event", "logged_in")]);
-    let pid = server.child.id() as i32;
-    // SAFETY: sending a signal to our own child process.
-    unsafe {
-        libc::kill(pid, libc::SIGTERM);
-    }
+    let home = light_home();
+    let (server, url) = home.serve(&[]);
+    let jerry = home.listener(&url, "jerry", &[]);
+    server.sigterm();
     assert_eq!(server.wait_exit(), 0);
     jerry.event(&[("event", "server_lost")]);
 }

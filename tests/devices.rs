@@ -5,10 +5,11 @@
 //! rest of the run (scripts/pulse-down.sh stops it). Tests that need it skip with a
 //! printed reason where PulseAudio is not installed.
 
-use std::path::Path;
-use std::process::Command;
-use std::sync::OnceLock;
+mod common;
 
+use std::process::Command;
+
+use common::pulse;
 use rtc_cli::devices::{self, AudioDeviceInfo, Openable};
 use rtc_cli::media::spec::DeviceSelector;
 use rtc_cli::media::video::camera::{self, CameraError};
@@ -16,37 +17,11 @@ use rtc_cli::media::video::camera::{self, CameraError};
 /// Set in the child process of [`alsa_and_jack_noise_never_reach_stderr`].
 const CHILD_ENV: &str = "RTC_CLI_DEVICES_TEST_CHILD";
 
-/// Starts PulseAudio once for this binary. `false` (with the reason printed) when it is
-/// not installed; a panic when it is installed but does not come up.
-fn pulse_up() -> bool {
-    static UP: OnceLock<bool> = OnceLock::new();
-    *UP.get_or_init(|| {
-        let installed = ["pulseaudio", "pactl"].iter().all(|tool| {
-            Command::new("sh")
-                .args(["-c", &format!("command -v {tool}")])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        });
-        if !installed {
-            eprintln!(
-                "skipping: PulseAudio not installed \
-                 (apt-get install pulseaudio pulseaudio-utils libasound2-plugins)"
-            );
-            return false;
-        }
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pulse-up.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .expect("run scripts/pulse-up.sh");
-        assert!(
-            out.status.success(),
-            "scripts/pulse-up.sh failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        true
-    })
+/// What `rtc-cli devices` prints (`--json` when `json`), run in this process.
+fn devices_output(json: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    devices::run_devices_command(json, &mut out).expect("rtc-cli devices");
+    out
 }
 
 fn has_camera() -> bool {
@@ -85,7 +60,7 @@ fn assert_pulse_device(devices: &[AudioDeviceInfo], kind: &str) {
 
 #[test]
 fn pulse_null_sink_is_listed_as_input_and_output() {
-    if !pulse_up() {
+    if pulse::server().is_none() {
         return;
     }
     let list = devices::list();
@@ -99,12 +74,10 @@ fn pulse_null_sink_is_listed_as_input_and_output() {
 
 #[test]
 fn devices_json_is_one_document_with_three_arrays() {
-    if !pulse_up() {
+    if pulse::server().is_none() {
         return;
     }
-    let mut out = Vec::new();
-    devices::run_devices_command(true, &mut out).expect("devices --json");
-    let doc: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
+    let doc: serde_json::Value = serde_json::from_slice(&devices_output(true)).expect("valid JSON");
     for key in ["cameras", "inputs", "outputs"] {
         assert!(doc[key].is_array(), "`{key}` is not an array: {doc}");
     }
@@ -120,12 +93,10 @@ fn devices_json_is_one_document_with_three_arrays() {
 
 #[test]
 fn devices_text_has_a_section_per_kind() {
-    if !pulse_up() {
+    if pulse::server().is_none() {
         return;
     }
-    let mut out = Vec::new();
-    devices::run_devices_command(false, &mut out).expect("devices");
-    let text = String::from_utf8(out).expect("UTF-8");
+    let text = String::from_utf8(devices_output(false)).expect("UTF-8");
     let sections: Vec<usize> = ["Cameras:", "Audio inputs:", "Audio outputs:"]
         .iter()
         .map(|s| {
@@ -181,9 +152,8 @@ fn alsa_and_jack_noise_never_reach_stderr() {
     const NAME: &str = "alsa_and_jack_noise_never_reach_stderr";
     match std::env::var(CHILD_ENV).as_deref() {
         Ok("list") => {
-            let mut sink = Vec::new();
-            devices::run_devices_command(true, &mut sink).expect("devices --json");
-            let list: serde_json::Value = serde_json::from_slice(&sink).expect("JSON");
+            let list: serde_json::Value =
+                serde_json::from_slice(&devices_output(true)).expect("JSON");
             assert!(list["inputs"].is_array());
             return;
         }
@@ -197,7 +167,7 @@ fn alsa_and_jack_noise_never_reach_stderr() {
         }
         _ => {}
     }
-    pulse_up();
+    let _ = pulse::server();
     let control = child_stderr(NAME, "raw");
     let noisy = |s: &str| s.contains("ALSA lib") || s.to_lowercase().contains("jack");
     if !noisy(&control) {

@@ -7,11 +7,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::audio_match::match_windows;
 use common::media_check::{best_match_psnrs, read_wav_48k, read_y4m};
-use common::process::{Home, Proc, serve};
+use common::netns;
+use common::process::{Home, LOOPBACK_ONLY, Proc, TONE_NO_SPEAKER, call_args, test_pattern};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -83,113 +83,62 @@ fn check_direction(what: &str, sent: u64, video: &Path, audio: &Path) {
 #[test]
 fn footage_and_speech_cross_both_ways_in_one_call() {
     let home = Home::new();
-    let dir = home.dir.path().to_owned();
-    let (_server, url) = serve(&home, &[]);
+    let (_server, url) = home.serve(&[]);
     let (clip, speech) = (fixture("clip_320x240.y4m"), fixture("speech_48k_mono.wav"));
-    let (jv, ja) = (dir.join("at-jerry.y4m"), dir.join("at-jerry.wav"));
-    let (tv, ta) = (dir.join("at-tom.y4m"), dir.join("at-tom.wav"));
+    let (jv, ja) = (home.path("at-jerry.y4m"), home.path("at-jerry.wav"));
+    let (tv, ta) = (home.path("at-tom.y4m"), home.path("at-tom.wav"));
 
-    let mut listen = vec![
-        "--headless",
-        "--server",
-        &url,
-        "--id",
-        "jerry",
-        "listen",
-        "--auto-accept",
-    ]
-    .into_iter()
-    .map(str::to_owned)
-    .collect::<Vec<_>>();
-    listen.extend(file_media(&clip, &speech, &jv, &ja));
-    let jerry = home.spawn_owned(&listen);
-    jerry.event(&[("event", "logged_in")]);
+    let jerry_media = file_media(&clip, &speech, &jv, &ja);
+    let mut listen = vec!["--auto-accept"];
+    listen.extend(jerry_media.iter().map(String::as_str));
+    let jerry = home.listener(&url, "jerry", &listen);
 
-    let mut call = vec![
-        "--headless",
-        "--server",
-        &url,
-        "--id",
-        "tom",
-        "call",
-        "jerry",
-        "--hangup-after",
-        "9s",
-    ]
-    .into_iter()
-    .map(str::to_owned)
-    .collect::<Vec<_>>();
-    call.extend(file_media(&clip, &speech, &tv, &ta));
-    let tom = home.spawn_owned(&call);
+    let tom_media = file_media(&clip, &speech, &tv, &ta);
+    let mut call = vec!["--hangup-after", "9s"];
+    call.extend(tom_media.iter().map(String::as_str));
+    let tom = home.caller(&url, "tom", "jerry", &call);
     tom.event(&[("event", "state"), ("state", "connected")]);
     tom.event(&[("event", "state"), ("state", "ended"), ("reason", "hangup")]);
     let tom_sent = frames_sent_before_end(&tom);
     assert_eq!(tom.wait_exit(), 0);
     let ended = jerry.event(&[("event", "state"), ("state", "ended")]);
     assert_eq!(ended["reason"], "remote-hangup");
-    let jerry_sent = jerry.last_seen(&[("event", "stats")])["frames_sent"]
-        .as_u64()
-        .unwrap();
+    let jerry_sent = frames_sent_before_end(&jerry);
     drop(jerry);
 
     check_direction("tom → jerry", tom_sent, &jv, &ja);
     check_direction("jerry → tom", jerry_sent, &tv, &ta);
 }
 
+/// The `frames_sent` of the last stats event `p` printed.
 fn frames_sent_before_end(p: &Proc) -> u64 {
     p.last_seen(&[("event", "stats")])["frames_sent"]
         .as_u64()
         .unwrap()
 }
 
+/// Whether a stats event shows video above 5 fps and audio above 5 kbps arriving.
+fn media_arriving(v: &serde_json::Value) -> bool {
+    v["event"] == "stats"
+        && v["video_fps_in"].as_f64().unwrap() > 5.0
+        && v["audio_kbps_in"].as_f64().unwrap() > 5.0
+}
+
 #[test]
 fn mute_and_camera_off_stop_the_media_and_the_peer_sees_it() {
-    use std::io::Write;
-    let home = Home::with_media(&[
-        "--camera",
-        "test",
-        "--video-size",
-        "160x120",
-        "--fps",
-        "15",
-        "--mic",
-        "tone",
-        "--speaker",
-        "none",
-        "--bind",
-        "127.0.0.1",
-    ]);
-    let (_server, url) = serve(&home, &[]);
-    let jerry = home.spawn(&[
-        "--headless",
-        "--server",
-        &url,
-        "--id",
-        "jerry",
-        "listen",
-        "--auto-accept",
-    ]);
-    jerry.event(&[("event", "logged_in")]);
-    let mut tom = home.spawn(&[
-        "--headless",
-        "--server",
-        &url,
-        "--id",
-        "tom",
-        "call",
-        "jerry",
-    ]);
+    let home = Home::new()
+        .with_media(&test_pattern("160x120", "15"))
+        .with_media(&TONE_NO_SPEAKER)
+        .with_media(&LOOPBACK_ONLY);
+    let (_server, url) = home.serve(&[]);
+    let jerry = home.listener(&url, "jerry", &["--auto-accept"]);
+    let mut tom = home.caller(&url, "tom", "jerry", &[]);
     tom.event(&[("event", "state"), ("state", "connected")]);
     // Media flows: jerry decodes video and hears audio.
-    jerry.event_where("video and audio arriving", |v| {
-        v["event"] == "stats"
-            && v["video_fps_in"].as_f64().unwrap() > 5.0
-            && v["audio_kbps_in"].as_f64().unwrap() > 5.0
-    });
+    jerry.event_where("video and audio arriving", media_arriving);
 
-    let stdin = tom.child.stdin.as_mut().unwrap();
-    writeln!(stdin, "mute").unwrap();
-    writeln!(stdin, "camera off").unwrap();
+    tom.send("mute");
+    tom.send("camera off");
     jerry.event_where("peer muted with camera off", |v| {
         v["event"] == "peer_media" && v["muted"] == true && v["camera"] == false
     });
@@ -200,60 +149,36 @@ fn mute_and_camera_off_stop_the_media_and_the_peer_sees_it() {
             && v["audio_kbps_in"].as_f64().unwrap() == 0.0
     });
 
-    let stdin = tom.child.stdin.as_mut().unwrap();
-    writeln!(stdin, "unmute").unwrap();
-    writeln!(stdin, "camera on").unwrap();
-    jerry.event_where("media resumed", |v| {
-        v["event"] == "stats"
-            && v["video_fps_in"].as_f64().unwrap() > 5.0
-            && v["audio_kbps_in"].as_f64().unwrap() > 5.0
-    });
-    let stdin = tom.child.stdin.as_mut().unwrap();
-    writeln!(stdin, "hangup").unwrap();
+    tom.send("unmute");
+    tom.send("camera on");
+    jerry.event_where("media resumed", media_arriving);
+    tom.send("hangup");
     assert_eq!(tom.wait_exit(), 0);
+}
+
+/// A home for calls in a namespace: light media and no --bind, the default must find
+/// `lo`.
+fn namespace_home() -> Home {
+    Home::new()
+        .with_media(&test_pattern("160x120", "10"))
+        .with_media(&TONE_NO_SPEAKER)
 }
 
 #[test]
 fn a_call_works_in_a_loopback_only_network_namespace() {
     // `unshare -n` gives a namespace with only `lo`: no multicast interface, so mDNS
     // must be off, and no --bind: the default must find the loopback path.
-    let probe = Command::new("unshare").args(["-n", "true"]).output();
-    match probe {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => {
-            eprintln!(
-                "skipped: cannot create a network namespace here: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-            return;
-        }
-        Err(e) => {
-            eprintln!("skipped: unshare is not available: {e}");
-            return;
-        }
+    if let Err(why) = netns::available("true") {
+        eprintln!("skipped: cannot create a network namespace here: {why}");
+        return;
     }
-    let home = Home::new();
-    let bin = common::process::BIN;
-    let cfg = home.config();
-    let script = format!(
-        r#"set -e
-trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
-ip link set lo up
-export RTC_CLI_CONFIG='{cfg}' HOME='{home}'
-media="--camera test --video-size 160x120 --fps 10 --mic tone --speaker none"
-'{bin}' serve --listen 127.0.0.1:18787 > '{home}/serve.out' 2>&1 &
-sleep 0.5
-'{bin}' --headless --server ws://127.0.0.1:18787 --id jerry listen --auto-accept $media > '{home}/jerry.out' 2>&1 &
-sleep 0.5
-'{bin}' --headless --server ws://127.0.0.1:18787 --id tom call jerry --hangup-after 1s $media
-"#,
-        cfg = cfg.display(),
-        home = home.dir.path().display(),
+    let home = namespace_home();
+    let (setup, url) = netns::serve_and_listener(&home, 18787, "jerry");
+    let tom = home.shell_command(
+        "tom",
+        &call_args(&url, "tom", "jerry", &["--hangup-after", "1s"]),
     );
-    let out = Command::new("unshare")
-        .args(["-n", "--kill-child", "sh", "-c", &script])
-        .output()
-        .unwrap();
+    let out = netns::run(&format!("{setup}{tom}\n"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -264,53 +189,29 @@ sleep 0.5
     assert!(stdout.contains(r#""state":"connected""#), "{stdout}");
 }
 
-/// Whether this machine can make a network namespace and filter inside it with nft.
-fn namespace_with_nft() -> Result<(), String> {
-    let out = Command::new("unshare")
-        .args([
-            "-n",
-            "sh",
-            "-c",
-            "ip link set lo up && nft add table inet probe && nft delete table inet probe",
-        ])
-        .output()
-        .map_err(|e| format!("unshare is not available: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
-    }
-}
-
 #[test]
 fn cutting_udp_mid_call_shows_reconnecting_and_an_ice_restart_brings_it_back() {
-    if let Err(why) = namespace_with_nft() {
+    let nft_probe = "ip link set lo up && nft add table inet probe && nft delete table inet probe";
+    if let Err(why) = netns::available(nft_probe) {
         eprintln!("skipped: needs a network namespace with nftables: {why}");
         return;
     }
     // Inside a private namespace only: drop UDP (the media) while the signaling TCP
     // connection stays up, until the caller shows `reconnecting`; then let UDP through
     // again and expect the ICE restart to bring the call back to `connected`.
-    let home = Home::new();
+    let home = namespace_home();
+    let (setup, url) = netns::serve_and_listener(&home, 18788, "jerry");
+    let tom = home.shell_command("tom", &call_args(&url, "tom", "jerry", &[]));
     let dir = home.dir.path().display().to_string();
-    let script = format!(
-        r#"set -e
-trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
-ip link set lo up
-export RTC_CLI_CONFIG='{dir}/config.toml' HOME='{dir}'
-media="--camera test --video-size 160x120 --fps 10 --mic tone --speaker none"
-wait_for() {{
+    let body = format!(
+        r#"{setup}wait_for() {{
     i=0
     while [ "$(grep -c "$1" '{dir}/tom.out')" -lt "$2" ]; do
         i=$((i+1)); [ $i -gt 400 ] && {{ echo "timed out waiting for $2 x $1"; cat '{dir}/tom.out'; exit 3; }}
         sleep 0.1
     done
 }}
-'{bin}' serve --listen 127.0.0.1:18788 > '{dir}/serve.out' 2>&1 &
-sleep 0.5
-'{bin}' --headless --server ws://127.0.0.1:18788 --id jerry listen --auto-accept $media > '{dir}/jerry.out' 2>&1 &
-sleep 0.5
-'{bin}' --headless --server ws://127.0.0.1:18788 --id tom call jerry $media > '{dir}/tom.out' 2>'{dir}/tom.err' &
+{tom} > '{dir}/tom.out' 2>'{dir}/tom.err' &
 tom=$!
 wait_for '"state":"connected"' 1
 nft add table inet cut
@@ -322,13 +223,9 @@ wait_for '"state":"connected"' 2
 kill -TERM $tom
 wait $tom
 echo "tom exited $?"
-"#,
-        bin = common::process::BIN,
+"#
     );
-    let out = Command::new("unshare")
-        .args(["-n", "--kill-child", "sh", "-c", &script])
-        .output()
-        .unwrap();
+    let out = netns::run(&body);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let tom = std::fs::read_to_string(home.dir.path().join("tom.out")).unwrap_or_default();
     assert!(

@@ -5,17 +5,14 @@
 //!
 //! Skipped, with the reason printed, when tmux is not installed.
 
+mod common;
+
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_rtc-cli");
-
-/// The longest any one step may take (connect, a key's effect, exit).
-const WAIT: Duration = Duration::from_secs(20);
+use common::process::{Home, LOOPBACK_ONLY, Proc, TONE_NO_SPEAKER, WAIT, sh_quote, test_pattern};
 
 /// The pane's size in cells: a 200x58 video area above the notice, status and help lines.
 const COLS: u16 = 200;
@@ -23,78 +20,6 @@ const ROWS: u16 = 60;
 
 /// The upper half block the video is drawn with.
 const HALF_BLOCK: char = '▀';
-
-/// A child process killed on drop, so a failing test leaves nothing running.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proc {
-    /// Starts `command` with stdout read line by line on a thread.
-    fn spawn(mut command: Command) -> Self {
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting rtc-cli");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Self { child, lines }
-    }
-
-    /// Waits for a stdout line for which `wanted` holds.
-    /// Waits for the process to exit; returns its exit code.
-    fn wait_exit(&mut self) -> i32 {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("polling a child") {
-                return status.code().unwrap_or(-1);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "process did not exit in {WAIT:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn line_where(&self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if wanted(&line) => return line,
-                Ok(_) => {}
-                Err(_) => panic!("no stdout line with {what} within {WAIT:?}"),
-            }
-        }
-    }
-
-    /// Waits for the JSON event whose fields include every `(key, value)` pair.
-    fn event(&self, fields: &[(&str, serde_json::Value)]) -> serde_json::Value {
-        let line = self.line_where(&format!("event {fields:?}"), |line| {
-            serde_json::from_str::<serde_json::Value>(line)
-                .is_ok_and(|v| fields.iter().all(|(k, want)| v[*k] == *want))
-        });
-        serde_json::from_str(&line).expect("checked above")
-    }
-}
 
 /// A tmux server on its own socket, killed on drop (with everything in its panes).
 struct Tmux {
@@ -196,6 +121,13 @@ fn wait_for<T>(tmux: &Tmux, what: &str, mut probe: impl FnMut(&Screen) -> Option
     }
 }
 
+/// Waits for the pane to show `needle`; the screen that does.
+fn wait_for_text(tmux: &Tmux, what: &str, needle: &str) -> Screen {
+    wait_for(tmux, what, |screen| {
+        screen.text.contains(needle).then(|| screen.clone())
+    })
+}
+
 /// A captured pane: its plain text and what its SGR sequences say about colors.
 #[derive(Clone)]
 struct Screen {
@@ -281,24 +213,6 @@ fn fixture(name: &str) -> String {
         .to_string()
 }
 
-/// A `Command` for the binary with the config isolated in `home`.
-fn rtc_cli(home: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(BIN);
-    command
-        .args(args)
-        .env("RTC_CLI_CONFIG", home.join("config.toml"))
-        .env("HOME", home)
-        .env("XDG_STATE_HOME", home.join("state"))
-        .env_remove("RTC_CLI_SERVER")
-        .env_remove("RTC_CLI_ID");
-    command
-}
-
-/// Single-quotes `s` for `sh`.
-fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
 /// Waits up to [`WAIT`] for `path` to hold a complete (newline-ended) text; panics
 /// with `what` and the pane otherwise.
 fn wait_for_file(tmux: &Tmux, path: &Path, what: &str) -> String {
@@ -317,78 +231,49 @@ fn wait_for_file(tmux: &Tmux, path: &Path, what: &str) -> String {
     }
 }
 
-/// Starts `serve` on a free loopback port; returns it with its ws:// URL.
-fn serve(home: &Path) -> (Proc, String) {
-    let server = Proc::spawn(rtc_cli(home, &["serve", "--listen", "127.0.0.1:0"]));
-    let listening = server.line_where("rtc-cli serve: listening on", |l| {
-        l.starts_with("rtc-cli serve: listening on ws://")
-    });
-    let url = listening
-        .rsplit(' ')
-        .next()
-        .expect("a URL after 'listening on'")
-        .to_owned();
-    (server, url)
-}
-
-/// The shell line that runs the binary with `args` in the pane, config and state
-/// isolated in `home`, and writes `EXIT=<code>` to `exit_file` when it ends.
-fn pane_command(home: &Path, args: &[&str], exit_file: &Path) -> String {
-    let path = |p: PathBuf| sh_quote(&p.display().to_string());
-    let command: Vec<String> = std::iter::once(BIN)
-        .chain(args.iter().copied())
-        .map(sh_quote)
-        .collect();
-    format!(
-        "RTC_CLI_CONFIG={} XDG_STATE_HOME={} {}; echo EXIT=$? > {}",
-        path(home.join("config.toml")),
-        path(home.join("state")),
-        command.join(" "),
-        path(exit_file.to_path_buf()),
-    )
+/// Types the shell line that runs the binary as `name` with `args` in the pane (in
+/// `home`'s environment) and writes `EXIT=<code>` to `exit_file` when it ends.
+fn run_in_pane(tmux: &Tmux, home: &Home, name: &str, args: &[&str], exit_file: &Path) {
+    let exit_file = sh_quote(&exit_file.display().to_string());
+    let line = format!(
+        "{}; echo EXIT=$? > {exit_file}",
+        home.shell_command(name, args)
+    );
+    tmux.type_text(&line, true);
 }
 
 /// Light loopback media for the side in the pane: a small test pattern, a tone.
-const PANE_MEDIA: &[&str] = &[
-    "--camera",
-    "test",
-    "--video-size",
-    "320x240",
-    "--fps",
-    "15",
-    "--mic",
-    "tone",
-    "--speaker",
-    "none",
-    "--bind",
-    "127.0.0.1",
-];
+fn pane_media() -> Vec<&'static str> {
+    [
+        test_pattern("320x240", "15").as_slice(),
+        &TONE_NO_SPEAKER,
+        &LOOPBACK_ONLY,
+    ]
+    .concat()
+}
+
+/// Skips the test (with the reason printed) where tmux is not installed.
+macro_rules! require_tmux {
+    () => {
+        if !Tmux::available() {
+            eprintln!("skipped: tmux is not installed (apt-get install tmux)");
+            return;
+        }
+    };
+}
 
 #[test]
 fn call_screen_shows_video_mutes_both_sides_hangs_up_and_restores_the_terminal() {
-    if !Tmux::available() {
-        eprintln!("skipped: tmux is not installed (apt-get install tmux)");
-        return;
-    }
-    let home = tempfile::tempdir().expect("temp dir");
-    let home_path = home.path();
-
-    let (server, url) = serve(home_path);
+    require_tmux!();
+    let home = Home::new();
+    let (server, url) = home.serve(&[]);
 
     let clip = format!("file:{}", fixture("clip_320x240.y4m"));
     let speech = format!("file:{}", fixture("speech_48k_mono.wav"));
-    let jerry_log = home_path.join("jerry.log").display().to_string();
-    let jerry = Proc::spawn(rtc_cli(
-        home_path,
+    let jerry = home.listener(
+        &url,
+        "jerry",
         &[
-            "--headless",
-            "--server",
-            &url,
-            "--id",
-            "jerry",
-            "--log-file",
-            &jerry_log,
-            "listen",
             "--auto-accept",
             "--camera",
             &clip,
@@ -401,24 +286,13 @@ fn call_screen_shows_video_mutes_both_sides_hangs_up_and_restores_the_terminal()
             "--bind",
             "127.0.0.1",
         ],
-    ));
-    jerry.event(&[("event", "logged_in".into()), ("id", "jerry".into())]);
+    );
 
-    let tmux = Tmux::start(home_path);
-    let exit_file = home_path.join("exit");
-    let tom_log = home_path.join("tom.log").display().to_string();
-    let mut args = vec![
-        "--server",
-        &url,
-        "--id",
-        "tom",
-        "--log-file",
-        &tom_log,
-        "call",
-        "jerry",
-    ];
-    args.extend_from_slice(PANE_MEDIA);
-    tmux.type_text(&pane_command(home_path, &args, &exit_file), true);
+    let tmux = Tmux::start(home.dir.path());
+    let exit_file = home.path("exit");
+    let mut args = vec!["--server", &url, "--id", "tom", "call", "jerry"];
+    args.extend(pane_media());
+    run_in_pane(&tmux, &home, "tom", &args, &exit_file);
 
     // Connected, with jerry's clip as half-blocks in many colors.
     let screen = wait_for(&tmux, "connected call with video", |screen| {
@@ -453,16 +327,18 @@ fn call_screen_shows_video_mutes_both_sides_hangs_up_and_restores_the_terminal()
             .contains("you: mic muted")
             .then_some(())
     });
-    jerry.event(&[("event", "peer_media".into()), ("muted", true.into())]);
+    jerry.event_where("peer_media muted", |v| {
+        v["event"] == "peer_media" && v["muted"] == true
+    });
 
     // `h` hangs up; `call` exits 0 and says how the call ended.
     tmux.type_text("h", false);
     let exit = wait_for_file(&tmux, &exit_file, "call exiting after h");
     assert_eq!(exit.trim(), "EXIT=0");
     jerry.event(&[
-        ("event", "state".into()),
-        ("state", "ended".into()),
-        ("reason", "remote-hangup".into()),
+        ("event", "state"),
+        ("state", "ended"),
+        ("reason", "remote-hangup"),
     ]);
 
     // The terminal is sane again: main screen, canonical input with echo.
@@ -473,7 +349,7 @@ fn call_screen_shows_video_mutes_both_sides_hangs_up_and_restores_the_terminal()
         "{}",
         after.text
     );
-    let stty_file = home_path.join("stty");
+    let stty_file = home.path("stty");
     tmux.type_text(
         &format!("stty -a > {}", sh_quote(&stty_file.display().to_string())),
         true,
@@ -492,75 +368,42 @@ fn call_screen_shows_video_mutes_both_sides_hangs_up_and_restores_the_terminal()
 }
 
 /// A headless `call` from `caller` to `callee` (test pattern, tone, no speaker).
-fn headless_call(home: &Path, url: &str, caller: &str, callee: &str, extra: &[&str]) -> Proc {
-    let mut args = vec![
-        "--headless",
-        "--server",
-        url,
-        "--id",
-        caller,
-        "call",
-        callee,
-    ];
-    args.extend_from_slice(extra);
-    args.extend_from_slice(PANE_MEDIA);
-    Proc::spawn(rtc_cli(home, &args))
+fn headless_call(home: &Home, url: &str, caller: &str, callee: &str, extra: &[&str]) -> Proc {
+    home.caller(url, caller, callee, &[extra, &pane_media()].concat())
 }
 
 #[test]
 fn listen_screen_prompts_for_incoming_calls_refuses_accepts_and_quits() {
-    if !Tmux::available() {
-        eprintln!("skipped: tmux is not installed (apt-get install tmux)");
-        return;
-    }
-    let home = tempfile::tempdir().expect("temp dir");
-    let home_path = home.path();
-    let (server, url) = serve(home_path);
+    require_tmux!();
+    let home = Home::new();
+    let (server, url) = home.serve(&[]);
 
-    let tmux = Tmux::start(home_path);
-    let exit_file = home_path.join("exit");
-    let spike_log = home_path.join("spike.log").display().to_string();
-    let mut args = vec![
-        "--server",
-        &url,
-        "--id",
-        "spike",
-        "--log-file",
-        &spike_log,
-        "listen",
-    ];
-    args.extend_from_slice(PANE_MEDIA);
-    tmux.type_text(&pane_command(home_path, &args, &exit_file), true);
-    wait_for(&tmux, "the listening screen", |screen| {
-        screen
-            .text
-            .contains(&format!("Listening as spike on {url}"))
-            .then_some(())
-    });
+    let tmux = Tmux::start(home.dir.path());
+    let exit_file = home.path("exit");
+    let mut args = vec!["--server", &url, "--id", "spike", "listen"];
+    args.extend(pane_media());
+    run_in_pane(&tmux, &home, "spike", &args, &exit_file);
+    wait_for_text(
+        &tmux,
+        "the listening screen",
+        &format!("Listening as spike on {url}"),
+    );
 
     // `r` refuses: the caller ends with `refused` (exit code 3).
-    let mut tyke = headless_call(home_path, &url, "tyke", "spike", &[]);
-    wait_for(&tmux, "the incoming-call prompt", |screen| {
-        screen
-            .text
-            .contains("tyke is calling: [a] accept  [r] refuse")
-            .then_some(())
-    });
+    let tyke = headless_call(&home, &url, "tyke", "spike", &[]);
+    wait_for_text(
+        &tmux,
+        "the incoming-call prompt",
+        "tyke is calling: [a] accept  [r] refuse",
+    );
     tmux.type_text("r", false);
-    tyke.event(&[("event", "state".into()), ("reason", "refused".into())]);
+    tyke.event(&[("event", "state"), ("reason", "refused")]);
     assert_eq!(tyke.wait_exit(), 3);
-    wait_for(&tmux, "the refusal on screen", |screen| {
-        screen.text.contains("you refused the call").then_some(())
-    });
+    wait_for_text(&tmux, "the refusal on screen", "you refused the call");
 
     // `a` accepts: connected with the caller's video, then back to listening.
-    let mut tuffy = headless_call(home_path, &url, "tuffy", "spike", &["--hangup-after", "2s"]);
-    let prompt = wait_for(&tmux, "the second incoming-call prompt", |screen| {
-        screen
-            .text
-            .contains("tuffy is calling")
-            .then(|| screen.clone())
-    });
+    let tuffy = headless_call(&home, &url, "tuffy", "spike", &["--hangup-after", "2s"]);
+    let prompt = wait_for_text(&tmux, "the second incoming-call prompt", "tuffy is calling");
     assert!(
         !prompt.text.contains("you refused"),
         "a new call clears the last one's notice:\n{}",
@@ -571,12 +414,7 @@ fn listen_screen_prompts_for_incoming_calls_refuses_accepts_and_quits() {
         (shows_connected_clock(screen.status_line()) && screen.colors.len() >= 8).then_some(())
     });
     assert_eq!(tuffy.wait_exit(), 0);
-    let after = wait_for(&tmux, "the listening screen again", |screen| {
-        screen
-            .text
-            .contains("Listening as spike")
-            .then(|| screen.clone())
-    });
+    let after = wait_for_text(&tmux, "the listening screen again", "Listening as spike");
     assert!(
         after.text.contains("Call ended: tuffy hung up"),
         "the reason outlives the call screen:\n{}",

@@ -1,5 +1,7 @@
 //! Helpers shared by the integration tests: an in-process signaling server on
-//! 127.0.0.1 and a raw protocol client.
+//! 127.0.0.1 and a raw protocol client here; the built binary as processes
+//! ([`process`]), PulseAudio ([`pulse`]), private network namespaces ([`netns`]), and
+//! checks of received media ([`audio_match`], [`media_check`]).
 #![allow(dead_code)]
 
 pub mod audio_match;
@@ -187,4 +189,6 @@ pub async fn ring(caller: &mut RawClient, callee: &mut RawClient, cid: &str) -> 
     c
 }
 pub mod media_check;
+pub mod netns;
 pub mod process;
+pub mod pulse;
