@@ -17,11 +17,26 @@ use rtc_cli::media::video::camera::{self, CameraError};
 /// Set in the child process of [`alsa_and_jack_noise_never_reach_stderr`].
 const CHILD_ENV: &str = "RTC_CLI_DEVICES_TEST_CHILD";
 
-/// What `rtc-cli devices` prints (`--json` when `json`), run in this process.
+/// What the built `rtc-cli devices` prints (`--json` when `json`); it must exit 0 and
+/// print nothing on stderr (no ALSA or JACK noise).
 fn devices_output(json: bool) -> Vec<u8> {
-    let mut out = Vec::new();
-    devices::run_devices_command(json, &mut out).expect("rtc-cli devices");
-    out
+    let mut home = common::process::Home::new();
+    if let Some(server) = pulse::server() {
+        home = home.with_env([("PULSE_SERVER", server)]);
+    }
+    let args: &[&str] = if json {
+        &["devices", "--json"]
+    } else {
+        &["devices"]
+    };
+    let out = home.run(args);
+    common::process::assert_success("rtc-cli devices", &out);
+    assert!(
+        out.stderr.is_empty(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }
 
 fn has_camera() -> bool {
