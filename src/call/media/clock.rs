@@ -1,0 +1,41 @@
+//! The test pattern's clock stamps: capture time in its counter strip, read back
+//! after decode as glass-to-glass latency (both ends on one machine share the clock).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::media::video::pattern::COUNTER_MODULUS;
+
+/// Milliseconds of the wall clock modulo the test pattern's counter range: what the
+/// test pattern stamps at capture and the receiver compares after decode (both ends on
+/// one machine share the clock).
+pub(super) fn clock_stamp_ms(at: SystemTime) -> u32 {
+    let ms = at
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    (ms % u128::from(COUNTER_MODULUS)) as u32
+}
+
+/// Glass-to-glass latency from a clock stamp read back at `now`; `None` when the stamp
+/// is not plausible (not a test pattern, or a stale frame).
+pub(super) fn glass_to_glass(stamp: u32, now: SystemTime) -> Option<Duration> {
+    let elapsed = clock_stamp_ms(now).wrapping_sub(stamp) % COUNTER_MODULUS;
+    (elapsed < 10_000).then(|| Duration::from_millis(u64::from(elapsed)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_stamps_measure_latency_across_the_wrap() {
+        let t0 = UNIX_EPOCH + Duration::from_millis(u64::from(COUNTER_MODULUS) * 7 - 5);
+        let stamp = clock_stamp_ms(t0);
+        let later = t0 + Duration::from_millis(12);
+        assert_eq!(
+            glass_to_glass(stamp, later),
+            Some(Duration::from_millis(12))
+        );
+        assert_eq!(glass_to_glass(stamp, t0 + Duration::from_secs(60)), None);
+    }
+}

@@ -1,0 +1,510 @@
+//! The media pipeline of one call: sources → encoders → tracks, and tracks →
+//! decoders → display, speaker and recordings, around one [`PeerSession`].
+//!
+//! Threads, not tasks, carry the real-time work (ARCHITECTURE): capture+encode per
+//! kind ([`send`]), video assembly+decode and audio jitter buffer+decode+playout
+//! ([`receive`]). They talk to the async side only through lock-free flags, bounded
+//! channels and latest-frame slots, and never wait on a slower consumer. [`record`]
+//! writes the remote video to Y4M, [`clock`] turns test-pattern stamps into
+//! glass-to-glass latency, and [`check`] vets the sources and sinks at start-up.
+
+mod check;
+mod clock;
+mod receive;
+mod record;
+mod send;
+
+pub use check::check_media;
+use receive::{AudioPlayout, VideoReceiver};
+use record::VideoRecorder;
+use send::{AudioSender, VideoSender};
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use super::CallStats;
+use super::peer::{PeerConfig, PeerEvent, PeerSession, RemoteMedia};
+use crate::config::MediaSettings;
+use crate::media::audio::{self, AudioSink, AudioSource};
+use crate::media::spec::VideoSourceSpec;
+use crate::media::video::encode::{EncoderSettings, H264Encoder};
+use crate::media::video::source::open_video_source;
+use crate::media::video::{FrameSender, VideoSource};
+
+/// The PeerConnection settings of a call's media: its ICE servers and bind addresses.
+fn peer_config(settings: &MediaSettings) -> PeerConfig {
+    PeerConfig {
+        ice_servers: settings
+            .ice_servers
+            .iter()
+            .cloned()
+            .map(Into::into)
+            .collect(),
+        bind: settings.bind.clone(),
+    }
+}
+
+/// The latest-frame slots the view reads.
+#[derive(Debug, Clone)]
+pub struct VideoSlots {
+    /// Decoded remote video.
+    pub remote: FrameSender,
+    /// Our own outgoing video (self-view).
+    pub local: FrameSender,
+}
+
+impl VideoSlots {
+    /// Two fresh slots; the receivers come from `remote.subscribe()` / `local.subscribe()`.
+    pub fn new() -> Self {
+        Self {
+            remote: tokio::sync::watch::channel(None).0,
+            local: tokio::sync::watch::channel(None).0,
+        }
+    }
+}
+
+impl Default for VideoSlots {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What the media pipeline tells the controller.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaEvent {
+    /// From the PeerConnection.
+    Peer(PeerEvent),
+    /// Once a second while the call is up.
+    Stats(CallStats),
+    /// A source fell back, a device failed, a file could not be written: the call goes on.
+    Notice(String),
+}
+
+/// Flags the controller flips and the pipeline threads read.
+#[derive(Debug)]
+struct Controls {
+    /// Microphone muted: capture goes on, nothing is sent.
+    muted: AtomicBool,
+    /// Camera on: video is sent.
+    camera: AtomicBool,
+    /// The peer asked for a keyframe (PLI/FIR), or video resumed.
+    keyframe: AtomicBool,
+    /// Drop the video decoder's state and start over from the next keyframe.
+    restart_decoder: AtomicBool,
+    /// Media threads end.
+    stop: AtomicBool,
+}
+
+/// Figures only the pipeline knows, read by the stats task.
+#[derive(Debug, Default)]
+struct Counters {
+    frames_decoded: AtomicU64,
+    keyframes_sent: AtomicU64,
+    /// Decoded size as `width << 32 | height`; 0 before the first frame.
+    video_size_in: AtomicU64,
+    /// dBFS as `f64::to_bits`.
+    level_out: AtomicU64,
+    level_in: AtomicU64,
+    /// Latest glass-to-glass latency read from a test-pattern clock stamp, µs; 0 = none.
+    glass_to_glass_us: AtomicU64,
+}
+
+impl Counters {
+    fn new() -> Self {
+        let c = Self::default();
+        c.level_out.store(SILENCE_DBFS.to_bits(), Ordering::Relaxed);
+        c.level_in.store(SILENCE_DBFS.to_bits(), Ordering::Relaxed);
+        c
+    }
+}
+
+/// The level reported for silence or no audio, dBFS.
+const SILENCE_DBFS: f64 = -127.0;
+
+/// Shortest interval between two PLIs we send (the issue: at most one per 500 ms).
+pub const PLI_MIN_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The sources and sinks of a call, opened before the connection so a bad path or
+/// device fails the call at once.
+struct Endpoints {
+    video: Option<Box<dyn VideoSource>>,
+    /// The video source is the test pattern: stamp the capture clock into its counter.
+    stamp_clock: bool,
+    audio: Option<Box<dyn AudioSource>>,
+    sink: Box<dyn AudioSink>,
+    notices: Vec<String>,
+}
+
+fn open_endpoints(config: &MediaSettings) -> anyhow::Result<Endpoints> {
+    let mut notices = Vec::new();
+    let video = open_video_source(&config.camera, config.video_size, config.fps)
+        .context("cannot open the video source")?;
+    let stamp_clock = match (&config.camera, &video) {
+        (VideoSourceSpec::TestPattern, _) => true,
+        (VideoSourceSpec::Auto, Some(opened)) => opened.notice.is_some(),
+        _ => false,
+    };
+    let video = video.map(|opened| {
+        notices.extend(opened.notice);
+        opened.source
+    });
+    let audio = audio::open_audio_source(&config.mic).context("cannot open the audio source")?;
+    notices.extend(audio.notice);
+    let sink = audio::open_audio_sink(&config.speaker).context("cannot open the audio output")?;
+    notices.extend(sink.notice);
+    Ok(Endpoints {
+        video,
+        stamp_clock,
+        audio: audio.media,
+        sink: sink
+            .media
+            .unwrap_or_else(|| Box::new(audio::sink::NullSink)),
+        notices,
+    })
+}
+
+/// Sources opened at the start, waiting for the connection.
+struct PendingSend {
+    video: Option<Box<dyn VideoSource>>,
+    stamp_clock: bool,
+    audio: Option<Box<dyn AudioSource>>,
+}
+
+/// The media of one call.
+pub struct MediaCall {
+    peer: Arc<PeerSession>,
+    controls: Arc<Controls>,
+    counters: Arc<Counters>,
+    events: mpsc::Sender<MediaEvent>,
+    /// Sources waiting for the connection; taken by [`MediaCall::start_sending`].
+    /// (In a mutex only so the call is `Sync`; it is touched once.)
+    pending_send: std::sync::Mutex<Option<PendingSend>>,
+    config: MediaSettings,
+    local_slot: FrameSender,
+    threads: Vec<JoinHandle<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl MediaCall {
+    /// Opens sources and sinks, builds the PeerConnection and starts the receive side.
+    /// Sending starts with [`MediaCall::start_sending`] once connected.
+    ///
+    /// # Errors
+    /// A source or sink that cannot be opened, a recording that cannot be created, or a
+    /// PeerConnection that cannot be built.
+    pub async fn start(
+        config: &MediaSettings,
+        slots: &VideoSlots,
+        events: mpsc::Sender<MediaEvent>,
+    ) -> anyhow::Result<Self> {
+        let open_config = config.clone();
+        let endpoints = tokio::task::spawn_blocking(move || open_endpoints(&open_config))
+            .await
+            .context("opening media panicked")??;
+        for notice in &endpoints.notices {
+            let _ = events.try_send(MediaEvent::Notice(notice.clone()));
+        }
+        let video_recorder = config.record_video.clone().map(VideoRecorder::new);
+        let audio_recorder = match &config.record_audio {
+            Some(path) => Some(
+                audio::wav::WavWriter::create(path)
+                    .with_context(|| format!("cannot create {}", path.display()))?,
+            ),
+            None => None,
+        };
+
+        let (peer_tx, mut peer_rx) = mpsc::channel(64);
+        let (peer, remote) = PeerSession::new(&peer_config(config), peer_tx).await?;
+        let peer = Arc::new(peer);
+        let controls = Arc::new(Controls {
+            muted: AtomicBool::new(false),
+            camera: AtomicBool::new(true),
+            keyframe: AtomicBool::new(true),
+            restart_decoder: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+        });
+        let counters = Arc::new(Counters::new());
+        let mut call = Self {
+            peer: Arc::clone(&peer),
+            controls: Arc::clone(&controls),
+            counters: Arc::clone(&counters),
+            events: events.clone(),
+            pending_send: std::sync::Mutex::new(Some(PendingSend {
+                video: endpoints.video,
+                stamp_clock: endpoints.stamp_clock,
+                audio: endpoints.audio,
+            })),
+            config: config.clone(),
+            local_slot: slots.local.clone(),
+            threads: Vec::new(),
+            tasks: Vec::new(),
+        };
+
+        // Peer events: keyframe requests go straight to the encoder flag.
+        let forward_controls = Arc::clone(&controls);
+        let forward_events = events.clone();
+        call.tasks.push(tokio::spawn(async move {
+            while let Some(ev) = peer_rx.recv().await {
+                if ev == PeerEvent::KeyframeRequested {
+                    forward_controls.keyframe.store(true, Ordering::Relaxed);
+                    continue;
+                }
+                if forward_events.send(MediaEvent::Peer(ev)).await.is_err() {
+                    return;
+                }
+            }
+        }));
+        call.start_receiving(
+            remote,
+            slots.remote.clone(),
+            video_recorder,
+            audio_recorder,
+            endpoints.sink,
+        );
+        Ok(call)
+    }
+
+    /// The PeerConnection, for SDP and ICE.
+    pub fn peer(&self) -> &PeerSession {
+        &self.peer
+    }
+
+    fn spawn_thread(&mut self, name: &str, f: impl FnOnce() + Send + 'static) {
+        match std::thread::Builder::new().name(name.to_owned()).spawn(f) {
+            Ok(handle) => self.threads.push(handle),
+            Err(e) => {
+                let _ = self
+                    .events
+                    .try_send(MediaEvent::Notice(format!("cannot start {name}: {e}")));
+            }
+        }
+    }
+
+    fn start_receiving(
+        &mut self,
+        remote: RemoteMedia,
+        remote_slot: FrameSender,
+        recorder: Option<VideoRecorder>,
+        audio_recorder: Option<audio::wav::WavWriter>,
+        sink: Box<dyn AudioSink>,
+    ) {
+        let (pli_tx, pli_rx) = mpsc::unbounded_channel();
+        self.tasks
+            .push(tokio::spawn(send_plis(Arc::clone(&self.peer), pli_rx)));
+        let receiver = VideoReceiver {
+            packets: remote.video,
+            remote_slot,
+            recorder,
+            pli: pli_tx,
+            controls: Arc::clone(&self.controls),
+            counters: Arc::clone(&self.counters),
+            events: self.events.clone(),
+            runtime: Handle::current(),
+        };
+        self.spawn_thread("video-receive", move || receiver.run());
+        let playout = AudioPlayout {
+            packets: remote.audio,
+            sink,
+            recorder: audio_recorder,
+            controls: Arc::clone(&self.controls),
+            counters: Arc::clone(&self.counters),
+            events: self.events.clone(),
+        };
+        self.spawn_thread("audio-playout", move || playout.run());
+        self.tasks.push(tokio::spawn(report_stats(
+            Arc::clone(&self.peer),
+            Arc::clone(&self.counters),
+            self.events.clone(),
+        )));
+    }
+
+    /// Starts capture and sending; called when the PeerConnection first connects, so the
+    /// first frame (a keyframe) is not lost to a handshake in progress. Later calls do
+    /// nothing.
+    pub fn start_sending(&mut self) {
+        let pending = self
+            .pending_send
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let Some(PendingSend {
+            video,
+            stamp_clock,
+            audio,
+        }) = pending
+        else {
+            return;
+        };
+        let runtime = Handle::current();
+        if let Some(source) = video {
+            // Files keep their own rate; the encoder's rate control must know it.
+            let fps = source.fps().unwrap_or(self.config.fps).max(1);
+            let settings = EncoderSettings {
+                width: self.config.video_size.0,
+                height: self.config.video_size.1,
+                fps,
+                bitrate_kbps: self.config.video_bitrate_kbps,
+            };
+            // OpenH264 prints a rate-control warning to stderr at creation (we keep every
+            // frame on purpose: no frame skipping); keep it off the terminal.
+            match crate::stderr::silenced(|| H264Encoder::new(settings)) {
+                Ok(encoder) => {
+                    let sender = VideoSender {
+                        source,
+                        encoder,
+                        stamp_clock,
+                        writer: self.peer.video_writer(),
+                        local_slot: self.local_slot.clone(),
+                        controls: Arc::clone(&self.controls),
+                        counters: Arc::clone(&self.counters),
+                        events: self.events.clone(),
+                        runtime: runtime.clone(),
+                        nominal_interval: Duration::from_secs(1) / fps,
+                    };
+                    self.spawn_thread("video-send", move || sender.run());
+                }
+                Err(e) => {
+                    let _ = self.events.try_send(MediaEvent::Notice(format!(
+                        "video off: encoder failed: {e}"
+                    )));
+                }
+            }
+        }
+        if let Some(source) = audio {
+            let settings = audio::opus::EncoderSettings {
+                bitrate_bps: (self.config.audio_bitrate_kbps * 1000) as i32,
+                ..Default::default()
+            };
+            match audio::opus::OpusEncoder::with_settings(settings) {
+                Ok(encoder) => {
+                    let sender = AudioSender {
+                        source,
+                        encoder,
+                        writer: self.peer.audio_writer(),
+                        controls: Arc::clone(&self.controls),
+                        counters: Arc::clone(&self.counters),
+                        events: self.events.clone(),
+                        runtime,
+                    };
+                    self.spawn_thread("audio-send", move || sender.run());
+                }
+                Err(e) => {
+                    let _ = self.events.try_send(MediaEvent::Notice(format!(
+                        "audio off: encoder failed: {e}"
+                    )));
+                }
+            }
+        }
+    }
+
+    /// The cumulative figures now (rates are zero): the last word on a call, taken
+    /// just before it closes.
+    pub async fn final_stats(&self) -> CallStats {
+        let mut stats = CallStats::from_peer(&self.peer.stats().await, None);
+        fill_pipeline_stats(&mut stats, &self.counters);
+        stats
+    }
+
+    /// Throws away the video decoder's state, as after a decoder fault: the remote
+    /// picture blanks and resumes with the next keyframe, which a PLI asks for at once.
+    pub fn restart_video_decoder(&self) {
+        self.controls.restart_decoder.store(true, Ordering::Relaxed);
+    }
+
+    /// Stops or resumes sending microphone audio.
+    pub fn set_muted(&self, muted: bool) {
+        self.controls.muted.store(muted, Ordering::Relaxed);
+    }
+
+    /// Stops or resumes sending video; resuming starts with a keyframe.
+    pub fn set_camera(&self, on: bool) {
+        let was = self.controls.camera.swap(on, Ordering::Relaxed);
+        if on && !was {
+            self.controls.keyframe.store(true, Ordering::Relaxed);
+        }
+        if !on {
+            self.local_slot.send_replace(None);
+        }
+    }
+
+    /// Stops every thread and task, closes the PeerConnection, and waits for the
+    /// receive side to finish its recordings.
+    pub async fn close(mut self) {
+        self.controls.stop.store(true, Ordering::Relaxed);
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        self.peer.close().await;
+        let threads = std::mem::take(&mut self.threads);
+        let joined = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let name = t.thread().name().unwrap_or("media").to_owned();
+                if t.join().is_err() {
+                    warn!("{name} thread panicked");
+                }
+            }
+        });
+        if tokio::time::timeout(Duration::from_secs(3), joined)
+            .await
+            .is_err()
+        {
+            warn!("media threads did not stop within 3 s");
+        }
+        self.local_slot.send_replace(None);
+        info!("media closed");
+    }
+}
+
+/// Sends at most one PLI per [`PLI_MIN_INTERVAL`], however often the decoder asks.
+async fn send_plis(peer: Arc<PeerSession>, mut requests: mpsc::UnboundedReceiver<()>) {
+    let mut last: Option<tokio::time::Instant> = None;
+    while requests.recv().await.is_some() {
+        if let Some(at) = last {
+            tokio::time::sleep_until(at + PLI_MIN_INTERVAL).await;
+        }
+        while requests.try_recv().is_ok() {}
+        if let Err(e) = peer.send_pli().await {
+            debug!("PLI not sent: {e}");
+        }
+        last = Some(tokio::time::Instant::now());
+    }
+}
+
+/// Emits a [`MediaEvent::Stats`] once a second.
+async fn report_stats(
+    peer: Arc<PeerSession>,
+    counters: Arc<Counters>,
+    events: mpsc::Sender<MediaEvent>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    let mut prev = peer.stats().await;
+    loop {
+        tick.tick().await;
+        let now = peer.stats().await;
+        let mut stats = CallStats::from_peer(&now, Some(&prev));
+        fill_pipeline_stats(&mut stats, &counters);
+        prev = now;
+        if events.send(MediaEvent::Stats(stats)).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn fill_pipeline_stats(stats: &mut CallStats, c: &Counters) {
+    stats.frames_decoded = c.frames_decoded.load(Ordering::Relaxed);
+    stats.keyframes_sent = c.keyframes_sent.load(Ordering::Relaxed);
+    let size = c.video_size_in.load(Ordering::Relaxed);
+    stats.video_size_in = (size != 0).then_some([(size >> 32) as u32, size as u32]);
+    stats.audio_level_out_dbfs = f64::from_bits(c.level_out.load(Ordering::Relaxed));
+    stats.audio_level_in_dbfs = f64::from_bits(c.level_in.load(Ordering::Relaxed));
+    let g2g = c.glass_to_glass_us.load(Ordering::Relaxed);
+    stats.glass_to_glass_ms = (g2g != 0).then(|| g2g as f64 / 1000.0);
+}

@@ -1,0 +1,222 @@
+//! The receiving threads: H.264 assembly and decode to the display and recording,
+//! and the audio jitter buffer, Opus decode and playout.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use std::time::{Instant, SystemTime};
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use super::clock::glass_to_glass;
+use super::record::VideoRecorder;
+use super::{Controls, Counters, MediaEvent};
+use crate::call::peer::RtpPacket;
+use crate::media::audio::{self, AudioFrame, AudioSink, FRAME_SAMPLES};
+use crate::media::video::assemble::H264FrameAssembler;
+use crate::media::video::decode::H264Decoder;
+use crate::media::video::pattern::read_counter;
+use crate::media::video::{FrameSender, I420Frame};
+
+pub(super) struct VideoReceiver {
+    pub(super) packets: mpsc::Receiver<RtpPacket>,
+    pub(super) remote_slot: FrameSender,
+    pub(super) recorder: Option<VideoRecorder>,
+    pub(super) pli: mpsc::UnboundedSender<()>,
+    pub(super) controls: Arc<Controls>,
+    pub(super) counters: Arc<Counters>,
+    pub(super) events: mpsc::Sender<MediaEvent>,
+    pub(super) runtime: Handle,
+}
+
+impl VideoReceiver {
+    pub(super) fn run(mut self) {
+        let mut decoder = match H264Decoder::new() {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = self
+                    .events
+                    .try_send(MediaEvent::Notice(format!("cannot decode video: {e}")));
+                return;
+            }
+        };
+        let mut assembler = H264FrameAssembler::new();
+        // Until a keyframe arrives (at the start, and after a loss) P-frames are skipped.
+        let mut need_keyframe = true;
+        while !self.controls.stop.load(Ordering::Relaxed) {
+            let next = self.runtime.block_on(async {
+                tokio::time::timeout(Duration::from_millis(100), self.packets.recv()).await
+            });
+            if self.controls.restart_decoder.swap(false, Ordering::Relaxed) {
+                match H264Decoder::new() {
+                    Ok(fresh) => decoder = fresh,
+                    Err(e) => warn!("cannot restart the video decoder: {e}"),
+                }
+                info!("video decoder restarted; requesting a keyframe");
+                // Nothing decodes until the keyframe: the display blanks instead of freezing.
+                self.remote_slot.send_replace(None);
+                need_keyframe = true;
+                let _ = self.pli.send(());
+            }
+            let packet = match next {
+                Err(_) => continue,
+                Ok(None) => break,
+                Ok(Some(p)) => p,
+            };
+            let assembled = assembler.push(
+                packet.sequence_number,
+                packet.timestamp,
+                packet.marker,
+                &packet.payload,
+            );
+            if let Some(corruption) = assembled.corruption {
+                debug!("video: {corruption}; requesting a keyframe");
+                need_keyframe = true;
+                let _ = self.pli.send(());
+            }
+            let Some(au) = assembled.access_unit else {
+                continue;
+            };
+            if need_keyframe && !au.keyframe {
+                let _ = self.pli.send(());
+                continue;
+            }
+            match decoder.decode(&au.annexb) {
+                Ok(Some(frame)) => {
+                    need_keyframe = false;
+                    self.on_decoded(frame, au.rtp_timestamp);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    debug!("video decode failed: {e}; requesting a keyframe");
+                    need_keyframe = true;
+                    let _ = self.pli.send(());
+                }
+            }
+        }
+        if let Some(r) = &mut self.recorder {
+            r.finish();
+        }
+        self.remote_slot.send_replace(None);
+    }
+
+    fn on_decoded(&mut self, frame: I420Frame, rtp_timestamp: u32) {
+        let c = &self.counters;
+        c.frames_decoded.fetch_add(1, Ordering::Relaxed);
+        c.video_size_in.store(
+            (u64::from(frame.width()) << 32) | u64::from(frame.height()),
+            Ordering::Relaxed,
+        );
+        if let Some(latency) =
+            read_counter(&frame).and_then(|s| glass_to_glass(s, SystemTime::now()))
+        {
+            c.glass_to_glass_us
+                .store((latency.as_micros() as u64).max(1), Ordering::Relaxed);
+            debug!(
+                latency_ms = latency.as_secs_f64() * 1000.0,
+                "glass-to-glass"
+            );
+        }
+        if let Some(r) = &mut self.recorder
+            && let Err(e) = r.write(&frame, rtp_timestamp)
+        {
+            let _ = self.events.try_send(MediaEvent::Notice(format!(
+                "video recording stopped: {e:#}"
+            )));
+        }
+        self.remote_slot.send_replace(Some(Arc::new(frame)));
+    }
+}
+
+pub(super) struct AudioPlayout {
+    pub(super) packets: mpsc::Receiver<RtpPacket>,
+    pub(super) sink: Box<dyn AudioSink>,
+    pub(super) recorder: Option<audio::wav::WavWriter>,
+    pub(super) controls: Arc<Controls>,
+    pub(super) counters: Arc<Counters>,
+    pub(super) events: mpsc::Sender<MediaEvent>,
+}
+
+impl AudioPlayout {
+    pub(super) fn run(mut self) {
+        let mut decoder = match audio::opus::OpusDecoder::new() {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = self
+                    .events
+                    .try_send(MediaEvent::Notice(format!("cannot decode audio: {e}")));
+                return;
+            }
+        };
+        let mut jitter = audio::jitter::JitterBuffer::new();
+        let mut pacer = crate::media::video::pacer::Pacer::new(Duration::from_millis(20));
+        let mut frame: AudioFrame = [0.0; FRAME_SAMPLES];
+        let mut started = false;
+        while !self.controls.stop.load(Ordering::Relaxed) {
+            pacer.wait();
+            let now = Instant::now();
+            loop {
+                match self.packets.try_recv() {
+                    Ok(p) => {
+                        started = true;
+                        jitter.push(p.sequence_number, p.timestamp, p.payload.clone(), p.arrival);
+                    }
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        self.finish();
+                        return;
+                    }
+                }
+            }
+            if !started {
+                continue;
+            }
+            let decoded = match jitter.pop(now) {
+                audio::jitter::Playout::Packet(p) => decoder.decode(&p, &mut frame),
+                audio::jitter::Playout::Fec(next) => decoder.decode_fec(&next, &mut frame),
+                audio::jitter::Playout::Conceal => decoder.conceal(&mut frame),
+                audio::jitter::Playout::Empty => {
+                    frame.fill(0.0);
+                    Ok(())
+                }
+            };
+            if let Err(e) = decoded {
+                debug!("Opus decode failed: {e}; concealing");
+                frame.fill(0.0);
+            }
+            self.play(&frame);
+        }
+        self.finish();
+    }
+
+    fn play(&mut self, frame: &AudioFrame) {
+        self.counters
+            .level_in
+            .store(audio::level_dbfs(frame).to_bits(), Ordering::Relaxed);
+        if let Err(e) = self.sink.write_frame(frame) {
+            let _ = self.events.try_send(MediaEvent::Notice(format!(
+                "audio output failed ({}: {e:#}); playing to none",
+                self.sink.describe()
+            )));
+            self.sink = Box::new(audio::sink::NullSink);
+        }
+        if let Some(r) = &mut self.recorder
+            && let Err(e) = r.write(frame)
+        {
+            let _ = self.events.try_send(MediaEvent::Notice(format!(
+                "audio recording stopped: {e:#}"
+            )));
+            self.recorder = None;
+        }
+    }
+
+    pub(super) fn finish(&mut self) {
+        if let Some(r) = self.recorder.take()
+            && let Err(e) = r.finish()
+        {
+            warn!("audio recording: {e:#}");
+        }
+    }
+}
