@@ -26,6 +26,9 @@
 #   RTC_CLI_BIN     use this rtc-cli binary instead of building
 #   RTC_BENCH_KEEP  keep the temp dir (logs, JSON events, results.json) afterwards
 #   RTC_BENCH_HANGUP  how long each call stays connected (default 10s)
+#   RTC_BENCH_CAMERA  video source instead of `test`, e.g. `file:tests/fixtures/clip_320x240.y4m`
+#                   for real footage (scaled to 640x480; no glass-to-glass figures then:
+#                   only the test pattern carries the capture clock)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -95,7 +98,8 @@ import time
 
 BIN, WORK, CALLS, HANGUP = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-MEDIA = ["--camera", "test", "--video-size", "640x480", "--fps", "30",
+CAMERA = os.environ.get("RTC_BENCH_CAMERA") or "test"
+MEDIA = ["--camera", CAMERA, "--video-size", "640x480", "--fps", "30",
          "--mic", "tone", "--speaker", "none", "--bind", "127.0.0.1"]
 TARGETS = {  # issue "Real media"
     "setup_p50_ms": 300.0,
@@ -319,12 +323,14 @@ def run_call(i, server):
     for n, rss in (("tom", tom_rss), ("jerry", jerry_rss)):
         end = state_time(evs[n], "ended") or float("inf")
         hwm = max((s[2] for s in samples[n]), default=0)
-        stats = [e for e in evs[n] if e.get("event") == "stats"]
+        # Whole seconds only: the first interval starts mid-setup, the last one at hang-up.
+        stats = [e for e in evs[n] if e.get("event") == "stats"][1:-1]
         result[n] = {
             "cpu_pct": cpu_over(samples[n], conn[n], end),
             "rss_mb": max(hwm, rss or 0) / 1024.0,
-            "fps_in": mean([e.get("video_fps_in", 0.0) for e in stats[1:]]),
-            "fps_out": mean([e.get("video_fps_out", 0.0) for e in stats[1:]]),
+            "fps_in": mean([e.get("video_fps_in", 0.0) for e in stats]),
+            "fps_out": mean([e.get("video_fps_out", 0.0) for e in stats]),
+            "kbps_out": mean([e.get("video_kbps_out", 0.0) for e in stats]),
             "packets_lost": stats[-1].get("packets_lost", 0) if stats else None,
             # the frames this side received and decoded: the other side's video
             "g2g_ms": latencies(os.path.join(WORK, f"{n}-{i}.log")),
@@ -350,7 +356,8 @@ def main():
     server_proc = spawn("serve", ["serve", "--listen", "127.0.0.1:0"])
     line = wait_for(os.path.join(WORK, "serve.out"), "listening on ws://", server_proc, 15)
     server = line.rsplit(" ", 1)[1]
-    log(f"server {server}; {CALLS} call(s) of {HANGUP} each, 640x480@30 both ways")
+    log(f"server {server}; {CALLS} call(s) of {HANGUP} each, camera {CAMERA} at 640x480@30 "
+        "both ways")
     results = []
     for i in range(1, CALLS + 1):
         r = run_call(i, server)
@@ -365,7 +372,7 @@ def main():
 
     ok = [r for r in results if r["connected"]]
     print(f"\nrtc-cli call bench: {len(ok)}/{len(results)} calls connected "
-          f"(127.0.0.1, 640x480@30 test pattern + tone both ways, {HANGUP} each)\n")
+          f"(127.0.0.1, camera {CAMERA} at 640x480@30 + tone both ways, {HANGUP} each)\n")
     if not ok:
         return 1
     setup = [r["setup_ms"] for r in ok]
@@ -390,7 +397,7 @@ def main():
         print(f"{name:<50}{n:>7}{p50:>9.1f}{p95:>9.1f}{lo:>9.1f}{hi:>9.1f}")
 
     print(f"\n{'process':<18}{'CPU % mean':>12}{'CPU % max':>11}{'RSS MB max':>12}"
-          f"{'fps out':>9}{'fps in':>8}{'lost':>6}")
+          f"{'fps out':>9}{'fps in':>8}{'kbps out':>10}{'lost':>6}")
     per = {}
     for n, label in (("tom", "caller"), ("jerry", "listener")):
         cpus = [r[n]["cpu_pct"] for r in ok if r[n]["cpu_pct"] is not None]
@@ -399,7 +406,8 @@ def main():
         per[n] = (max(cpus) if cpus else None, rss)
         print(f"{n + ' (' + label + ')':<18}{fmt(mean(cpus)):>12}{fmt(max(cpus) if cpus else None):>11}"
               f"{rss:>12.1f}{fmt(mean([r[n]['fps_out'] for r in ok if r[n]['fps_out']])):>9}"
-              f"{fmt(mean([r[n]['fps_in'] for r in ok if r[n]['fps_in']])):>8}{lost:>6}")
+              f"{fmt(mean([r[n]['fps_in'] for r in ok if r[n]['fps_in']])):>8}"
+              f"{fmt(mean([r[n]['kbps_out'] for r in ok if r[n]['kbps_out']]), '.0f'):>10}{lost:>6}")
     serve_mb = max(serve_s[2] if serve_s else 0, serve_rss or 0) / 1024.0
     print(f"{'serve':<18}{'':>12}{'':>11}{serve_mb:>12.1f}")
 
