@@ -10,11 +10,14 @@
 #                     cut UDP inside a private network namespace (ICE restart test)
 #   pulseaudio, pulseaudio-utils, libasound2-plugins
 #                     a real audio server with a null sink for the device tests
+#   chromium          an independent WebRTC peer: the browser interop test
+#                     (tests/browser_peer.rs) runs it headless with fake devices
 # Idempotent: installs only what is missing. Runs apt-get as root, else through sudo.
 set -euo pipefail
 
 packages=(libclang-dev libasound2-dev cmake nasm pkg-config tmux
-          pulseaudio pulseaudio-utils libasound2-plugins iproute2 util-linux nftables)
+          pulseaudio pulseaudio-utils libasound2-plugins iproute2 util-linux nftables
+          chromium)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,0 +1,398 @@
+//! A real browser as the other peer: headless Chromium runs tests/browser/peer.html (a
+//! peer written from docs/protocol.md) against `rtc-cli serve`, with Chromium's fake
+//! camera and microphone, all on 127.0.0.1. Calls go both ways: rtc-cli's offer must be
+//! acceptable to the browser, and rtc-cli's answer to the browser's offer (every codec
+//! Chromium has) must pick H.264 and Opus.
+//!
+//! The page reports success without extra protocol: once it has decoded 30 of our
+//! frames, received 50 of our audio packets and sent 60 frames of its own, it logs
+//! `PASSED:` and sends `hangup`, which rtc-cli shows as `remote-hangup`. On failure it
+//! sends nothing and the test's bounded waits fail, printing the page's console log.
+//!
+//! Skipped (with a printed reason) when `chromium` is not installed or does not start.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::media_check::read_y4m;
+use common::process::{Home, Proc};
+use rtc_cli::media::video::quality::psnr;
+
+/// The browser's executable (Debian's package `chromium`).
+const CHROMIUM: &str = "chromium";
+
+/// Bound on each wait of these tests: Chromium's start and a call on a loaded 2-core
+/// machine take far less, but share the cores with other test binaries.
+const WAIT: Duration = Duration::from_secs(45);
+
+/// Frames of the browser's camera the recording must hold (the page sends 60 or more).
+const MIN_RECORDED_FRAMES: usize = 30;
+
+/// What starts each of the page's console lines in Chromium's log.
+const PAGE_PREFIX: &str = "\"peer: ";
+
+/// Each test runs a whole browser and a call; on 2 cores they take turns.
+fn one_call_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// Why the browser cannot run here, if it cannot.
+fn chromium_missing() -> Option<String> {
+    match Command::new(CHROMIUM)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(s) if s.success() => None,
+        Ok(s) => Some(format!("`{CHROMIUM} --version` exited with {s}")),
+        Err(e) => Some(format!(
+            "`{CHROMIUM}` cannot run: {e} (apt-get install chromium)"
+        )),
+    }
+}
+
+/// Which side the page plays.
+#[derive(Clone, Copy)]
+enum PageMode {
+    /// Waits for an incoming call, accepts it and answers the offer.
+    Answer,
+    /// Calls its peer and sends the offer after the accept.
+    Call,
+}
+
+/// Headless Chromium showing the peer page; its whole process group is killed on drop.
+struct Browser {
+    child: Child,
+    /// Chromium's stderr (its log, with the page's console lines), a line at a time.
+    lines: mpsc::Receiver<String>,
+    /// The page's console lines so far, for failure messages.
+    page_log: Vec<String>,
+    /// A fresh profile, removed after the browser is gone.
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if let Ok(pgid) = libc::pid_t::try_from(self.child.id()) {
+            // SAFETY: kill(2) on the process group our unreaped child leads
+            // (`process_group(0)` below), so the id cannot name another group.
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// How starting the browser went.
+enum Start {
+    /// The page runs and has logged in to the server.
+    Ready(Browser),
+    /// Chromium is not usable here; the reason.
+    Unavailable(String),
+}
+
+impl Browser {
+    /// Starts Chromium on the peer page, logging in as `id` to `url` in `mode` with
+    /// `peer` as the other party, and waits for the page's login.
+    fn start(url: &str, id: &str, peer: &str, mode: PageMode) -> Start {
+        let page = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/peer.html");
+        let mode = match mode {
+            PageMode::Answer => "answer",
+            PageMode::Call => "call",
+        };
+        let page_url = format!(
+            "file://{}?server={url}&id={id}&peer={peer}&mode={mode}",
+            page.display()
+        );
+        let profile = tempfile::tempdir().expect("temp dir");
+        let spawned = Command::new(CHROMIUM)
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--use-fake-device-for-media-stream",
+                "--use-fake-ui-for-media-stream",
+                "--allow-loopback-in-peer-connection",
+                "--autoplay-policy=no-user-gesture-required",
+                "--enable-logging=stderr",
+                "--v=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(&page_url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn();
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(e) => return Start::Unavailable(format!("cannot start {CHROMIUM}: {e}")),
+        };
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut browser = Browser {
+            child,
+            lines,
+            page_log: Vec::new(),
+            _profile: profile,
+        };
+        match browser.page_line("logged in as") {
+            Ok(_) => Start::Ready(browser),
+            Err(why) if browser.page_log.is_empty() => {
+                Start::Unavailable(format!("{CHROMIUM} did not run the page: {why}"))
+            }
+            Err(why) => panic!("the page did not log in: {why}\n{}", browser.page_report()),
+        }
+    }
+
+    /// Waits for a page console line containing `needle`; the reason it did not come.
+    fn page_line(&mut self, needle: &str) -> Result<String, String> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match self.lines.recv_timeout(left) {
+                Ok(line) => line,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(format!("no page line with {needle:?} within {WAIT:?}"));
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = self.child.wait().map(|s| s.to_string());
+                    return Err(format!("{CHROMIUM} exited ({status:?}) before {needle:?}"));
+                }
+            };
+            let Some(text) = page_text(&line) else {
+                continue;
+            };
+            self.page_log.push(text.clone());
+            if text.contains(needle) {
+                return Ok(text);
+            }
+        }
+    }
+
+    /// The first page console line seen so far that contains `needle`.
+    fn logged(&self, needle: &str) -> Option<&str> {
+        self.page_log
+            .iter()
+            .find(|l| l.contains(needle))
+            .map(String::as_str)
+    }
+
+    /// The page's console lines so far, one a line.
+    fn page_report(&mut self) -> String {
+        while let Ok(line) = self.lines.try_recv() {
+            self.page_log.extend(page_text(&line));
+        }
+        format!("page console:\n{}", self.page_log.join("\n"))
+    }
+}
+
+/// The page's message in a line of Chromium's log, which reads
+/// `[…:INFO:CONSOLE:31] "peer: <message>", source: file:///…/peer.html?… (31)`.
+fn page_text(line: &str) -> Option<String> {
+    let start = line.find(PAGE_PREFIX)? + PAGE_PREFIX.len();
+    let rest = &line[start..];
+    let end = rest.rfind("\", source: ").unwrap_or(rest.len());
+    Some(rest[..end].to_owned())
+}
+
+/// The media sections of a page line `… codecs audio: opus; video: H264 VP8`, sorted:
+/// `["audio: opus", "video: H264 VP8"]`.
+fn codec_sections(line: &str) -> Vec<&str> {
+    let list = line.split_once("codecs ").map_or("", |(_, l)| l);
+    let mut sections: Vec<&str> = list.split("; ").collect();
+    sections.sort_unstable();
+    sections
+}
+
+/// rtc-cli's media: the bundled clip and speech out, the browser's video recorded to
+/// `video`, nothing played, candidates on 127.0.0.1 only.
+fn media_args(video: &Path) -> Vec<String> {
+    let file = |name: &str| format!("file:{}", fixture(name).display());
+    [
+        "--camera".to_owned(),
+        file("clip_320x240.y4m"),
+        "--video-size".into(),
+        "320x240".into(),
+        "--mic".into(),
+        file("speech_48k_mono.wav"),
+        "--speaker".into(),
+        "none".into(),
+        "--bind".into(),
+        "127.0.0.1".into(),
+        "--record-video".into(),
+        video.display().to_string(),
+    ]
+    .into()
+}
+
+/// Runs `check`; if it panics, prints the page's console and `name`'s log, then panics
+/// again.
+fn explained<T>(home: &Home, name: &str, browser: &mut Browser, check: impl FnOnce() -> T) -> T {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(check)) {
+        Ok(value) => value,
+        Err(panic) => {
+            eprintln!("{}", browser.page_report());
+            eprintln!("{name} log:\n{}", home.log_tail(name));
+            std::panic::resume_unwind(panic)
+        }
+    }
+}
+
+/// Waits for `p`'s call to connect, then to end because the page hung up (its pass).
+fn connects_and_page_hangs_up(p: &Proc) {
+    p.event(&[("event", "state"), ("state", "connected")]);
+    let ended = p.event(&[("event", "state"), ("state", "ended")]);
+    assert_eq!(
+        ended["reason"], "remote-hangup",
+        "the page hangs up only after it decoded our media: {ended}"
+    );
+}
+
+/// Checks the page's `PASSED:` line names H.264 video and Opus audio coming in.
+fn page_passed_with_h264_and_opus(browser: &mut Browser) {
+    let passed = browser
+        .page_line("PASSED:")
+        .unwrap_or_else(|why| panic!("{why}\n{}", browser.page_report()));
+    assert!(
+        passed.contains("inbound video/H264") && passed.contains("inbound audio/opus"),
+        "the browser must receive H.264 and Opus: {passed}"
+    );
+}
+
+/// Checks the recording holds the browser's fake camera: enough frames, of the size
+/// the page asked for, and moving (Chromium's fake camera animates every frame).
+fn recording_holds_the_browser_camera(video: &Path) {
+    let frames = read_y4m(video);
+    eprintln!("recorded {} frames from the browser", frames.len());
+    assert!(
+        frames.len() >= MIN_RECORDED_FRAMES,
+        "only {} frames of the browser's video were recorded",
+        frames.len()
+    );
+    let (first, last) = (&frames[0], &frames[frames.len() - 1]);
+    assert_eq!((first.width(), first.height()), (320, 240));
+    let similarity = psnr(first, last).expect("frames of one recording have one size");
+    assert!(
+        similarity < 60.0,
+        "first and last recorded frames are identical (PSNR {similarity:.1} dB): the video is frozen"
+    );
+}
+
+#[test]
+fn rtc_cli_calls_the_browser_and_media_flows_both_ways() {
+    if let Some(why) = chromium_missing() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let _turn = one_call_at_a_time();
+    let home = Home::new().with_wait(WAIT).failing_on_error_events();
+    let (_server, url) = home.serve(&[]);
+    let mut browser = match Browser::start(&url, "browser", "tom", PageMode::Answer) {
+        Start::Ready(b) => b,
+        Start::Unavailable(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    let started = Instant::now();
+    let video = home.path("from-browser.y4m");
+    let media = media_args(&video);
+    let media: Vec<&str> = media.iter().map(String::as_str).collect();
+    let tom = home.caller(&url, "tom", "browser", &media);
+    explained(&home, "tom", &mut browser, || {
+        connects_and_page_hangs_up(&tom);
+        assert_eq!(tom.wait_exit(), 0, "a call the peer hung up ends with 0");
+    });
+    page_passed_with_h264_and_opus(&mut browser);
+    eprintln!("call to the browser took {:?}", started.elapsed());
+    let report = browser.page_report();
+    let answer = browser
+        .logged("answer sent with codecs")
+        .unwrap_or_else(|| panic!("the page sent no answer\n{report}"));
+    assert_eq!(
+        codec_sections(answer),
+        ["audio: opus", "video: H264"],
+        "the browser accepts rtc-cli's offer of H.264 and Opus: {answer}"
+    );
+    recording_holds_the_browser_camera(&video);
+}
+
+#[test]
+fn the_browser_calls_rtc_cli_and_its_answer_picks_h264_and_opus() {
+    if let Some(why) = chromium_missing() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let _turn = one_call_at_a_time();
+    let home = Home::new().with_wait(WAIT).failing_on_error_events();
+    let (_server, url) = home.serve(&[]);
+    let video = home.path("from-browser.y4m");
+    let media = media_args(&video);
+    let mut listen = vec!["--auto-accept"];
+    listen.extend(media.iter().map(String::as_str));
+    let mut jerry = home.listener(&url, "jerry", &listen);
+    let started = Instant::now();
+    let mut browser = match Browser::start(&url, "browser", "jerry", PageMode::Call) {
+        Start::Ready(b) => b,
+        Start::Unavailable(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    explained(&home, "jerry", &mut browser, || {
+        connects_and_page_hangs_up(&jerry);
+    });
+    page_passed_with_h264_and_opus(&mut browser);
+    eprintln!("call from the browser took {:?}", started.elapsed());
+    let report = browser.page_report();
+    let offer = browser
+        .logged("offer sent with codecs")
+        .unwrap_or_else(|| panic!("the page sent no offer\n{report}"));
+    eprintln!("{offer}");
+    assert!(
+        offer.contains("VP8") && offer.contains("H264") && offer.contains("opus"),
+        "the browser offers all its codecs: {offer}"
+    );
+    let answer = browser
+        .logged("answer received with codecs")
+        .unwrap_or_else(|| panic!("no answer reached the page\n{report}"));
+    eprintln!("{answer}");
+    assert_eq!(
+        codec_sections(answer),
+        ["audio: opus", "video: H264"],
+        "rtc-cli answers H.264 and Opus only: {answer}"
+    );
+    // The listener stays online after a call; quitting closes the recording.
+    jerry.send("quit");
+    assert_eq!(jerry.wait_exit(), 0);
+    recording_holds_the_browser_camera(&video);
+}
