@@ -8,25 +8,39 @@ use tracing::warn;
 use crate::media::video::I420Frame;
 use crate::media::video::y4m::{FrameRate, Y4mWriter};
 
-/// Writes decoded remote frames to a Y4M file. The header needs the frame rate, so the
-/// file is created at the second frame, from the RTP timestamps of the first two.
+/// Frames held back to measure the stream's frame rate before the Y4M header is written.
+const RATE_PROBE_FRAMES: usize = 10;
+
+/// The RTP clock of H.264 video, Hz (RFC 6184 §8.2.1).
+const VIDEO_CLOCK_HZ: u32 = 90_000;
+
+/// Writes decoded remote frames to a Y4M file. The header needs the frame rate, so
+/// the first [`RATE_PROBE_FRAMES`] frames are held until their RTP timestamps give it
+/// (the median interval, so a slow first frame does not skew it).
 pub(super) struct VideoRecorder {
-    pub(super) path: PathBuf,
-    pub(super) first: Option<(I420Frame, u32)>,
-    pub(super) writer: Option<Y4mWriter>,
-    pub(super) failed: bool,
+    path: PathBuf,
+    /// Frames and RTP timestamps waiting for the header.
+    pending: Vec<(I420Frame, u32)>,
+    writer: Option<Y4mWriter>,
+    /// Set after an error: the recording stops, the call goes on.
+    failed: bool,
 }
 
 impl VideoRecorder {
     pub(super) fn new(path: PathBuf) -> Self {
         Self {
             path,
-            first: None,
+            pending: Vec::with_capacity(RATE_PROBE_FRAMES),
             writer: None,
             failed: false,
         }
     }
 
+    /// Records one frame.
+    ///
+    /// # Errors
+    /// The file cannot be created or written, or the frame size changed (Y4M has one
+    /// size per file); later frames are then ignored.
     pub(super) fn write(&mut self, frame: &I420Frame, rtp_timestamp: u32) -> anyhow::Result<()> {
         if self.failed {
             return Ok(());
@@ -40,41 +54,49 @@ impl VideoRecorder {
         if let Some(writer) = &mut self.writer {
             return Ok(writer.write_frame(frame)?);
         }
-        match self.first.take() {
-            None => {
-                self.first = Some((frame.clone(), rtp_timestamp));
-                Ok(())
-            }
-            Some((first, first_ts)) => {
-                let ticks = rtp_timestamp.wrapping_sub(first_ts);
-                // 90 kHz RTP clock (RFC 6184 §8.2.1); rounded to whole frames per second.
-                let fps = (90_000 + ticks / 2).checked_div(ticks).unwrap_or(30);
-                self.open(&first, fps.clamp(1, 120))?;
-                let writer = self.writer.as_mut().expect("just opened");
-                writer.write_frame(&first)?;
-                writer.write_frame(frame)?;
-                Ok(())
-            }
+        self.pending.push((frame.clone(), rtp_timestamp));
+        if self.pending.len() >= RATE_PROBE_FRAMES {
+            self.open_and_flush()?;
         }
+        Ok(())
     }
 
-    fn open(&mut self, first: &I420Frame, fps: u32) -> anyhow::Result<()> {
-        let rate = FrameRate::from_fps(fps).context("bad frame rate")?;
-        let writer = Y4mWriter::create(&self.path, first.width(), first.height(), rate)
+    /// Frames per second from the median RTP timestamp interval of the held frames;
+    /// 30 when there are too few to tell.
+    fn probed_fps(&self) -> u32 {
+        let mut ticks: Vec<u32> = self
+            .pending
+            .windows(2)
+            .map(|w| w[1].1.wrapping_sub(w[0].1))
+            .filter(|&t| t > 0 && t < VIDEO_CLOCK_HZ * 10)
+            .collect();
+        ticks.sort_unstable();
+        let Some(&median) = ticks.get(ticks.len() / 2) else {
+            return 30;
+        };
+        ((VIDEO_CLOCK_HZ + median / 2) / median).clamp(1, 120)
+    }
+
+    fn open_and_flush(&mut self) -> anyhow::Result<()> {
+        let Some((first, _)) = self.pending.first() else {
+            return Ok(());
+        };
+        let rate = FrameRate::from_fps(self.probed_fps()).context("bad frame rate")?;
+        let mut writer = Y4mWriter::create(&self.path, first.width(), first.height(), rate)
             .with_context(|| format!("cannot create {}", self.path.display()))?;
+        for (frame, _) in self.pending.drain(..) {
+            writer.write_frame(&frame)?;
+        }
         self.writer = Some(writer);
         Ok(())
     }
 
+    /// Writes what is held and flushes the file (at the end of the call).
     pub(super) fn finish(&mut self) {
-        if let Some((first, _)) = self.first.take() {
-            if let Err(e) = self.open(&first, 30).and_then(|()| {
-                let w = self.writer.as_mut().expect("just opened");
-                w.write_frame(&first)?;
-                Ok(())
-            }) {
-                warn!("recording: {e:#}");
-            }
+        if !self.failed
+            && let Err(e) = self.open_and_flush()
+        {
+            warn!("recording: {e:#}");
         }
         if let Some(w) = &mut self.writer
             && let Err(e) = w.flush()
@@ -87,6 +109,23 @@ impl VideoRecorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_slow_first_frame_does_not_skew_the_recorded_rate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.y4m");
+        let mut r = VideoRecorder::new(path.clone());
+        let f = I420Frame::filled(16, 8, (100, 128, 128)).unwrap();
+        // The first interval is half a second (a browser warming up), then 30 fps.
+        let mut ts = 0u32;
+        for i in 0..25 {
+            r.write(&f, ts).unwrap();
+            ts = ts.wrapping_add(if i == 0 { 45_000 } else { 3_000 });
+        }
+        r.finish();
+        let reader = crate::media::video::y4m::Y4mReader::open(&path).unwrap();
+        assert_eq!(reader.header().frame_rate.fps(), 30.0);
+    }
 
     #[test]
     fn recorder_takes_the_frame_rate_from_rtp_timestamps() {
