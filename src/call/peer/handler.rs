@@ -32,6 +32,8 @@ pub(crate) struct Shared {
     events: mpsc::UnboundedSender<PeerEvent>,
     /// Latest PeerConnection state, for the connect deadline.
     pub(crate) state: watch::Sender<RTCPeerConnectionState>,
+    /// Whether candidate gathering of the current ICE generation is complete.
+    pub(crate) gathered: watch::Sender<bool>,
     /// Set once `Failed` was reported for the current connection attempt.
     failed_reported: AtomicBool,
     /// Set by `close`; silences every later event.
@@ -61,6 +63,7 @@ impl Shared {
         Self {
             events,
             state: watch::Sender::new(RTCPeerConnectionState::New),
+            gathered: watch::Sender::new(false),
             failed_reported: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             video_tx,
@@ -165,6 +168,9 @@ impl PeerConnectionEventHandler for PeerHandler {
 
     async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
         tracing::debug!(%state, "ICE gathering");
+        self.shared
+            .gathered
+            .send_replace(state == RTCIceGatheringState::Complete);
         if state == RTCIceGatheringState::Complete {
             self.shared.emit(PeerEvent::EndOfCandidates);
         }

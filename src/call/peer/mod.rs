@@ -48,6 +48,11 @@ use media::{LocalTrack, ReceivedCounters};
 /// the call ends with `ice-failed` (the requirement).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Longest wait for local candidate gathering before an SDP offer or answer goes out
+/// without the candidates still missing (they trickle after it). Host candidates take
+/// a few milliseconds; STUN ones may take longer and simply trickle.
+pub const GATHER_WAIT: Duration = Duration::from_millis(100);
+
 /// Remote video RTP packets buffered for the pipeline: about two keyframes at 720p.
 pub const REMOTE_VIDEO_QUEUE: usize = 512;
 /// Remote audio RTP packets buffered for the pipeline: 2.56 s of 20 ms Opus packets.
@@ -190,6 +195,7 @@ impl PeerSession {
             .context("creating the SDP answer")?;
         let sdp = answer.sdp.clone();
         self.remember_local_ufrag(&sdp);
+        self.shared.gathered.send_replace(false);
         self.pc
             .set_local_description(answer)
             .await
@@ -197,7 +203,7 @@ impl PeerSession {
         self.renegotiated();
         self.flush_candidates(&mut negotiation).await;
         self.arm_connect_deadline();
-        Ok(sdp)
+        Ok(self.with_gathered_candidates(sdp).await)
     }
 
     /// Caller: applies the peer's SDP answer to our offer.
@@ -375,11 +381,26 @@ impl PeerSession {
             .context("creating the SDP offer")?;
         let sdp = offer.sdp.clone();
         self.remember_local_ufrag(&sdp);
+        self.shared.gathered.send_replace(false);
         self.pc
             .set_local_description(offer)
             .await
             .context("setting the local SDP offer")?;
-        Ok(sdp)
+        Ok(self.with_gathered_candidates(sdp).await)
+    }
+
+    /// The local description with the candidates gathered so far, once gathering is
+    /// complete or after [`GATHER_WAIT`]. Candidates trickle anyway; carrying the host
+    /// candidates in the SDP as well lets the peer start connectivity checks when it
+    /// applies the description, instead of at webrtc 0.21's next 200 ms timer tick after
+    /// a trickled candidate (BENCHMARKS.md, call setup).
+    async fn with_gathered_candidates(&self, sdp: String) -> String {
+        let mut gathered = self.shared.gathered.subscribe();
+        let _ = tokio::time::timeout(GATHER_WAIT, gathered.wait_for(|done| *done)).await;
+        match self.pc.local_description().await {
+            Some(description) => description.sdp,
+            None => sdp,
+        }
     }
 
     /// Adds our two tracks once, and starts listening for keyframe requests on the video
