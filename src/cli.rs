@@ -78,6 +78,8 @@ pub enum Command {
         /// The shell
         shell: clap_complete::Shell,
     },
+    /// Print the man page (roff), e.g. `rtc-cli manpage > rtc-cli.1 && man ./rtc-cli.1`
+    Manpage,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -42,6 +42,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::devices::run_devices_command(args.json, &mut std::io::stdout().lock())?;
             Ok(ExitCode::Ok)
         }
+        Command::Manpage => {
+            use clap::CommandFactory;
+            match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout().lock()) {
+                // A reader that stops early (`| head`) is not an error.
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err(anyhow::Error::new(e).context("cannot write the man page"))
+                }
+                _ => Ok(ExitCode::Ok),
+            }
+        }
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

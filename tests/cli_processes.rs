@@ -204,3 +204,25 @@ fn serve_stops_gracefully_on_sigterm() {
     assert_eq!(server.wait_exit(), 0);
     jerry.event(&[("event", "server_lost")]);
 }
+
+#[test]
+fn manpage_and_completions_describe_every_subcommand() {
+    let home = Home::new();
+    let man = home.run(&["manpage"]);
+    assert!(man.status.success());
+    let man = String::from_utf8_lossy(&man.stdout);
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH rtc-cli 1"),
+        "{man}"
+    );
+    for sub in ["serve", "login", "call", "listen", "devices"] {
+        assert!(man.contains(sub), "man page lacks {sub}");
+    }
+    let bash = home.run(&["completions", "bash"]);
+    assert!(bash.status.success());
+    let bash = String::from_utf8_lossy(&bash.stdout);
+    assert!(
+        bash.contains("complete") && bash.contains("--auto-accept"),
+        "{bash}"
+    );
+}
