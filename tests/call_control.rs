@@ -6,12 +6,11 @@ mod common;
 
 use std::time::Duration;
 
+use common::settings::loopback_media;
 use common::{RawClient, TestServer, WAIT, id};
 use rtc_cli::call::controller::{self, ControllerConfig, Mode, ViewChannels};
 use rtc_cli::call::media::VideoSlots;
 use rtc_cli::call::{AppEvent, CallState, EndReason, ExitCode, TimedEvent, UserCommand};
-use rtc_cli::config::MediaSettings;
-use rtc_cli::media::spec::{AudioSinkSpec, AudioSourceSpec, VideoSourceSpec};
 use rtc_cli::signaling::client::ClientConfig;
 use rtc_cli::signaling::protocol::{ClientMessage, ServerMessage};
 use rtc_cli::signaling::server::ServerConfig;
@@ -23,24 +22,6 @@ struct Running {
     events: mpsc::Receiver<TimedEvent>,
     commands: mpsc::Sender<UserCommand>,
     task: JoinHandle<ExitCode>,
-}
-
-/// Light media for call-control tests: a small test pattern, a tone, no speaker, loopback only.
-fn small_media() -> MediaSettings {
-    MediaSettings {
-        camera: VideoSourceSpec::TestPattern,
-        mic: AudioSourceSpec::Tone,
-        speaker: AudioSinkSpec::None,
-        video_size: (160, 120),
-        fps: 10,
-        video_bitrate_kbps: 200,
-        audio_bitrate_kbps: 24,
-        record_video: None,
-        record_audio: None,
-        ice_servers: Vec::new(),
-        bind: vec![[127, 0, 0, 1].into()],
-        max_draw_fps: 30,
-    }
 }
 
 fn start(server_url: &str, who: &str, mode: Mode, hangup_after: Option<Duration>) -> Running {
@@ -55,7 +36,7 @@ fn start(server_url: &str, who: &str, mode: Mode, hangup_after: Option<Duration>
             mode,
             client,
             hangup_after,
-            media: small_media(),
+            media: loopback_media((160, 120), 10, 200),
             slots: VideoSlots::new(),
         },
         ViewChannels {

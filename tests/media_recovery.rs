@@ -3,32 +3,16 @@
 //! receiver loses its decoder state, video resumes within 1 s through a PLI and a
 //! keyframe.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::settings::loopback_media;
 use rtc_cli::call::media::{MediaCall, MediaEvent, VideoSlots};
 use rtc_cli::call::peer::PeerEvent;
-use rtc_cli::config::MediaSettings;
-use rtc_cli::media::spec::{AudioSinkSpec, AudioSourceSpec, VideoSourceSpec};
 use tokio::sync::mpsc;
 
 const WAIT: Duration = Duration::from_secs(15);
-
-fn config() -> MediaSettings {
-    MediaSettings {
-        camera: VideoSourceSpec::TestPattern,
-        mic: AudioSourceSpec::Tone,
-        speaker: AudioSinkSpec::None,
-        video_size: (320, 240),
-        fps: 30,
-        video_bitrate_kbps: 500,
-        audio_bitrate_kbps: 24,
-        record_video: None,
-        record_audio: None,
-        ice_servers: Vec::new(),
-        bind: vec![[127, 0, 0, 1].into()],
-        max_draw_fps: 30,
-    }
-}
 
 struct Side {
     media: MediaCall,
@@ -40,7 +24,9 @@ struct Side {
 async fn side() -> Side {
     let (tx, events) = mpsc::channel(64);
     let slots = VideoSlots::new();
-    let media = MediaCall::start(&config(), &slots, tx).await.unwrap();
+    let media = MediaCall::start(&loopback_media((320, 240), 30, 500), &slots, tx)
+        .await
+        .unwrap();
     Side {
         media,
         events,

@@ -192,3 +192,4 @@ pub mod media_check;
 pub mod netns;
 pub mod process;
 pub mod pulse;
+pub mod settings;

@@ -18,6 +18,24 @@ use ringbuf::{HeapCons, HeapProd};
 
 use super::device::quiet_alsa;
 
+/// Calls `$build::<T>(args)` with `T` the Rust type of the cpal sample format `$format`
+/// (`$what` names the direction in the error for a format cpal adds later).
+macro_rules! with_sample_type {
+    ($format:expr, $what:literal, $build:ident($($arg:expr),*)) => {
+        match $format {
+            SampleFormat::F32 => $build::<f32>($($arg),*),
+            SampleFormat::I16 => $build::<i16>($($arg),*),
+            SampleFormat::U16 => $build::<u16>($($arg),*),
+            SampleFormat::I32 => $build::<i32>($($arg),*),
+            SampleFormat::U32 => $build::<u32>($($arg),*),
+            SampleFormat::I8 => $build::<i8>($($arg),*),
+            SampleFormat::U8 => $build::<u8>($($arg),*),
+            SampleFormat::F64 => $build::<f64>($($arg),*),
+            other => anyhow::bail!("unsupported {} sample format {other}", $what),
+        }
+    };
+}
+
 /// Periods per ALSA buffer when cpal is given a fixed buffer size (cpal 0.15
 /// `set_hw_params_from_format`: period = buffer / 4).
 const PERIODS: u32 = 4;
@@ -164,22 +182,11 @@ pub(super) fn build_input_stream(
     counters: Arc<CallbackCounters>,
 ) -> anyhow::Result<cpal::Stream> {
     quiet_alsa();
-    macro_rules! build {
-        ($t:ty) => {
-            input_stream::<$t>(device, config, ring, errors, counters)
-        };
-    }
-    match format {
-        SampleFormat::F32 => build!(f32),
-        SampleFormat::I16 => build!(i16),
-        SampleFormat::U16 => build!(u16),
-        SampleFormat::I32 => build!(i32),
-        SampleFormat::U32 => build!(u32),
-        SampleFormat::I8 => build!(i8),
-        SampleFormat::U8 => build!(u8),
-        SampleFormat::F64 => build!(f64),
-        other => anyhow::bail!("unsupported input sample format {other}"),
-    }
+    with_sample_type!(
+        format,
+        "input",
+        input_stream(device, config, ring, errors, counters)
+    )
 }
 
 fn input_stream<T>(
@@ -243,22 +250,11 @@ pub(super) fn build_output_stream(
     counters: Arc<CallbackCounters>,
 ) -> anyhow::Result<cpal::Stream> {
     quiet_alsa();
-    macro_rules! build {
-        ($t:ty) => {
-            output_stream::<$t>(device, config, limits, ring, errors, counters)
-        };
-    }
-    match format {
-        SampleFormat::F32 => build!(f32),
-        SampleFormat::I16 => build!(i16),
-        SampleFormat::U16 => build!(u16),
-        SampleFormat::I32 => build!(i32),
-        SampleFormat::U32 => build!(u32),
-        SampleFormat::I8 => build!(i8),
-        SampleFormat::U8 => build!(u8),
-        SampleFormat::F64 => build!(f64),
-        other => anyhow::bail!("unsupported output sample format {other}"),
-    }
+    with_sample_type!(
+        format,
+        "output",
+        output_stream(device, config, limits, ring, errors, counters)
+    )
 }
 
 fn output_stream<T>(

@@ -1,0 +1,24 @@
+//! Media settings for in-process calls: the test pattern, a tone, no speaker, and ICE
+//! on 127.0.0.1 only.
+
+use rtc_cli::config::MediaSettings;
+use rtc_cli::media::spec::{AudioSinkSpec, AudioSourceSpec, VideoSourceSpec};
+
+/// Synthetic media on loopback at `video_size` (width, height), `fps` and
+/// `video_bitrate_kbps`.
+pub fn loopback_media(video_size: (u32, u32), fps: u32, video_bitrate_kbps: u32) -> MediaSettings {
+    MediaSettings {
+        camera: VideoSourceSpec::TestPattern,
+        mic: AudioSourceSpec::Tone,
+        speaker: AudioSinkSpec::None,
+        video_size,
+        fps,
+        video_bitrate_kbps,
+        audio_bitrate_kbps: 24,
+        record_video: None,
+        record_audio: None,
+        ice_servers: Vec::new(),
+        bind: vec![[127, 0, 0, 1].into()],
+        max_draw_fps: 30,
+    }
+}
