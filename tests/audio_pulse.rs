@@ -1,7 +1,6 @@
-//! Speaker → microphone loopback through real cpal devices. Needs a PulseAudio server
-//! with a null sink as default and its monitor as default source (FIELD-NOTES; started
-//! by tests/common/pulse.rs), so it is ignored by default:
-//! `cargo test --test audio_pulse -- --ignored`.
+//! Speaker → microphone loopback through real cpal devices: a PulseAudio server with a
+//! null sink as default and its monitor as default source (FIELD-NOTES; started by
+//! tests/common/pulse.rs). Skips with a printed reason where PulseAudio is missing.
 
 mod common;
 
@@ -17,9 +16,9 @@ use rtc_cli::media::audio::{AudioSink, AudioSource, FRAME_SAMPLES, level_dbfs};
 use rtc_cli::media::spec::DeviceSelector;
 
 #[test]
-#[ignore = "needs a PulseAudio null sink (see FIELD-NOTES)"]
 fn a_tone_played_on_the_speaker_is_captured_from_the_monitor() {
     if pulse::server().is_none() {
+        eprintln!("skipped: no PulseAudio server (install pulseaudio, see scripts/setup.sh)");
         return;
     }
     let mut speaker = SpeakerSink::open(&DeviceSelector::Default).expect("speaker");
