@@ -24,8 +24,10 @@ Exit codes of `call`:
 #[derive(Debug, Parser)]
 #[command(name = "rtc-cli", version, about, after_help = EXIT_CODES)]
 pub struct Cli {
+    /// Options every subcommand takes.
     #[command(flatten)]
     pub global: GlobalArgs,
+    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
@@ -58,6 +60,7 @@ pub struct GlobalArgs {
     pub log_file: Option<PathBuf>,
 }
 
+/// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the signaling server that clients log in to
@@ -82,6 +85,7 @@ pub enum Command {
     Manpage,
 }
 
+/// Who may log in to `serve` (`--auth`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AuthMode {
     /// Any valid id may log in
@@ -90,9 +94,11 @@ pub enum AuthMode {
     Token,
 }
 
+/// `rtc-cli serve` options.
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct ServeArgs {
+    /// `serve token`, instead of running the server.
     #[command(subcommand)]
     pub command: Option<ServeCommand>,
 
@@ -113,6 +119,7 @@ pub struct ServeArgs {
     pub ring_timeout: Duration,
 }
 
+/// Subcommands of `serve`.
 #[derive(Debug, Subcommand)]
 pub enum ServeCommand {
     /// Print a login token for an id
@@ -128,6 +135,7 @@ pub enum ServeCommand {
     },
 }
 
+/// `rtc-cli login` options.
 #[derive(Debug, Args)]
 pub struct LoginArgs {
     /// Who to log in as
@@ -137,6 +145,7 @@ pub struct LoginArgs {
     pub token: Option<String>,
 }
 
+/// `rtc-cli call` options.
 #[derive(Debug, Args)]
 pub struct CallArgs {
     /// Who to call
@@ -144,10 +153,12 @@ pub struct CallArgs {
     /// End a connected call by itself after this long (e.g. 10s, 1m)
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub hangup_after: Option<Duration>,
+    /// Sources, sinks, codecs and ICE.
     #[command(flatten)]
     pub media: MediaArgs,
 }
 
+/// `rtc-cli listen` options.
 #[derive(Debug, Args)]
 pub struct ListenArgs {
     /// Answer incoming calls at once
@@ -156,10 +167,12 @@ pub struct ListenArgs {
     /// End each connected call by itself after this long
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub hangup_after: Option<Duration>,
+    /// Sources, sinks, codecs and ICE.
     #[command(flatten)]
     pub media: MediaArgs,
 }
 
+/// `rtc-cli devices` options.
 #[derive(Debug, Args)]
 pub struct DevicesArgs {
     /// One JSON document with `cameras`, `inputs` and `outputs`

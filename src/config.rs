@@ -210,8 +210,11 @@ impl Settings {
 /// Media settings of `call`/`listen` after flag > file > default.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaSettings {
+    /// Where outgoing video comes from (`--camera`).
     pub camera: VideoSourceSpec,
+    /// Where outgoing audio comes from (`--mic`).
     pub mic: AudioSourceSpec,
+    /// Where incoming audio goes (`--speaker`).
     pub speaker: AudioSinkSpec,
     /// Send size in pixels (width, height).
     pub video_size: (u32, u32),
@@ -221,7 +224,9 @@ pub struct MediaSettings {
     pub video_bitrate_kbps: u32,
     /// Opus bitrate, kbit/s.
     pub audio_bitrate_kbps: u32,
+    /// `--record-video`: every decoded remote frame, as Y4M.
     pub record_video: Option<PathBuf>,
+    /// `--record-audio`: the received audio, 48 kHz mono WAV.
     pub record_audio: Option<PathBuf>,
     /// `--ice-server` URLs (with `--ice-username`/`--ice-credential`) then the file's.
     pub ice_servers: Vec<IceServerConfig>,

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! rtc-cli: a video-call client for the terminal.
 //!
 //! # Layout

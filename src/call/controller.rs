@@ -25,9 +25,15 @@ use crate::signaling::protocol::{ClientMessage, ErrorCode, ServerEndReason, Serv
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
     /// Call `peer` once; the process ends with that call.
-    Call { peer: UserId },
+    Call {
+        /// Who to call.
+        peer: UserId,
+    },
     /// Wait for calls; answer at once with `auto_accept`.
-    Listen { auto_accept: bool },
+    Listen {
+        /// Accept incoming calls without asking.
+        auto_accept: bool,
+    },
 }
 
 /// How a controller runs.

@@ -208,45 +208,80 @@ impl std::str::FromStr for UserCommand {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum AppEvent {
     /// Logged in to a server (again, after a reconnect).
-    LoggedIn { id: UserId, server: String },
+    LoggedIn {
+        /// The user id.
+        id: UserId,
+        /// The server URL.
+        server: String,
+    },
     /// Someone calls us.
-    Incoming { call_id: CallId, from: UserId },
+    Incoming {
+        /// The call this message is about.
+        call_id: CallId,
+        /// Who calls; stamped by the server.
+        from: UserId,
+    },
     /// A call changed state. `reason` is set when `state` is `ended`.
     State {
+        /// The call this message is about.
         call_id: CallId,
+        /// The other party.
         peer: UserId,
+        /// Whether we called or were called.
         direction: Direction,
+        /// The new call state.
         state: CallState,
+        /// Why it ended; set when `state` is `ended`.
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<EndReason>,
     },
     /// The peer's mic/camera state changed.
     PeerMedia {
+        /// The call this message is about.
         call_id: CallId,
+        /// Microphone and camera state.
         #[serde(flatten)]
         state: MediaState,
     },
     /// Our own mic/camera state changed.
     LocalMedia {
+        /// The call it concerns, if any.
         call_id: Option<CallId>,
+        /// Microphone and camera state.
         #[serde(flatten)]
         state: MediaState,
     },
     /// Once a second while connected.
     Stats {
+        /// The call this message is about.
         call_id: CallId,
+        /// The figures.
         #[serde(flatten)]
         stats: CallStats,
     },
     /// We logged in elsewhere; this session is over.
-    Conflict { message: String },
+    Conflict {
+        /// Human-readable detail.
+        message: String,
+    },
     /// The server connection dropped; reconnecting with backoff.
-    ServerLost { message: String },
+    ServerLost {
+        /// Human-readable detail.
+        message: String,
+    },
     /// Something the user should know that does not end the call (a device
     /// notice, a source fallback, a refused command).
-    Notice { message: String },
+    Notice {
+        /// Human-readable detail.
+        message: String,
+    },
     /// An error; `fatal` ones end the process.
-    Error { message: String, fatal: bool },
+    Error {
+        /// Human-readable detail.
+        message: String,
+        /// Whether the process ends because of it.
+        fatal: bool,
+    },
 }
 
 /// An [`AppEvent`] with its wall-clock time, as a view receives it.

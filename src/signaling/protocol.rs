@@ -173,29 +173,63 @@ pub enum ClientMessage {
         token: Option<String>,
     },
     /// Start a call to `to` under a fresh `call_id`.
-    Call { call_id: CallId, to: UserId },
+    Call {
+        /// The call this message is about.
+        call_id: CallId,
+        /// The callee.
+        to: UserId,
+    },
     /// Callee accepts a ringing call.
-    Accept { call_id: CallId },
+    Accept {
+        /// The call this message is about.
+        call_id: CallId,
+    },
     /// Callee refuses a ringing call.
-    Refuse { call_id: CallId },
+    Refuse {
+        /// The call this message is about.
+        call_id: CallId,
+    },
     /// Caller gives up on a call that was not accepted yet.
-    Cancel { call_id: CallId },
+    Cancel {
+        /// The call this message is about.
+        call_id: CallId,
+    },
     /// Either party ends an accepted call.
-    Hangup { call_id: CallId },
+    Hangup {
+        /// The call this message is about.
+        call_id: CallId,
+    },
     /// SDP offer (RFC 8829 §5.2); relayed to the other party.
-    Offer { call_id: CallId, sdp: String },
+    Offer {
+        /// The call this message is about.
+        call_id: CallId,
+        /// The session description (RFC 8866).
+        sdp: String,
+    },
     /// SDP answer (RFC 8829 §5.3); relayed to the other party.
-    Answer { call_id: CallId, sdp: String },
+    Answer {
+        /// The call this message is about.
+        call_id: CallId,
+        /// The session description (RFC 8866).
+        sdp: String,
+    },
     /// A trickled ICE candidate (RFC 8838); relayed to the other party.
     Candidate {
+        /// The call this message is about.
         call_id: CallId,
+        /// The trickled ICE candidate.
         candidate: IceCandidate,
     },
     /// No more candidates for this ICE generation (RFC 8838 §4.4); relayed.
-    EndOfCandidates { call_id: CallId },
+    EndOfCandidates {
+        /// The call this message is about.
+        call_id: CallId,
+    },
     /// The sender's mic/camera state; relayed to the other party.
     MediaState {
+        /// The call this message is about.
         call_id: CallId,
+        /// Microphone and camera state.
         #[serde(flatten)]
         state: MediaState,
     },
@@ -210,6 +244,7 @@ pub enum ClientMessage {
 pub enum ServerMessage {
     /// Login succeeded.
     LoginOk {
+        /// The user id.
         id: UserId,
         /// The server's protocol version.
         version: u32,
@@ -220,57 +255,117 @@ pub enum ServerMessage {
     /// A request failed; the connection stays open unless `code` is fatal for it
     /// (`auth-failed`, `unsupported-version`).
     Error {
+        /// Stable error code.
         code: ErrorCode,
+        /// Human-readable detail.
         message: String,
+        /// The call it concerns, if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         call_id: Option<CallId>,
     },
     /// A newer login with the same id took over; this connection is closed next.
-    Conflict { message: String },
+    Conflict {
+        /// Human-readable detail.
+        message: String,
+    },
     /// To the caller: the callee is online and is being rung.
-    Ringing { call_id: CallId, to: UserId },
+    Ringing {
+        /// The call this message is about.
+        call_id: CallId,
+        /// The callee.
+        to: UserId,
+    },
     /// To the callee: someone calls.
-    Incoming { call_id: CallId, from: UserId },
+    Incoming {
+        /// The call this message is about.
+        call_id: CallId,
+        /// Who calls; stamped by the server.
+        from: UserId,
+    },
     /// To the caller: the callee accepted.
-    Accept { call_id: CallId, from: UserId },
+    Accept {
+        /// The call this message is about.
+        call_id: CallId,
+        /// Who sent it; stamped by the server, never taken from the client.
+        from: UserId,
+    },
     /// To the caller: the callee refused.
-    Refuse { call_id: CallId, from: UserId },
+    Refuse {
+        /// The call this message is about.
+        call_id: CallId,
+        /// Who sent it; stamped by the server, never taken from the client.
+        from: UserId,
+    },
     /// To the callee: the caller gave up before an answer.
-    Cancel { call_id: CallId, from: UserId },
+    Cancel {
+        /// The call this message is about.
+        call_id: CallId,
+        /// Who sent it; stamped by the server, never taken from the client.
+        from: UserId,
+    },
     /// To the caller: the callee is in another call (answered by the server).
-    Busy { call_id: CallId, from: UserId },
+    Busy {
+        /// The call this message is about.
+        call_id: CallId,
+        /// Who sent it; stamped by the server, never taken from the client.
+        from: UserId,
+    },
     /// To the other party: the call was hung up.
-    Hangup { call_id: CallId, from: UserId },
+    Hangup {
+        /// The call this message is about.
+        call_id: CallId,
+        /// Who sent it; stamped by the server, never taken from the client.
+        from: UserId,
+    },
     /// Relayed SDP offer.
     Offer {
+        /// The call this message is about.
         call_id: CallId,
+        /// Who sent it; stamped by the server, never taken from the client.
         from: UserId,
+        /// The session description (RFC 8866).
         sdp: String,
     },
     /// Relayed SDP answer.
     Answer {
+        /// The call this message is about.
         call_id: CallId,
+        /// Who sent it; stamped by the server, never taken from the client.
         from: UserId,
+        /// The session description (RFC 8866).
         sdp: String,
     },
     /// Relayed ICE candidate.
     Candidate {
+        /// The call this message is about.
         call_id: CallId,
+        /// Who sent it; stamped by the server, never taken from the client.
         from: UserId,
+        /// The trickled ICE candidate.
         candidate: IceCandidate,
     },
     /// Relayed end of candidates.
-    EndOfCandidates { call_id: CallId, from: UserId },
+    EndOfCandidates {
+        /// The call this message is about.
+        call_id: CallId,
+        /// Who sent it; stamped by the server, never taken from the client.
+        from: UserId,
+    },
     /// Relayed peer media state.
     MediaState {
+        /// The call this message is about.
         call_id: CallId,
+        /// Who sent it; stamped by the server, never taken from the client.
         from: UserId,
+        /// Microphone and camera state.
         #[serde(flatten)]
         state: MediaState,
     },
     /// The server ended the call on its own.
     CallEnded {
+        /// The call this message is about.
         call_id: CallId,
+        /// Why the call ended.
         reason: ServerEndReason,
         /// With `glare`: the call that survives (an `incoming` for it was sent).
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -278,7 +373,9 @@ pub enum ServerMessage {
     },
     /// The server is shutting down; reconnect after `retry_after_ms`.
     Shutdown {
+        /// Human-readable detail.
         message: String,
+        /// When to reconnect, in milliseconds.
         retry_after_ms: u64,
     },
 }

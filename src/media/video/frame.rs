@@ -22,9 +22,13 @@ pub enum FrameError {
     /// The buffer does not have `width*height + 2*ceil(w/2)*ceil(h/2)` bytes.
     #[error("an I420 {width}x{height} frame has {expected} bytes, got {actual}")]
     Size {
+        /// Width in pixels.
         width: u32,
+        /// Height in pixels.
         height: u32,
+        /// Bytes the size needs.
         expected: usize,
+        /// Bytes given.
         actual: usize,
     },
 }
