@@ -4,7 +4,7 @@
 //!
 //! Shape after tokio's mini-redis: the [`Server`] accepts, each connection gets a
 //! session (reader loop + writer task with a bounded queue), and all routing goes
-//! through one [`Registry`] behind a mutex that is never held across an await.
+//! through one `Registry` behind a mutex that is never held across an await.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

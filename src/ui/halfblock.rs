@@ -7,7 +7,7 @@
 //!   it reports one (else a cell is taken as twice as tall as wide), centered with
 //!   black bars. The picture is never taller than the grid.
 //! - **Area averaging** with per-axis weights precomputed once per geometry
-//!   ([`Taps`]): every output pixel is the exact area-weighted mean of the source
+//!   (`Taps`): every output pixel is the exact area-weighted mean of the source
 //!   pixels it covers (a box filter), read straight from the Y, U and V planes. There
 //!   is no intermediate full-size RGB copy: luma is read at full resolution, chroma at
 //!   half.

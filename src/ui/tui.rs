@@ -39,7 +39,7 @@ const IDLE_REDRAW: Duration = Duration::from_secs(1);
 const WRITE_BUFFER: usize = 1 << 16;
 
 /// Runs the call screen until the controller closes the events channel (or, after a
-/// Quit, at most [`QUIT_GRACE`] later). Keys become [`UserCommand`]s on
+/// Quit, at most `QUIT_GRACE` later). Keys become [`UserCommand`]s on
 /// `link.commands`; SIGTERM, SIGHUP and SIGINT act like `q`.
 ///
 /// Returns [`Model::farewell`]: the lines (how the call ended, a fatal error) the

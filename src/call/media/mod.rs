@@ -2,11 +2,11 @@
 //! decoders → display, speaker and recordings, around one [`PeerSession`].
 //!
 //! Threads, not tasks, carry the real-time work (ARCHITECTURE): capture+encode per
-//! kind ([`send`]), video assembly+decode and audio jitter buffer+decode+playout
-//! ([`receive`]). They talk to the async side only through lock-free flags, bounded
-//! channels and latest-frame slots, and never wait on a slower consumer. [`record`]
-//! writes the remote video to Y4M, [`clock`] turns test-pattern stamps into
-//! glass-to-glass latency, and [`check`] vets the sources and sinks at start-up.
+//! kind (`send`), video assembly+decode and audio jitter buffer+decode+playout
+//! (`receive`). They talk to the async side only through lock-free flags, bounded
+//! channels and latest-frame slots, and never wait on a slower consumer. `record`
+//! writes the remote video to Y4M, `clock` turns test-pattern stamps into
+//! glass-to-glass latency, and `check` vets the sources and sinks at start-up.
 
 mod check;
 mod clock;

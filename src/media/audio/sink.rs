@@ -84,7 +84,7 @@ impl AudioSink for WavFileSink {
 /// (dropping the newest samples when it is full); the callback pops, copies the mono
 /// sample to every channel, and plays silence when the ring runs dry. When the device
 /// stalls (PulseAudio's first callbacks) and audio piles up, the callback skips the
-/// oldest so at most [`SPEAKER_MAX_QUEUED_MS`] stays queued.
+/// oldest so at most `SPEAKER_MAX_QUEUED_MS` stays queued.
 pub struct SpeakerSink {
     /// Keeps the stream running; dropping it stops playback.
     _stream: StreamThread,

@@ -1,7 +1,7 @@
 //! Camera capture through nokhwa (V4L2 on Linux): enumeration, format choice, a
 //! capture thread, and conversion to I420.
 //!
-//! - [`format`]: what a camera offers and [`choose_format`].
+//! - [`format`](mod@format): what a camera offers and [`choose_format`].
 //! - [`convert`]: YUYV, MJPEG and RGB to I420.
 //! - `capture`: the capture thread and the one-frame hand-over to the reader.
 

@@ -39,7 +39,7 @@ pub enum CaptureError {
     /// The capture thread ended: the camera went away or kept sending bad frames.
     #[error("camera stopped: {0}")]
     Ended(String),
-    /// No frame arrived for [`FRAME_TIMEOUT`].
+    /// No frame arrived for `FRAME_TIMEOUT`.
     #[error("camera sent no frame for {0:?}")]
     Stalled(Duration),
 }
