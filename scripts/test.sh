@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of rtc-cli on a fresh machine: installs what is missing, then
-# formatting, clippy with warnings denied, and all unit, integration and end-to-end
-# tests (tmux call screen, PulseAudio devices, calls between processes on 127.0.0.1).
+# formatting, clippy with warnings denied, rustdoc without warnings, and all unit,
+# integration and end-to-end tests (tmux call screen, PulseAudio devices, headless
+# Chromium as a peer, calls between processes on 127.0.0.1 and in network namespaces).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
+echo "== cargo doc"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked
 echo "== cargo build"
 cargo build --all-targets --locked
 echo "== cargo test"
