@@ -9,7 +9,7 @@ use super::process::{Home, listen_args, sh_quote};
 /// inside it (e.g. `true`, or an `nft` probe); the reason when it cannot.
 pub fn available(check: &str) -> Result<(), String> {
     let out = Command::new("unshare")
-        .args(["-n", "sh", "-c", check])
+        .args(["-n", "-p", "-f", "sh", "-c", check])
         .output()
         .map_err(|e| format!("unshare is not available: {e}"))?;
     if out.status.success() {
@@ -20,14 +20,15 @@ pub fn available(check: &str) -> Result<(), String> {
 }
 
 /// Runs the `sh` script `body` in a new network namespace: `set -e`, `lo` up, and
-/// every background job killed when the script ends (and the script when the test's
-/// `unshare` goes).
+/// every background job killed when the script ends. The script is PID 1 of its own PID
+/// namespace too, so the kernel ends everything it started when it exits, whatever
+/// the trap managed (and the script ends when the test's `unshare` goes).
 pub fn run(body: &str) -> Output {
     let script = format!(
         "set -e\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\nip link set lo up\n{body}"
     );
     Command::new("unshare")
-        .args(["-n", "--kill-child", "sh", "-c", &script])
+        .args(["-n", "-p", "-f", "--kill-child", "sh", "-c", &script])
         .output()
         .expect("run unshare")
 }
