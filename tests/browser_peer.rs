@@ -38,13 +38,6 @@ const MIN_RECORDED_FRAMES: usize = 30;
 /// What starts each of the page's console lines in Chromium's log.
 const PAGE_PREFIX: &str = "\"peer: ";
 
-/// Each test runs a whole browser and a call; on 2 cores they take turns.
-fn one_call_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    TURN.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
@@ -313,7 +306,7 @@ fn rtc_cli_calls_the_browser_and_media_flows_both_ways() {
         eprintln!("skipped: {why}");
         return;
     }
-    let _turn = one_call_at_a_time();
+    let _turn = common::one_call_at_a_time();
     let home = Home::new().with_wait(WAIT).failing_on_error_events();
     let (_server, url) = home.serve(&[]);
     let mut browser = match Browser::start(&url, "browser", "tom", PageMode::Answer) {
@@ -352,7 +345,7 @@ fn the_browser_calls_rtc_cli_and_its_answer_picks_h264_and_opus() {
         eprintln!("skipped: {why}");
         return;
     }
-    let _turn = one_call_at_a_time();
+    let _turn = common::one_call_at_a_time();
     let home = Home::new().with_wait(WAIT).failing_on_error_events();
     let (_server, url) = home.serve(&[]);
     let video = home.path("from-browser.y4m");

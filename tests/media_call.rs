@@ -13,14 +13,6 @@ use common::media_check::{best_match_psnrs, read_wav_48k, read_y4m};
 use common::netns;
 use common::process::{Home, LOOPBACK_ONLY, Proc, TONE_NO_SPEAKER, call_args, test_pattern};
 
-/// Each test here runs whole calls; on a 2-core machine they take turns so their
-/// frame rates and audio timing are not starved by each other.
-fn one_call_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    TURN.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
@@ -90,7 +82,7 @@ fn check_direction(what: &str, sent: u64, video: &Path, audio: &Path) {
 
 #[test]
 fn footage_and_speech_cross_both_ways_in_one_call() {
-    let _turn = one_call_at_a_time();
+    let _turn = common::one_call_at_a_time();
     let home = Home::new();
     let (_server, url) = home.serve(&[]);
     let (clip, speech) = (fixture("clip_320x240.y4m"), fixture("speech_48k_mono.wav"));
@@ -135,7 +127,7 @@ fn media_arriving(v: &serde_json::Value) -> bool {
 
 #[test]
 fn mute_and_camera_off_stop_the_media_and_the_peer_sees_it() {
-    let _turn = one_call_at_a_time();
+    let _turn = common::one_call_at_a_time();
     let home = Home::new()
         .with_media(&test_pattern("160x120", "15"))
         .with_media(&TONE_NO_SPEAKER)
@@ -176,7 +168,7 @@ fn namespace_home() -> Home {
 
 #[test]
 fn a_call_works_in_a_loopback_only_network_namespace() {
-    let _turn = one_call_at_a_time();
+    let _turn = common::one_call_at_a_time();
     // `unshare -n` gives a namespace with only `lo`: no multicast interface, so mDNS
     // must be off, and no --bind: the default must find the loopback path.
     if let Err(why) = netns::available("true") {
@@ -202,7 +194,7 @@ fn a_call_works_in_a_loopback_only_network_namespace() {
 
 #[test]
 fn cutting_udp_mid_call_shows_reconnecting_and_an_ice_restart_brings_it_back() {
-    let _turn = one_call_at_a_time();
+    let _turn = common::one_call_at_a_time();
     let nft_probe = "ip link set lo up && nft add table inet probe && nft delete table inet probe";
     if let Err(why) = netns::available(nft_probe) {
         eprintln!("skipped: needs a network namespace with nftables: {why}");

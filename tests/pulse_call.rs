@@ -21,7 +21,7 @@ mod common;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::MutexGuard;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -73,8 +73,7 @@ impl PulseCall {
     /// starts a server; `None` where PulseAudio is not installed.
     fn start(test: &str) -> Option<Self> {
         let server = pulse::server()?;
-        static TURN: Mutex<()> = Mutex::new(());
-        let turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
+        let turn = common::one_call_at_a_time();
         let sink = NullSink::load(server, test);
         // Processes send light video on loopback (the test pattern, small and slow),
         // wait longer than the default and fail on any `error` event.

@@ -193,3 +193,12 @@ pub mod netns;
 pub mod process;
 pub mod pulse;
 pub mod settings;
+
+/// Tests that run whole calls (several processes, codecs, a browser) take turns within
+/// one test binary: on a 2-core machine they would otherwise starve each other's frame
+/// rates and audio timing. Hold the guard for the test's length.
+pub fn one_call_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
