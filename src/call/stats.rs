@@ -41,6 +41,16 @@ pub struct CallStats {
     pub pli_sent: u64,
     /// Keyframes we sent since the call connected (on start and on each PLI/FIR).
     pub keyframes_sent: u64,
+    /// Audio frames the jitter buffer concealed since the call connected (packet loss,
+    /// underrun, or a frame inserted to grow the playout delay).
+    pub audio_concealed_frames: u64,
+    /// Audio frames recovered from the next packet's in-band FEC (RFC 6716 §2.1.7).
+    pub audio_fec_recovered_frames: u64,
+    /// Audio packets the jitter buffer dropped: late, duplicate, over capacity, or cut to
+    /// bring the delay down.
+    pub audio_dropped_packets: u64,
+    /// The jitter buffer's current target playout delay, in milliseconds (20-200).
+    pub audio_playout_delay_ms: f64,
     /// Capture-to-display latency of the latest remote frame, in milliseconds, when the
     /// peer sends the test pattern (its counter strip carries the capture clock).
     pub glass_to_glass_ms: Option<f64>,

@@ -60,7 +60,7 @@ pub struct CallView {
     /// The peer's microphone and camera.
     pub peer_media: MediaState,
     /// The latest once-a-second figures.
-    pub stats: Option<CallStats>,
+    pub stats: Option<Box<CallStats>>,
 }
 
 impl CallView {
@@ -365,7 +365,7 @@ fn on_event(model: &mut Model, event: AppEvent) {
         AppEvent::LocalMedia { state, .. } => model.local_media = state,
         AppEvent::Stats { call_id, stats } => {
             if let Some(call) = model.call_mut(&call_id) {
-                call.stats = Some(stats);
+                call.stats = Some(Box::new(stats));
             }
         }
         AppEvent::Conflict { message } => {

@@ -414,6 +414,10 @@ fn draw_stats_panel(frame: &mut Frame, model: &Model, area: Rect) {
                     "level in/out {:.0}/{:.0} dBFS",
                     s.audio_level_in_dbfs, s.audio_level_out_dbfs
                 )),
+                Line::from(format!(
+                    "playout      {:.0} ms, {} concealed",
+                    s.audio_playout_delay_ms, s.audio_concealed_frames
+                )),
                 Line::from(format!("video size   {size}")),
                 Line::from(format!("decoded      {} frames", s.frames_decoded)),
                 Line::from(format!("PLI sent     {}", s.pli_sent)),

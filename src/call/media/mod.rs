@@ -114,9 +114,30 @@ struct Counters {
     level_in: AtomicU64,
     /// Latest glass-to-glass latency read from a test-pattern clock stamp, µs; 0 = none.
     glass_to_glass_us: AtomicU64,
+    /// Audio frames the jitter buffer concealed (loss, underrun, or delay growth).
+    audio_concealed: AtomicU64,
+    /// Audio frames recovered from the next packet's in-band FEC.
+    audio_fec_recovered: AtomicU64,
+    /// Audio packets the jitter buffer dropped (late, duplicate, overflow, delay cut).
+    audio_dropped: AtomicU64,
+    /// The jitter buffer's target playout delay, µs.
+    audio_playout_delay_us: AtomicU64,
 }
 
 impl Counters {
+    /// Publishes the audio jitter buffer's figures (one store each, every 20 ms).
+    fn record_playout(&self, jitter: &audio::jitter::JitterStats, target: Duration) {
+        self.audio_concealed
+            .store(jitter.concealed, Ordering::Relaxed);
+        self.audio_fec_recovered
+            .store(jitter.fec_recovered, Ordering::Relaxed);
+        let dropped =
+            jitter.late + jitter.duplicates + jitter.overflow_dropped + jitter.latency_dropped;
+        self.audio_dropped.store(dropped, Ordering::Relaxed);
+        self.audio_playout_delay_us
+            .store(target.as_micros() as u64, Ordering::Relaxed);
+    }
+
     fn new() -> Self {
         let c = Self::default();
         c.level_out.store(SILENCE_DBFS.to_bits(), Ordering::Relaxed);
@@ -507,4 +528,8 @@ fn fill_pipeline_stats(stats: &mut CallStats, c: &Counters) {
     stats.audio_level_in_dbfs = f64::from_bits(c.level_in.load(Ordering::Relaxed));
     let g2g = c.glass_to_glass_us.load(Ordering::Relaxed);
     stats.glass_to_glass_ms = (g2g != 0).then(|| g2g as f64 / 1000.0);
+    stats.audio_concealed_frames = c.audio_concealed.load(Ordering::Relaxed);
+    stats.audio_fec_recovered_frames = c.audio_fec_recovered.load(Ordering::Relaxed);
+    stats.audio_dropped_packets = c.audio_dropped.load(Ordering::Relaxed);
+    stats.audio_playout_delay_ms = c.audio_playout_delay_us.load(Ordering::Relaxed) as f64 / 1000.0;
 }

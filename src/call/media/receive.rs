@@ -186,6 +186,8 @@ impl AudioPlayout {
                 debug!("Opus decode failed: {e}; concealing");
                 frame.fill(0.0);
             }
+            self.counters
+                .record_playout(&jitter.stats(), jitter.target_delay());
             self.play(&frame);
         }
         self.finish();
