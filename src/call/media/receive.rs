@@ -151,7 +151,7 @@ impl AudioPlayout {
             }
         };
         let mut jitter = audio::jitter::JitterBuffer::new();
-        let mut pacer = crate::media::video::pacer::Pacer::new(Duration::from_millis(20));
+        let mut pacer = crate::media::pacer::Pacer::new(Duration::from_millis(20));
         let mut frame: AudioFrame = [0.0; FRAME_SAMPLES];
         let mut started = false;
         while !self.controls.stop.load(Ordering::Relaxed) {

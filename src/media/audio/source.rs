@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::media::pacer::Pacer;
+
 use anyhow::Context as _;
 use cpal::traits::DeviceTrait;
 use ringbuf::HeapRb;
@@ -55,42 +57,11 @@ pub enum Pacing {
     Unpaced,
 }
 
-/// Sleeps to a fixed 20 ms schedule: frame n is due at start + n × 20 ms.
-#[derive(Debug)]
-struct Pacer {
-    /// Real time or not.
-    pacing: Pacing,
-    /// When the next frame is due; `None` before the first frame.
-    next_due: Option<Instant>,
-}
-
-impl Pacer {
-    fn new(pacing: Pacing) -> Self {
-        Self {
-            pacing,
-            next_due: None,
-        }
-    }
-
-    /// Waits until the next frame is due. The first frame is due at once.
-    fn wait(&mut self) {
-        if self.pacing == Pacing::Unpaced {
-            return;
-        }
-        let now = Instant::now();
-        let due = match self.next_due {
-            Some(due) if due > now => {
-                std::thread::sleep(due - now);
-                due
-            }
-            Some(due) if now - due <= MAX_SCHEDULE_LAG => due,
-            Some(_) => {
-                tracing::debug!("audio source fell behind its schedule; restarting it");
-                now
-            }
-            None => now,
-        };
-        self.next_due = Some(due + FRAME_DURATION);
+/// The shared schedule for real-time pacing, or none when unpaced.
+fn pacer(pacing: Pacing) -> Option<Pacer> {
+    match pacing {
+        Pacing::RealTime => Some(Pacer::with_max_lag(FRAME_DURATION, MAX_SCHEDULE_LAG)),
+        Pacing::Unpaced => None,
     }
 }
 
@@ -104,7 +75,7 @@ pub struct ToneSource {
     /// Phase of the next sample, in cycles [0, 1): kept small so precision never decays.
     phase_cycles: f64,
     /// Real-time schedule.
-    pacer: Pacer,
+    pacer: Option<Pacer>,
 }
 
 impl ToneSource {
@@ -114,7 +85,7 @@ impl ToneSource {
             frequency_hz,
             amplitude,
             phase_cycles: 0.0,
-            pacer: Pacer::new(pacing),
+            pacer: pacer(pacing),
         }
     }
 
@@ -126,7 +97,9 @@ impl ToneSource {
 
 impl AudioSource for ToneSource {
     fn read_frame(&mut self, out: &mut AudioFrame) -> anyhow::Result<()> {
-        self.pacer.wait();
+        if let Some(p) = &mut self.pacer {
+            p.wait();
+        }
         let step = self.frequency_hz / f64::from(SAMPLE_RATE_HZ);
         for s in out.iter_mut() {
             *s = self.amplitude * (std::f64::consts::TAU * self.phase_cycles).sin() as f32;
@@ -151,7 +124,7 @@ pub struct WavFileSource {
     /// For `describe`.
     path: PathBuf,
     /// Real-time schedule.
-    pacer: Pacer,
+    pacer: Option<Pacer>,
 }
 
 impl WavFileSource {
@@ -170,7 +143,7 @@ impl WavFileSource {
             samples,
             position: 0,
             path: path.to_owned(),
-            pacer: Pacer::new(pacing),
+            pacer: pacer(pacing),
         })
     }
 
@@ -182,7 +155,9 @@ impl WavFileSource {
 
 impl AudioSource for WavFileSource {
     fn read_frame(&mut self, out: &mut AudioFrame) -> anyhow::Result<()> {
-        self.pacer.wait();
+        if let Some(p) = &mut self.pacer {
+            p.wait();
+        }
         let mut filled = 0;
         while filled < out.len() {
             let take = (out.len() - filled).min(self.samples.len() - self.position);

@@ -6,7 +6,6 @@ pub mod camera;
 pub mod decode;
 pub mod encode;
 pub mod frame;
-pub mod pacer;
 pub mod pattern;
 pub mod quality;
 pub mod scale;

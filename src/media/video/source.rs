@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 
 use super::frame::CapturedFrame;
-use super::pacer::Pacer;
 use super::pattern::{COUNTER_MODULUS, TestPattern};
 use super::scale::Scaler;
 use super::y4m::{FrameRate, Y4mReader};
 use super::{VideoSource, camera};
+use crate::media::pacer::Pacer;
 use crate::media::spec::{DeviceSelector, VideoSourceSpec};
 
 /// A source as opened, with the notice to show when `auto` fell back.

@@ -1,8 +1,10 @@
-//! Frame pacing for synthetic and file sources: frame `n` is due at `start + n * interval`.
+//! Pacing for synthetic and file sources (video frames, 20 ms audio frames): frame `n`
+//! is due at `start + n * interval`.
 //!
 //! Due times come from the schedule, not from "last frame + interval", so sleep
-//! overshoot never accumulates into drift. A caller that falls more than one interval
-//! behind restarts the schedule from now instead of receiving a burst of late frames.
+//! overshoot never accumulates into drift. A caller that falls more than its allowed
+//! lag behind (one interval unless set) restarts the schedule from now instead of
+//! receiving a burst of late frames.
 
 use std::time::{Duration, Instant};
 
@@ -14,15 +16,25 @@ pub struct Pacer {
     start: Option<Instant>,
     /// Frames since `start`.
     count: u32,
+    /// How far behind the schedule a caller may fall and still catch up frame by frame.
+    max_lag: Duration,
 }
 
 impl Pacer {
     /// A pacer with `interval` between frames (e.g. `FrameRate::frame_interval()`).
     pub fn new(interval: Duration) -> Self {
+        Self::with_max_lag(interval, interval)
+    }
+
+    /// A pacer that lets its caller fall up to `max_lag` behind and catch up (frames
+    /// due in the past are returned at once) before it restarts the schedule; audio
+    /// allows more than one frame so a short stall loses no audio.
+    pub fn with_max_lag(interval: Duration, max_lag: Duration) -> Self {
         Self {
             interval,
             start: None,
             count: 0,
+            max_lag,
         }
     }
 
@@ -55,7 +67,7 @@ impl Pacer {
         else {
             return self.restart(now);
         };
-        if now > due + self.interval {
+        if now > due + self.max_lag {
             tracing::debug!(late = ?(now - due), "frame pacing fell behind; schedule restarted");
             return self.restart(now);
         }
@@ -85,6 +97,21 @@ mod tests {
             let asked_at = t0 + 33 * MS * (n - 1) + 5 * MS;
             assert_eq!(p.next_due(asked_at), t0 + 33 * MS * n);
         }
+    }
+
+    #[test]
+    fn a_larger_allowed_lag_catches_up_frame_by_frame() {
+        let mut p = Pacer::with_max_lag(20 * MS, 200 * MS);
+        let t0 = Instant::now();
+        p.next_due(t0);
+        // 100 ms stall: the missed frames are due at once, still on the grid.
+        let late = t0 + 100 * MS;
+        for n in 1..=5u32 {
+            assert_eq!(p.next_due(late), t0 + 20 * MS * n);
+        }
+        // 300 ms stall: past the allowed lag, the schedule restarts.
+        let stalled = t0 + 400 * MS;
+        assert_eq!(p.next_due(stalled), stalled);
     }
 
     #[test]
