@@ -241,7 +241,7 @@ impl Controller {
             let stats = media.final_stats().await;
             self.emit(AppEvent::Stats {
                 call_id: call.id.clone(),
-                stats,
+                stats: Box::new(stats),
             })
             .await;
             media.close().await;
@@ -593,6 +593,7 @@ impl Controller {
         let call_id = call.id.clone();
         match ev {
             MediaEvent::Stats(stats) => {
+                let stats = Box::new(stats);
                 self.emit(AppEvent::Stats { call_id, stats }).await;
             }
             MediaEvent::Notice(message) => self.notice(message).await,

@@ -257,7 +257,7 @@ pub enum AppEvent {
         call_id: CallId,
         /// The figures.
         #[serde(flatten)]
-        stats: CallStats,
+        stats: Box<CallStats>,
     },
     /// We logged in elsewhere; this session is over.
     Conflict {

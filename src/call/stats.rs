@@ -51,6 +51,21 @@ pub struct CallStats {
     pub audio_dropped_packets: u64,
     /// The jitter buffer's current target playout delay, in milliseconds (20-200).
     pub audio_playout_delay_ms: f64,
+    /// Remote video frames skipped since the call connected: packets lost for good, or
+    /// frames undecodable until the next keyframe.
+    pub video_frames_skipped: u64,
+    /// Remote video packets that filled a gap (reordered, or retransmitted after a NACK).
+    pub video_packets_recovered: u64,
+    /// Mean time a remote video frame spent in the jitter buffer, from its first packet to
+    /// its release for decoding, in milliseconds (W3C `jitterBufferDelay` / frames).
+    pub video_jitter_buffer_delay_ms: f64,
+    /// The video jitter buffer's playout delay in force, in milliseconds.
+    pub video_playout_delay_ms: f64,
+    /// Video freezes since the call connected (W3C `freezeCount`: a gap between displayed
+    /// frames of at least max(3 × mean interval, mean + 150 ms)).
+    pub freeze_count: u64,
+    /// Their summed duration, in seconds (W3C `totalFreezesDuration`).
+    pub total_freezes_duration_s: f64,
     /// Capture-to-display latency of the latest remote frame, in milliseconds, when the
     /// peer sends the test pattern (its counter strip carries the capture clock).
     pub glass_to_glass_ms: Option<f64>,

@@ -365,7 +365,7 @@ fn on_event(model: &mut Model, event: AppEvent) {
         AppEvent::LocalMedia { state, .. } => model.local_media = state,
         AppEvent::Stats { call_id, stats } => {
             if let Some(call) = model.call_mut(&call_id) {
-                call.stats = Some(Box::new(stats));
+                call.stats = Some(stats);
             }
         }
         AppEvent::Conflict { message } => {

@@ -596,14 +596,14 @@ mod tests {
             &mut model,
             Msg::Event(AppEvent::Stats {
                 call_id: CallId::parse("c1").unwrap(),
-                stats: CallStats {
+                stats: Box::new(CallStats {
                     rtt_ms: Some(23.4),
                     video_fps_in: 15.0,
                     video_kbps_in: 600.0,
                     audio_kbps_in: 32.0,
                     packets_lost: 3,
                     ..CallStats::default()
-                },
+                }),
             }),
         );
         // A red 4:3 picture: pillarboxed in the 120x22 video area (120x44 half-cells).
@@ -696,10 +696,10 @@ mod tests {
             &mut model,
             Msg::Event(AppEvent::Stats {
                 call_id: CallId::parse("c1").unwrap(),
-                stats: CallStats {
+                stats: Box::new(CallStats {
                     rtt_ms: Some(0.4),
                     ..CallStats::default()
-                },
+                }),
             }),
         );
         let (rows, _) = screen(&model, None, None);
@@ -734,7 +734,7 @@ mod tests {
             &mut model,
             Msg::Event(AppEvent::Stats {
                 call_id: CallId::parse("c1").unwrap(),
-                stats: CallStats::default(),
+                stats: Box::default(),
             }),
         );
         let wide = status_line(&model, 200).to_string();

@@ -35,6 +35,8 @@ use crate::config::MediaSettings;
 use crate::media::audio::{self, AudioSink, AudioSource};
 use crate::media::spec::VideoSourceSpec;
 use crate::media::video::encode::{EncoderSettings, H264Encoder};
+use crate::media::video::freeze::FreezeDetector;
+use crate::media::video::jitter::VideoJitterStats;
 use crate::media::video::source::open_video_source;
 use crate::media::video::{FrameSender, VideoSource};
 
@@ -122,6 +124,19 @@ struct Counters {
     audio_dropped: AtomicU64,
     /// The jitter buffer's target playout delay, µs.
     audio_playout_delay_us: AtomicU64,
+    /// Round-trip time of the selected candidate pair, µs (0 before the first figure);
+    /// written by the stats task, read by the video jitter buffer.
+    rtt_us: AtomicU64,
+    /// The video jitter buffer's figures (see [`VideoJitterStats`]).
+    video_frames_skipped: AtomicU64,
+    video_packets_recovered: AtomicU64,
+    /// Mean W3C `jitterBufferDelay` per released frame, µs.
+    video_jitter_buffer_delay_us: AtomicU64,
+    /// The video playout delay in force, µs.
+    video_playout_delay_us: AtomicU64,
+    /// W3C `freezeCount` and `totalFreezesDuration` (µs) of the displayed video.
+    freeze_count: AtomicU64,
+    freezes_total_us: AtomicU64,
 }
 
 impl Counters {
@@ -136,6 +151,22 @@ impl Counters {
         self.audio_dropped.store(dropped, Ordering::Relaxed);
         self.audio_playout_delay_us
             .store(target.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Publishes the video jitter buffer's and the display's figures.
+    fn record_video_receive(&self, jitter: &VideoJitterStats, freezes: &FreezeDetector) {
+        self.video_frames_skipped
+            .store(jitter.frames_skipped, Ordering::Relaxed);
+        self.video_packets_recovered
+            .store(jitter.packets_recovered, Ordering::Relaxed);
+        let mean_delay_s = jitter.jitter_buffer_delay_s / jitter.frames_released.max(1) as f64;
+        self.video_jitter_buffer_delay_us
+            .store((mean_delay_s * 1e6) as u64, Ordering::Relaxed);
+        self.video_playout_delay_us
+            .store((jitter.target_delay_ms * 1000.0) as u64, Ordering::Relaxed);
+        self.freeze_count.store(freezes.count(), Ordering::Relaxed);
+        self.freezes_total_us
+            .store(freezes.total().as_micros() as u64, Ordering::Relaxed);
     }
 
     fn new() -> Self {
@@ -510,6 +541,11 @@ async fn report_stats(
     loop {
         tick.tick().await;
         let now = peer.stats().await;
+        if let Some(rtt) = now.rtt {
+            counters
+                .rtt_us
+                .store(rtt.as_micros() as u64, Ordering::Relaxed);
+        }
         let mut stats = CallStats::from_peer(&now, Some(&prev));
         fill_pipeline_stats(&mut stats, &counters);
         prev = now;
@@ -532,4 +568,11 @@ fn fill_pipeline_stats(stats: &mut CallStats, c: &Counters) {
     stats.audio_fec_recovered_frames = c.audio_fec_recovered.load(Ordering::Relaxed);
     stats.audio_dropped_packets = c.audio_dropped.load(Ordering::Relaxed);
     stats.audio_playout_delay_ms = c.audio_playout_delay_us.load(Ordering::Relaxed) as f64 / 1000.0;
+    let ms = |v: &AtomicU64| v.load(Ordering::Relaxed) as f64 / 1000.0;
+    stats.video_frames_skipped = c.video_frames_skipped.load(Ordering::Relaxed);
+    stats.video_packets_recovered = c.video_packets_recovered.load(Ordering::Relaxed);
+    stats.video_jitter_buffer_delay_ms = ms(&c.video_jitter_buffer_delay_us);
+    stats.video_playout_delay_ms = ms(&c.video_playout_delay_us);
+    stats.freeze_count = c.freeze_count.load(Ordering::Relaxed);
+    stats.total_freezes_duration_s = ms(&c.freezes_total_us) / 1000.0;
 }

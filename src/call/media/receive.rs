@@ -15,8 +15,9 @@ use super::record::VideoRecorder;
 use super::{Controls, Counters, MediaEvent};
 use crate::call::peer::RtpPacket;
 use crate::media::audio::{self, AudioFrame, AudioSink, FRAME_SAMPLES};
-use crate::media::video::assemble::H264FrameAssembler;
 use crate::media::video::decode::H264Decoder;
+use crate::media::video::freeze::FreezeDetector;
+use crate::media::video::jitter::VideoJitterBuffer;
 use crate::media::video::pattern::read_counter;
 use crate::media::video::{FrameSender, I420Frame};
 
@@ -32,6 +33,9 @@ pub(super) struct VideoReceiver {
 }
 
 impl VideoReceiver {
+    /// Longest sleep between two looks at the flags (stop, decoder restart).
+    const IDLE_WAIT: Duration = Duration::from_millis(100);
+
     pub(super) fn run(mut self) {
         let mut decoder = match H264Decoder::new() {
             Ok(d) => d,
@@ -42,13 +46,18 @@ impl VideoReceiver {
                 return;
             }
         };
-        let mut assembler = H264FrameAssembler::new();
-        // Until a keyframe arrives (at the start, and after a loss) P-frames are skipped.
-        let mut need_keyframe = true;
+        let mut jitter = VideoJitterBuffer::new();
+        let mut freezes = FreezeDetector::new();
         while !self.controls.stop.load(Ordering::Relaxed) {
-            let next = self.runtime.block_on(async {
-                tokio::time::timeout(Duration::from_millis(100), self.packets.recv()).await
-            });
+            let wait = jitter
+                .next_wakeup()
+                .map_or(Self::IDLE_WAIT, |at| {
+                    at.saturating_duration_since(Instant::now())
+                })
+                .min(Self::IDLE_WAIT);
+            let next = self
+                .runtime
+                .block_on(async { tokio::time::timeout(wait, self.packets.recv()).await });
             if self.controls.restart_decoder.swap(false, Ordering::Relaxed) {
                 match H264Decoder::new() {
                     Ok(fresh) => decoder = fresh,
@@ -57,44 +66,42 @@ impl VideoReceiver {
                 info!("video decoder restarted; requesting a keyframe");
                 // Nothing decodes until the keyframe: the display blanks instead of freezing.
                 self.remote_slot.send_replace(None);
-                need_keyframe = true;
-                let _ = self.pli.send(());
+                jitter.request_keyframe();
             }
-            let packet = match next {
-                Err(_) => continue,
+            match next {
+                Err(_) => {}
                 Ok(None) => break,
-                Ok(Some(p)) => p,
-            };
-            let assembled = assembler.push(
-                packet.sequence_number,
-                packet.timestamp,
-                packet.marker,
-                &packet.payload,
-            );
-            if let Some(corruption) = assembled.corruption {
-                debug!("video: {corruption}; requesting a keyframe");
-                need_keyframe = true;
-                let _ = self.pli.send(());
-            }
-            let Some(au) = assembled.access_unit else {
-                continue;
-            };
-            if need_keyframe && !au.keyframe {
-                let _ = self.pli.send(());
-                continue;
-            }
-            match decoder.decode(&au.annexb) {
-                Ok(Some(frame)) => {
-                    need_keyframe = false;
-                    self.on_decoded(frame, au.rtp_timestamp);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    debug!("video decode failed: {e}; requesting a keyframe");
-                    need_keyframe = true;
-                    let _ = self.pli.send(());
+                Ok(Some(first)) => {
+                    push_packet(&mut jitter, first);
+                    // Take what else is queued, so a burst is ordered before playout.
+                    while let Ok(p) = self.packets.try_recv() {
+                        push_packet(&mut jitter, p);
+                    }
                 }
             }
+            jitter.set_rtt(Duration::from_micros(
+                self.counters.rtt_us.load(Ordering::Relaxed),
+            ));
+            while let Some(frame) = jitter.pop(Instant::now()) {
+                match decoder.decode(&frame.access_unit.annexb) {
+                    Ok(Some(decoded)) => {
+                        if let Some(freeze) = freezes.frame_displayed(Instant::now()) {
+                            debug!(ms = freeze.as_millis() as u64, "video freeze ended");
+                        }
+                        self.on_decoded(decoded, frame.access_unit.rtp_timestamp);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        debug!("video decode failed: {e}; requesting a keyframe");
+                        jitter.request_keyframe();
+                    }
+                }
+            }
+            if jitter.take_keyframe_request() {
+                let _ = self.pli.send(());
+            }
+            self.counters
+                .record_video_receive(&jitter.stats(), &freezes);
         }
         if let Some(r) = &mut self.recorder {
             r.finish();
@@ -128,6 +135,16 @@ impl VideoReceiver {
         }
         self.remote_slot.send_replace(Some(Arc::new(frame)));
     }
+}
+
+fn push_packet(jitter: &mut VideoJitterBuffer, p: RtpPacket) {
+    jitter.push(
+        p.sequence_number,
+        p.timestamp,
+        p.marker,
+        p.payload,
+        p.arrival,
+    );
 }
 
 pub(super) struct AudioPlayout {

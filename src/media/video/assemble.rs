@@ -180,7 +180,7 @@ impl H264FrameAssembler {
 /// Whether a payload begins a new access unit (H.264 7.4.1.2.3): an SEI, SPS, PPS or
 /// access unit delimiter, or the slice holding macroblock 0 (`first_mb_in_slice`, the
 /// first Exp-Golomb field of the slice header, is 0 exactly when its first bit is 1).
-fn starts_access_unit(payload: &[u8]) -> bool {
+pub(crate) fn starts_access_unit(payload: &[u8]) -> bool {
     let (nal_type, after_header) = match payload {
         [h, body @ ..] if h & NAL_TYPE_MASK == STAP_A => match body {
             [_, _, nal, rest @ ..] => (nal & NAL_TYPE_MASK, rest.first()),
@@ -199,6 +199,28 @@ fn starts_access_unit(payload: &[u8]) -> bool {
         1 | NAL_IDR => after_header.is_some_and(|b| b & 0x80 != 0),
         6..=9 => true,
         _ => false,
+    }
+}
+
+/// Whether an RTP payload carries (part of) an IDR slice: a single NAL unit of type 5, an
+/// FU-A of one, or a STAP-A holding one (RFC 6184 §5.6-§5.8). Malformed payloads: `false`.
+pub(crate) fn carries_idr(payload: &[u8]) -> bool {
+    match payload {
+        [h, fu, ..] if h & NAL_TYPE_MASK == FU_A => fu & NAL_TYPE_MASK == NAL_IDR,
+        [h, stap @ ..] if h & NAL_TYPE_MASK == STAP_A => {
+            let mut body = stap;
+            while let [hi, lo, rest @ ..] = body {
+                let size = usize::from(u16::from_be_bytes([*hi, *lo]));
+                match rest.get(..size) {
+                    Some([nal, ..]) if nal & NAL_TYPE_MASK == NAL_IDR => return true,
+                    Some(_) => body = &rest[size..],
+                    None => return false,
+                }
+            }
+            false
+        }
+        [h, ..] => h & NAL_TYPE_MASK == NAL_IDR,
+        [] => false,
     }
 }
 

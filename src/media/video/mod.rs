@@ -6,6 +6,8 @@ pub mod camera;
 pub mod decode;
 pub mod encode;
 pub mod frame;
+pub mod freeze;
+pub mod jitter;
 pub mod pattern;
 pub mod quality;
 pub mod scale;

@@ -1,0 +1,762 @@
+//! Video jitter buffer: RTP packets of one H.264 stream, in arrival order, in; whole
+//! access units, in decode order and on time, out.
+//!
+//! What a real network does to the packets and how this buffer answers it:
+//! - **Reordering** (independent per-packet delays): packets are kept by extended
+//!   sequence number (RFC 3550 §A.1) and a frame is released only once every packet from
+//!   its first to its marker-bit packet is present.
+//! - **Loss**: the NACK generator (webrtc's interceptor) asks for the missing packets
+//!   (RFC 4585 §6.2.1) and the sender retransmits them; the buffer holds the frames after
+//!   a gap for up to [`VideoJitterBuffer::gap_wait`] (a few RTTs). When a packet is lost
+//!   for good, or a later keyframe is complete first, the frames in between are skipped
+//!   and, if no keyframe follows, a keyframe is requested (PLI, RFC 4585 §6.3.1).
+//! - **Jitter**: each frame's transit time is measured against its RTP timestamp (90 kHz,
+//!   RFC 6184 §5.1); the playout delay is the 95th percentile of the recent transit
+//!   variation, so it is near zero on a clean link and a few times the jitter on a
+//!   jittery one. A frame is released at `base + timestamp + delay`, or when it
+//!   completes if that is later; never before the frame ahead of it.
+//!
+//! H.264 constrained baseline (what openh264 and browsers send here) predicts each
+//! P-frame from the previous picture, so a frame is decodable when every frame before
+//! it since the last keyframe was released. Late packets of frames already released or
+//! skipped are dropped: frames never go out of order.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::assemble::{AccessUnit, H264FrameAssembler, carries_idr, starts_access_unit};
+
+/// RTP clock rate of video (RFC 6184 §8.2.1): timestamps count 1/90 000 s.
+const VIDEO_CLOCK_HZ: f64 = 90_000.0;
+
+/// Packets held at most; older ones are evicted (skipping what they belonged to). About
+/// 3 s of 720p at 2.5 Mbit/s, and bounds what a hostile peer can make us hold.
+pub const MAX_PACKETS: usize = 2048;
+
+/// Longest playout delay the buffer adds for jitter (the glass-to-glass budget
+/// on a 100 ms ± 30 ms path leaves about this much).
+pub const MAX_PLAYOUT_DELAY: Duration = Duration::from_millis(400);
+
+/// A frame due within this much is released now rather than after another wakeup.
+const RELEASE_TOLERANCE: Duration = Duration::from_millis(1);
+
+/// Frames whose transit times set the playout delay: about 10 s at 30 fps.
+const DELAY_WINDOW_FRAMES: usize = 300;
+
+/// Percentile of the transit variation the playout delay covers.
+const DELAY_PERCENTILE: f64 = 0.95;
+
+/// Shortest and longest time a gap is waited for before the frames behind it are
+/// skipped. The wait is three RTTs plus this floor: room for the NACK interval and a
+/// retransmission that is itself lost once.
+const GAP_WAIT_FLOOR: Duration = Duration::from_millis(120);
+const GAP_WAIT_MAX: Duration = Duration::from_millis(1500);
+
+/// One buffered RTP packet.
+#[derive(Debug)]
+struct Packet {
+    timestamp: u32,
+    marker: bool,
+    payload: Bytes,
+    arrival: Instant,
+}
+
+/// A frame released for decoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleasedFrame {
+    /// The access unit, Annex-B, ready for the decoder.
+    pub access_unit: AccessUnit,
+    /// When its first packet arrived (the start of its W3C `jitterBufferDelay`).
+    pub first_arrival: Instant,
+    /// When its last missing packet arrived.
+    pub completed: Instant,
+}
+
+/// Counters of the buffer since it was made (W3C webrtc-stats `RTCInboundRtpStreamStats`
+/// names where one exists).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct VideoJitterStats {
+    /// Frames released for decoding.
+    pub frames_released: u64,
+    /// Frames skipped: lost packets never recovered, or undecodable until a keyframe.
+    pub frames_skipped: u64,
+    /// Packets that arrived after their frame was released or skipped, or twice.
+    pub packets_late: u64,
+    /// Packets that filled a gap (arrived after a packet with a higher sequence number):
+    /// reordered or retransmitted.
+    pub packets_recovered: u64,
+    /// Sum over released frames of the time from first packet to release, in seconds
+    /// (`jitterBufferDelay`; divide by [`Self::frames_released`] for the mean).
+    pub jitter_buffer_delay_s: f64,
+    /// The playout delay in force (ms): the delay added on top of the fastest transit.
+    pub target_delay_ms: f64,
+    /// Keyframe requests the buffer raised.
+    pub keyframe_requests: u64,
+}
+
+/// What the buffer found at the head of its queue.
+enum Head {
+    /// A complete frame: its first and last extended sequence numbers.
+    Complete { first: u64, last: u64 },
+    /// The frame at the head misses a packet that a later one overtook (lost or
+    /// reordered): wait for it, then give up.
+    Waiting,
+    /// The frame at the head is still arriving: nothing after it is missing.
+    Incomplete,
+    /// Nothing buffered beyond what was released.
+    Empty,
+}
+
+/// The jitter buffer of one remote H.264 stream. Not thread-safe: one receive thread
+/// owns it, calls [`push`](Self::push) for every packet and [`pop`](Self::pop) until it
+/// yields nothing, then sleeps until [`next_wakeup`](Self::next_wakeup) or the next packet.
+#[derive(Debug)]
+pub struct VideoJitterBuffer {
+    packets: BTreeMap<u64, Packet>,
+    /// The last extended sequence number seen (for unwrapping, RFC 3550 §A.1).
+    highest: Option<u64>,
+    /// The last sequence number of the last frame released or skipped: the next frame
+    /// starts right after it.
+    released_through: Option<u64>,
+    /// Nothing decodes until a keyframe: at the start, and after frames were skipped.
+    need_keyframe: bool,
+    /// A keyframe request waits to be taken by the caller.
+    keyframe_request: bool,
+    /// Since when the head of the queue has waited for a missing packet.
+    gap_since: Option<Instant>,
+    rtt: Duration,
+    timing: PlayoutTiming,
+    stats: VideoJitterStats,
+}
+
+impl Default for VideoJitterBuffer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl VideoJitterBuffer {
+    /// An empty buffer that waits for a keyframe.
+    pub fn new() -> Self {
+        Self {
+            packets: BTreeMap::new(),
+            highest: None,
+            released_through: None,
+            need_keyframe: true,
+            keyframe_request: false,
+            gap_since: None,
+            rtt: Duration::ZERO,
+            timing: PlayoutTiming::default(),
+            stats: VideoJitterStats::default(),
+        }
+    }
+
+    /// The round-trip time to the sender (the selected candidate pair's), which sets how
+    /// long a gap is waited for.
+    pub fn set_rtt(&mut self, rtt: Duration) {
+        self.rtt = rtt;
+    }
+
+    /// How long the frames behind a missing packet wait for its retransmission.
+    pub fn gap_wait(&self) -> Duration {
+        (self.rtt * 3 + GAP_WAIT_FLOOR).min(GAP_WAIT_MAX)
+    }
+
+    /// Counters since the start.
+    pub fn stats(&self) -> VideoJitterStats {
+        VideoJitterStats {
+            target_delay_ms: self.timing.delay.as_secs_f64() * 1000.0,
+            ..self.stats
+        }
+    }
+
+    /// Whether a keyframe should be requested from the sender (once per need).
+    pub fn take_keyframe_request(&mut self) -> bool {
+        std::mem::take(&mut self.keyframe_request)
+    }
+
+    /// The decoder lost its state (a decode error, a restart): drop everything up to
+    /// the next keyframe and ask for one.
+    pub fn request_keyframe(&mut self) {
+        self.need_keyframe = true;
+        self.raise_keyframe_request();
+    }
+
+    /// Takes one RTP packet (RFC 3550 §5.1 fields, H.264 payload per RFC 6184).
+    pub fn push(
+        &mut self,
+        sequence_number: u16,
+        timestamp: u32,
+        marker: bool,
+        payload: Bytes,
+        arrival: Instant,
+    ) {
+        let extended = self.unwrap(sequence_number);
+        let too_old = self.released_through.is_some_and(|r| extended <= r);
+        if too_old || self.packets.contains_key(&extended) {
+            self.stats.packets_late += 1;
+            return;
+        }
+        if self.highest.is_some_and(|h| extended < h) {
+            self.stats.packets_recovered += 1;
+        }
+        self.highest = Some(self.highest.map_or(extended, |h| h.max(extended)));
+        let packet = Packet {
+            timestamp,
+            marker,
+            payload,
+            arrival,
+        };
+        self.packets.insert(extended, packet);
+        self.evict_overflow();
+    }
+
+    /// The next frame due at `now`, if any. Call until it returns `None`.
+    pub fn pop(&mut self, now: Instant) -> Option<ReleasedFrame> {
+        // Each pass releases, skips or stops; a skip only moves forward, so this ends.
+        for _ in 0..=self.packets.len() {
+            if self.need_keyframe {
+                return self.pop_keyframe(now);
+            }
+            match self.head() {
+                Head::Empty => return None,
+                Head::Complete { first, last } => {
+                    self.gap_since = None;
+                    return self.release_if_due(first, last, now);
+                }
+                Head::Incomplete => return None,
+                Head::Waiting => {
+                    if let Some((first, last)) = self.later_complete_keyframe() {
+                        self.skip_to(first);
+                        return self.release_if_due(first, last, now);
+                    }
+                    let since = *self.gap_since.get_or_insert(now);
+                    if now.duration_since(since) < self.gap_wait() {
+                        return None;
+                    }
+                    tracing::debug!("video: a packet never arrived; waiting for a keyframe");
+                    self.request_keyframe();
+                }
+            }
+        }
+        None
+    }
+
+    /// When [`pop`](Self::pop) may next release a frame or give up on a gap, if nothing
+    /// else arrives before.
+    pub fn next_wakeup(&self) -> Option<Instant> {
+        if let Some(since) = self.gap_since {
+            return Some(since + self.gap_wait());
+        }
+        let Head::Complete { first, .. } = self.head() else {
+            return None;
+        };
+        let packet = &self.packets[&first];
+        Some(self.timing.release_at(packet.timestamp, packet.arrival))
+    }
+
+    /// Spread between a frame's first and last packet beyond which it is taken to have
+    /// waited for a retransmission: 1.5 RTT, at least 100 ms.
+    fn retransmit_guard(&self) -> Duration {
+        (self.rtt * 3 / 2).max(Duration::from_millis(100))
+    }
+
+    fn raise_keyframe_request(&mut self) {
+        self.keyframe_request = true;
+        self.stats.keyframe_requests += 1;
+    }
+
+    fn unwrap(&self, sequence_number: u16) -> u64 {
+        // Start a whole cycle up so that early reordered packets do not go below zero.
+        let Some(highest) = self.highest else {
+            return (1 << 16) + u64::from(sequence_number);
+        };
+        let delta = sequence_number.wrapping_sub(highest as u16);
+        if delta < 0x8000 {
+            highest + u64::from(delta)
+        } else {
+            highest.saturating_sub(u64::from(delta.wrapping_neg()))
+        }
+    }
+
+    /// The frame at the head of the queue: right after the last released one, or at the
+    /// first buffered packet that starts an access unit when nothing was released yet.
+    fn head(&self) -> Head {
+        let start = match self.released_through {
+            Some(r) => r + 1,
+            None => match self.packets.keys().next() {
+                Some(&k) => k,
+                None => return Head::Empty,
+            },
+        };
+        if self.packets.range(start..).next().is_none() {
+            return Head::Empty;
+        }
+        if let Some(last) = self.complete_frame_at(start) {
+            return Head::Complete { first: start, last };
+        }
+        let buffered = self.packets.range(start..).count() as u64;
+        let span = self.highest.map_or(0, |h| h + 1 - start);
+        if buffered == span {
+            Head::Incomplete
+        } else {
+            Head::Waiting
+        }
+    }
+
+    /// If a whole frame starts at `first` (every packet to its marker-bit packet, same
+    /// timestamp), its last sequence number.
+    fn complete_frame_at(&self, first: u64) -> Option<u64> {
+        let timestamp = self.packets.get(&first)?.timestamp;
+        for (expected, (&seq, packet)) in (first..).zip(self.packets.range(first..)) {
+            if seq != expected || packet.timestamp != timestamp {
+                return None;
+            }
+            if packet.marker {
+                return Some(seq);
+            }
+        }
+        None
+    }
+
+    /// The first complete keyframe after the head, as (first, last) sequence numbers.
+    fn later_complete_keyframe(&self) -> Option<(u64, u64)> {
+        let from = self.released_through.map_or(0, |r| r + 1);
+        self.frame_starts(from).find_map(|first| {
+            let last = self.complete_frame_at(first)?;
+            let keyframe = self
+                .packets
+                .range(first..=last)
+                .any(|(_, p)| carries_idr(&p.payload));
+            keyframe.then_some((first, last))
+        })
+    }
+
+    /// Sequence numbers from `from` on that begin a frame: the packet after a marker bit,
+    /// or one whose payload starts an access unit (H.264 7.4.1.2.3).
+    fn frame_starts(&self, from: u64) -> impl Iterator<Item = u64> + '_ {
+        self.packets.range(from..).filter_map(|(&seq, packet)| {
+            let after_marker = self
+                .packets
+                .get(&(seq.wrapping_sub(1)))
+                .is_some_and(|p| p.marker || p.timestamp != packet.timestamp);
+            (after_marker || starts_access_unit(&packet.payload)).then_some(seq)
+        })
+    }
+
+    /// While a keyframe is needed: release the first complete keyframe (skipping all
+    /// before it) when it is due; otherwise nothing.
+    fn pop_keyframe(&mut self, now: Instant) -> Option<ReleasedFrame> {
+        let Some((first, last)) = self.later_complete_keyframe() else {
+            // Frames flow but none can be decoded: keep asking (the caller rate-limits).
+            if self.packets.values().any(|p| p.marker) {
+                self.keyframe_request = true;
+            }
+            return None;
+        };
+        self.skip_to(first);
+        self.need_keyframe = false;
+        self.gap_since = None;
+        self.release_if_due(first, last, now)
+    }
+
+    /// Drops every packet before `first`, counting the frames they held as skipped.
+    fn skip_to(&mut self, first: u64) {
+        let kept = self.packets.split_off(&first);
+        let dropped = std::mem::replace(&mut self.packets, kept);
+        let mut timestamps: Vec<u32> = dropped.values().map(|p| p.timestamp).collect();
+        timestamps.dedup();
+        self.stats.frames_skipped += timestamps.len() as u64;
+        self.released_through = Some(first - 1);
+        self.gap_since = None;
+    }
+
+    fn release_if_due(&mut self, first: u64, last: u64, now: Instant) -> Option<ReleasedFrame> {
+        let head = &self.packets[&first];
+        if now + RELEASE_TOLERANCE < self.timing.release_at(head.timestamp, head.arrival) {
+            return None;
+        }
+        let access_unit = self.assemble(first, last);
+        let frame: Vec<Packet> = (first..=last)
+            .filter_map(|s| self.packets.remove(&s))
+            .collect();
+        self.released_through = Some(last);
+        let first_arrival = frame.iter().map(|p| p.arrival).min()?;
+        let completed = frame.iter().map(|p| p.arrival).max()?;
+        // A frame completed by a retransmission says nothing about jitter (RTT does).
+        let waited_for_loss = completed.duration_since(first_arrival) > self.retransmit_guard();
+        if !waited_for_loss {
+            self.timing.observe(frame[0].timestamp, completed);
+        }
+        let Some(access_unit) = access_unit else {
+            // Malformed payloads: the decoder cannot use what follows either.
+            self.stats.frames_skipped += 1;
+            self.request_keyframe();
+            return None;
+        };
+        self.stats.frames_released += 1;
+        self.stats.jitter_buffer_delay_s += now.duration_since(first_arrival).as_secs_f64();
+        Some(ReleasedFrame {
+            access_unit,
+            first_arrival,
+            completed,
+        })
+    }
+
+    /// Depacketizes the packets `first..=last` (a complete frame) into an access unit.
+    fn assemble(&self, first: u64, last: u64) -> Option<AccessUnit> {
+        let mut assembler = H264FrameAssembler::new();
+        let mut out = None;
+        for seq in first..=last {
+            let p = self.packets.get(&seq)?;
+            let assembled = assembler.push(seq as u16, p.timestamp, p.marker, &p.payload);
+            if assembled.corruption.is_some() {
+                return None;
+            }
+            out = assembled.access_unit.or(out);
+        }
+        out
+    }
+
+    fn evict_overflow(&mut self) {
+        while self.packets.len() > MAX_PACKETS {
+            let Some((&oldest, _)) = self.packets.first_key_value() else {
+                return;
+            };
+            self.skip_to(oldest + 1);
+            self.request_keyframe();
+        }
+    }
+}
+
+/// When frames are due: the fastest transit seen recently sets the base, and the 95th
+/// percentile of how much later frames completed sets the playout delay.
+#[derive(Debug, Default)]
+struct PlayoutTiming {
+    /// The first frame's timestamp and completion, the origin of both clocks.
+    origin: Option<(u32, Instant)>,
+    /// Recent frames' transit relative to the origin (seconds; smaller is faster).
+    transits: VecDeque<f64>,
+    /// The current playout delay.
+    delay: Duration,
+}
+
+impl PlayoutTiming {
+    /// Local time minus media time of a frame completing at `at`, in seconds.
+    fn transit(&self, timestamp: u32, at: Instant) -> Option<f64> {
+        let (t0, i0) = self.origin?;
+        let media = f64::from(timestamp.wrapping_sub(t0) as i32) / VIDEO_CLOCK_HZ;
+        let local = if at >= i0 {
+            at.duration_since(i0).as_secs_f64()
+        } else {
+            -i0.duration_since(at).as_secs_f64()
+        };
+        Some(local - media)
+    }
+
+    fn observe(&mut self, timestamp: u32, completed: Instant) {
+        if self.origin.is_none() {
+            self.origin = Some((timestamp, completed));
+        }
+        let Some(transit) = self.transit(timestamp, completed) else {
+            return;
+        };
+        if self.transits.len() == DELAY_WINDOW_FRAMES {
+            self.transits.pop_front();
+        }
+        self.transits.push_back(transit);
+        self.delay = self.percentile_delay();
+    }
+
+    fn base(&self) -> f64 {
+        self.transits.iter().copied().fold(f64::INFINITY, f64::min)
+    }
+
+    fn percentile_delay(&self) -> Duration {
+        let base = self.base();
+        let mut late: Vec<f64> = self.transits.iter().map(|t| t - base).collect();
+        late.sort_by(f64::total_cmp);
+        let index = ((late.len() as f64 - 1.0) * DELAY_PERCENTILE).round() as usize;
+        let seconds = late.get(index).copied().unwrap_or(0.0);
+        Duration::from_secs_f64(seconds.clamp(0.0, MAX_PLAYOUT_DELAY.as_secs_f64()))
+    }
+
+    /// When a frame of `timestamp`, whose first packet arrived at `arrival`, is due.
+    fn release_at(&self, timestamp: u32, arrival: Instant) -> Instant {
+        let (Some((t0, i0)), false) = (self.origin, self.transits.is_empty()) else {
+            return arrival;
+        };
+        let media = f64::from(timestamp.wrapping_sub(t0) as i32) / VIDEO_CLOCK_HZ;
+        let due = media + self.base() + self.delay.as_secs_f64();
+        let at = if due >= 0.0 {
+            i0 + Duration::from_secs_f64(due)
+        } else {
+            i0.checked_sub(Duration::from_secs_f64(-due)).unwrap_or(i0)
+        };
+        // Never later than the fastest transit plus the cap, however the clocks drift.
+        at.min(arrival + MAX_PLAYOUT_DELAY)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// FU indicators (F=0, NRI=3, type 28) and FU headers for IDR (5) and non-IDR (1).
+    const FU_INDICATOR: u8 = 0x7C;
+
+    /// The RTP packets of one frame of `n` packets (FU-A when `n > 1`), as
+    /// (sequence number, timestamp, marker, payload).
+    fn frame(first: u16, timestamp: u32, keyframe: bool, n: u16) -> Vec<(u16, u32, bool, Bytes)> {
+        let nal_type = if keyframe { 5 } else { 1 };
+        if n == 1 {
+            let header = if keyframe { 0x65 } else { 0x41 };
+            return vec![(
+                first,
+                timestamp,
+                true,
+                Bytes::from(vec![header, 0x88, 1, 2]),
+            )];
+        }
+        (0..n)
+            .map(|i| {
+                let flags = match i {
+                    0 => 0x80,
+                    i if i == n - 1 => 0x40,
+                    _ => 0,
+                };
+                let payload = vec![FU_INDICATOR, flags | nal_type, 0x88, i as u8];
+                (
+                    first.wrapping_add(i),
+                    timestamp,
+                    i == n - 1,
+                    Bytes::from(payload),
+                )
+            })
+            .collect()
+    }
+
+    /// `count` frames of `n` packets each at 30 fps from sequence `first`; the first one
+    /// (and every `gop`-th) a keyframe.
+    fn stream(first: u16, count: u16, n: u16, gop: u16) -> Vec<(u16, u32, bool, Bytes)> {
+        (0..count)
+            .flat_map(|f| {
+                let seq = first.wrapping_add(f * n);
+                frame(seq, u32::from(f) * 3000, f % gop == 0, n)
+            })
+            .collect()
+    }
+
+    fn push(jb: &mut VideoJitterBuffer, p: &(u16, u32, bool, Bytes), at: Instant) {
+        jb.push(p.0, p.1, p.2, p.3.clone(), at);
+    }
+
+    fn drain(jb: &mut VideoJitterBuffer, now: Instant) -> Vec<u32> {
+        std::iter::from_fn(|| jb.pop(now))
+            .map(|f| f.access_unit.rtp_timestamp)
+            .collect()
+    }
+
+    const FRAME: Duration = Duration::from_micros(33_333);
+
+    #[test]
+    fn a_clean_stream_comes_out_whole_in_order_with_no_added_delay() {
+        let mut jb = VideoJitterBuffer::new();
+        let t0 = Instant::now();
+        let mut out = Vec::new();
+        for (i, p) in stream(100, 30, 3, 30).iter().enumerate() {
+            let at = t0 + FRAME * (i as u32 / 3);
+            push(&mut jb, p, at);
+            out.extend(drain(&mut jb, at));
+        }
+        let expected: Vec<u32> = (0..30).map(|f| f * 3000).collect();
+        assert_eq!(out, expected);
+        let stats = jb.stats();
+        assert_eq!(stats.frames_released, 30);
+        assert_eq!(stats.frames_skipped, 0);
+        assert!(stats.target_delay_ms < 1.0, "{stats:?}");
+        assert!(!jb.take_keyframe_request());
+    }
+
+    #[test]
+    fn reordered_packets_still_make_every_frame_in_order() {
+        let mut jb = VideoJitterBuffer::new();
+        let t0 = Instant::now();
+        let mut packets = stream(65_500, 20, 4, 20); // crosses the sequence wrap
+        // Swap neighbours across frame boundaries: 1<->2, 5<->6, ...
+        for i in (1..packets.len() - 1).step_by(4) {
+            packets.swap(i, i + 1);
+        }
+        packets.swap(7, 12);
+        let mut out = Vec::new();
+        for (i, p) in packets.iter().enumerate() {
+            let at = t0 + Duration::from_millis(i as u64 * 8);
+            push(&mut jb, p, at);
+            out.extend(drain(&mut jb, at + Duration::from_secs(1)));
+        }
+        let expected: Vec<u32> = (0..20).map(|f| f * 3000).collect();
+        assert_eq!(out, expected);
+        assert_eq!(jb.stats().frames_skipped, 0);
+        assert!(jb.stats().packets_recovered > 0);
+    }
+
+    #[test]
+    fn a_retransmitted_packet_in_time_loses_no_frame() {
+        let mut jb = VideoJitterBuffer::new();
+        jb.set_rtt(Duration::from_millis(50));
+        let t0 = Instant::now();
+        let packets = stream(0, 10, 2, 10);
+        let lost = 5; // frame 2's second packet
+        let mut out = Vec::new();
+        for (i, p) in packets.iter().enumerate().filter(|(i, _)| *i != lost) {
+            let at = t0 + FRAME * (i as u32 / 2);
+            push(&mut jb, p, at);
+            out.extend(drain(&mut jb, at));
+        }
+        assert_eq!(out, vec![0, 3000], "frames after the gap wait");
+        assert!(jb.next_wakeup().is_some());
+        let late = t0 + FRAME * 5 + Duration::from_millis(60);
+        push(&mut jb, &packets[lost], late);
+        out.extend(drain(&mut jb, t0 + FRAME * 10));
+        let expected: Vec<u32> = (0..10).map(|f| f * 3000).collect();
+        assert_eq!(out, expected);
+        assert_eq!(jb.stats().frames_skipped, 0);
+        assert!(!jb.take_keyframe_request());
+    }
+
+    #[test]
+    fn a_packet_lost_for_good_skips_to_the_next_keyframe_and_asks_for_one() {
+        let mut jb = VideoJitterBuffer::new();
+        let t0 = Instant::now();
+        let packets = stream(0, 12, 2, 8); // keyframes at frames 0 and 8
+        let lost = 4; // frame 2's first packet
+        let mut out = Vec::new();
+        for (i, p) in packets.iter().enumerate().filter(|(i, _)| *i != lost) {
+            let at = t0 + FRAME * (i as u32 / 2);
+            push(&mut jb, p, at);
+            out.extend(drain(&mut jb, at));
+        }
+        // Frame 8 (a keyframe) was complete before the gap timed out: jump to it.
+        let expected: Vec<u32> = [0, 1, 8, 9, 10, 11].iter().map(|f| f * 3000).collect();
+        assert_eq!(out, expected);
+        assert_eq!(jb.stats().frames_skipped, 6);
+        // The late packet of a skipped frame is dropped, not shown.
+        push(&mut jb, &packets[lost], t0 + FRAME * 13);
+        assert_eq!(drain(&mut jb, t0 + FRAME * 13), Vec::<u32>::new());
+        assert_eq!(jb.stats().packets_late, 1);
+    }
+
+    #[test]
+    fn a_gap_that_outlasts_the_wait_raises_a_keyframe_request() {
+        let mut jb = VideoJitterBuffer::new();
+        let t0 = Instant::now();
+        let packets = stream(0, 6, 1, 100);
+        for (i, p) in packets.iter().enumerate().filter(|(i, _)| *i != 2) {
+            push(&mut jb, p, t0 + FRAME * i as u32);
+        }
+        let now = t0 + FRAME * 6;
+        assert_eq!(drain(&mut jb, now), vec![0, 3000]);
+        assert!(!jb.take_keyframe_request());
+        let after = now + jb.gap_wait();
+        assert_eq!(drain(&mut jb, after), Vec::<u32>::new());
+        assert!(jb.take_keyframe_request());
+        assert_eq!(jb.stats().keyframe_requests, 1);
+        // The next keyframe restarts the picture.
+        let key = frame(6, 6 * 3000, true, 1);
+        push(&mut jb, &key[0], after);
+        assert_eq!(drain(&mut jb, after), vec![6 * 3000]);
+    }
+
+    #[test]
+    fn p_frames_before_the_first_keyframe_are_not_released() {
+        let mut jb = VideoJitterBuffer::new();
+        let t0 = Instant::now();
+        for p in frame(10, 0, false, 1)
+            .iter()
+            .chain(&frame(11, 3000, false, 1))
+        {
+            push(&mut jb, p, t0);
+        }
+        assert_eq!(drain(&mut jb, t0), Vec::<u32>::new());
+        assert!(jb.take_keyframe_request());
+        push(&mut jb, &frame(12, 6000, true, 1)[0], t0);
+        assert_eq!(drain(&mut jb, t0), vec![6000]);
+    }
+
+    #[test]
+    fn a_frame_still_arriving_is_not_a_gap() {
+        let mut jb = VideoJitterBuffer::new();
+        let t0 = Instant::now();
+        let key = frame(0, 0, true, 20); // a keyframe paced out over 600 ms
+        for (i, p) in key.iter().enumerate() {
+            let at = t0 + Duration::from_millis(30 * i as u64);
+            push(&mut jb, p, at);
+            let out = drain(&mut jb, at);
+            assert_eq!(out.is_empty(), i < 19);
+        }
+        assert!(!jb.take_keyframe_request());
+    }
+
+    #[test]
+    fn jitter_sets_a_playout_delay_that_spaces_frames_by_their_timestamps() {
+        let mut jb = VideoJitterBuffer::new();
+        let t0 = Instant::now();
+        // Every other frame arrives 40 ms late.
+        let packets = stream(0, 60, 1, 60);
+        let arrival = |i: usize| t0 + FRAME * i as u32 + Duration::from_millis(40 * (i % 2) as u64);
+        for (i, p) in packets.iter().enumerate() {
+            push(&mut jb, p, arrival(i));
+            drain(&mut jb, arrival(i) + Duration::from_secs(1));
+        }
+        let delay = jb.stats().target_delay_ms;
+        assert!((35.0..=45.0).contains(&delay), "target delay {delay} ms");
+        // From now on an early frame waits for its due time instead of going out at once.
+        let early = frame(60, 60 * 3000, false, 1);
+        let at = t0 + FRAME * 60;
+        push(&mut jb, &early[0], at);
+        assert_eq!(drain(&mut jb, at), Vec::<u32>::new());
+        let due = jb.next_wakeup().expect("a due time");
+        assert!(due > at && due <= at + Duration::from_millis(50));
+        assert_eq!(drain(&mut jb, due), vec![60 * 3000]);
+    }
+
+    #[test]
+    fn duplicates_are_counted_and_dropped() {
+        let mut jb = VideoJitterBuffer::new();
+        let t0 = Instant::now();
+        let key = frame(0, 0, true, 2);
+        push(&mut jb, &key[0], t0);
+        push(&mut jb, &key[0], t0);
+        push(&mut jb, &key[1], t0);
+        assert_eq!(drain(&mut jb, t0), vec![0]);
+        push(&mut jb, &key[1], t0);
+        assert_eq!(jb.stats().packets_late, 2);
+    }
+
+    #[test]
+    fn the_buffer_stays_bounded_when_nothing_can_be_released() {
+        let mut jb = VideoJitterBuffer::new();
+        let t0 = Instant::now();
+        // P-frames only, never a keyframe.
+        for i in 0..(MAX_PACKETS as u16 + 500) {
+            push(&mut jb, &frame(i, u32::from(i) * 3000, false, 1)[0], t0);
+        }
+        assert!(jb.packets.len() <= MAX_PACKETS);
+        assert_eq!(drain(&mut jb, t0), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn idr_detection_reads_single_stap_a_and_fu_a_payloads() {
+        use super::super::assemble::carries_idr;
+        assert!(carries_idr(&[0x65, 0x88]));
+        assert!(!carries_idr(&[0x41, 0x9A]));
+        assert!(carries_idr(&[0x7C, 0x85, 0]));
+        assert!(!carries_idr(&[0x5C, 0x81, 0]));
+        // STAP-A: SPS (2 bytes), then an IDR (2 bytes).
+        assert!(carries_idr(&[0x78, 0, 2, 0x67, 0x42, 0, 2, 0x65, 0x88]));
+        assert!(!carries_idr(&[0x78, 0, 2, 0x67, 0x42, 0, 9, 0x65]));
+        assert!(!carries_idr(&[]));
+    }
+}
