@@ -34,8 +34,8 @@ struct Peer {
 
 fn loopback() -> PeerConfig {
     PeerConfig {
-        ice_servers: vec![],
         bind: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+        ..PeerConfig::default()
     }
 }
 

@@ -593,7 +593,6 @@ impl Controller {
         let call_id = call.id.clone();
         match ev {
             MediaEvent::Stats(stats) => {
-                let stats = Box::new(stats);
                 self.emit(AppEvent::Stats { call_id, stats }).await;
             }
             MediaEvent::Notice(message) => self.notice(message).await,

@@ -51,6 +51,17 @@ pub struct CallStats {
     pub audio_dropped_packets: u64,
     /// The jitter buffer's current target playout delay, in milliseconds (20-200).
     pub audio_playout_delay_ms: f64,
+    /// The available send bandwidth the congestion controller estimates (GCC), kbit/s.
+    pub available_bandwidth_kbps: Option<f64>,
+    /// The bitrate the video encoder is asked for now, kbit/s.
+    pub video_target_kbps: f64,
+    /// The size we send video at now, `[width, height]`: smaller than `--video-size`
+    /// when the bandwidth is too low for it.
+    pub video_size_out: Option<[u32; 2]>,
+    /// The frame rate we send video at now (the ladder's, frames per second).
+    pub video_fps_target: u32,
+    /// RTP packets we retransmitted on the peer's NACKs since the call connected.
+    pub retransmissions_sent: u64,
     /// Remote video frames skipped since the call connected: packets lost for good, or
     /// frames undecodable until the next keyframe.
     pub video_frames_skipped: u64,
@@ -127,6 +138,11 @@ pub struct PeerStats {
     pub pli_sent: u64,
     /// Keyframe requests (PLI or FIR) the peer sent for our video.
     pub keyframe_requests_received: u64,
+    /// The congestion controller's estimate of the available send bandwidth (GCC over
+    /// TWCC feedback), bit/s; `None` before its first figure.
+    pub estimate_bps: Option<f64>,
+    /// RTP packets we sent again on a NACK (RFC 4585 §6.2.1), both tracks.
+    pub retransmitted_packets_sent: u64,
 }
 
 impl CallStats {
@@ -164,6 +180,8 @@ impl CallStats {
                 + now.audio.received.packets_lost.max(0),
             jitter_ms: now.audio.received.jitter_ms,
             pli_sent: now.pli_sent,
+            available_bandwidth_kbps: now.estimate_bps.map(|b| b / 1000.0),
+            retransmissions_sent: now.retransmitted_packets_sent,
             frames_sent: now.video.sent.frames,
             ..Self::default()
         }
@@ -202,6 +220,8 @@ mod tests {
             },
             pli_sent: 1,
             keyframe_requests_received: 0,
+            estimate_bps: Some(450_000.0),
+            retransmitted_packets_sent: 4,
         }
     }
 
@@ -219,6 +239,8 @@ mod tests {
         assert_eq!(s.packets_lost, 2);
         assert_eq!(s.jitter_ms, 4.5);
         assert_eq!(s.pli_sent, 1);
+        assert_eq!(s.available_bandwidth_kbps, Some(450.0));
+        assert_eq!(s.retransmissions_sent, 4);
     }
 
     #[test]

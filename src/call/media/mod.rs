@@ -30,6 +30,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::CallStats;
+use super::peer::codecs::START_ESTIMATE_BPS;
 use super::peer::{PeerConfig, PeerEvent, PeerSession, RemoteMedia};
 use crate::config::MediaSettings;
 use crate::media::audio::{self, AudioSink, AudioSource};
@@ -37,6 +38,7 @@ use crate::media::spec::VideoSourceSpec;
 use crate::media::video::encode::{EncoderSettings, H264Encoder};
 use crate::media::video::freeze::FreezeDetector;
 use crate::media::video::jitter::VideoJitterStats;
+use crate::media::video::ladder::SendTarget;
 use crate::media::video::source::open_video_source;
 use crate::media::video::{FrameSender, VideoSource};
 
@@ -50,8 +52,20 @@ fn peer_config(settings: &MediaSettings) -> PeerConfig {
             .map(Into::into)
             .collect(),
         bind: settings.bind.clone(),
+        max_send_bitrate_kbps: send_budget_kbps(settings),
     }
 }
+
+/// The RTP bitrate a call may use at most: the configured video and audio bitrates plus
+/// [`HEADER_OVERHEAD`] for RTP, SRTP, UDP and IP headers.
+fn send_budget_kbps(settings: &MediaSettings) -> u32 {
+    let media = settings.video_bitrate_kbps + settings.audio_bitrate_kbps;
+    (f64::from(media) * (1.0 + HEADER_OVERHEAD)).round() as u32
+}
+
+/// Header bytes per media byte, roughly: 50 Opus packets a second of ~80 bytes carry
+/// ~40 bytes of headers each; video packets of ~1100 bytes, about 5 %.
+const HEADER_OVERHEAD: f64 = 0.15;
 
 /// The latest-frame slots the view reads.
 #[derive(Debug, Clone)]
@@ -84,7 +98,7 @@ pub enum MediaEvent {
     /// From the PeerConnection.
     Peer(PeerEvent),
     /// Once a second while the call is up.
-    Stats(CallStats),
+    Stats(Box<CallStats>),
     /// A source fell back, a device failed, a file could not be written: the call goes on.
     Notice(String),
 }
@@ -137,6 +151,14 @@ struct Counters {
     /// W3C `freezeCount` and `totalFreezesDuration` (µs) of the displayed video.
     freeze_count: AtomicU64,
     freezes_total_us: AtomicU64,
+    /// What the congestion controller leaves for video, kbit/s (0: no estimate yet);
+    /// written by the stats task, read by the video sender.
+    video_budget_kbps: AtomicU64,
+    /// What the video sender does now: bitrate (kbit/s), size (`width << 32 | height`)
+    /// and frame rate.
+    video_target_kbps: AtomicU64,
+    video_size_out: AtomicU64,
+    video_fps_target: AtomicU64,
 }
 
 impl Counters {
@@ -167,6 +189,19 @@ impl Counters {
         self.freeze_count.store(freezes.count(), Ordering::Relaxed);
         self.freezes_total_us
             .store(freezes.total().as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Publishes the video sender's current target.
+    fn record_send_target(&self, target: SendTarget) {
+        let rung = target.rung;
+        self.video_target_kbps
+            .store(u64::from(target.bitrate_kbps), Ordering::Relaxed);
+        self.video_size_out.store(
+            (u64::from(rung.width) << 32) | u64::from(rung.height),
+            Ordering::Relaxed,
+        );
+        self.video_fps_target
+            .store(u64::from(rung.fps), Ordering::Relaxed);
     }
 
     fn new() -> Self {
@@ -283,6 +318,11 @@ impl MediaCall {
             stop: AtomicBool::new(false),
         });
         let counters = Arc::new(Counters::new());
+        // Until the congestion controller reports, video gets what its start estimate leaves.
+        counters.video_budget_kbps.store(
+            video_budget_kbps(START_ESTIMATE_BPS, config.audio_bitrate_kbps),
+            Ordering::Relaxed,
+        );
         let mut call = Self {
             peer: Arc::clone(&peer),
             controls: Arc::clone(&controls),
@@ -374,6 +414,7 @@ impl MediaCall {
             Arc::clone(&self.peer),
             Arc::clone(&self.counters),
             self.events.clone(),
+            self.config.audio_bitrate_kbps,
         )));
     }
 
@@ -529,11 +570,24 @@ async fn send_plis(peer: Arc<PeerSession>, mut requests: mpsc::UnboundedReceiver
     }
 }
 
+/// What a send-bandwidth estimate (bit/s of RTP, GCC) leaves for the video encoder,
+/// kbit/s: audio keeps its share first (its bitrate plus ~50 headers a second), and
+/// video pays [`HEADER_OVERHEAD`] on what remains.
+fn video_budget_kbps(estimate_bps: f64, audio_kbps: u32) -> u64 {
+    let audio = f64::from(audio_kbps) + AUDIO_HEADER_KBPS;
+    let video = (estimate_bps / 1000.0 - audio) / (1.0 + HEADER_OVERHEAD);
+    video.max(0.0) as u64
+}
+
+/// RTP, SRTP and UDP/IP headers of 50 Opus packets a second (about 40 bytes each).
+const AUDIO_HEADER_KBPS: f64 = 16.0;
+
 /// Emits a [`MediaEvent::Stats`] once a second.
 async fn report_stats(
     peer: Arc<PeerSession>,
     counters: Arc<Counters>,
     events: mpsc::Sender<MediaEvent>,
+    audio_kbps: u32,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
@@ -546,10 +600,19 @@ async fn report_stats(
                 .rtt_us
                 .store(rtt.as_micros() as u64, Ordering::Relaxed);
         }
+        if let Some(estimate) = now.estimate_bps {
+            counters
+                .video_budget_kbps
+                .store(video_budget_kbps(estimate, audio_kbps), Ordering::Relaxed);
+        }
         let mut stats = CallStats::from_peer(&now, Some(&prev));
         fill_pipeline_stats(&mut stats, &counters);
         prev = now;
-        if events.send(MediaEvent::Stats(stats)).await.is_err() {
+        if events
+            .send(MediaEvent::Stats(Box::new(stats)))
+            .await
+            .is_err()
+        {
             return;
         }
     }
@@ -574,5 +637,9 @@ fn fill_pipeline_stats(stats: &mut CallStats, c: &Counters) {
     stats.video_jitter_buffer_delay_ms = ms(&c.video_jitter_buffer_delay_us);
     stats.video_playout_delay_ms = ms(&c.video_playout_delay_us);
     stats.freeze_count = c.freeze_count.load(Ordering::Relaxed);
+    stats.video_target_kbps = c.video_target_kbps.load(Ordering::Relaxed) as f64;
+    let size = c.video_size_out.load(Ordering::Relaxed);
+    stats.video_size_out = (size != 0).then_some([(size >> 32) as u32, size as u32]);
+    stats.video_fps_target = c.video_fps_target.load(Ordering::Relaxed) as u32;
     stats.total_freezes_duration_s = ms(&c.freezes_total_us) / 1000.0;
 }

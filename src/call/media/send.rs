@@ -13,7 +13,8 @@ use super::clock::clock_stamp_ms;
 use super::{Controls, Counters, MediaEvent, SILENCE_DBFS};
 use crate::call::peer::{AudioTrackWriter, TrackWriteError, VideoTrackWriter};
 use crate::media::audio::{self, AudioFrame, AudioSource, FRAME_SAMPLES};
-use crate::media::video::encode::H264Encoder;
+use crate::media::video::encode::{EncoderSettings, H264Encoder};
+use crate::media::video::ladder::{Rung, SendLadder, SendTarget};
 use crate::media::video::pattern::stamp_counter;
 use crate::media::video::scale::Scaler;
 use crate::media::video::{FrameSender, VideoSource};
@@ -33,9 +34,14 @@ pub(super) struct VideoSender {
 
 impl VideoSender {
     pub(super) fn run(mut self) {
-        let (w, h) = (
-            self.encoder.settings().width,
-            self.encoder.settings().height,
+        let configured = self.encoder.settings();
+        let mut ladder = SendLadder::new(
+            Rung {
+                width: configured.width,
+                height: configured.height,
+                fps: configured.fps,
+            },
+            configured.bitrate_kbps,
         );
         let mut scaler: Option<Scaler> = None;
         let mut last_capture: Option<Instant> = None;
@@ -55,12 +61,36 @@ impl VideoSender {
                 last_capture = None;
                 continue;
             }
+            let budget = self.counters.video_budget_kbps.load(Ordering::Relaxed);
+            let budget = if budget == 0 {
+                configured.bitrate_kbps
+            } else {
+                u32::try_from(budget).unwrap_or(u32::MAX)
+            };
+            let target = ladder.update(budget, captured.captured_at);
+            if !self.follow(target) {
+                continue;
+            }
+            // A lower rate than the source's: drop frames that come sooner than it allows
+            // (with 10 % slack for a source's own timing jitter).
+            let min_gap = Duration::from_secs(1) / target.rung.fps * 9 / 10;
+            let too_soon = last_capture
+                .is_some_and(|prev| captured.captured_at.saturating_duration_since(prev) < min_gap);
+            if target.rung.fps < configured.fps && too_soon {
+                continue;
+            }
+            let (w, h) = (target.rung.width, target.rung.height);
             let mut frame = if (captured.frame.width(), captured.frame.height()) == (w, h) {
                 captured.frame
             } else {
-                let s =
-                    scaler.get_or_insert_with(|| Scaler::new(w, h).expect("encoder size is valid"));
-                s.scale(&captured.frame)
+                let fresh = scaler.as_ref().is_none_or(|s| s.target() != (w, h));
+                if fresh {
+                    scaler = Scaler::new(w, h).ok();
+                }
+                match scaler.as_mut() {
+                    Some(s) => s.scale(&captured.frame),
+                    None => continue,
+                }
             };
             if self.stamp_clock {
                 stamp_counter(&mut frame, clock_stamp_ms(SystemTime::now()));
@@ -98,7 +128,48 @@ impl VideoSender {
             }
         }
     }
+
+    /// Brings the encoder to `target`: a new encoder (starting with a keyframe) for a new
+    /// size or frame rate, a run-time bitrate change otherwise (when it moved by more than
+    /// [`BITRATE_STEP`]). False if the encoder could not follow; the frame is skipped.
+    fn follow(&mut self, target: SendTarget) -> bool {
+        let current = self.encoder.settings();
+        let rung = target.rung;
+        self.counters.record_send_target(target);
+        if (current.width, current.height, current.fps) != (rung.width, rung.height, rung.fps) {
+            let settings = EncoderSettings {
+                width: rung.width,
+                height: rung.height,
+                fps: rung.fps,
+                bitrate_kbps: target.bitrate_kbps,
+            };
+            info!(
+                ?settings,
+                "video send size or rate changed for the available bitrate"
+            );
+            return match crate::stderr::silenced(|| H264Encoder::new(settings)) {
+                Ok(encoder) => {
+                    self.encoder = encoder;
+                    true
+                }
+                Err(e) => {
+                    warn!("cannot make a {settings:?} encoder: {e}");
+                    false
+                }
+            };
+        }
+        let change = f64::from(target.bitrate_kbps) / f64::from(current.bitrate_kbps.max(1));
+        if (change - 1.0).abs() > BITRATE_STEP
+            && let Err(e) = self.encoder.set_bitrate(target.bitrate_kbps)
+        {
+            warn!("{e}");
+        }
+        true
+    }
 }
+
+/// Relative bitrate change below which the encoder is left alone.
+const BITRATE_STEP: f64 = 0.05;
 
 pub(super) struct AudioSender {
     pub(super) source: Box<dyn AudioSource>,

@@ -4,11 +4,22 @@
 //! with another profile or packetization-mode=0 gets an answer that keeps just the matching
 //! H.264 and Opus payload types (with the offerer's payload type numbers, RFC 3264 §6.1).
 
-use rtc::interceptor::Registry;
+use rtc::interceptor::{
+    CongestionControlBuilder, Gcc, NackResponderBuilder, PacerBuilder, Registry, Slot,
+    TwccReceiverBuilder, TwccSenderBuilder,
+};
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_rtcp_reports, configure_simulcast_extension_headers,
+};
+use rtc::rtp_transceiver::rtp_sender::RTCRtpHeaderExtensionCapability;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
 };
-use webrtc::peer_connection::{MediaEngine, register_default_interceptors};
+use rtc::sdp::extmap::TRANSPORT_CC_URI;
+use webrtc::peer_connection::MediaEngine;
+
+use super::nack::{NackGenerator, RttCell};
+use super::pacing::{PACING_FACTOR, SCALE_DOWN_SLOT, SCALE_UP_SLOT, ScaleTargetBitrate};
 
 pub use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
 
@@ -72,12 +83,32 @@ pub fn opus_codec() -> RTCRtpCodec {
     }
 }
 
-/// A media engine with only our codecs, and the default interceptors (NACK generator and
-/// responder, sender/receiver reports, TWCC receiver) registered on `registry`.
+/// Sent packets the NACK responder keeps for retransmission (a power of two): a whole
+/// keyframe at 2.5 Mbit/s plus a second of P-frames.
+pub const NACK_SEND_BUFFER: u16 = 2048;
+
+/// Send-side bandwidth estimate bounds (GCC): 100 kbit/s is the floor of a useful video
+/// call; the ceiling is whatever the configured video and audio bitrates add up to.
+pub const MIN_ESTIMATE_BPS: f64 = 100_000.0;
+
+/// Where the estimate starts (libwebrtc's default start bitrate): a call into a narrow
+/// link must not open with a burst of loss, and GCC climbs from here within seconds.
+pub const START_ESTIMATE_BPS: f64 = 300_000.0;
+
+/// A media engine with only our codecs, and the interceptors: our RTT-aware NACK
+/// generator ([`NackGenerator`], paced by `rtt`) and webrtc's NACK responder,
+/// sender/receiver reports, TWCC (both
+/// ways, draft-holmer-rmcat-transport-wide-cc-extensions-01) and send-side congestion
+/// control (GCC, draft-ietf-rmcat-gcc-02) with a pacer, starting at `max_bitrate_bps`.
+/// The estimate reaches the pipeline through the outbound stats' `target_bitrate`.
 ///
 /// # Errors
 /// Registration errors from webrtc (none happen with these fixed tables).
-pub fn media_engine(registry: Registry) -> anyhow::Result<(MediaEngine, Registry)> {
+pub fn media_engine(
+    registry: Registry,
+    max_bitrate_bps: f64,
+    rtt: RttCell,
+) -> anyhow::Result<(MediaEngine, Registry)> {
     let mut engine = MediaEngine::default();
     let baseline = RTCRtpCodec {
         sdp_fmtp_line: H264_FMTP_BASELINE.to_owned(),
@@ -100,6 +131,62 @@ pub fn media_engine(registry: Registry) -> anyhow::Result<(MediaEngine, Registry
             kind,
         )?;
     }
-    let registry = register_default_interceptors(registry, &mut engine)?;
+    // NACK and PLI feedback are in our codecs' own `rtcp_feedback` ([`video_feedback`]).
+    let registry = registry
+        .with(
+            Slot::NackResponder,
+            NackResponderBuilder::new()
+                .with_size(NACK_SEND_BUFFER)
+                .build(),
+        )
+        .with(Slot::NackGenerator, NackGenerator::new(rtt));
+    configure_simulcast_extension_headers(&mut engine)?;
+    let registry = configure_rtcp_reports(registry);
+    let registry = congestion_control(registry, &mut engine, max_bitrate_bps)?;
     Ok((engine, registry))
+}
+
+/// Send-side congestion control, as webrtc's `configure_congestion_control` with TWCC
+/// feedback sets it up (the TWCC header extension and `transport-cc` feedback for both
+/// kinds, TWCC sequence numbers out, arrival reports back, GCC, a pacer), except that
+/// the pacer starts at and keeps [`PACING_FACTOR`] times the estimate.
+fn congestion_control(
+    registry: Registry,
+    engine: &mut MediaEngine,
+    max_bitrate_bps: f64,
+) -> anyhow::Result<Registry> {
+    for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
+        engine.register_feedback(feedback("transport-cc", ""), kind);
+        engine.register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: TRANSPORT_CC_URI.to_owned(),
+            },
+            kind,
+            None,
+        )?;
+    }
+    let max = max_bitrate_bps.max(MIN_ESTIMATE_BPS);
+    Ok(registry
+        .with(
+            Slot::CongestionControl,
+            CongestionControlBuilder::new(Gcc::new(
+                START_ESTIMATE_BPS.min(max),
+                MIN_ESTIMATE_BPS,
+                max,
+            ))
+            .build(),
+        )
+        .with(Slot::TwccSender, TwccSenderBuilder::new().build())
+        .with(SCALE_UP_SLOT, ScaleTargetBitrate::new(PACING_FACTOR))
+        .with(
+            Slot::Pacer,
+            PacerBuilder::new()
+                .with_target_bitrate(max * PACING_FACTOR)
+                .build(),
+        )
+        .with(
+            SCALE_DOWN_SLOT,
+            ScaleTargetBitrate::new(1.0 / PACING_FACTOR),
+        )
+        .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build()))
 }

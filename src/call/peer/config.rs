@@ -32,13 +32,30 @@ impl From<IceServerConfig> for IceServer {
 }
 
 /// How to build the PeerConnection of one call.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerConfig {
     /// STUN/TURN servers, from the config file and `--ice-server`.
     pub ice_servers: Vec<IceServer>,
     /// Local addresses to gather host candidates on (`--bind`, repeatable). Empty means
     /// every interface plus loopback (see `udp_addrs`).
     pub bind: Vec<IpAddr>,
+    /// Most the congestion controller may let us send, kbit/s of RTP (audio and video
+    /// with their headers); also where its estimate starts.
+    pub max_send_bitrate_kbps: u32,
+}
+
+/// [`PeerConfig::max_send_bitrate_kbps`] when nothing says otherwise: the default video
+/// and audio bitrates (800 + 32 kbit/s) with room for RTP/SRTP headers.
+pub const DEFAULT_MAX_SEND_BITRATE_KBPS: u32 = 1000;
+
+impl Default for PeerConfig {
+    fn default() -> Self {
+        Self {
+            ice_servers: Vec::new(),
+            bind: Vec::new(),
+            max_send_bitrate_kbps: DEFAULT_MAX_SEND_BITRATE_KBPS,
+        }
+    }
 }
 
 /// Why a [`PeerConfig`] cannot be used.

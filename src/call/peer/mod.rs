@@ -17,6 +17,8 @@ pub mod codecs;
 pub mod config;
 mod handler;
 pub mod media;
+pub mod nack;
+pub mod pacing;
 pub mod rtcp;
 
 use std::sync::Arc;
@@ -43,6 +45,7 @@ use crate::call::stats::{PeerStats, ReceivedStats, SentStats, TrackStats};
 use crate::signaling::protocol::IceCandidate;
 use handler::{PeerHandler, Shared};
 use media::{LocalTrack, ReceivedCounters};
+use nack::RttCell;
 
 /// How long ICE and DTLS may take to connect (or reconnect after an ICE restart) before
 /// the call ends with `ice-failed` (the requirement).
@@ -96,6 +99,8 @@ pub struct PeerSession {
     video: Arc<LocalTrack>,
     audio: Arc<LocalTrack>,
     negotiation: Mutex<Negotiation>,
+    /// The selected pair's RTT, for the NACK generator's retry pacing.
+    rtt: RttCell,
 }
 
 impl PeerSession {
@@ -112,7 +117,12 @@ impl PeerSession {
         events: mpsc::Sender<PeerEvent>,
     ) -> anyhow::Result<(Self, RemoteMedia)> {
         config.validate()?;
-        let (media_engine, registry) = codecs::media_engine(Registry::new())?;
+        let rtt = RttCell::default();
+        let (media_engine, registry) = codecs::media_engine(
+            Registry::new(),
+            f64::from(config.max_send_bitrate_kbps) * 1000.0,
+            rtt.clone(),
+        )?;
         let registry = registry.with(
             rtcp::KEYFRAME_REQUEST_FORWARDER_SLOT,
             rtcp::KeyframeRequestForwarder::default(),
@@ -151,6 +161,7 @@ impl PeerSession {
             video: Arc::new(video),
             audio: Arc::new(audio),
             negotiation: Mutex::new(Negotiation::default()),
+            rtt,
         };
         let remote = RemoteMedia {
             video: video_rx,
@@ -321,6 +332,8 @@ impl PeerSession {
             .map(|p| p.current_round_trip_time)
             .find(|rtt| rtt.is_finite() && *rtt > 0.0);
         let mut packets_sent = [0u64; 2];
+        let mut retransmitted = 0;
+        let mut estimate_bps: f64 = 0.0;
         for out in report.outbound_rtp_streams() {
             let stream = &out.sent_rtp_stream_stats;
             let slot = match stream.rtp_stream_stats.kind {
@@ -328,13 +341,22 @@ impl PeerSession {
                 _ => 1,
             };
             packets_sent[slot] += stream.packets_sent;
+            retransmitted += out.retransmitted_packets_sent;
+            // One estimate for the whole connection, copied onto every stream.
+            estimate_bps = estimate_bps.max(out.target_bitrate);
+        }
+        let rtt = rtt_secs.map(Duration::from_secs_f64);
+        if let Some(rtt) = rtt {
+            self.rtt.set(rtt);
         }
         PeerStats {
             at: now,
-            rtt: rtt_secs.map(Duration::from_secs_f64),
+            rtt,
             video: track_stats(&self.video, packets_sent[0], &self.shared.video_in),
             audio: track_stats(&self.audio, packets_sent[1], &self.shared.audio_in),
             pli_sent: self.shared.pli_sent.load(Ordering::Relaxed),
+            estimate_bps: (estimate_bps > 0.0).then_some(estimate_bps),
+            retransmitted_packets_sent: retransmitted,
             keyframe_requests_received: self.shared.keyframe_requests.load(Ordering::Relaxed),
         }
     }

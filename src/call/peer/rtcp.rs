@@ -24,7 +24,8 @@ pub fn is_keyframe_request(packet: &dyn rtc::rtcp::Packet) -> bool {
 }
 
 /// Passes inbound PLI/FIR on to the application and drops the rest of the inbound RTCP
-/// (which the other interceptors have already acted on). Outbound traffic is untouched.
+/// (which the other interceptors have already acted on), keeping the attributes they
+/// left on it. Outbound traffic is untouched.
 #[derive(Default)]
 pub struct KeyframeRequestForwarder {
     read_queue: VecDeque<TaggedPacket>,
@@ -45,11 +46,16 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestForwarder {
                 .filter(|p| is_keyframe_request(p.as_ref()))
                 .cloned()
                 .collect();
-            if requests.is_empty() {
+            let is_request = !requests.is_empty();
+            msg.message.packet = Packet::Rtcp(requests);
+            if is_request {
+                msg.message.add(Attribute::DeliverToApplication);
+            } else if msg.message.attributes.is_empty() {
                 return Ok(());
             }
-            msg.message.packet = Packet::Rtcp(requests);
-            msg.message.add(Attribute::DeliverToApplication);
+            // Otherwise an empty RTCP packet still carries its attributes (the congestion
+            // controller's `TargetBitrateChanged`) up to webrtc, which records them in the
+            // stats and drops the packet.
         }
         self.read_queue.push_back(msg);
         Ok(())

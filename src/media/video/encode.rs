@@ -12,6 +12,7 @@ use openh264::encoder::{
     RateControlMode, UsageType,
 };
 use openh264::formats::YUVSource;
+use openh264_sys2 as sys;
 
 use super::frame::I420Frame;
 
@@ -153,6 +154,53 @@ impl H264Encoder {
     pub fn force_intra_frame(&mut self) {
         self.inner.force_intra_frame();
     }
+
+    /// Changes the target bitrate (kbit/s, non-zero) for the frames to come, as the
+    /// congestion controller asks; no keyframe is forced. Before the first frame the
+    /// encoder is simply made again with the new figure.
+    ///
+    /// # Errors
+    /// [`EncodeError::Settings`] for 0 kbit/s, [`EncodeError::Codec`] if openh264
+    /// refuses the option.
+    pub fn set_bitrate(&mut self, kbps: u32) -> Result<(), EncodeError> {
+        let settings = EncoderSettings {
+            bitrate_kbps: kbps,
+            ..self.settings
+        };
+        validate(&settings)?;
+        if self.frames == 0 {
+            *self = Self::new(settings)?;
+            return Ok(());
+        }
+        let bps = i32::try_from(u64::from(kbps) * 1000).unwrap_or(i32::MAX);
+        // The layer's maximum first when going up (openh264 rejects a target above it),
+        // the target first when going down.
+        let options = if kbps > self.settings.bitrate_kbps {
+            [sys::ENCODER_OPTION_MAX_BITRATE, sys::ENCODER_OPTION_BITRATE]
+        } else {
+            [sys::ENCODER_OPTION_BITRATE, sys::ENCODER_OPTION_MAX_BITRATE]
+        };
+        for option in options {
+            let mut info = sys::SBitrateInfo {
+                iLayer: sys::SPATIAL_LAYER_ALL,
+                iBitrate: bps,
+            };
+            // SAFETY: the encoder was initialized by its first frame; both options take a
+            // pointer to an `SBitrateInfo` that lives across the call (codec_api.h).
+            let status = unsafe {
+                self.inner
+                    .raw_api()
+                    .set_option(option, (&raw mut info).cast())
+            };
+            if status != 0 {
+                return Err(EncodeError::Codec(format!(
+                    "setting the bitrate to {kbps} kbit/s failed ({status})"
+                )));
+            }
+        }
+        self.settings = settings;
+        Ok(())
+    }
 }
 
 fn validate(s: &EncoderSettings) -> Result<(), EncodeError> {
@@ -263,6 +311,39 @@ mod tests {
         assert!(!enc.encode(&pattern.render(3), false).unwrap().keyframe);
         enc.force_intra_frame();
         assert!(enc.encode(&pattern.render(4), false).unwrap().keyframe);
+    }
+
+    #[test]
+    fn a_lower_bitrate_at_run_time_makes_smaller_frames_without_a_keyframe() {
+        let pattern = TestPattern::new(320, 240).unwrap();
+        let mut enc = H264Encoder::new(EncoderSettings {
+            bitrate_kbps: 1500,
+            ..settings(320, 240)
+        })
+        .unwrap();
+        let bytes = |enc: &mut H264Encoder, range: std::ops::Range<u32>| -> usize {
+            range
+                .map(|c| {
+                    let f = enc.encode(&pattern.render(c), false).unwrap();
+                    assert!(!f.keyframe || c == 0);
+                    f.annexb.len()
+                })
+                .sum()
+        };
+        bytes(&mut enc, 0..30);
+        let high = bytes(&mut enc, 30..90);
+        enc.set_bitrate(100).unwrap();
+        bytes(&mut enc, 90..120);
+        let low = bytes(&mut enc, 120..180);
+        // 60 frames at 30 fps are 2 s: 100 kbit/s allow 25 000 bytes (the pattern is
+        // too simple to fill 1500 kbit/s, but it fills more than 100).
+        assert!(
+            low * 2 < high,
+            "{low} bytes at 100 kbit/s vs {high} at 1500"
+        );
+        assert!(low < 25_000 * 3 / 2, "{low} bytes in 2 s at 100 kbit/s");
+        assert_eq!(enc.settings().bitrate_kbps, 100);
+        assert!(matches!(enc.set_bitrate(0), Err(EncodeError::Settings(_))));
     }
 
     #[test]

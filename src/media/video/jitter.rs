@@ -217,6 +217,7 @@ impl VideoJitterBuffer {
     pub fn pop(&mut self, now: Instant) -> Option<ReleasedFrame> {
         // Each pass releases, skips or stops; a skip only moves forward, so this ends.
         for _ in 0..=self.packets.len() {
+            self.skip_padding_at_head();
             if self.need_keyframe {
                 return self.pop_keyframe(now);
             }
@@ -261,6 +262,24 @@ impl VideoJitterBuffer {
     /// waited for a retransmission: 1.5 RTT, at least 100 ms.
     fn retransmit_guard(&self) -> Duration {
         (self.rtt * 3 / 2).max(Duration::from_millis(100))
+    }
+
+    /// Padding-only packets (RFC 3550 §5.1, empty payload: bandwidth probes a browser
+    /// sends on the media SSRC when no RTX stream is negotiated) belong to no frame; at
+    /// the head they are passed over as released.
+    fn skip_padding_at_head(&mut self) {
+        let Some(mut through) = self.released_through else {
+            return;
+        };
+        while self
+            .packets
+            .get(&(through + 1))
+            .is_some_and(|p| p.payload.is_empty())
+        {
+            through += 1;
+            self.packets.remove(&through);
+        }
+        self.released_through = Some(through);
     }
 
     fn raise_keyframe_request(&mut self) {
@@ -338,6 +357,9 @@ impl VideoJitterBuffer {
     /// or one whose payload starts an access unit (H.264 7.4.1.2.3).
     fn frame_starts(&self, from: u64) -> impl Iterator<Item = u64> + '_ {
         self.packets.range(from..).filter_map(|(&seq, packet)| {
+            if packet.payload.is_empty() {
+                return None;
+            }
             let after_marker = self
                 .packets
                 .get(&(seq.wrapping_sub(1)))
@@ -720,6 +742,24 @@ mod tests {
         let due = jb.next_wakeup().expect("a due time");
         assert!(due > at && due <= at + Duration::from_millis(50));
         assert_eq!(drain(&mut jb, due), vec![60 * 3000]);
+    }
+
+    #[test]
+    fn padding_packets_between_frames_do_not_stall_the_stream() {
+        let mut jb = VideoJitterBuffer::new();
+        let t0 = Instant::now();
+        let mut packets = frame(10, 0, true, 2);
+        packets.push((12, 0, false, Bytes::new())); // probe padding after the frame
+        packets.push((13, 0, false, Bytes::new()));
+        packets.extend(frame(14, 3000, false, 2));
+        let mut out = Vec::new();
+        for (i, p) in packets.iter().enumerate() {
+            let at = t0 + Duration::from_millis(10 * i as u64);
+            push(&mut jb, p, at);
+            out.extend(drain(&mut jb, at));
+        }
+        assert_eq!(out, vec![0, 3000]);
+        assert!(!jb.take_keyframe_request());
     }
 
     #[test]

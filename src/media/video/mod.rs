@@ -8,6 +8,7 @@ pub mod encode;
 pub mod frame;
 pub mod freeze;
 pub mod jitter;
+pub mod ladder;
 pub mod pattern;
 pub mod quality;
 pub mod scale;
