@@ -21,6 +21,11 @@ use crate::config::MediaSettings;
 use crate::signaling::client::{self, ClientConfig, Fatal, SignalingEvent, SignalingHandle};
 use crate::signaling::protocol::{ClientMessage, ErrorCode, ServerEndReason, ServerMessage};
 
+/// Seconds in a row with no media from a peer the server reported gone before the call
+/// ends `peer-gone` (a peer that is merely muted with its camera off is found out by ICE
+/// consent instead, RFC 7675).
+const PEER_GONE_SILENCE: u32 = 3;
+
 /// What this process is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
@@ -68,6 +73,10 @@ struct ActiveCall {
     state: CallState,
     /// When the call reached `Connected`, for `--hangup-after`.
     connected_at: Option<Instant>,
+    /// The server said the peer's connection to it died while our media was up: the call
+    /// goes on while the peer's media keeps arriving; this counts the stats seconds in a
+    /// row with nothing from it.
+    peer_unconfirmed: Option<u32>,
 }
 
 impl ActiveCall {
@@ -78,6 +87,7 @@ impl ActiveCall {
             direction,
             state: CallState::Ended,
             connected_at: None,
+            peer_unconfirmed: None,
         }
     }
 }
@@ -255,7 +265,7 @@ impl Controller {
         })
         .await;
         match self.mode {
-            Mode::Call { .. } => Next::Exit(ExitCode::for_end(reason)),
+            Mode::Call { .. } => Next::Exit(ExitCode::for_end(reason, call.connected_at.is_some())),
             Mode::Listen { .. } if self.quitting => Next::Exit(ExitCode::Ok),
             Mode::Listen { .. } => Next::Continue,
         }
@@ -277,16 +287,34 @@ impl Controller {
                 Next::Continue
             }
             SignalingEvent::Message(msg) => self.on_server_message(msg).await,
-            SignalingEvent::Disconnected { reason } => {
-                self.emit(AppEvent::ServerLost {
-                    message: format!("lost the server ({reason}); reconnecting"),
-                })
-                .await;
-                // The server ends a vanished client's call for its peer (peer-gone).
-                self.end_call(EndReason::ServerLost).await
-            }
+            SignalingEvent::Disconnected { reason } => self.on_server_lost(reason).await,
             SignalingEvent::Fatal(fatal) => self.on_fatal(fatal).await,
         }
+    }
+
+    /// The server connection dropped (the client reconnects by itself). A call whose
+    /// media is up goes on: it is peer to peer, and a hangup still reaches the peer as an
+    /// RTCP BYE. A call still being set up needs the server, and ends.
+    async fn on_server_lost(&mut self, reason: String) -> Next {
+        let media_up = self.media_up();
+        let message = if media_up {
+            format!("lost the server ({reason}); the call goes on, reconnecting")
+        } else {
+            format!("lost the server ({reason}); reconnecting")
+        };
+        self.emit(AppEvent::ServerLost { message }).await;
+        if media_up {
+            Next::Continue
+        } else {
+            self.end_call(EndReason::ServerLost).await
+        }
+    }
+
+    /// Whether the call's media was connected (it may be reconnecting now).
+    fn media_up(&self) -> bool {
+        self.call
+            .as_ref()
+            .is_some_and(|c| matches!(c.state, CallState::Connected | CallState::Reconnecting))
     }
 
     async fn on_fatal(&mut self, fatal: Fatal) -> Next {
@@ -447,6 +475,15 @@ impl Controller {
         let reason = match reason {
             ServerEndReason::Offline => EndReason::Offline,
             ServerEndReason::NoAnswer => EndReason::NoAnswer,
+            ServerEndReason::PeerGone if self.media_up() => {
+                // Its signaling died, maybe not its media: that decides (see on_media).
+                if let Some(call) = self.call.as_mut() {
+                    call.peer_unconfirmed = Some(0);
+                }
+                self.notice("the server lost the peer; the call goes on while its media arrives")
+                    .await;
+                return Next::Continue;
+            }
             ServerEndReason::PeerGone => EndReason::PeerGone,
             ServerEndReason::ServerShutdown => EndReason::ServerLost,
             ServerEndReason::Glare => {
@@ -593,7 +630,12 @@ impl Controller {
         let call_id = call.id.clone();
         match ev {
             MediaEvent::Stats(stats) => {
+                let silent = stats.video_kbps_in + stats.audio_kbps_in == 0.0;
                 self.emit(AppEvent::Stats { call_id, stats }).await;
+                if self.peer_silent_too_long(silent) {
+                    info!("the peer's signaling and media are both gone");
+                    return self.end_call(EndReason::PeerGone).await;
+                }
             }
             MediaEvent::Notice(message) => self.notice(message).await,
             MediaEvent::Peer(PeerEvent::LocalCandidate(candidate)) => {
@@ -618,8 +660,22 @@ impl Controller {
                 return self.fail_call("the peer connection closed".into()).await;
             }
             MediaEvent::Peer(PeerEvent::KeyframeRequested) => {}
+            MediaEvent::Peer(PeerEvent::Goodbye) => {
+                info!(call_id = %call_id, "the peer's RTCP BYE arrived");
+                return self.end_call(EndReason::RemoteHangup).await;
+            }
         }
         Next::Continue
+    }
+
+    /// After the server reported the peer gone: counts a second of `silent` media and
+    /// says whether the peer has now been silent for [`PEER_GONE_SILENCE`] seconds.
+    fn peer_silent_too_long(&mut self, silent: bool) -> bool {
+        let Some(count) = self.call.as_mut().and_then(|c| c.peer_unconfirmed.as_mut()) else {
+            return false;
+        };
+        *count = if silent { *count + 1 } else { 0 };
+        *count >= PEER_GONE_SILENCE
     }
 
     /// ICE connectivity lost: show `reconnecting`; the caller restarts ICE with a new

@@ -136,10 +136,15 @@ pub enum ExitCode {
 }
 
 impl ExitCode {
-    /// The process exit code for a call that ended for `reason`.
-    pub fn for_end(reason: EndReason) -> Self {
+    /// The process exit code for a call that ended for `reason`, after it had reached
+    /// `connected` (`was_connected`) or not. Only a connected call ends with 0: hanging
+    /// up before it connected is a cancel (7), the peer hanging up while the connection
+    /// was still being made is a failed connection (10).
+    pub fn for_end(reason: EndReason, was_connected: bool) -> Self {
         match reason {
-            EndReason::Hangup | EndReason::RemoteHangup => Self::Ok,
+            EndReason::Hangup | EndReason::RemoteHangup if was_connected => Self::Ok,
+            EndReason::Hangup => Self::Canceled,
+            EndReason::RemoteHangup => Self::ConnectionFailed,
             EndReason::Refused => Self::Refused,
             EndReason::Busy => Self::Busy,
             EndReason::Offline => Self::Offline,
@@ -322,9 +327,22 @@ mod tests {
             Canceled, Refused, Busy, Offline, NoAnswer, PeerGone, IceFailed, Failed, Glare,
             Conflict, ServerLost,
         ] {
-            assert_ne!(ExitCode::for_end(r), ExitCode::Ok, "{r}");
+            assert_ne!(ExitCode::for_end(r, true), ExitCode::Ok, "{r}");
         }
-        assert_eq!(ExitCode::for_end(RemoteHangup), ExitCode::Ok);
+        assert_eq!(ExitCode::for_end(RemoteHangup, true), ExitCode::Ok);
+        assert_eq!(ExitCode::for_end(Hangup, true), ExitCode::Ok);
+    }
+
+    #[test]
+    fn a_call_that_never_connected_never_exits_0() {
+        assert_eq!(
+            ExitCode::for_end(EndReason::Hangup, false),
+            ExitCode::Canceled
+        );
+        assert_eq!(
+            ExitCode::for_end(EndReason::RemoteHangup, false),
+            ExitCode::ConnectionFailed
+        );
     }
 
     #[test]

@@ -124,21 +124,27 @@ impl PeerHandler {
                         ssrc,
                     });
                 }
+                let bye = shared.clone();
                 tokio::spawn(forward_remote_track(
                     track,
                     VIDEO_CLOCK_RATE_HZ,
                     true,
                     shared.video_tx.clone(),
                     shared.video_in.clone(),
+                    move || bye.emit(PeerEvent::Goodbye),
                 ))
             }
-            RtpCodecKind::Audio => tokio::spawn(forward_remote_track(
-                track,
-                AUDIO_CLOCK_RATE_HZ,
-                false,
-                shared.audio_tx.clone(),
-                shared.audio_in.clone(),
-            )),
+            RtpCodecKind::Audio => {
+                let bye = shared.clone();
+                tokio::spawn(forward_remote_track(
+                    track,
+                    AUDIO_CLOCK_RATE_HZ,
+                    false,
+                    shared.audio_tx.clone(),
+                    shared.audio_in.clone(),
+                    move || bye.emit(PeerEvent::Goodbye),
+                ))
+            }
             other => {
                 tracing::warn!(kind = %other, "ignoring a remote track of unexpected kind");
                 return;

@@ -327,19 +327,27 @@ impl ReceptionStats {
     }
 }
 
-/// Moves one remote track's RTP into `tx` until the track ends. Never waits on `tx`:
-/// a full channel drops the packet and counts it.
+/// Moves one remote track's RTP into `tx` until the track ends, and calls `on_goodbye`
+/// when the peer's RTCP BYE arrives on it. Never waits on `tx`: a full channel drops
+/// the packet and counts it.
 pub(crate) async fn forward_remote_track(
     track: Arc<dyn TrackRemote>,
     clock_rate_hz: u32,
     count_frames_by_marker: bool,
     tx: mpsc::Sender<RtpPacket>,
     counters: Arc<ReceivedCounters>,
+    on_goodbye: impl Fn() + Send,
 ) {
     let mut reception: Option<ReceptionStats> = None;
     while let Some(event) = track.poll().await {
         let packet = match event {
             TrackRemoteEvent::OnRtpPacket(packet) => packet,
+            TrackRemoteEvent::OnRtcpPacket(packets) => {
+                if packets.iter().any(|p| super::rtcp::is_goodbye(p.as_ref())) {
+                    on_goodbye();
+                }
+                continue;
+            }
             TrackRemoteEvent::OnEnded | TrackRemoteEvent::OnError => break,
             _ => continue,
         };

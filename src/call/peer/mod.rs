@@ -29,6 +29,8 @@ use anyhow::{Context, anyhow};
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::Registry;
 use rtc::peer_connection::configuration::RTCOfferOptions;
+use bytes::Bytes;
+use rtc::rtcp::goodbye::Goodbye;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use tokio::sync::{Mutex, mpsc};
@@ -56,6 +58,11 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// a few milliseconds; STUN ones may take longer and simply trickle.
 pub const GATHER_WAIT: Duration = Duration::from_millis(100);
 
+/// Longest wait for the RTCP BYE to be queued when the call ends.
+pub const GOODBYE_WAIT: Duration = Duration::from_millis(100);
+/// Time left for the queued BYE to leave before the connection closes.
+const GOODBYE_FLUSH: Duration = Duration::from_millis(20);
+
 /// Remote video RTP packets buffered for the pipeline: about two keyframes at 720p.
 pub const REMOTE_VIDEO_QUEUE: usize = 512;
 /// Remote audio RTP packets buffered for the pipeline: 2.56 s of 20 ms Opus packets.
@@ -80,6 +87,9 @@ pub enum PeerEvent {
     Closed,
     /// The peer asked for a keyframe (PLI or FIR) on our video track.
     KeyframeRequested,
+    /// The peer left the call: its RTCP BYE (RFC 3550 §6.6) came over the media path,
+    /// which works while the signaling server is away.
+    Goodbye,
 }
 
 /// Negotiation state, behind one lock so offer/answer and candidate handling never race.
@@ -318,6 +328,32 @@ impl PeerSession {
         Ok(())
     }
 
+    /// Tells the peer over the media path that we are leaving: an RTCP BYE (RFC 3550
+    /// §6.6) for both our SSRCs. Best effort, bounded by [`GOODBYE_WAIT`]: the signaling
+    /// `hangup` is the other way the peer learns it, and either may be missing.
+    async fn send_goodbye(&self) {
+        let track = self
+            .shared
+            .remote_video
+            .lock()
+            .ok()
+            .and_then(|slot| slot.as_ref().map(|r| r.track.clone()));
+        let Some(track) = track else {
+            return;
+        };
+        let bye = Goodbye {
+            sources: vec![self.video.ssrc, self.audio.ssrc],
+            reason: Bytes::from_static(b"hangup"),
+        };
+        let sent = tokio::time::timeout(GOODBYE_WAIT, track.write_rtcp(vec![Box::new(bye)])).await;
+        if !matches!(sent, Ok(Ok(()))) {
+            tracing::debug!("RTCP BYE not sent");
+            return;
+        }
+        // write_rtcp queues; give the driver a moment to put it on the wire before close.
+        tokio::time::sleep(GOODBYE_FLUSH).await;
+    }
+
     /// A snapshot of the connection's counters: candidate-pair RTT and packets sent from
     /// webrtc's stats; frames, bytes, loss and jitter (converted from RTP units to ms) from
     /// our own counting, since webrtc 0.21 leaves the remote-side figures empty.
@@ -384,6 +420,7 @@ impl PeerSession {
         if self.shared.closed.swap(true, Ordering::AcqRel) {
             return;
         }
+        self.send_goodbye().await;
         // Abort first: a task blocked in a track's poll() holds that track's event lock.
         if let Ok(mut tasks) = self.shared.tasks.lock() {
             for task in tasks.drain(..) {

@@ -1,4 +1,5 @@
-//! An interceptor that hands inbound keyframe requests (PLI, FIR) to the application.
+//! An interceptor that hands inbound keyframe requests (PLI, FIR) and BYEs to the
+//! application.
 //!
 //! webrtc 0.21 stops inbound RTCP at the end of the interceptor chain unless a packet is
 //! marked [`Attribute::DeliverToApplication`]; then the local track's `poll()` yields it as
@@ -8,6 +9,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
+use rtc::rtcp::goodbye::Goodbye;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::sansio::Protocol;
@@ -23,7 +25,17 @@ pub fn is_keyframe_request(packet: &dyn rtc::rtcp::Packet) -> bool {
     any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
 }
 
-/// Passes inbound PLI/FIR on to the application and drops the rest of the inbound RTCP
+/// Whether an RTCP packet is a BYE (RFC 3550 §6.6): the peer left.
+pub fn is_goodbye(packet: &dyn rtc::rtcp::Packet) -> bool {
+    packet.as_any().is::<Goodbye>()
+}
+
+/// The inbound RTCP the application acts on itself.
+fn for_application(packet: &dyn rtc::rtcp::Packet) -> bool {
+    is_keyframe_request(packet) || is_goodbye(packet)
+}
+
+/// Passes inbound PLI/FIR/BYE on to the application and drops the rest of the inbound RTCP
 /// (which the other interceptors have already acted on), keeping the attributes they
 /// left on it. Outbound traffic is untouched.
 #[derive(Default)]
@@ -43,7 +55,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestForwarder {
         if let Packet::Rtcp(packets) = &msg.message.packet {
             let requests: Vec<Box<dyn rtc::rtcp::Packet>> = packets
                 .iter()
-                .filter(|p| is_keyframe_request(p.as_ref()))
+                .filter(|p| for_application(p.as_ref()))
                 .cloned()
                 .collect();
             let is_request = !requests.is_empty();
@@ -96,5 +108,7 @@ mod tests {
         assert!(is_keyframe_request(&pli));
         assert!(is_keyframe_request(&FullIntraRequest::default()));
         assert!(!is_keyframe_request(&ReceiverReport::default()));
+        assert!(is_goodbye(&Goodbye::default()));
+        assert!(!is_goodbye(&pli));
     }
 }
