@@ -225,6 +225,10 @@ pub struct MediaArgs {
     /// Most video frames per second the call screen draws [default: 30]
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=120), value_name = "N")]
     pub max_draw_fps: Option<u32>,
+    /// How long a call whose connection dropped keeps trying ICE restarts before it
+    /// ends `ice-failed` [default: 30s]
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub reconnect_timeout: Option<Duration>,
 }
 
 /// Parses durations like `1s`, `500ms`, `2m`, `30d`.

@@ -50,6 +50,8 @@ pub struct MediaFile {
     pub audio_bitrate_kbps: Option<u32>,
     /// Default `--max-draw-fps`.
     pub max_draw_fps: Option<u32>,
+    /// Default `--reconnect-timeout`, e.g. "30s".
+    pub reconnect_timeout: Option<String>,
 }
 
 /// The config file's contents. Every field is optional.
@@ -234,7 +236,13 @@ pub struct MediaSettings {
     pub bind: Vec<std::net::IpAddr>,
     /// Most frames per second the call screen draws.
     pub max_draw_fps: u32,
+    /// How long a dropped connection is given to come back through ICE restarts
+    /// (`--reconnect-timeout`, 30 s).
+    pub reconnect_timeout: std::time::Duration,
 }
+
+/// [`MediaSettings::reconnect_timeout`] when nothing sets it.
+pub const DEFAULT_RECONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl MediaSettings {
     /// Merges command-line media flags over the config file's `[media]` and ICE servers.
@@ -248,6 +256,12 @@ impl MediaSettings {
             (None, Some(s)) => crate::cli::parse_size(s)
                 .map_err(|e| anyhow::anyhow!("config [media] video_size: {e}"))?,
             (None, None) => (640, 480),
+        };
+        let reconnect_timeout = match (args.reconnect_timeout, &m.reconnect_timeout) {
+            (Some(t), _) => t,
+            (None, Some(s)) => crate::cli::parse_duration(s)
+                .map_err(|e| anyhow::anyhow!("config [media] reconnect_timeout: {e}"))?,
+            (None, None) => DEFAULT_RECONNECT_TIMEOUT,
         };
         let mut ice_servers = Vec::new();
         if !args.ice_servers.is_empty() {
@@ -283,6 +297,7 @@ impl MediaSettings {
             ice_servers,
             bind: args.bind.clone(),
             max_draw_fps: args.max_draw_fps.or(m.max_draw_fps).unwrap_or(30),
+            reconnect_timeout,
         })
     }
 }

@@ -206,19 +206,19 @@ fn a_call_works_in_a_loopback_only_network_namespace() {
     assert!(stdout.contains(r#""state":"connected""#), "{stdout}");
 }
 
-#[test]
-fn cutting_udp_mid_call_shows_reconnecting_and_an_ice_restart_brings_it_back() {
-    let _turn = common::one_call_at_a_time();
+/// Runs tom calling jerry in a private namespace, cuts UDP (the media) with nftables
+/// once connected, keeps it cut for `hold_secs` after tom shows `reconnecting`, then lets
+/// it through. Returns tom's stdout and how long after the restore tom was `connected`
+/// again (seconds). The signaling TCP connection stays up throughout. `None` when the
+/// machine cannot make such a namespace (the reason is printed).
+fn call_through_a_udp_cut(port: u16, hold_secs: u32) -> Option<(String, f64)> {
     let nft_probe = "ip link set lo up && nft add table inet probe && nft delete table inet probe";
     if let Err(why) = netns::available(nft_probe) {
         eprintln!("skipped: needs a network namespace with nftables: {why}");
-        return;
+        return None;
     }
-    // Inside a private namespace only: drop UDP (the media) while the signaling TCP
-    // connection stays up, until the caller shows `reconnecting`; then let UDP through
-    // again and expect the ICE restart to bring the call back to `connected`.
     let home = namespace_home();
-    let (setup, url) = netns::serve_and_listener(&home, 18788, "jerry");
+    let (setup, url) = netns::serve_and_listener(&home, port, "jerry");
     let tom = home.shell_command("tom", &call_args(&url, "tom", "jerry", &[]));
     let dir = home.dir.path().display().to_string();
     let body = format!(
@@ -236,8 +236,11 @@ nft add table inet cut
 nft add chain inet cut in '{{ type filter hook input priority 0; }}'
 nft add rule inet cut in meta l4proto udp drop
 wait_for '"state":"reconnecting"' 1
+sleep {hold_secs}
 nft delete table inet cut
+echo "restored at $(date +%s.%N)"
 wait_for '"state":"connected"' 2
+echo "connected at $(date +%s.%N)"
 kill -TERM $tom
 wait $tom
 echo "tom exited $?"
@@ -248,29 +251,58 @@ echo "tom exited $?"
     let tom = std::fs::read_to_string(home.dir.path().join("tom.out")).unwrap_or_default();
     assert!(
         out.status.success() && stdout.contains("tom exited 0"),
-        "{stdout}\n{}\n{tom}",
-        String::from_utf8_lossy(&out.stderr)
+        "{stdout}\n{}\n{tom}\ntom's log:\n{}\njerry's log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        home.log_tail("tom"),
+        home.log_tail("jerry"),
     );
-    let states: Vec<&str> = tom
-        .lines()
+    let at = |what: &str| -> f64 {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(what))
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {what:?} line in {stdout}"))
+    };
+    Some((tom, at("connected at") - at("restored at")))
+}
+
+/// Tom's call states after setup, folded to connected / reconnecting / ended.
+fn states_after_setup(tom: &str) -> Vec<String> {
+    tom.lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["event"] == "state")
         .map(|v| v["state"].as_str().unwrap_or("").to_owned())
-        .map(|s| match s.as_str() {
-            "connected" => "connected",
-            "reconnecting" => "reconnecting",
-            "ended" => "ended",
-            _ => "setup",
-        })
-        .collect();
-    let tail: Vec<&str> = states
-        .iter()
-        .copied()
-        .skip_while(|s| *s == "setup")
-        .collect();
+        .skip_while(|s| !matches!(s.as_str(), "connected" | "reconnecting" | "ended"))
+        .collect()
+}
+
+#[test]
+fn cutting_udp_mid_call_shows_reconnecting_and_an_ice_restart_brings_it_back() {
+    let _turn = common::one_call_at_a_time();
+    let Some((tom, _)) = call_through_a_udp_cut(18788, 0) else {
+        return;
+    };
     assert_eq!(
-        tail,
+        states_after_setup(&tom),
         ["connected", "reconnecting", "connected", "ended"],
         "{tom}"
     );
+}
+
+#[test]
+fn a_cut_longer_than_one_ice_restart_is_survived_by_restarting_again() {
+    let _turn = common::one_call_at_a_time();
+    // 17 s: longer than one restart's 15 s connect deadline, which used to end the call
+    // `ice-failed`; within the 30 s reconnect timeout, restarts keep coming.
+    let Some((tom, back_after)) = call_through_a_udp_cut(18789, 17) else {
+        return;
+    };
+    assert_eq!(
+        states_after_setup(&tom),
+        ["connected", "reconnecting", "connected", "ended"],
+        "{tom}"
+    );
+    eprintln!("connected again {back_after:.2} s after UDP was let through");
+    // Restarts come every 3 s at most; generous for a loaded machine.
+    assert!(back_after < 5.0, "{back_after} s to reconnect:\n{tom}");
 }

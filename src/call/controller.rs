@@ -73,6 +73,8 @@ struct ActiveCall {
     state: CallState,
     /// When the call reached `Connected`, for `--hangup-after`.
     connected_at: Option<Instant>,
+    /// While the connection is being brought back after it dropped.
+    reconnect: Option<Reconnect>,
     /// The server said the peer's connection to it died while our media was up: the call
     /// goes on while the peer's media keeps arriving; this counts the stats seconds in a
     /// row with nothing from it.
@@ -87,9 +89,29 @@ impl ActiveCall {
             direction,
             state: CallState::Ended,
             connected_at: None,
+            reconnect: None,
             peer_unconfirmed: None,
         }
     }
+}
+
+/// A dropped connection being brought back: ICE restarts (by the caller) with backoff
+/// until the reconnect timeout.
+#[derive(Debug, Clone, Copy)]
+struct Reconnect {
+    /// When connectivity was lost.
+    since: Instant,
+    /// When to restart ICE again (the caller), or check the deadline (the callee).
+    next_attempt: Instant,
+    /// ICE restarts made so far.
+    attempts: u32,
+}
+
+/// Delay before ICE restart `attempt` (1-based) of one outage: 1 s, 2 s, then every 3 s.
+/// Short, because a restart is only an offer/answer, and video should come back within
+/// about a second of the network.
+fn restart_backoff(attempt: u32) -> Duration {
+    Duration::from_secs(u64::from(attempt.clamp(1, 3)))
 }
 
 /// What the controller loop does next.
@@ -164,6 +186,11 @@ impl Controller {
         let mut commands_open = true;
         loop {
             let hangup_at = self.hangup_deadline();
+            let reconnect_at = self
+                .call
+                .as_ref()
+                .and_then(|c| c.reconnect)
+                .map(|r| r.next_attempt);
             let next = tokio::select! {
                 ev = signaling.recv() => match ev {
                     Some(ev) => self.on_signaling(ev).await,
@@ -188,6 +215,7 @@ impl Controller {
                     info!("--hangup-after elapsed");
                     self.on_command(UserCommand::Hangup).await
                 }
+                _ = sleep_until(reconnect_at) => self.reconnect_step().await,
             };
             if let Next::Exit(code) = next {
                 return code;
@@ -599,6 +627,12 @@ impl Controller {
                 self.send_sdp(false, answer).await;
                 Next::Continue
             }
+            // A restart offer that cannot be applied now (webrtc still busy with the last
+            // one) is not the end of a call that is reconnecting: the next one follows.
+            Err(e) if self.call.as_ref().is_some_and(|c| c.reconnect.is_some()) => {
+                warn!("ICE restart offer not applied: {e:#}");
+                Next::Continue
+            }
             Err(e) => {
                 self.fail_call(format!("bad SDP offer from the peer: {e:#}"))
                     .await
@@ -649,10 +683,20 @@ impl Controller {
                 if let Some(media) = &mut self.media {
                     media.start_sending();
                 }
+                if let Some(call) = self.call.as_mut()
+                    && let Some(r) = call.reconnect.take()
+                {
+                    info!(after = ?r.since.elapsed(), attempts = r.attempts, "reconnected");
+                }
                 self.set_state(CallState::Connected).await;
             }
             MediaEvent::Peer(PeerEvent::Disconnected) => return self.on_disconnected().await,
             MediaEvent::Peer(PeerEvent::Failed) => {
+                if self.call.as_ref().is_some_and(|c| c.reconnect.is_some()) {
+                    // One restart gave up; the next one (or the deadline) follows.
+                    debug!("an ICE restart did not connect; trying on");
+                    return Next::Continue;
+                }
                 self.send(ClientMessage::Hangup { call_id }).await;
                 return self.end_call(EndReason::IceFailed).await;
             }
@@ -683,10 +727,46 @@ impl Controller {
     /// back within the connect timeout the peer reports `Failed`.
     async fn on_disconnected(&mut self) -> Next {
         self.set_state(CallState::Reconnecting).await;
-        let outgoing = self
-            .call
-            .as_ref()
-            .is_some_and(|c| c.direction == Direction::Outgoing);
+        let Some(call) = self.call.as_mut() else {
+            return Next::Continue;
+        };
+        if call.reconnect.is_none() {
+            let now = Instant::now();
+            call.reconnect = Some(Reconnect {
+                since: now,
+                next_attempt: now,
+                attempts: 0,
+            });
+        }
+        self.reconnect_step().await
+    }
+
+    /// One step of bringing a dropped connection back: past the reconnect timeout the
+    /// call ends `ice-failed`; otherwise the caller restarts ICE with a new offer (only
+    /// one side restarts, so two offers never collide) and the next step is scheduled
+    /// with [`restart_backoff`].
+    async fn reconnect_step(&mut self) -> Next {
+        let timeout = self.media_config.reconnect_timeout;
+        let Some(call) = self.call.as_mut() else {
+            return Next::Continue;
+        };
+        let Some(mut r) = call.reconnect else {
+            return Next::Continue;
+        };
+        if r.since.elapsed() >= timeout {
+            info!(
+                ?timeout,
+                attempts = r.attempts,
+                "no reconnection within the timeout"
+            );
+            let call_id = call.id.clone();
+            self.send(ClientMessage::Hangup { call_id }).await;
+            return self.end_call(EndReason::IceFailed).await;
+        }
+        let outgoing = call.direction == Direction::Outgoing;
+        r.attempts += u32::from(outgoing);
+        r.next_attempt = (Instant::now() + restart_backoff(r.attempts)).min(r.since + timeout);
+        call.reconnect = Some(r);
         if !outgoing {
             return Next::Continue;
         }
@@ -695,11 +775,14 @@ impl Controller {
         };
         match media.peer().restart_ice().await {
             Ok(offer) => {
-                info!("ICE restart: sending a new offer");
+                info!(attempt = r.attempts, "ICE restart: sending a new offer");
                 self.send_sdp(true, offer).await;
                 Next::Continue
             }
-            Err(e) => self.fail_call(format!("ICE restart failed: {e:#}")).await,
+            Err(e) => {
+                warn!("ICE restart {} failed: {e:#}; trying again", r.attempts);
+                Next::Continue
+            }
         }
     }
 

@@ -20,5 +20,6 @@ pub fn loopback_media(video_size: (u32, u32), fps: u32, video_bitrate_kbps: u32)
         ice_servers: Vec::new(),
         bind: vec![[127, 0, 0, 1].into()],
         max_draw_fps: 30,
+        reconnect_timeout: rtc_cli::config::DEFAULT_RECONNECT_TIMEOUT,
     }
 }

@@ -26,10 +26,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
+use bytes::Bytes;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::Registry;
 use rtc::peer_connection::configuration::RTCOfferOptions;
-use bytes::Bytes;
 use rtc::rtcp::goodbye::Goodbye;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
