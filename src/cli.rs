@@ -117,6 +117,22 @@ pub struct ServeArgs {
     /// How long a call rings before it ends with no-answer
     #[arg(long, default_value = "45s", value_parser = parse_duration, value_name = "DURATION")]
     pub ring_timeout: Duration,
+
+    /// Time a new connection gets to finish its WebSocket upgrade
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    pub upgrade_timeout: Duration,
+
+    /// Time a connection gets, after the upgrade, to log in
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    pub login_timeout: Duration,
+
+    /// Connections held at once, logged in or not; more are refused (HTTP 503)
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub max_connections: u32,
+
+    /// Connections held at once from one IP address; more are refused (HTTP 503)
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub max_connections_per_address: u32,
 }
 
 /// Subcommands of `serve`.
