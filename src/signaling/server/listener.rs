@@ -17,7 +17,7 @@ use tracing::{debug, warn};
 
 use super::Shared;
 use super::limits::{Admission, Pending, Permit, Refusal};
-use super::session::serve_connection;
+use super::session::{Accepted, serve_connection};
 
 /// Pending connections shed at once when file handles run out.
 const SHED_PER_EMFILE: usize = 16;
@@ -102,7 +102,13 @@ impl Listener {
         let pending = self.pending.insert(conn, permit);
         let shared = Arc::clone(&self.shared);
         let stop = self.stop.clone();
-        tokio::spawn(serve_connection(shared, stream, peer, conn, pending, stop));
+        let accepted = Accepted {
+            stream,
+            peer,
+            conn,
+            pending,
+        };
+        tokio::spawn(serve_connection(shared, accepted, stop));
     }
 
     /// A permit for `peer`; a full server first sheds its oldest pending connection,

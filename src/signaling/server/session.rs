@@ -50,36 +50,47 @@ pub(super) fn websocket_config() -> WebSocketConfig {
         .max_frame_size(Some(MAX_FRAME_BYTES))
 }
 
+/// A connection the listener admitted.
+pub(super) struct Accepted<S> {
+    /// The accepted byte stream: plain TCP now, and the place a TLS stream would come in.
+    pub(super) stream: S,
+    pub(super) peer: SocketAddr,
+    /// Connection number, growing with accept order.
+    pub(super) conn: u64,
+    /// Its place among the connections that may be shed until it logs in.
+    pub(super) pending: PendingGuard,
+}
+
 /// Serves one accepted connection to its end, or until the listener sheds it while
-/// it has not logged in. `stream` is the accepted byte stream: plain TCP now, and the
-/// place a TLS stream would come in.
+/// it has not logged in.
 pub(super) async fn serve_connection<S>(
     shared: Arc<Shared>,
-    stream: S,
-    peer: SocketAddr,
-    conn: u64,
-    pending: PendingGuard,
+    accepted: Accepted<S>,
     stop: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let shed = pending.shed_token();
+    let shed = accepted.pending.shed_token();
+    let (peer, conn) = (accepted.peer, accepted.conn);
     tokio::select! {
         _ = shed.cancelled() => debug!(%peer, conn, "shed before login to make room"),
-        _ = upgrade_and_serve(shared, stream, peer, conn, pending, stop) => {}
+        _ = upgrade_and_serve(shared, accepted, stop) => {}
     }
 }
 
 async fn upgrade_and_serve<S>(
     shared: Arc<Shared>,
-    stream: S,
-    peer: SocketAddr,
-    conn: u64,
-    pending: PendingGuard,
+    accepted: Accepted<S>,
     stop: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let Accepted {
+        stream,
+        peer,
+        conn,
+        pending,
+    } = accepted;
     let upgrade_timeout = shared.config.upgrade_timeout;
     let upgrade = tokio_tungstenite::accept_async_with_config(stream, Some(websocket_config()));
     let ws = match tokio::time::timeout(upgrade_timeout, upgrade).await {
