@@ -108,10 +108,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Raises the soft open-file limit to the hard one and logs when it still cannot hold
-/// `max_connections` sockets (one file handle each, plus a few for the process).
+/// `max_connections` sockets (one file handle each).
 fn check_open_file_limit(max_connections: usize) {
     match raise_open_file_limit() {
-        Ok(files) if files < max_connections as u64 + 64 => {
+        Ok(files) if files < max_connections as u64 => {
             tracing::warn!(
                 files,
                 max_connections,
@@ -231,6 +231,8 @@ async fn session(
         Mode::Call { .. } => Role::Call,
         Mode::Listen { .. } => Role::Listen,
     };
+    // The TUI captures stderr when it takes the terminal; headless, from here on.
+    let stderr_to_log = headless.then(crate::stderr::StderrToLog::capture);
     let view = if headless {
         let signals = tokio::spawn(quit_on_signal(commands_tx.clone()));
         tokio::spawn(async move {
@@ -267,6 +269,7 @@ async fn session(
     )
     .await;
     let farewell = view.await.context("the view task failed")??;
+    drop(stderr_to_log);
     // The call screen is gone: say on the restored terminal how it ended.
     for line in farewell {
         eprintln!("rtc-cli: {line}");
