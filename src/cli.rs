@@ -117,6 +117,22 @@ pub struct ServeArgs {
     /// How long a call rings before it ends with no-answer
     #[arg(long, default_value = "45s", value_parser = parse_duration, value_name = "DURATION")]
     pub ring_timeout: Duration,
+
+    /// Time a new connection gets to finish its WebSocket upgrade
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    pub upgrade_timeout: Duration,
+
+    /// Time a connection gets, after the upgrade, to log in
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    pub login_timeout: Duration,
+
+    /// Connections held at once, logged in or not; more are refused (HTTP 503)
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub max_connections: u32,
+
+    /// Connections held at once from one IP address; more are refused (HTTP 503)
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub max_connections_per_address: u32,
 }
 
 /// Subcommands of `serve`.
@@ -254,7 +270,19 @@ pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
     Ok((side(w)?, side(h)?))
 }
 
-/// Checks a signaling server URL is `ws://` or `wss://` with a host.
+/// The text after the port colon of a URI authority (`user@host:port`, `[::1]:port`),
+/// if it has one.
+fn port_text(authority: &str) -> Option<&str> {
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    let after_host = host_port
+        .rsplit_once(']')
+        .map_or(host_port, |(_, rest)| rest);
+    after_host.rsplit_once(':').map(|(_, port)| port)
+}
+
+/// Checks a signaling server URL is `ws://` or `wss://` with a host, and that it parses
+/// as a URI (RFC 3986: e.g. `ws://[::1` is refused, where it would only fail when
+/// connecting). An error here is a bad command line (exit 2).
 pub fn parse_server_url(s: &str) -> Result<String, String> {
     let rest = s
         .strip_prefix("ws://")
@@ -262,6 +290,17 @@ pub fn parse_server_url(s: &str) -> Result<String, String> {
         .ok_or_else(|| format!("server URL must start with ws:// or wss://, got {s:?}"))?;
     if rest.is_empty() || rest.starts_with('/') || rest.starts_with(':') {
         return Err(format!("server URL {s:?} has no host"));
+    }
+    let uri: tokio_tungstenite::tungstenite::http::Uri = s
+        .parse()
+        .map_err(|e| format!("server URL {s:?} is not a valid URL: {e}"))?;
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("server URL {s:?} has no host"));
+    }
+    if let Some(port) = uri.authority().and_then(|a| port_text(a.as_str()))
+        && port.parse::<u16>().is_err()
+    {
+        return Err(format!("server URL {s:?} has a bad port {port:?}"));
     }
     Ok(s.to_owned())
 }
@@ -286,6 +325,10 @@ mod tests {
         assert!(parse_server_url("wss://host").is_ok());
         assert!(parse_server_url("http://host").is_err());
         assert!(parse_server_url("ws://").is_err());
+        assert!(parse_server_url("ws://[::1]:8787").is_ok());
+        assert!(parse_server_url("ws://[::1").is_err());
+        assert!(parse_server_url("ws://host:port").is_err());
+        assert!(parse_server_url("ws://a b").is_err());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::cli::{Cli, Command, GlobalArgs, LoginArgs, MediaArgs, ServeArgs, Serv
 use crate::config::{MediaSettings, Settings};
 use crate::signaling::auth::{self, Auth};
 use crate::signaling::client::{self, ClientConfig, Fatal, SignalingEvent};
-use crate::signaling::server::{Server, ServerConfig};
+use crate::signaling::server::{ConnectionLimits, Server, ServerConfig, raise_open_file_limit};
 use crate::ui::{Role, TuiOptions, ViewLink};
 
 /// Runs the parsed command line; returns the process exit code.
@@ -89,8 +89,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         listen: args.listen,
         auth,
         ring_timeout: args.ring_timeout,
+        upgrade_timeout: args.upgrade_timeout,
+        login_timeout: args.login_timeout,
+        limits: ConnectionLimits {
+            total: args.max_connections as usize,
+            per_address: args.max_connections_per_address as usize,
+        },
         ..ServerConfig::default()
     };
+    check_open_file_limit(config.limits.total);
     let server = Server::bind(config).await?;
     let addr = server.local_addr();
     println!("rtc-cli serve: listening on ws://{addr}");
@@ -98,6 +105,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     server.run(shutdown_signal()).await;
     println!("rtc-cli serve: stopped");
     Ok(ExitCode::Ok)
+}
+
+/// Raises the soft open-file limit to the hard one and logs when it still cannot hold
+/// `max_connections` sockets (one file handle each).
+fn check_open_file_limit(max_connections: usize) {
+    match raise_open_file_limit() {
+        Ok(files) if files < max_connections as u64 => {
+            tracing::warn!(
+                files,
+                max_connections,
+                "the open-file limit is below --max-connections; past it, connections that \
+                 have not logged in are shed to keep accepting"
+            );
+        }
+        Ok(files) => info!(files, "open-file limit"),
+        Err(e) => tracing::warn!("cannot raise the open-file limit: {e}"),
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -207,6 +231,8 @@ async fn session(
         Mode::Call { .. } => Role::Call,
         Mode::Listen { .. } => Role::Listen,
     };
+    // The TUI captures stderr when it takes the terminal; headless, from here on.
+    let stderr_to_log = headless.then(crate::stderr::StderrToLog::capture);
     let view = if headless {
         let signals = tokio::spawn(quit_on_signal(commands_tx.clone()));
         tokio::spawn(async move {
@@ -243,6 +269,7 @@ async fn session(
     )
     .await;
     let farewell = view.await.context("the view task failed")??;
+    drop(stderr_to_log);
     // The call screen is gone: say on the restored terminal how it ended.
     for line in farewell {
         eprintln!("rtc-cli: {line}");

@@ -4,13 +4,12 @@
 //!
 //! Stderr is captured because libraries write to it on their own (ALSA prints
 //! `ALSA lib confmisc.c… cannot find card '0'` when a device is missing, FIELD-NOTES):
-//! while the view is up, fd 2 is a pipe whose lines go to the log via `tracing`.
+//! while the view is up, fd 2 is a pipe whose lines go to the log
+//! ([`crate::stderr::capture_to_log`]).
 
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Write};
-use std::os::fd::FromRawFd;
+use std::io::{self, Write};
 use std::sync::Once;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crossterm::cursor::{Hide, Show};
 use crossterm::terminal::{
@@ -25,8 +24,6 @@ use super::halfblock::CellSize;
 
 /// Whether the terminal is in call-screen mode (so restoring twice is harmless).
 static ACTIVE: AtomicBool = AtomicBool::new(false);
-/// The original stderr while it is captured, else -1.
-static SAVED_STDERR: AtomicI32 = AtomicI32::new(-1);
 static PANIC_HOOK: Once = Once::new();
 
 /// Puts the terminal in call-screen mode; [`Drop`] puts it back.
@@ -51,7 +48,7 @@ impl TerminalGuard {
         let guard = Self { _private: () };
         enable_raw_mode()?;
         execute!(io::stdout(), EnterAlternateScreen, Hide, SetTitle(title))?;
-        if let Err(error) = capture_stderr() {
+        if let Err(error) = crate::stderr::capture_to_log() {
             tracing::warn!(%error, "could not capture stderr; library messages may tear the view");
         }
         Ok(guard)
@@ -70,7 +67,7 @@ pub fn restore() {
     if !ACTIVE.swap(false, Ordering::SeqCst) {
         return;
     }
-    release_stderr();
+    crate::stderr::release_to_terminal();
     // Best effort: there is nobody left to report a failure to.
     let _ = execute!(
         io::stdout(),
@@ -91,52 +88,6 @@ fn install_panic_hook() {
             previous(info);
         }));
     });
-}
-
-/// Points fd 2 at a pipe whose lines a thread logs; the thread ends when
-/// [`release_stderr`] closes the pipe's last writer.
-fn capture_stderr() -> io::Result<()> {
-    let mut fds = [0; 2];
-    // SAFETY: plain POSIX calls on descriptors this function owns; each result is checked.
-    unsafe {
-        if libc::pipe(fds.as_mut_ptr()) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let [read_end, write_end] = fds;
-        let saved = libc::dup(libc::STDERR_FILENO);
-        if saved < 0 || libc::dup2(write_end, libc::STDERR_FILENO) < 0 {
-            let error = io::Error::last_os_error();
-            libc::close(read_end);
-            libc::close(write_end);
-            if saved >= 0 {
-                libc::close(saved);
-            }
-            return Err(error);
-        }
-        libc::close(write_end);
-        SAVED_STDERR.store(saved, Ordering::SeqCst);
-        let reader = File::from_raw_fd(read_end);
-        std::thread::Builder::new()
-            .name("stderr-log".into())
-            .spawn(move || {
-                for line in BufReader::new(reader).lines().map_while(Result::ok) {
-                    tracing::warn!(target: "stderr", "{line}");
-                }
-            })?;
-    }
-    Ok(())
-}
-
-/// Puts the original stderr back (closing the pipe's writer).
-fn release_stderr() {
-    let saved = SAVED_STDERR.swap(-1, Ordering::SeqCst);
-    if saved >= 0 {
-        // SAFETY: `saved` is the descriptor capture_stderr duplicated and still owns.
-        unsafe {
-            libc::dup2(saved, libc::STDERR_FILENO);
-            libc::close(saved);
-        }
-    }
 }
 
 /// The terminal's cell size in pixels, when it reports its pixel size.

@@ -119,6 +119,11 @@ impl RawClient {
         self.ws.send(Message::text(text)).await.unwrap();
     }
 
+    /// Sends a text frame; false if the connection is gone.
+    pub async fn try_send_raw(&mut self, text: &str) -> bool {
+        self.ws.send(Message::text(text)).await.is_ok()
+    }
+
     pub async fn send_binary(&mut self, bytes: &[u8]) {
         self.ws
             .send(Message::Binary(bytes.to_vec().into()))

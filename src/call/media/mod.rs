@@ -446,8 +446,8 @@ impl MediaCall {
                 bitrate_kbps: self.config.video_bitrate_kbps,
             };
             // OpenH264 prints a rate-control warning to stderr at creation (we keep every
-            // frame on purpose: no frame skipping); keep it off the terminal.
-            match crate::stderr::silenced(|| H264Encoder::new(settings)) {
+            // frame on purpose: no frame skipping); both views send stderr to the log.
+            match H264Encoder::new(settings) {
                 Ok(encoder) => {
                     let sender = VideoSender {
                         source,

@@ -217,6 +217,36 @@ impl<R: BufRead + Seek> Y4mReader<R> {
         Ok(Some(frame))
     }
 
+    /// Checks that the stream goes on with a `FRAME` header or ends here, without
+    /// consuming anything: after a frame, this catches a file whose frames are not the
+    /// size its header says.
+    ///
+    /// # Errors
+    /// [`Y4mError::BadFrameHeader`] naming the frame that does not start where the
+    /// header's size puts it, or I/O errors.
+    pub fn check_next_frame_start(&mut self) -> Result<(), Y4mError> {
+        let start = self.inner.stream_position()?;
+        let mut head = Vec::with_capacity(FRAME_MAGIC.len());
+        (&mut self.inner)
+            .take(FRAME_MAGIC.len() as u64)
+            .read_to_end(&mut head)?;
+        self.inner.seek(SeekFrom::Start(start))?;
+        if head.is_empty() || head == FRAME_MAGIC {
+            return Ok(());
+        }
+        Err(Y4mError::BadFrameHeader {
+            index: self.index,
+            reason: format!(
+                "expected `FRAME` after {} bytes of frame data ({}x{} I420, from the header), \
+                 found `{}`: the frames are not the size the header says",
+                I420Frame::buffer_len(self.header.width, self.header.height),
+                self.header.width,
+                self.header.height,
+                String::from_utf8_lossy(&head)
+            ),
+        })
+    }
+
     /// Goes back to the first frame (for looping a clip).
     ///
     /// # Errors
