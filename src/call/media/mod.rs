@@ -168,8 +168,7 @@ impl Counters {
             .store(jitter.concealed, Ordering::Relaxed);
         self.audio_fec_recovered
             .store(jitter.fec_recovered, Ordering::Relaxed);
-        let dropped =
-            jitter.late + jitter.duplicates + jitter.overflow_dropped + jitter.latency_dropped;
+        let dropped = jitter.late + jitter.duplicates + jitter.overflow_dropped;
         self.audio_dropped.store(dropped, Ordering::Relaxed);
         self.audio_playout_delay_us
             .store(target.as_micros() as u64, Ordering::Relaxed);

@@ -1,6 +1,7 @@
 //! The receiving threads: H.264 assembly and decode to the display and recording,
 //! and the audio jitter buffer, Opus decode and playout.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use super::clock::glass_to_glass;
 use super::record::VideoRecorder;
 use super::{Controls, Counters, MediaEvent};
 use crate::call::peer::RtpPacket;
+use crate::media::audio::jitter::{Adjustment, Playout};
 use crate::media::audio::{self, AudioFrame, AudioSink, FRAME_SAMPLES};
 use crate::media::video::decode::H264Decoder;
 use crate::media::video::freeze::FreezeDetector;
@@ -147,6 +149,29 @@ fn push_packet(jitter: &mut VideoJitterBuffer, p: RtpPacket) {
     );
 }
 
+/// Decodes what the jitter buffer says to play for the next 20 ms into `frame`:
+/// the packet, the next packet's FEC, concealment, or silence.
+fn decode_next(
+    jitter: &mut audio::jitter::JitterBuffer,
+    decoder: &mut audio::opus::OpusDecoder,
+    now: Instant,
+    frame: &mut AudioFrame,
+) {
+    let decoded = match jitter.pop(now) {
+        Playout::Packet(p) => decoder.decode(&p, frame),
+        Playout::Fec(next) => decoder.decode_fec(&next, frame),
+        Playout::Conceal => decoder.conceal(frame),
+        Playout::Empty => {
+            frame.fill(0.0);
+            Ok(())
+        }
+    };
+    if let Err(e) = decoded {
+        debug!("Opus decode failed: {e}; concealing");
+        frame.fill(0.0);
+    }
+}
+
 pub(super) struct AudioPlayout {
     pub(super) packets: mpsc::Receiver<RtpPacket>,
     pub(super) sink: Box<dyn AudioSink>,
@@ -170,6 +195,10 @@ impl AudioPlayout {
         let mut jitter = audio::jitter::JitterBuffer::new();
         let mut pacer = crate::media::pacer::Pacer::new(Duration::from_millis(20));
         let mut frame: AudioFrame = [0.0; FRAME_SAMPLES];
+        // Decoded audio waiting to be played: time-stretching makes a decoded frame
+        // shorter or longer than the 20 ms played per tick. Never more than a frame plus
+        // two stretched ones, so its capacity is set once.
+        let mut decoded_audio: VecDeque<f32> = VecDeque::with_capacity(4 * FRAME_SAMPLES);
         let mut started = false;
         while !self.controls.stop.load(Ordering::Relaxed) {
             pacer.wait();
@@ -190,18 +219,26 @@ impl AudioPlayout {
             if !started {
                 continue;
             }
-            let decoded = match jitter.pop(now) {
-                audio::jitter::Playout::Packet(p) => decoder.decode(&p, &mut frame),
-                audio::jitter::Playout::Fec(next) => decoder.decode_fec(&next, &mut frame),
-                audio::jitter::Playout::Conceal => decoder.conceal(&mut frame),
-                audio::jitter::Playout::Empty => {
-                    frame.fill(0.0);
-                    Ok(())
+            // Two decodes at most: an accelerated frame is at least half a frame long.
+            for _ in 0..3 {
+                if decoded_audio.len() >= FRAME_SAMPLES {
+                    break;
                 }
-            };
-            if let Err(e) = decoded {
-                debug!("Opus decode failed: {e}; concealing");
-                frame.fill(0.0);
+                decode_next(&mut jitter, &mut decoder, now, &mut frame);
+                match jitter.take_adjustment() {
+                    Adjustment::None => decoded_audio.extend(&frame),
+                    Adjustment::Expand => {
+                        audio::stretch::expand(&frame, &mut decoded_audio);
+                    }
+                    Adjustment::Accelerate => {
+                        audio::stretch::accelerate(&frame, &mut decoded_audio);
+                    }
+                }
+            }
+            let take = decoded_audio.len().min(FRAME_SAMPLES);
+            frame.fill(0.0);
+            for (out, sample) in frame.iter_mut().zip(decoded_audio.drain(..take)) {
+                *out = sample;
             }
             self.counters
                 .record_playout(&jitter.stats(), jitter.target_delay());

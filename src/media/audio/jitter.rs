@@ -1,5 +1,6 @@
 //! The receive-side adaptive jitter buffer: reorders Opus RTP payloads by sequence
-//! number and hands one 20 ms frame's worth of playout decision per tick.
+//! number and hands one 20 ms frame's worth of playout decision per call, with the
+//! [`Adjustment`] (time-stretch) that moves the delay toward its target.
 //!
 //! Time is always passed in (`arrival`, `now`), so the buffer is deterministic and
 //! tests drive it without sleeping.
@@ -90,14 +91,29 @@ pub struct JitterStats {
     pub duplicates: u64,
     /// Dropped because the buffer held more than its capacity.
     pub overflow_dropped: u64,
-    /// Dropped to bring the delay down to the target.
-    pub latency_dropped: u64,
+    /// Frames played shortened by a pitch period to bring the delay down to the target
+    /// (time-scale modification: no packet is dropped for it).
+    pub accelerated: u64,
     /// Frames recovered from the next packet's FEC.
     pub fec_recovered: u64,
     /// Frames concealed for a missing packet (loss or underrun).
     pub concealed: u64,
-    /// Of `concealed`, those inserted on purpose to grow the delay.
-    pub stretched: u64,
+    /// Frames played lengthened by a pitch period to grow the delay (no concealed
+    /// frame is inserted for it).
+    pub expanded: u64,
+}
+
+/// A change of the playout delay the buffer asks for on the frame it just handed out,
+/// carried out by [`super::stretch`] on the decoded audio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Adjustment {
+    /// Play the frame as it is.
+    #[default]
+    None,
+    /// Lengthen it by a pitch period: the delay grows (NetEQ's preemptive expand).
+    Expand,
+    /// Shorten it by a pitch period: the delay shrinks (NetEQ's accelerate).
+    Accelerate,
 }
 
 /// Where playout stands.
@@ -167,6 +183,8 @@ pub struct JitterBuffer {
     excess_ticks: u32,
     /// Ticks in a row with too little queued.
     deficit_ticks: u32,
+    /// The stretch asked for on the frame last handed out.
+    adjustment: Adjustment,
     /// Counters.
     stats: JitterStats,
 }
@@ -192,6 +210,7 @@ impl JitterBuffer {
             },
             excess_ticks: 0,
             deficit_ticks: 0,
+            adjustment: Adjustment::None,
             stats: JitterStats::default(),
         }
     }
@@ -284,13 +303,21 @@ impl JitterBuffer {
             return self.underrun();
         }
         self.state = State::Playing { dry_ticks: 0 };
-        if self.should_stretch(next) {
-            self.stats.concealed += 1;
-            self.stats.stretched += 1;
-            return Playout::Conceal;
-        }
-        let next = self.maybe_drop_for_latency(next);
+        self.adjustment = if self.should_stretch(next) {
+            self.stats.expanded += 1;
+            Adjustment::Expand
+        } else if self.should_accelerate(next) {
+            self.stats.accelerated += 1;
+            Adjustment::Accelerate
+        } else {
+            Adjustment::None
+        };
         self.play(next)
+    }
+
+    /// How to stretch the frame [`pop`](Self::pop) just handed out (once: it resets).
+    pub fn take_adjustment(&mut self) -> Adjustment {
+        std::mem::take(&mut self.adjustment)
     }
 
     /// Plays `next`: the packet, else its successor's FEC, else concealment.
@@ -336,7 +363,7 @@ impl JitterBuffer {
         (self.target_delay().as_secs_f64() / frame).ceil() as i64
     }
 
-    /// True when too little has been queued for a while: insert one concealed frame.
+    /// True when too little has been queued for a while: lengthen one frame.
     fn should_stretch(&mut self, next: i64) -> bool {
         if self.queued_frames(next) < self.target_frames() {
             self.deficit_ticks += 1;
@@ -350,20 +377,18 @@ impl JitterBuffer {
         false
     }
 
-    /// When too much has been queued for a while, drops the packet at `next` and
-    /// returns the new position.
-    fn maybe_drop_for_latency(&mut self, next: i64) -> i64 {
+    /// True when too much has been queued for a while: shorten one frame.
+    fn should_accelerate(&mut self, next: i64) -> bool {
         if self.queued_frames(next) > self.target_frames() + 1 {
             self.excess_ticks += 1;
         } else {
             self.excess_ticks = 0;
         }
-        if self.excess_ticks >= SHRINK_AFTER_TICKS && self.packets.remove(&next).is_some() {
+        if self.excess_ticks >= SHRINK_AFTER_TICKS && self.packets.contains_key(&next) {
             self.excess_ticks = 0;
-            self.stats.latency_dropped += 1;
-            return next + 1;
+            return true;
         }
-        next
+        false
     }
 
     /// Drops the oldest packets so that at most [`Self::capacity_packets`] frames lie
@@ -601,8 +626,8 @@ mod tests {
             jb.target_delay()
         );
         assert!(
-            jb.stats().latency_dropped > 0,
-            "queued audio was cut back to the target"
+            jb.stats().accelerated > 0,
+            "queued audio was played faster, back to the target"
         );
     }
 

@@ -46,6 +46,7 @@ pub mod resample;
 pub mod sink;
 pub mod source;
 mod stream;
+pub mod stretch;
 pub mod wav;
 
 pub use level::level_dbfs;
