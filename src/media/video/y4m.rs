@@ -479,6 +479,34 @@ mod tests {
     }
 
     #[test]
+    fn the_next_frame_start_check_catches_frames_of_another_size_than_the_header() {
+        // Two whole 4x2 frames (12 bytes each): the check passes after each, consuming nothing.
+        let mut good = b"YUV4MPEG2 W4 H2 F15:1\nFRAME\n".to_vec();
+        good.extend([1; 12]);
+        good.extend(b"FRAME\n");
+        good.extend([2; 12]);
+        let mut r = reader(&good).unwrap();
+        r.read_frame().unwrap().unwrap();
+        r.check_next_frame_start().unwrap();
+        r.read_frame().unwrap().unwrap();
+        r.check_next_frame_start().unwrap();
+        assert!(r.read_frame().unwrap().is_none());
+
+        // 4x1 frames (6 bytes) under a 4x2 header: frame 0 swallows the next FRAME line.
+        let mut wrong = b"YUV4MPEG2 W4 H2 F15:1\n".to_vec();
+        for _ in 0..4 {
+            wrong.extend(b"FRAME\n");
+            wrong.extend([3; 6]);
+        }
+        let mut r = reader(&wrong).unwrap();
+        r.read_frame().unwrap().unwrap();
+        assert!(matches!(
+            r.check_next_frame_start(),
+            Err(Y4mError::BadFrameHeader { index: 1, .. })
+        ));
+    }
+
+    #[test]
     fn truncated_frame_and_bad_frame_header_are_errors() {
         let mut bytes = b"YUV4MPEG2 W4 H2 F15:1\nFRAME\n".to_vec();
         bytes.extend([0; 11]); // a 4x2 frame needs 12 bytes

@@ -1,16 +1,16 @@
 //! The signaling server behind `rtc-cli serve`. Media never passes through it.
 //!
 //! Shape after tokio's mini-redis:
-//! - [`listener`]: accepts TCP connections under the connection caps, refuses the rest
+//! - `listener`: accepts TCP connections under the connection caps, refuses the rest
 //!   with HTTP 503 and a reason, and keeps accepting when file handles run out;
-//! - [`limits`]: the caps, the pending (not logged in) connections that can be shed,
+//! - `limits`: the caps, the pending (not logged in) connections that can be shed,
 //!   and the open-file limit;
-//! - [`session`]: one client from WebSocket upgrade to close (reader loop + writer
+//! - `session`: one client from WebSocket upgrade to close (reader loop + writer
 //!   task with a bounded queue), with upgrade and first-login deadlines;
-//! - [`calls`]: call control and relaying between the two parties of a call;
-//! - [`registry`]: who is online and which calls exist, behind one mutex that is never
+//! - `calls`: call control and relaying between the two parties of a call;
+//! - `registry`: who is online and which calls exist, behind one mutex that is never
 //!   held across an await;
-//! - [`memory`]: handing freed heap back to the system after a mass disconnect.
+//! - `memory`: handing freed heap back to the system after a mass disconnect.
 
 mod calls;
 mod limits;

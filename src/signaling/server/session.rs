@@ -11,9 +11,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{self, Message};
 use tracing::{debug, info, warn};
 
 use super::Shared;
@@ -92,8 +92,7 @@ async fn upgrade_and_serve<S>(
         pending,
     } = accepted;
     let upgrade_timeout = shared.config.upgrade_timeout;
-    let upgrade = tokio_tungstenite::accept_async_with_config(stream, Some(websocket_config()));
-    let ws = match tokio::time::timeout(upgrade_timeout, upgrade).await {
+    let ws = match tokio::time::timeout(upgrade_timeout, upgrade(stream)).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => {
             debug!(%peer, "WebSocket handshake failed: {e}");
@@ -122,6 +121,16 @@ async fn upgrade_and_serve<S>(
     drop(session);
     let _ = writer.await;
     debug!(%peer, conn, "client disconnected");
+}
+
+/// Turns an accepted byte stream into a WebSocket (RFC 6455 §4.2): everything a
+/// connection must finish within `--upgrade-timeout`. A TLS handshake belongs here,
+/// before the upgrade and under the same deadline (accept → TLS → WebSocket).
+async fn upgrade<S>(stream: S) -> Result<WebSocketStream<S>, tungstenite::Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    tokio_tungstenite::accept_async_with_config(stream, Some(websocket_config())).await
 }
 
 type WsSink<S> = SplitSink<WebSocketStream<S>, Message>;
