@@ -6,12 +6,12 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::counters::{CounterSnapshot, Counters};
-use crate::impair::{Impairment, LinkModel, Verdict};
+use crate::impair::{DropReason, Impairment, LinkModel, Verdict};
 use crate::tun::Tun;
 
 /// The longest one poll(2) waits, so a stop request is seen within this time.
@@ -28,6 +28,11 @@ const PACKET_MAX: usize = 65_536;
 #[derive(Debug)]
 pub struct Forwarder {
     stop: Arc<AtomicBool>,
+    /// Until when (µs since start) a cut ordered at run time ([`Forwarder::cut_for`])
+    /// drops everything; 0 = none.
+    cut_until_us: Arc<AtomicU64>,
+    /// Time zero of both directions' models.
+    start: Instant,
     threads: Vec<JoinHandle<()>>,
     a_to_b: Arc<Counters>,
     b_to_a: Arc<Counters>,
@@ -42,6 +47,7 @@ impl Forwarder {
     /// A thread cannot be spawned.
     pub fn start(a: Tun, b: Tun, impairment: Impairment, seed: u64) -> anyhow::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
+        let cut_until_us = Arc::new(AtomicU64::new(0));
         let (a, b) = (Arc::new(a), Arc::new(b));
         let start = Instant::now();
         let spawn = |from: &Arc<Tun>, to: &Arc<Tun>, seed: u64| {
@@ -53,6 +59,7 @@ impl Forwarder {
                 counters: Arc::clone(&counters),
                 start,
                 stop: Arc::clone(&stop),
+                cut_until_us: Arc::clone(&cut_until_us),
             };
             let name = format!("netlab-{}", from.name());
             thread::Builder::new()
@@ -64,10 +71,19 @@ impl Forwarder {
         let (t2, b_to_a) = spawn(&b, &a, seed.wrapping_add(1))?;
         Ok(Self {
             stop,
+            cut_until_us,
+            start,
             threads: vec![t1, t2],
             a_to_b,
             b_to_a,
         })
+    }
+
+    /// Cuts both directions from now for `length` (on top of the model's own cut), for
+    /// tests that cut at a moment they choose (e.g. once a call is connected).
+    pub fn cut_for(&self, length: Duration) {
+        let until = (self.start.elapsed() + length).as_micros() as u64;
+        self.cut_until_us.store(until, Ordering::Relaxed);
     }
 
     /// Counters of the direction from `a` to `b`.
@@ -99,6 +115,8 @@ struct Direction {
     /// Time zero of the model (cut windows count from it).
     start: Instant,
     stop: Arc<AtomicBool>,
+    /// See [`Forwarder::cut_for`].
+    cut_until_us: Arc<AtomicU64>,
 }
 
 /// A packet waiting for its delivery time; `seq` keeps equal times in arrival order.
@@ -122,7 +140,14 @@ impl Direction {
                         Err(_) => break,
                     };
                     self.counters.read(n);
-                    match self.model.decide(self.start.elapsed(), n) {
+                    let at = self.start.elapsed();
+                    let verdict =
+                        if (at.as_micros() as u64) < self.cut_until_us.load(Ordering::Relaxed) {
+                            Verdict::Drop(DropReason::Cut)
+                        } else {
+                            self.model.decide(at, n)
+                        };
+                    match verdict {
                         Verdict::Deliver(at) => {
                             pending.push(Reverse((at, seq, buf[..n].to_vec())));
                             seq += 1;

@@ -64,6 +64,11 @@ impl MediaLab {
         self.lab.link(self.link).a_to_b()
     }
 
+    /// Cuts the impaired link both ways from now for `length`.
+    pub fn cut_for(&self, length: std::time::Duration) {
+        self.lab.link(self.link).cut_for(length);
+    }
+
     /// Counters of the impaired link from `b` to `a`.
     pub fn b_to_a(&self) -> CounterSnapshot {
         self.lab.link(self.link).b_to_a()
