@@ -3,7 +3,8 @@
 //! `rtc-netlab media --profile loss5` builds the two-namespace media lab, prints one
 //! JSON line with its namespaces and addresses, then a counters line every second, and
 //! tears everything down when its stdin closes, on SIGINT/SIGTERM, or after
-//! `--max-duration`; its last line holds the final counters.
+//! `--max-duration`; its last line holds the final counters. `rtc-netlab nat` does the
+//! same for the NAT topology (no counters).
 
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use rtc_netlab::impair::{Bottleneck, Cut, Jitter, LossRate};
-use rtc_netlab::{Impairment, MediaLab, Profile};
+use rtc_netlab::{Impairment, MediaLab, NatLab, NatMapping, NatOptions, Profile};
 
 /// Network labs for rtc-cli tests: namespaces and an impaired TUN link (needs root).
 #[derive(Parser)]
@@ -32,6 +33,23 @@ enum Cmd {
     /// Build the media lab (namespaces a and b, impaired tun0 link, clean sig0 veth) and
     /// forward until stdin closes, a signal, or --max-duration.
     Media(MediaArgs),
+    /// Build the NAT lab (public, nat1, nat2, home1, home2) and keep it until stdin
+    /// closes, a signal, or --max-duration.
+    Nat(NatArgs),
+}
+
+#[derive(clap::Args)]
+struct NatArgs {
+    /// Drop UDP between the two NATs (only a relay in the public namespace connects).
+    #[arg(long)]
+    block_direct_udp: bool,
+    /// NATs with a fresh random port per destination ("symmetric") instead of
+    /// endpoint-independent mapping.
+    #[arg(long)]
+    symmetric: bool,
+    /// Tear down after this many seconds whatever happens.
+    #[arg(long, default_value_t = 600)]
+    max_duration: u64,
 }
 
 #[derive(clap::Args)]
@@ -128,16 +146,60 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Media(args) => media(&args),
+        Cmd::Nat(args) => nat(&args),
     }
 }
 
-fn media(args: &MediaArgs) -> anyhow::Result<()> {
-    let impairment = args.impairment()?;
+fn nat(args: &NatArgs) -> anyhow::Result<()> {
+    let mapping = if args.symmetric {
+        NatMapping::EndpointDependent
+    } else {
+        NatMapping::EndpointIndependent
+    };
+    let options = NatOptions {
+        mapping,
+        block_direct_udp: args.block_direct_udp,
+    };
+    watch_stop_requests();
+    let lab = NatLab::new(options).context("building the NAT lab")?;
+    println!(
+        "{{\"event\":\"ready\",\"public\":\"{}\",\"nat1\":\"{}\",\"nat2\":\"{}\",\"home1\":\"{}\",\"home2\":\"{}\",\"server\":\"{}\",\"home1_addr\":\"{}\",\"home2_addr\":\"{}\",\"nat1_public\":\"{}\",\"nat2_public\":\"{}\"}}",
+        lab.public.name(),
+        lab.nat1.name(),
+        lab.nat2.name(),
+        lab.home1.name(),
+        lab.home2.name(),
+        NatLab::SERVER,
+        NatLab::HOME1,
+        NatLab::HOME2,
+        NatLab::NAT1_PUBLIC,
+        NatLab::NAT2_PUBLIC
+    );
+    let started = Instant::now();
+    let limit = Duration::from_secs(args.max_duration);
+    while !STOP.load(Ordering::Relaxed) && started.elapsed() < limit {
+        thread::sleep(Duration::from_millis(20));
+    }
+    drop(lab);
+    Ok(())
+}
+
+/// Sets [`STOP`] on SIGINT, SIGTERM or the end of stdin.
+fn watch_stop_requests() {
     // SAFETY: the handler only stores to an atomic (async-signal-safe).
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
+    thread::spawn(|| {
+        let _ = std::io::stdin().read_to_end(&mut Vec::new());
+        STOP.store(true, Ordering::Relaxed);
+    });
+}
+
+fn media(args: &MediaArgs) -> anyhow::Result<()> {
+    let impairment = args.impairment()?;
+    watch_stop_requests();
     let lab = MediaLab::new(impairment, args.seed).context("building the media lab")?;
     let started = Instant::now();
     println!(
@@ -150,10 +212,6 @@ fn media(args: &MediaArgs) -> anyhow::Result<()> {
         MediaLab::A_SIGNAL,
         MediaLab::B_SIGNAL
     );
-    thread::spawn(|| {
-        let _ = std::io::stdin().read_to_end(&mut Vec::new());
-        STOP.store(true, Ordering::Relaxed);
-    });
     let every = Duration::from_millis(args.counters_every_ms);
     let limit = Duration::from_secs(args.max_duration);
     let mut next = every;

@@ -167,7 +167,7 @@ impl NatLab {
                 &["route", "add", "default", "via", &format!("192.168.{i}.1")],
             )?;
             forwarding_on(nat)?;
-            nft(nat, &masquerade_rules(options.mapping))?;
+            nft(nat, &router_rules(options.mapping))?;
         }
         forwarding_on(&public)?;
         if options.block_direct_udp {
@@ -184,14 +184,32 @@ impl NatLab {
     }
 }
 
-/// nftables rules that masquerade everything leaving a router's `wan`.
-fn masquerade_rules(mapping: NatMapping) -> String {
+/// nftables rules of a home router: masquerade everything leaving `wan`, and drop
+/// what arrives on `wan` unsolicited (as home routers do). The drop also matters for
+/// hole punching: an unsolicited packet to the router would otherwise leave a conntrack
+/// entry whose tuple makes masquerade pick another port for the home's own packets to
+/// that peer, breaking the endpoint-independent mapping.
+fn router_rules(mapping: NatMapping) -> String {
     let flags = match mapping {
         NatMapping::EndpointIndependent => "",
         NatMapping::EndpointDependent => " fully-random",
     };
     format!(
-        "table ip netlab {{\n chain postrouting {{\n  type nat hook postrouting priority srcnat; policy accept;\n  oifname \"wan\" masquerade{flags}\n }}\n}}\n"
+        "table ip netlab {{
+ chain postrouting {{
+  type nat hook postrouting priority srcnat; policy accept;
+  oifname \"wan\" masquerade{flags}
+ }}
+ chain input {{
+  type filter hook input priority filter; policy accept;
+  iifname \"wan\" ct state new drop
+ }}
+ chain forward {{
+  type filter hook forward priority filter; policy accept;
+  iifname \"wan\" ct state new drop
+ }}
+}}
+"
     )
 }
 

@@ -1,8 +1,9 @@
-//! Calls between `rtc-cli` processes in the network lab (crate `rtc-netlab`): `serve`
+//! `rtc-cli` processes in the network lab (crate `rtc-netlab`). In the media lab: `serve`
 //! and the caller in namespace `a`, the listener in `b`, media bound to the impaired
-//! `tun0` link (`--bind`), signaling on the clean `sig0` veth.
+//! `tun0` link (`--bind`), signaling on the clean `sig0` veth. In the NAT lab: servers
+//! in the public namespace, clients in the homes.
 
-use rtc_netlab::{Impairment, Lab, MediaLab};
+use rtc_netlab::{Impairment, Lab, MediaLab, NatLab, NatOptions};
 
 use super::process::{Home, Proc, call_args, listen_args};
 
@@ -15,6 +16,16 @@ pub fn media_lab(impairment: Impairment, seed: u64) -> Option<MediaLab> {
         return None;
     }
     Some(MediaLab::new(impairment, seed).expect("building the media lab"))
+}
+
+/// The NAT lab built with `options`, or `None` after printing why this machine cannot
+/// make one (as [`media_lab`]).
+pub fn nat_lab(options: NatOptions) -> Option<NatLab> {
+    if let Err(why) = Lab::available() {
+        eprintln!("skipped: no network lab on this machine: {why}");
+        return None;
+    }
+    Some(NatLab::new(options).expect("building the NAT lab"))
 }
 
 /// `serve` running in the lab's namespace `a`, and the lab. Dropping it stops the
@@ -62,7 +73,8 @@ impl LabCall {
     }
 }
 
-/// `ip netns exec <ns>`, the wrapper that runs a process inside namespace `ns`.
-fn in_namespace(ns: &str) -> [&str; 4] {
+/// `ip netns exec <ns>`, the wrapper that runs a process inside namespace `ns` (for
+/// [`Home::spawn_via`] and friends).
+pub fn in_namespace(ns: &str) -> [&str; 4] {
     ["ip", "netns", "exec", ns]
 }
