@@ -171,7 +171,7 @@ impl Lab {
     /// An impaired link: a TUN device `tun0` in `a` with `a_addr` and one in `b` with
     /// `b_addr` (on a shared subnet), and a forwarder between them applying `impairment`
     /// per direction, drawn from `seed`. The returned index names it for
-    /// [`Lab::link_counters`].
+    /// [`Lab::link`].
     ///
     /// # Errors
     /// A TUN device cannot be made or moved, or an `ip` command fails.

@@ -13,6 +13,8 @@
 //! devices opened here, one moved into each namespace, and a thread per direction.
 //! Everything needs root (`ip netns`, `/dev/net/tun`); [`Lab::available`] says why not.
 
+#![warn(missing_docs)]
+
 pub mod counters;
 pub mod forward;
 pub mod impair;
