@@ -2,7 +2,7 @@
 //! with the same code the media tests use (tests/common): prints one JSON object.
 //!
 //! ```text
-//! cargo run --release --example recording_check -- \
+//! cargo run --example recording_check -- \
 //!     [--video REC.y4m [--source-video SRC.y4m]] [--audio REC.wav --source-audio SRC.wav]
 //! ```
 //!

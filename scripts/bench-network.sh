@@ -24,8 +24,8 @@
 #      max(3 x mean, mean + 150 ms), the mean over the previous 30 intervals; plus the
 #      longest gap, and the gap from the last frame to the call's end;
 #    - footage: s without video (tom -> jerry: the footage carries no stamps, so no W3C
-#      freezes; instead the seconds of jerry's once-a-second `stats` with no frame
-#      decoded, from the first second with video, or all if none);
+#      freezes; instead the seconds of jerry's once-a-second `stats` in which
+#      `frames_decoded` did not grow, from the first that did, or all if none did);
 #    - PSNR median (tom -> jerry, the footage: each recorded frame against its best
 #      source match, tests/common/media_check.rs via examples/recording_check.rs);
 #    - audio NCC (the recording against the speech, 1 s windows, tests/common/audio_match.rs)
@@ -34,15 +34,18 @@
 #    - adapt: for a bottleneck, seconds from connected until the sender's video+audio
 #      kbit/s (`stats`) stays under the bottleneck rate; `never` if it does not;
 #    - end: tom's end reason and exit code, its reconnecting episodes, and for cuts the
-#      seconds from the link's return to the first frame shown after it.
+#      seconds from the link's return to the first frame shown after it;
+#    - link: packets into the forwarder (both ways) and dropped by it, and the kbit/s
+#      tom offered to the link (IP bytes, retransmissions included).
 #    The last lines are a Markdown table of the same figures (for BENCHMARKS.md).
 #
 # Env:
 #   RTC_BENCH_SECONDS  call length for non-cut profiles (default 15)
 #   RTC_BENCH_SEED     seed of the loss and jitter draws (default 1)
 #   RTC_BENCH_KEEP     keep the temp dir (logs, events, recordings, results.json)
-#   RTC_CLI_BIN, RTC_NETLAB_BIN, RTC_RECORDING_CHECK  prebuilt binaries instead of the
-#                      release build (`cargo build --release --bins --example recording_check`)
+#   RTC_CLI_BIN, RTC_NETLAB_BIN, RTC_RECORDING_CHECK  prebuilt binaries instead of
+#                      `cargo build --release --workspace --bins` and
+#                      `cargo build --example recording_check`
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -59,13 +62,16 @@ command -v ip >/dev/null 2>&1 || die "ip (iproute2) is needed"
 
 target="${CARGO_TARGET_DIR:-$root/target}"
 if [ -z "${RTC_CLI_BIN:-}" ] || [ -z "${RTC_NETLAB_BIN:-}" ] || [ -z "${RTC_RECORDING_CHECK:-}" ]; then
-    say "building in release (a no-op when up to date; a clean build takes minutes)"
-    (cd "$root" && CARGO_TARGET_DIR="$target" cargo build --release --locked --workspace --bins \
-        --example recording_check >&2)
+    # The calls run release binaries; the recording analysis is an example, which pulls
+    # in the dev-dependencies (their features would rebuild much of a release tree), so
+    # it is built in the dev profile (dependencies there are optimized, Cargo.toml).
+    say "building rtc-cli and rtc-netlab in release and examples/recording_check (no-ops when up to date; a clean build takes minutes)"
+    (cd "$root" && CARGO_TARGET_DIR="$target" cargo build --release --locked --workspace --bins >&2)
+    (cd "$root" && CARGO_TARGET_DIR="$target" cargo build --locked --example recording_check >&2)
 fi
 bin="${RTC_CLI_BIN:-$target/release/rtc-cli}"
 netlab="${RTC_NETLAB_BIN:-$target/release/rtc-netlab}"
-check="${RTC_RECORDING_CHECK:-$target/release/examples/recording_check}"
+check="${RTC_RECORDING_CHECK:-$target/debug/examples/recording_check}"
 for b in "$bin" "$netlab" "$check"; do
     [ -x "$b" ] || die "not an executable: $b"
 done
@@ -212,11 +218,14 @@ def last(evs, event):
 
 
 def stalled_seconds(stats):
-    """Seconds of the call (once-a-second stats, the last, cumulative one left out)
-    in which the receiver decoded no video, from the first second it did (or all)."""
-    fps = [e.get("video_fps_in", 0.0) for e in stats[:-1]]
-    first = next((i for i, f in enumerate(fps) if f > 0), 0)  # none: every second
-    return sum(1 for f in fps[first:] if f < 0.5)
+    """Seconds of the call (once-a-second stats, the last, cumulative one left out) in
+    which the receiver's `frames_decoded` did not grow, from the first second it did
+    (or all seconds if it never did). `video_fps_in` counts frames received, decodable
+    or not, so it cannot tell."""
+    decoded = [e.get("frames_decoded", 0) for e in stats[:-1]]
+    grew = [b > a for a, b in zip([0] + decoded, decoded)]
+    first = next((i for i, g in enumerate(grew) if g), 0)
+    return sum(1 for g in grew[first:] if not g)
 
 
 def adapt_seconds(stats, connected, rate_kbps):
@@ -334,20 +343,31 @@ def row(r):
     link = r["link"]
     drops = sum(link[d][k] for d in ("a_to_b", "b_to_a")
                 for k in ("dropped_loss", "dropped_queue", "dropped_cut"))
+    offered = 8 * link["a_to_b"]["bytes_in"] / 1000 / max(1.0, link["t"])
     return [r["profile"], f"{fmt(tj['shown'], 'd')}/{fmt(tj['sent'], 'd')}",
             f"{fmt(jt['shown'], 'd')}/{fmt(jt['sent'], 'd')}", str(tj["stalled_s"]),
-            f"{jt['freezes']}, {jt['freeze_s']:.1f} s (max gap {jt['longest_gap_s']:.1f} s)",
+            freeze_cell(jt),
             fmt(tj["psnr"]), f"{fmt(tj['ncc'], '.2f')} / {fmt(jt['ncc'], '.2f')}",
             f"{fmt(tj['concealed'], 'd')} / {fmt(jt['concealed'], 'd')}",
             f"{fmt(jt['g2g_p50'], '.0f')} / {fmt(jt['g2g_p95'], '.0f')}", adapt, end,
-            f"{link['a_to_b']['packets_in'] + link['b_to_a']['packets_in']}/{drops}"]
+            f"{link['a_to_b']['packets_in'] + link['b_to_a']['packets_in']}/{drops}, "
+            f"{offered:.0f}"]
+
+
+def freeze_cell(d):
+    """`count, total (max gap)`, and the frameless end of the call when over 1 s (a
+    call that ends inside a cut shows no freeze between frames)."""
+    cell = f"{d['freezes']}, {d['freeze_s']:.1f} s (max gap {d['longest_gap_s']:.1f} s)"
+    if d["tail_gap_s"] is not None and d["tail_gap_s"] > 1.0:
+        cell += f"; none in the last {d['tail_gap_s']:.1f} s"
+    return cell
 
 
 HEADER = ["profile", "footage shown/sent (tom->jerry)", "pattern shown/sent (jerry->tom)",
           "footage: s without video",
           "freezes (jerry->tom)", "PSNR median dB", "audio NCC (->jerry / ->tom)",
           "concealed (jerry / tom)", "g2g p50/p95 ms", "bitrate adapt", "end",
-          "link packets/dropped"]
+          "link packets/dropped, tom->jerry kbit/s offered"]
 
 
 def main():

@@ -1,7 +1,7 @@
 //! The topologies the tests and benchmarks use, built on [`Lab`].
 //!
 //! - [`MediaLab`] (issue 9): namespaces `a` and `b` with an impaired TUN link for media
-//!   and a clean veth for signaling.
+//!   and a clean veth for signaling (TCP only).
 //! - [`NatLab`] (issue 10): a "public" namespace (servers: `serve`, coturn) and two
 //!   homes, each behind its own NAT router namespace (nftables masquerade).
 //!
@@ -16,7 +16,8 @@ use crate::counters::CounterSnapshot;
 use crate::impair::Impairment;
 use crate::lab::{Ipv4Cidr, Lab, Namespace, run_bounded};
 
-/// Two namespaces joined by an impaired link (media) and a clean veth (signaling).
+/// Two namespaces joined by an impaired link (media, `tun0`) and a clean veth
+/// (signaling, `sig0`, which drops UDP so that ICE can only use the impaired link).
 #[derive(Debug)]
 pub struct MediaLab {
     /// The lab; dropping it removes everything.
@@ -50,6 +51,11 @@ impl MediaLab {
             (&a, "sig0", Ipv4Cidr::new(Self::A_SIGNAL, 24)),
             (&b, "sig0", Ipv4Cidr::new(Self::B_SIGNAL, 24)),
         )?;
+        // Signaling is TCP: with UDP off the veth, ICE can only find the impaired link,
+        // whatever addresses a peer gathers on (a browser cannot be told `--bind`).
+        for ns in [&a, &b] {
+            nft(ns, SIGNALING_TCP_ONLY)?;
+        }
         let link = lab.impaired_link(
             (&a, Ipv4Cidr::new(Self::A_MEDIA, 24)),
             (&b, Ipv4Cidr::new(Self::B_MEDIA, 24)),
@@ -212,6 +218,15 @@ fn router_rules(mapping: NatMapping) -> String {
 "
     )
 }
+
+/// nftables rules of a media lab end: no UDP on the signaling veth.
+const SIGNALING_TCP_ONLY: &str = "table inet netlab {
+ chain output {
+  type filter hook output priority filter; policy accept;
+  oifname \"sig0\" meta l4proto udp drop
+ }
+}
+";
 
 /// nftables rules for the public namespace: no UDP between the two NATs.
 const BLOCK_DIRECT_UDP: &str = "table ip netlab {
