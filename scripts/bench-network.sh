@@ -42,6 +42,11 @@
 # Env:
 #   RTC_BENCH_SECONDS  call length for non-cut profiles (default 15)
 #   RTC_BENCH_SEED     seed of the loss and jitter draws (default 1)
+#   RTC_BENCH_PEER     `chromium`: the anchor, two headless Chromium peers
+#                      (tests/browser/peer.html in bench mode, fake devices playing the
+#                      same footage and speech both ways) instead of rtc-cli, figures
+#                      from getStats (W3C freezes and pauses; no PSNR, NCC or
+#                      glass-to-glass)
 #   RTC_BENCH_KEEP     keep the temp dir (logs, events, recordings, results.json)
 #   RTC_CLI_BIN, RTC_NETLAB_BIN, RTC_RECORDING_CHECK  prebuilt binaries instead of
 #                      `cargo build --release --workspace --bins` and
@@ -124,6 +129,7 @@ ALL = ["clean", "delay100", "loss2-delay80", "loss5", "loss10", "jitter30",
        "delay100-jitter30", "bw300", "cut5", "cut10", "cut25"]
 PROFILES = sys.argv[6:] or ALL
 BOTTLENECK_KBPS = {"bw300": 300}
+PEER = os.environ.get("RTC_BENCH_PEER", "rtc-cli")
 CUTS = {"cut5": (5, 5), "cut10": (5, 10), "cut25": (5, 25)}  # (start s, length s)
 G2G = re.compile(r"^(\S+)\s.*glass-to-glass.*latency_ms=([0-9.]+)")
 
@@ -239,18 +245,131 @@ def adapt_seconds(stats, connected, rate_kbps):
     return None
 
 
-def run_profile(profile):
-    tag = profile
-    cut = CUTS.get(profile)
-    seconds = max(SECONDS, cut[0] + cut[1] + 10) if cut else SECONDS
+def start_lab(profile, tag, seconds):
+    """rtc-netlab's media lab for `profile` and `serve` in its namespace a; returns
+    (lab process, its ready line, lab start time, serve process, ws:// URL)."""
     lab = spawn(f"{tag}-netlab", [NETLAB, "media", "--profile", profile, "--seed", SEED,
                                   "--max-duration", str(seconds + 120)], stdin=subprocess.PIPE)
     ready = json.loads(wait_for(os.path.join(WORK, f"{tag}-netlab.out"), '"ready"', lab, 20))
     lab_t0 = time.time()
-    a, b = ready["a"], ready["b"]
-    serve = in_ns(a, f"{tag}-serve", ["serve", "--listen", f"{ready['a_signal']}:0"])
+    serve = in_ns(ready["a"], f"{tag}-serve", ["serve", "--listen", f"{ready['a_signal']}:0"])
     line = wait_for(os.path.join(WORK, f"{tag}-serve.out"), "listening on ws://", serve, 15)
     url = next(w for w in line.split() if w.startswith("ws://"))
+    return lab, ready, lab_t0, serve, url
+
+
+def stop_lab(tag, lab, serve):
+    """Stops `serve` and the lab; the lab's final counters."""
+    stop(serve)
+    lab.stdin.close()
+    lab.wait(30)
+    return json.loads(wait_for(os.path.join(WORK, f"{tag}-netlab.out"), '"final"', lab, 1))
+
+
+CHROMIUM_FLAGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required", "--enable-logging=stderr", "--v=0",
+    f"--use-file-for-fake-video-capture={CLIP}", f"--use-file-for-fake-audio-capture={SPEECH}",
+]
+BENCH_STATS = re.compile(r'"peer: bench-stats: (\{.*\})", source')
+
+
+def chromium(ns, tag, name, url, mode, seconds):
+    """Headless Chromium in `ns` running tests/browser/peer.html in bench mode."""
+    page = (f"file://{ROOT}/tests/browser/peer.html?server={url}&id={name}&peer=jerry"
+            f"&mode={mode}&only=10.77.0.&bench={seconds}")
+    profile_dir = os.path.join(WORK, f"{tag}-{name}-chromium")
+    return spawn(f"{tag}-{name}", ["ip", "netns", "exec", ns, "chromium"] + CHROMIUM_FLAGS +
+                 [f"--user-data-dir={profile_dir}", page], env=env_for(f"{tag}-{name}"))
+
+
+def bench_stats(path):
+    """The page's once-a-second getStats lines, in order."""
+    out = []
+    try:
+        with open(path, errors="replace") as f:
+            for line in f:
+                m = BENCH_STATS.search(line)
+                if m:
+                    try:
+                        out.append(json.loads(m.group(1)))
+                    except json.JSONDecodeError:
+                        pass
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def run_chromium_profile(profile):
+    """The profile's call between two headless Chromium peers: the same lab, server and
+    footage/speech both ways, figures from getStats (no recordings, no clock stamps)."""
+    tag = profile
+    cut = CUTS.get(profile)
+    seconds = max(SECONDS, cut[0] + cut[1] + 10) if cut else SECONDS
+    lab, ready, lab_t0, serve, url = start_lab(profile, tag, seconds)
+    jerry = chromium(ready["b"], tag, "jerry", url, "answer", seconds)
+    wait_for(os.path.join(WORK, f"{tag}-jerry.err"), "peer: logged in as", jerry, 30)
+    tom = chromium(ready["a"], tag, "tom", url, "call", seconds)
+    ended = True
+    try:
+        wait_for(os.path.join(WORK, f"{tag}-tom.err"), "peer: (BENCH done|FAILED)", tom,
+                 seconds + 60)
+        wait_for(os.path.join(WORK, f"{tag}-jerry.err"), "peer: (BENCH done|FAILED)", jerry, 10)
+    except RuntimeError as e:
+        log(f"{profile}: {e}")
+        ended = False
+    stop(tom)
+    stop(jerry)
+    final = stop_lab(tag, lab, serve)
+    st = {n: bench_stats(os.path.join(WORK, f"{tag}-{n}.err")) for n in ("tom", "jerry")}
+    last_of = {n: (st[n][-1] if st[n] else {}) for n in st}
+    failed = {n: "FAILED" in open(os.path.join(WORK, f"{tag}-{n}.err"), errors="replace").read()
+              for n in st}
+    r = {"profile": profile, "seconds": seconds, "peer": "chromium", "link": final,
+         "tom_exit": None, "reconnecting": 0,
+         "end": "hangup" if ended and not any(failed.values()) else "failed (see the page log)"}
+    for sender, receiver, key in (("tom", "jerry", "tom->jerry"), ("jerry", "tom", "jerry->tom")):
+        rx, tx = last_of[receiver], last_of[sender]
+        decoded = [{"frames_decoded": s.get("frames_decoded", 0)} for s in st[receiver]]
+        concealed = rx.get("concealed_samples")
+        r[key] = {
+            "sent": tx.get("frames_sent"), "shown": rx.get("frames_decoded"), "psnr": None,
+            "ncc": None, "concealed": None if concealed is None else concealed // 960,
+            "stalled_s": stalled_seconds(decoded),
+            "freezes": rx.get("freeze_count") or 0,
+            "freeze_s": rx.get("total_freezes_duration") or 0.0,
+            "pauses": rx.get("pause_count") or 0,
+            "pause_s": rx.get("total_pauses_duration") or 0.0,
+            "longest_gap_s": None, "tail_gap_s": None, "g2g_p50": None, "g2g_p95": None,
+        }
+    if profile in BOTTLENECK_KBPS and st["tom"]:
+        rates = [{"t": b["t"],
+                  "video_kbps_out": 8 * (b.get("video_bytes_sent", 0) - a.get("video_bytes_sent", 0))
+                  / 1000 / max(0.001, b["t"] - a["t"]),
+                  "audio_kbps_out": 8 * (b.get("audio_bytes_sent", 0) - a.get("audio_bytes_sent", 0))
+                  / 1000 / max(0.001, b["t"] - a["t"])}
+                 for a, b in zip(st["tom"], st["tom"][1:])]
+        start = st["tom"][0]["t"]
+        r["adapt_s"] = adapt_seconds(rates + [{"t": float("inf")}], start, BOTTLENECK_KBPS[profile])
+        r["kbps_out_mean"] = sum(x["video_kbps_out"] for x in rates) / max(1, len(rates))
+    if cut:
+        back = lab_t0 + cut[0] + cut[1]
+        grew = [b["t"] for a, b in zip(st["tom"], st["tom"][1:])
+                if b["t"] >= back and b.get("frames_decoded", 0) > a.get("frames_decoded", 0)]
+        r["video_back_s"] = (grew[0] - back) if grew else None
+    with open(os.path.join(WORK, f"{tag}-result.json"), "w") as f:
+        json.dump(r, f, indent=1)
+    return r
+
+
+def run_profile(profile):
+    tag = profile
+    cut = CUTS.get(profile)
+    seconds = max(SECONDS, cut[0] + cut[1] + 10) if cut else SECONDS
+    lab, ready, lab_t0, serve, url = start_lab(profile, tag, seconds)
+    a, b = ready["a"], ready["b"]
     rec = {n: (os.path.join(WORK, f"{tag}-at-{n}.y4m"), os.path.join(WORK, f"{tag}-at-{n}.wav"))
            for n in ("tom", "jerry")}
     common = ["--headless", "-v", "--server", url]
@@ -274,10 +393,7 @@ def run_profile(profile):
     except RuntimeError:
         pass
     stop(jerry)
-    stop(serve)
-    lab.stdin.close()
-    lab.wait(30)
-    final = json.loads(wait_for(os.path.join(WORK, f"{tag}-netlab.out"), '"final"', lab, 1))
+    final = stop_lab(tag, lab, serve)
 
     evs = {n: events(os.path.join(WORK, f"{tag}-{n}.out")) for n in ("tom", "jerry")}
     states = [e for e in evs["tom"] if e.get("event") == "state"]
@@ -334,7 +450,7 @@ def row(r):
     if r["profile"] in BOTTLENECK_KBPS:
         adapt = "never" if r.get("adapt_s") is None else f"{r['adapt_s']:.1f} s"
         adapt += f" ({fmt(r.get('kbps_out_mean'), '.0f')} kbit/s)"
-    end = f"{r['end']}, exit {r['tom_exit']}"
+    end = r["end"] if r["tom_exit"] is None else f"{r['end']}, exit {r['tom_exit']}"
     if r["reconnecting"]:
         end += f", {r['reconnecting']}x reconnecting"
     if "video_back_s" in r:
@@ -357,7 +473,11 @@ def row(r):
 def freeze_cell(d):
     """`count, total (max gap)`, and the frameless end of the call when over 1 s (a
     call that ends inside a cut shows no freeze between frames)."""
-    cell = f"{d['freezes']}, {d['freeze_s']:.1f} s (max gap {d['longest_gap_s']:.1f} s)"
+    cell = f"{d['freezes']}, {d['freeze_s']:.1f} s"
+    if d["longest_gap_s"] is not None:
+        cell += f" (max gap {d['longest_gap_s']:.1f} s)"
+    if d.get("pauses"):
+        cell += f"; {d['pauses']} pause(s) (gaps over 5 s), {d['pause_s']:.1f} s"
     if d["tail_gap_s"] is not None and d["tail_gap_s"] > 1.0:
         cell += f"; none in the last {d['tail_gap_s']:.1f} s"
     return cell
@@ -371,14 +491,17 @@ HEADER = ["profile", "footage shown/sent (tom->jerry)", "pattern shown/sent (jer
 
 
 def main():
-    log(f"{len(PROFILES)} profile(s), seed {SEED}, calls of {SECONDS} s (cuts: until 10 s "
+    if PEER not in ("rtc-cli", "chromium"):
+        log(f"RTC_BENCH_PEER must be rtc-cli or chromium, got {PEER!r}")
+        return 2
+    log(f"{len(PROFILES)} profile(s), peers {PEER}, seed {SEED}, calls of {SECONDS} s (cuts: until 10 s "
         f"after the cut), work dir {WORK}")
     results = []
     for profile in PROFILES:
         t = time.time()
         log(f"{profile}: calling")
         try:
-            r = run_profile(profile)
+            r = run_chromium_profile(profile) if PEER == "chromium" else run_profile(profile)
         except RuntimeError as e:
             log(f"{profile}: {e}")
             for p in children:
@@ -390,6 +513,12 @@ def main():
             f"{h}: {c}" for h, c in zip(HEADER[1:], cells[1:])))
     with open(os.path.join(WORK, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
+    if PEER == "chromium":
+        print("\npeers: two headless Chromium (tests/browser/peer.html, bench mode), the "
+              "footage both ways, figures from getStats: 'pattern' is the footage too, "
+              "freezes are Chromium's freezeCount/totalFreezesDuration (gaps over 5 s are W3C "
+              "pauses: pauseCount/totalPausesDuration), concealed is "
+              "concealedSamples / 960 (20 ms frames); no PSNR, NCC or glass-to-glass")
     print("\n| " + " | ".join(HEADER) + " |")
     print("|" + " --- |" * len(HEADER))
     for r in results:
