@@ -6,6 +6,7 @@
 use std::fs;
 use std::io::Write;
 use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -69,6 +70,36 @@ impl Namespace {
         cmd
     }
 
+    /// Runs `f` on a thread that has entered this namespace (setns(2)), so sockets it
+    /// opens live there; its result. For in-process checks of a lab without a helper
+    /// program.
+    ///
+    /// # Errors
+    /// The namespace cannot be opened or entered (the thread then never runs `f`).
+    ///
+    /// # Panics
+    /// When `f` panics.
+    pub fn within<T: Send>(&self, f: impl FnOnce() -> T + Send) -> anyhow::Result<T> {
+        let path = Path::new(NETNS_DIR).join(&self.name);
+        let file =
+            fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+        thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    // SAFETY: setns(2) on an open namespace file; it changes only this
+                    // thread's network namespace.
+                    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+                    if rc != 0 {
+                        return Err(std::io::Error::last_os_error())
+                            .with_context(|| format!("cannot enter {}", self.name));
+                    }
+                    Ok(f())
+                })
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+
     /// Runs `program args…` inside the namespace to its end, bounded in time.
     ///
     /// # Errors
@@ -114,7 +145,9 @@ impl Lab {
     /// Whether labs can be made here (root, `ip netns`, `/dev/net/tun`); the reason when
     /// not, for a test to print as it skips.
     pub fn available() -> Result<(), String> {
-        let probe = format!("{PREFIX}{}probe", std::process::id());
+        static NEXT_PROBE: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT_PROBE.fetch_add(1, Ordering::Relaxed);
+        let probe = format!("{PREFIX}{}probe{n}", std::process::id());
         let made = run_bounded(ip_cmd(&["netns", "add", &probe]), None)
             .map_err(|e| format!("cannot create a network namespace: {e:#}"))?;
         drop(made);
@@ -169,7 +202,7 @@ impl Lab {
     }
 
     /// An impaired link: a TUN device `tun0` in `a` with `a_addr` and one in `b` with
-    /// `b_addr` (on a shared subnet), and a forwarder between them applying `impairment`
+    /// `b_addr` (on a shared subnet; IPv4 only), and a forwarder between them applying `impairment`
     /// per direction, drawn from `seed`. The returned index names it for
     /// [`Lab::link`].
     ///
@@ -187,6 +220,8 @@ impl Lab {
         for (tun, ns, addr) in [(&ta, a, a_addr), (&tb, b, b_addr)] {
             ip(&["link", "set", tun.name(), "netns", ns.name()])?;
             ns.run("ip", &["link", "set", tun.name(), "name", "tun0"])?;
+            // IPv4 only: no IPv6 router solicitations in the link's counters.
+            ns.run("sysctl", &["-q", "-w", "net.ipv6.conf.tun0.disable_ipv6=1"])?;
             ns.run("ip", &["addr", "add", &addr.to_string(), "dev", "tun0"])?;
             ns.run("ip", &["link", "set", "tun0", "up"])?;
         }
