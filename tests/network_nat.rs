@@ -1,74 +1,28 @@
-//! Calls across the network lab's NAT topology (rtc-netlab's `NatLab`): `serve` and a
-//! STUN server (coturn) in a "public" namespace, each client in a home behind its own
-//! nftables masquerade router. The foundation of issue 10's TURN tests. Skipped (with
-//! the reason printed) where namespaces cannot be made or coturn is not installed.
+//! Calls across the network lab's NAT topology (rtc-netlab's `NatLab`): `serve` and
+//! coturn in a "public" namespace, each client in a home behind its own nftables
+//! masquerade router. The foundation of issue 10's TURN tests. Skipped (with the reason
+//! printed) where namespaces cannot be made or coturn is not installed.
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::netlab::{in_namespace, nat_lab};
+use common::netlab::{Coturn, in_namespace, nat_lab};
 use common::process::{Home, TONE_NO_SPEAKER, call_args, listen_args, test_pattern};
 use rtc_netlab::{NatLab, NatOptions};
 
-/// A STUN-only coturn on the public server address, killed on drop.
-struct Stun(std::process::Child);
-
-impl Stun {
-    fn start(lab: &NatLab) -> Self {
-        let server = NatLab::SERVER.to_string();
-        let child = lab
-            .public
-            .command("turnserver")
-            .args([
-                "-n",
-                "--stun-only",
-                "--no-cli",
-                "--no-tls",
-                "--no-dtls",
-                "--log-file",
-                "stdout",
-            ])
-            .args(["--listening-ip", &server, "--listening-port", "3478"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting turnserver");
-        Self(child)
-    }
-}
-
-impl Drop for Stun {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Whether coturn is installed; prints why the test skips when not.
-fn coturn_installed() -> bool {
-    let found = Command::new("turnserver").arg("--version").output().is_ok();
-    if !found {
-        eprintln!("skipped: coturn (turnserver) is not installed");
-    }
-    found
-}
-
-/// `serve` and a STUN server in the public namespace, jerry listening in home1 and tom
-/// calling it from home2 with `--hangup-after 3s`, both with only the STUN server as ICE
-/// server; returns tom's end reason and exit code.
-fn call_between_homes(lab: &NatLab) -> (String, i32) {
-    let _stun = Stun::start(lab);
-    let stun = format!("stun:{}:3478", NatLab::SERVER);
+/// `serve` in the public namespace, jerry listening in home1 and tom calling it from
+/// home2 with `--hangup-after 3s`, both with `ice` as their ICE flags; returns tom's end
+/// reason and exit code.
+fn call_between_homes(lab: &NatLab, ice: &[&str]) -> (String, i32) {
     // Light media; no --bind: each home gathers on its one interface (and lo). The
     // homes have no route to each other's private addresses, so only the NATs' public
-    // addresses learnt through STUN (srflx candidates) can connect them.
+    // addresses learnt through STUN (srflx candidates) or a relay can connect them.
     let media = test_pattern("160x120", "10");
     let home = Home::new()
         .with_media(&media)
         .with_media(&TONE_NO_SPEAKER)
-        .with_media(&["--ice-server", &stun])
+        .with_media(ice)
         .with_wait(Duration::from_secs(40));
     let (_serve, url) = home.serve_via(
         &in_namespace(lab.public.name()),
@@ -100,24 +54,34 @@ fn call_between_homes(lab: &NatLab) -> (String, i32) {
     (reason, tom.wait_exit())
 }
 
+/// The STUN URL of a [`Coturn`] on the public server address.
+fn stun_url() -> String {
+    format!("stun:{}:3478", NatLab::SERVER)
+}
+
 #[test]
 fn homes_behind_endpoint_independent_nats_call_each_other_through_stun() {
     let _turn = common::one_call_at_a_time();
-    if !coturn_installed() {
+    if !Coturn::installed() {
         return;
     }
     let Some(lab) = nat_lab(NatOptions::default()) else {
         return;
     };
-    assert_eq!(call_between_homes(&lab), ("hangup".to_owned(), 0));
+    let _stun = Coturn::stun_only(&lab.public, NatLab::SERVER);
+    let stun = stun_url();
+    assert_eq!(
+        call_between_homes(&lab, &["--ice-server", &stun]),
+        ("hangup".to_owned(), 0)
+    );
 }
 
 /// The negative control of issue 10's relay topology: with UDP between the NATs dropped,
-/// srflx candidates cannot connect the homes (only a relay in the public namespace could).
+/// srflx candidates cannot connect the homes (only a relay in the public namespace can).
 #[test]
 fn with_direct_udp_between_the_nats_blocked_a_stun_only_call_fails() {
     let _turn = common::one_call_at_a_time();
-    if !coturn_installed() {
+    if !Coturn::installed() {
         return;
     }
     let options = NatOptions {
@@ -125,7 +89,9 @@ fn with_direct_udp_between_the_nats_blocked_a_stun_only_call_fails() {
         ..NatOptions::default()
     };
     let Some(lab) = nat_lab(options) else { return };
-    let (reason, code) = call_between_homes(&lab);
+    let _stun = Coturn::stun_only(&lab.public, NatLab::SERVER);
+    let stun = stun_url();
+    let (reason, code) = call_between_homes(&lab, &["--ice-server", &stun]);
     assert_eq!(reason, "ice-failed");
     assert_ne!(code, 0);
 }

@@ -142,8 +142,8 @@ impl Lab {
         })
     }
 
-    /// Whether labs can be made here (root, `ip netns`, `/dev/net/tun`); the reason when
-    /// not, for a test to print as it skips.
+    /// Whether labs can be made here (root, `ip netns`, `/dev/net/tun`, `nft`); the
+    /// reason when not, for a test to print as it skips.
     pub fn available() -> Result<(), String> {
         static NEXT_PROBE: AtomicU32 = AtomicU32::new(0);
         let n = NEXT_PROBE.fetch_add(1, Ordering::Relaxed);
@@ -152,7 +152,12 @@ impl Lab {
             .map_err(|e| format!("cannot create a network namespace: {e:#}"))?;
         drop(made);
         let _ = run_bounded(ip_cmd(&["netns", "del", &probe]), None);
-        Tun::create().map(drop).map_err(|e| format!("{e:#}"))
+        Tun::create().map(drop).map_err(|e| format!("{e:#}"))?;
+        let mut nft = Command::new("nft");
+        nft.arg("--version");
+        run_bounded(nft, None)
+            .map(drop)
+            .map_err(|e| format!("nft (nftables) is needed: {e:#}"))
     }
 
     /// A new namespace `<prefix>-<short>` with `lo` up.

@@ -11,7 +11,8 @@
 //!
 //! This kernel has no `sch_netem` (FIELD-NOTES), hence impairment in user space: two TUN
 //! devices opened here, one moved into each namespace, and a thread per direction.
-//! Everything needs root (`ip netns`, `/dev/net/tun`); [`Lab::available`] says why not.
+//! Everything needs root (`ip netns`, `/dev/net/tun`) and `nft`; [`Lab::available`] says
+//! why not.
 
 #![warn(missing_docs)]
 

@@ -3,7 +3,10 @@
 //! `tun0` link (`--bind`), signaling on the clean `sig0` veth. In the NAT lab: servers
 //! in the public namespace, clients in the homes.
 
-use rtc_netlab::{Impairment, Lab, MediaLab, NatLab, NatOptions};
+use std::net::Ipv4Addr;
+use std::process::{Child, Command, Stdio};
+
+use rtc_netlab::{Impairment, Lab, MediaLab, Namespace, NatLab, NatOptions};
 
 use super::process::{Home, Proc, call_args, listen_args};
 
@@ -70,6 +73,84 @@ impl LabCall {
     /// The server's pid (it runs as long as this value).
     pub fn serve_pid(&self) -> u32 {
         self.serve.pid()
+    }
+}
+
+/// coturn (`turnserver`, Debian package `coturn`) in a lab namespace on one address,
+/// port 3478, UDP only; killed on drop (and by the lab's removal).
+pub struct Coturn(Child);
+
+/// The TURN realm of [`Coturn::relay`].
+pub const TURN_REALM: &str = "rtc-cli.test";
+
+impl Coturn {
+    /// Whether coturn is installed; prints why a test skips when it is not.
+    pub fn installed() -> bool {
+        let found = Command::new("turnserver").arg("--version").output().is_ok();
+        if !found {
+            eprintln!("skipped: coturn (turnserver) is not installed");
+        }
+        found
+    }
+
+    /// A STUN-only server on `addr` in `ns`.
+    pub fn stun_only(ns: &Namespace, addr: Ipv4Addr) -> Self {
+        Self::start(ns, addr, &["--stun-only"])
+    }
+
+    /// A STUN and TURN server on `addr` in `ns`, relaying from the same address (ports
+    /// 49152-49200), with one long-term credential `user`/`password` in [`TURN_REALM`].
+    /// For issue 10's relay tests: in the NAT lab with direct UDP blocked, allocations and
+    /// permissions succeed, but an rtc-cli call through it does not connect yet (ICE
+    /// fails; rtc logs "IceHandler.handle_read got error: unhandled STUN packet").
+    pub fn relay(ns: &Namespace, addr: Ipv4Addr, user: &str, password: &str) -> Self {
+        let relay_ip = addr.to_string();
+        let credential = format!("{user}:{password}");
+        Self::start(
+            ns,
+            addr,
+            &[
+                "--relay-ip",
+                &relay_ip,
+                "--min-port",
+                "49152",
+                "--max-port",
+                "49200",
+                "--lt-cred-mech",
+                "--user",
+                &credential,
+                "--realm",
+                TURN_REALM,
+            ],
+        )
+    }
+
+    fn start(ns: &Namespace, addr: Ipv4Addr, extra: &[&str]) -> Self {
+        let listen = addr.to_string();
+        let child = ns
+            .command("turnserver")
+            .args([
+                "-n",
+                "--no-cli",
+                "--no-tls",
+                "--no-dtls",
+                "--log-file",
+                "stdout",
+            ])
+            .args(["--listening-ip", &listen, "--listening-port", "3478"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting turnserver");
+        Self(child)
+    }
+}
+
+impl Drop for Coturn {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
