@@ -84,10 +84,10 @@ trap 'status=$?; cleanup' EXIT
 trap 'status=130; exit 130' INT
 trap 'status=143; exit 143' TERM
 
-python3 - "$bin" "$workdir" "$calls" "${RTC_BENCH_HANGUP:-10s}" <<'PY' &
+RTC_BENCH_LIB="$root/scripts" python3 - "$bin" "$workdir" "$calls" "${RTC_BENCH_HANGUP:-10s}" <<'PY' &
 """Runs the calls and prints the summary (stdlib only)."""
 
-import datetime
+import functools
 import json
 import os
 import re
@@ -95,6 +95,10 @@ import signal
 import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.environ["RTC_BENCH_LIB"])
+import bench_common  # noqa: E402
+from bench_common import events, percentile, wait_for  # noqa: E402
 
 BIN, WORK, CALLS, HANGUP = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -111,6 +115,7 @@ TARGETS = {  # issue "Real media"
 LATENCY = re.compile(r"glass-to-glass.*latency_ms=([0-9.]+)")
 
 children = []
+env_for = functools.partial(bench_common.env_for, WORK)
 
 
 def log(msg):
@@ -138,20 +143,6 @@ signal.signal(signal.SIGTERM, stop_all)
 sys.stdout.reconfigure(line_buffering=True)
 
 
-def env_for(name):
-    """An environment isolated in the temp dir: own HOME, XDG dirs and config file."""
-    home = os.path.join(WORK, "home-" + name)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("RTC_CLI_") and k != "RUST_LOG"}
-    env.update(HOME=home,
-               XDG_CONFIG_HOME=os.path.join(home, ".config"),
-               XDG_STATE_HOME=os.path.join(home, ".local/state"),
-               XDG_CACHE_HOME=os.path.join(home, ".cache"),
-               RTC_CLI_CONFIG=os.path.join(WORK, name + ".toml"))
-    os.makedirs(home, exist_ok=True)
-    return env
-
-
 def spawn(name, args):
     out = open(os.path.join(WORK, name + ".out"), "w")
     err = open(os.path.join(WORK, name + ".err"), "w")
@@ -161,23 +152,6 @@ def spawn(name, args):
     with open(os.path.join(WORK, "pids"), "a") as f:
         f.write(f"{p.pid}\n")
     return p
-
-
-def wait_for(path, pattern, proc, seconds):
-    """The first line of `path` matching `pattern`, polled every 20 ms."""
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            with open(path) as f:
-                for line in f:
-                    if re.search(pattern, line):
-                        return line.strip()
-        except FileNotFoundError:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.02)
-    raise RuntimeError(f"no line matching {pattern!r} in {path} (see {WORK})")
 
 
 def sample(proc):
@@ -221,21 +195,6 @@ def stop(proc):
     return rss
 
 
-def events(path):
-    out = []
-    with open(path) as f:
-        for line in f:
-            try:
-                ev = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if "ts" in ev:
-                ts = ev["ts"].replace("Z", "+00:00")
-                ev["t"] = datetime.datetime.fromisoformat(ts).timestamp()
-            out.append(ev)
-    return out
-
-
 def state_time(evs, state):
     return next((e["t"] for e in evs if e.get("event") == "state" and e.get("state") == state),
                 None)
@@ -257,13 +216,6 @@ def latencies(log_path):
             return [float(m.group(1)) for m in map(LATENCY.search, f) if m]
     except FileNotFoundError:
         return []
-
-
-def percentile(values, p):
-    """Nearest-rank percentile (p in 0..100) of a non-empty list."""
-    ranked = sorted(values)
-    k = max(0, min(len(ranked) - 1, -(-p * len(ranked) // 100) - 1))
-    return ranked[int(k)]
 
 
 def run_call(i, server):

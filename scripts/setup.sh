@@ -7,7 +7,10 @@
 #   pkg-config        finds ALSA
 #   tmux              the call-screen end-to-end test
 #   nftables, iproute2, util-linux
-#                     cut UDP inside a private network namespace (ICE restart test)
+#                     cut UDP inside a private network namespace (ICE restart test),
+#                     the network lab's namespaces and NAT routers (rtc-netlab)
+#   coturn            the STUN server (and TURN relay) in the NAT lab tests
+#                     (tests/network_nat.rs)
 #   pulseaudio, pulseaudio-utils, libasound2-plugins
 #                     a real audio server with a null sink for the device tests
 #   chromium          an independent WebRTC peer: the browser interop test
@@ -17,7 +20,7 @@ set -euo pipefail
 
 packages=(libclang-dev libasound2-dev cmake nasm pkg-config tmux
           pulseaudio pulseaudio-utils libasound2-plugins iproute2 util-linux nftables
-          chromium)
+          coturn chromium)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -2,7 +2,9 @@
 # Runs every test of rtc-cli on a fresh machine: installs what is missing, then
 # formatting, clippy with warnings denied, rustdoc without warnings, and all unit,
 # integration and end-to-end tests (tmux call screen, PulseAudio devices, headless
-# Chromium as a peer, calls between processes on 127.0.0.1 and in network namespaces).
+# Chromium as a peer, calls between processes on 127.0.0.1 and in network namespaces,
+# through the network lab's impaired link and NAT routers), for the whole workspace
+# (rtc-cli and the lab crate, netlab/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,14 +14,14 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo doc"
-RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 echo "== cargo build"
-cargo build --all-targets --locked
+cargo build --workspace --all-targets --locked
 echo "== cargo test"
 trap 'scripts/pulse-down.sh >/dev/null 2>&1 || true' EXIT
-cargo test --locked 2>&1 | tee target/test-output.txt
+cargo test --workspace --locked 2>&1 | tee target/test-output.txt
 # One closing line for the whole run, summed over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "%d passed, %d failed\n", p, f }' target/test-output.txt

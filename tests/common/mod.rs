@@ -194,6 +194,7 @@ pub async fn ring(caller: &mut RawClient, callee: &mut RawClient, cid: &str) -> 
     c
 }
 pub mod media_check;
+pub mod netlab;
 pub mod netns;
 pub mod process;
 pub mod pulse;

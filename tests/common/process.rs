@@ -362,7 +362,20 @@ impl Home {
     /// A `Command` for the binary with `args` (plus media flags) in this home's
     /// environment; stdin, stdout and stderr piped.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
+        self.command_via(&[], args)
+    }
+
+    /// [`Home::command`] run through `wrapper` (e.g. `ip netns exec NS`, which execs the
+    /// binary, so the child's pid stays the binary's); no wrapper runs it directly.
+    pub fn command_via(&self, wrapper: &[&str], args: &[&str]) -> Command {
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(rest).arg(BIN);
+                cmd
+            }
+            None => Command::new(BIN),
+        };
         cmd.args(self.full_args(args))
             .envs(self.env_vars())
             .env_remove("RTC_CLI_SERVER")
@@ -376,11 +389,16 @@ impl Home {
     /// Starts `rtc-cli --log-file <name>.log args…` as process `name`: stdin open for
     /// commands ([`Proc::send`]), stdout read as lines, stderr to `<name>.err`.
     pub fn spawn(&self, name: &str, args: &[&str]) -> Proc {
+        self.spawn_via(&[], name, args)
+    }
+
+    /// [`Home::spawn`] through `wrapper` (see [`Home::command_via`]).
+    pub fn spawn_via(&self, wrapper: &[&str], name: &str, args: &[&str]) -> Proc {
         let log = self.log(name).display().to_string();
         let mut full = vec!["--log-file", log.as_str()];
         full.extend_from_slice(args);
         let stderr = File::create(self.stderr(name)).expect("stderr file");
-        let mut cmd = self.command(&full);
+        let mut cmd = self.command_via(wrapper, &full);
         cmd.stderr(stderr);
         Proc::start(cmd, name, self)
     }
@@ -407,9 +425,14 @@ impl Home {
     /// Starts `serve --listen 127.0.0.1:0 <extra…>` as process `serve`; returns it with
     /// the ws:// URL it printed.
     pub fn serve(&self, extra: &[&str]) -> (Proc, String) {
-        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+        self.serve_via(&[], "127.0.0.1:0", extra)
+    }
+
+    /// [`Home::serve`] through `wrapper` (see [`Home::command_via`]) on `listen`.
+    pub fn serve_via(&self, wrapper: &[&str], listen: &str, extra: &[&str]) -> (Proc, String) {
+        let mut args = vec!["serve", "--listen", listen];
         args.extend_from_slice(extra);
-        let server = self.spawn("serve", &args);
+        let server = self.spawn_via(wrapper, "serve", &args);
         let line = server.line_with("listening on ws://");
         let url = line
             .split_whitespace()

@@ -1,0 +1,72 @@
+"""Helpers shared by the benchmark scripts' Python runners (stdlib only): isolated
+environments, waiting for output lines, reading JSON event files, percentiles."""
+
+import datetime
+import json
+import os
+import re
+import time
+
+
+def env_for(work, name):
+    """An environment isolated in `work`: own HOME, XDG dirs and config file, and no
+    RTC_CLI_* or RUST_LOG from the caller's."""
+    home = os.path.join(work, "home-" + name)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("RTC_CLI_") and k != "RUST_LOG"}
+    env.update(HOME=home,
+               XDG_CONFIG_HOME=os.path.join(home, ".config"),
+               XDG_STATE_HOME=os.path.join(home, ".local/state"),
+               XDG_CACHE_HOME=os.path.join(home, ".cache"),
+               RTC_CLI_CONFIG=os.path.join(work, name + ".toml"))
+    os.makedirs(home, exist_ok=True)
+    return env
+
+
+def wait_for(path, pattern, proc, seconds):
+    """The first line of `path` matching `pattern`, polled every 20 ms; RuntimeError
+    when `proc` exits or `seconds` pass first."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            with open(path) as f:
+                for line in f:
+                    if re.search(pattern, line):
+                        return line.strip()
+        except FileNotFoundError:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.02)
+    raise RuntimeError(f"no line matching {pattern!r} in {path}")
+
+
+def parse_ts(ts):
+    """Seconds since the epoch of an RFC 3339 UTC timestamp (`...Z`)."""
+    return datetime.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+
+def events(path):
+    """The JSON events of a headless stdout file, each with `t` (epoch seconds of its
+    `ts`); other lines and a missing file are skipped."""
+    out = []
+    try:
+        with open(path) as f:
+            for line in f:
+                try:
+                    ev = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if "ts" in ev:
+                    ev["t"] = parse_ts(ev["ts"])
+                out.append(ev)
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def percentile(values, p):
+    """Nearest-rank percentile (p in 0..100) of a non-empty list."""
+    ranked = sorted(values)
+    k = max(0, min(len(ranked) - 1, -(-p * len(ranked) // 100) - 1))
+    return ranked[int(k)]

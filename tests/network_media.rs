@@ -1,0 +1,119 @@
+//! Calls through the network lab's impaired link (rtc-netlab): two `rtc-cli` processes
+//! in two network namespaces, media on a user-space TUN link the test impairs, signaling
+//! on a clean veth. Short versions of issue 9's profiles; scripts/bench-network.sh runs
+//! the long ones. Skipped (with the reason printed) where namespaces or /dev/net/tun are
+//! not available.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::media_check::read_y4m;
+use common::netlab::{LabCall, media_lab};
+use common::process::{Home, Proc};
+use rtc_netlab::Impairment;
+
+fn fixture(name: &str) -> String {
+    let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    path.display().to_string()
+}
+
+/// A home whose calls send the bundled footage and speech, play nothing, and wait long
+/// enough for a call through a cut.
+fn footage_home() -> Home {
+    let camera = format!("file:{}", fixture("clip_320x240.y4m"));
+    let mic = format!("file:{}", fixture("speech_48k_mono.wav"));
+    Home::new()
+        .with_media(&[
+            "--camera",
+            &camera,
+            "--video-size",
+            "320x240",
+            "--mic",
+            &mic,
+        ])
+        .with_media(&["--speaker", "none"])
+        .with_wait(Duration::from_secs(30))
+}
+
+/// The `frames_sent` of the last stats event `p` printed.
+fn frames_sent(p: &Proc) -> u64 {
+    p.last_seen(&[("event", "stats")])["frames_sent"]
+        .as_u64()
+        .unwrap()
+}
+
+#[test]
+fn a_clean_call_crosses_the_tun_link_and_most_frames_are_decoded() {
+    let _turn = common::one_call_at_a_time();
+    let Some(lab) = media_lab(Impairment::default(), 1) else {
+        return;
+    };
+    let home = footage_home();
+    let call = LabCall::start(lab, &home);
+    let recording = home.path("at-jerry.y4m").display().to_string();
+    let jerry = call.listener_in_b(
+        &home,
+        "jerry",
+        &["--auto-accept", "--record-video", &recording],
+    );
+    let tom = call.caller_in_a(&home, "tom", "jerry", &["--hangup-after", "6s"]);
+    tom.event(&[("event", "state"), ("state", "connected")]);
+    tom.event(&[("event", "state"), ("state", "ended"), ("reason", "hangup")]);
+    let sent = frames_sent(&tom);
+    assert_eq!(tom.wait_exit(), 0);
+    jerry.event(&[("event", "state"), ("state", "ended")]);
+    drop(jerry);
+
+    // Media took the TUN link: every packet of ~6 s of video and audio went through the
+    // forwarder (signaling has its own veth, so these are media and ICE/DTLS only).
+    let (ab, ba) = (call.lab.a_to_b(), call.lab.b_to_a());
+    eprintln!("tun link a→b: {ab}; b→a: {ba}");
+    assert!(
+        ab.packets_out > 300 && ba.packets_out > 300,
+        "a→b {ab}; b→a {ba}"
+    );
+    assert_eq!(
+        ab.packets_in,
+        ab.packets_out + ab.dropped_loss + ab.dropped_queue + ab.dropped_cut
+    );
+    let recorded = read_y4m(Path::new(&recording)).len() as u64;
+    eprintln!("{recorded} of {sent} frames recorded at jerry");
+    assert!(
+        recorded * 10 >= sent * 8,
+        "only {recorded} of {sent} frames recorded"
+    );
+}
+
+/// Issue 9's target for a full cut of 5, 10 or 25 s is that ICE restarts keep being tried
+/// until a reconnect timeout, video is back within 1 s of restoration and the call never
+/// ends; scripts/bench-network.sh measures that. This short version asserts what the
+/// product does today for 5 s: it shows `reconnecting` while the link is down, is
+/// `connected` again after it returns, video flows again, and the call ends normally.
+#[test]
+fn a_call_survives_a_5_s_cut_of_the_media_link() {
+    let _turn = common::one_call_at_a_time();
+    let Some(lab) = media_lab(Impairment::default(), 1) else {
+        return;
+    };
+    let home = footage_home();
+    let call = LabCall::start(lab, &home);
+    let jerry = call.listener_in_b(&home, "jerry", &["--auto-accept"]);
+    let tom = call.caller_in_a(&home, "tom", "jerry", &["--hangup-after", "16s"]);
+    tom.event(&[("event", "state"), ("state", "connected")]);
+    std::thread::sleep(Duration::from_secs(2));
+    call.lab.cut_for(Duration::from_secs(5));
+    tom.event(&[("event", "state"), ("state", "reconnecting")]);
+    tom.event(&[("event", "state"), ("state", "connected")]);
+    tom.event_where("video arriving again", |v| {
+        v["event"] == "stats" && v["video_fps_in"].as_f64().unwrap_or(0.0) > 5.0
+    });
+    tom.event(&[("event", "state"), ("state", "ended"), ("reason", "hangup")]);
+    assert_eq!(tom.wait_exit(), 0);
+    drop(jerry);
+    let cut = call.lab.a_to_b().dropped_cut;
+    assert!(cut > 100, "the cut dropped only {cut} packets a→b");
+}
