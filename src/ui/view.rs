@@ -394,6 +394,13 @@ fn draw_stats_panel(frame: &mut Frame, model: &Model, area: Rect) {
             let rtt = s
                 .rtt_ms
                 .map_or_else(|| "–".to_string(), |ms| format!("{} ms", format_rtt_ms(ms)));
+            let bandwidth = s
+                .available_bandwidth_kbps
+                .map_or_else(|| "–".to_string(), |k| format!("{k:.0} kbit/s"));
+            let sending = s.video_size_out.map_or_else(
+                || "–".to_string(),
+                |[w, h]| format!("{w}x{h}@{}", s.video_fps_target),
+            );
             vec![
                 Line::from(format!("RTT          {rtt}")),
                 Line::from(format!("lost         {} packets", s.packets_lost)),
@@ -420,6 +427,23 @@ fn draw_stats_panel(frame: &mut Frame, model: &Model, area: Rect) {
                 )),
                 Line::from(format!("video size   {size}")),
                 Line::from(format!("decoded      {} frames", s.frames_decoded)),
+                Line::from(format!(
+                    "video jb     {:.0} ms, {} skipped",
+                    s.video_jitter_buffer_delay_ms, s.video_frames_skipped
+                )),
+                Line::from(format!(
+                    "freezes      {}, {:.1} s",
+                    s.freeze_count, s.total_freezes_duration_s
+                )),
+                Line::from(format!("bandwidth    {bandwidth}")),
+                Line::from(format!(
+                    "sending      {sending} {:.0} kbit/s",
+                    s.video_target_kbps
+                )),
+                Line::from(format!(
+                    "repairs      {} sent, {} in",
+                    s.retransmissions_sent, s.video_packets_recovered
+                )),
                 Line::from(format!("PLI sent     {}", s.pli_sent)),
                 Line::from(format!("keyframes    {} sent", s.keyframes_sent)),
             ]

@@ -190,3 +190,114 @@ fn congestion_control(
         )
         .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build()))
 }
+
+/// The peer's SDP has a media section we cannot send or receive: no codec in common.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no common {kind} codec: the peer offers {offered}, rtc-cli sends {ours}")]
+pub struct NoCommonCodec {
+    /// `video` or `audio`.
+    pub kind: &'static str,
+    /// The peer's codecs for it, comma-separated (`none` if it lists none).
+    pub offered: String,
+    /// Ours: `H.264` or `Opus`.
+    pub ours: &'static str,
+}
+
+/// Codecs that only protect or repair another codec's stream (RFC 4588, 2198, 5109,
+/// 8627): not a choice of codec.
+const REPAIR_CODECS: [&str; 5] = ["rtx", "red", "ulpfec", "flexfec-03", "cn"];
+
+/// Checks that every video and audio section of an SDP offer or answer that is not
+/// rejected (port 0, RFC 3264 §6) lists H.264 or Opus respectively, so a call with a
+/// peer that only has VP8, say, ends with a message that names both sides' codecs.
+/// SDP this parser cannot read is left for webrtc to refuse with its own error.
+///
+/// # Errors
+/// [`NoCommonCodec`] for the first section without a shared codec.
+pub fn check_common_codecs(sdp: &str) -> Result<(), NoCommonCodec> {
+    let Ok(parsed) = rtc::sdp::SessionDescription::unmarshal(&mut std::io::Cursor::new(sdp)) else {
+        return Ok(());
+    };
+    for media in &parsed.media_descriptions {
+        let (kind, ours, name) = match media.media_name.media.as_str() {
+            "video" => ("video", "H.264", "H264"),
+            "audio" => ("audio", "Opus", "opus"),
+            _ => continue,
+        };
+        if media.media_name.port.value == 0 {
+            continue;
+        }
+        let offered: Vec<&str> = media
+            .attributes
+            .iter()
+            .filter(|a| a.key == "rtpmap")
+            .filter_map(|a| {
+                a.value
+                    .as_deref()?
+                    .split_whitespace()
+                    .nth(1)?
+                    .split('/')
+                    .next()
+            })
+            .filter(|codec| !REPAIR_CODECS.iter().any(|r| r.eq_ignore_ascii_case(codec)))
+            .collect();
+        if !offered.iter().any(|c| c.eq_ignore_ascii_case(name)) {
+            let mut unique: Vec<&str> = Vec::new();
+            for c in offered {
+                if !unique.contains(&c) {
+                    unique.push(c);
+                }
+            }
+            let offered = if unique.is_empty() {
+                "none".to_owned()
+            } else {
+                unique.join(", ")
+            };
+            return Err(NoCommonCodec {
+                kind,
+                offered,
+                ours,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
+
+    fn sdp(sections: &[&str]) -> String {
+        format!("{HEAD}{}", sections.concat())
+    }
+
+    const OPUS: &str =
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:111 opus/48000/2\r\n";
+    const VP8: &str = "m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:96 VP8/90000\r\na=rtpmap:97 rtx/90000\r\n";
+
+    #[test]
+    fn a_vp8_only_peer_is_named_with_our_codec() {
+        let err = check_common_codecs(&sdp(&[OPUS, VP8])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no common video codec: the peer offers VP8, rtc-cli sends H.264"
+        );
+    }
+
+    #[test]
+    fn a_browser_offer_and_a_rejected_section_pass() {
+        let chrome = include_str!("../../../tests/fixtures/chrome_offer.sdp");
+        assert_eq!(check_common_codecs(chrome), Ok(()));
+        let rejected = VP8.replacen("m=video 9", "m=video 0", 1);
+        assert_eq!(check_common_codecs(&sdp(&[OPUS, &rejected])), Ok(()));
+    }
+
+    #[test]
+    fn audio_without_opus_is_refused_too() {
+        let pcmu = "m=audio 9 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:0 PCMU/8000\r\n";
+        let err = check_common_codecs(&sdp(&[pcmu])).unwrap_err();
+        assert_eq!((err.kind, err.offered.as_str()), ("audio", "PCMU"));
+    }
+}

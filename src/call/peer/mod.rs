@@ -201,6 +201,7 @@ impl PeerSession {
     /// # Errors
     /// Unparseable SDP, or an offer with nothing we can negotiate.
     pub async fn accept_offer(&self, sdp: &str) -> anyhow::Result<String> {
+        codecs::check_common_codecs(sdp)?;
         let mut negotiation = self.negotiation.lock().await;
         let offer =
             RTCSessionDescription::offer(sdp.to_owned()).context("parsing the SDP offer")?;
@@ -232,6 +233,7 @@ impl PeerSession {
     /// # Errors
     /// Unparseable SDP, or an answer that does not fit our offer.
     pub async fn accept_answer(&self, sdp: &str) -> anyhow::Result<()> {
+        codecs::check_common_codecs(sdp)?;
         let mut negotiation = self.negotiation.lock().await;
         let answer =
             RTCSessionDescription::answer(sdp.to_owned()).context("parsing the SDP answer")?;
