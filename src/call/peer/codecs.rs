@@ -19,7 +19,7 @@ use rtc::sdp::extmap::TRANSPORT_CC_URI;
 use webrtc::peer_connection::MediaEngine;
 
 use super::nack::{NackGenerator, RttCell};
-use super::pacing::{PACING_FACTOR, SCALE_DOWN_SLOT, SCALE_UP_SLOT, ScaleTargetBitrate};
+use super::pacing::{PACING_FACTOR, SCALE_DOWN_SLOT, SCALE_UP_SLOT, scale_target_bitrate};
 
 pub use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
 
@@ -177,7 +177,7 @@ fn congestion_control(
             .build(),
         )
         .with(Slot::TwccSender, TwccSenderBuilder::new().build())
-        .with(SCALE_UP_SLOT, ScaleTargetBitrate::new(PACING_FACTOR))
+        .with(SCALE_UP_SLOT, scale_target_bitrate(PACING_FACTOR))
         .with(
             Slot::Pacer,
             PacerBuilder::new()
@@ -186,7 +186,7 @@ fn congestion_control(
         )
         .with(
             SCALE_DOWN_SLOT,
-            ScaleTargetBitrate::new(1.0 / PACING_FACTOR),
+            scale_target_bitrate(1.0 / PACING_FACTOR),
         )
         .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build()))
 }

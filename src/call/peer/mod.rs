@@ -16,6 +16,7 @@
 pub mod codecs;
 pub mod config;
 mod handler;
+pub mod inbound;
 pub mod media;
 pub mod nack;
 pub mod pacing;
@@ -135,7 +136,7 @@ impl PeerSession {
         )?;
         let registry = registry.with(
             rtcp::KEYFRAME_REQUEST_FORWARDER_SLOT,
-            rtcp::KeyframeRequestForwarder::default(),
+            rtcp::keyframe_request_forwarder(),
         );
         let settings = SettingEngineBuilder::new()
             .with_multicast_dns_mode(MulticastDnsMode::Disabled)

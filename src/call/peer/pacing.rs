@@ -6,15 +6,12 @@
 //! complete late and unevenly, which the receiver's jitter buffer must then absorb as
 //! added delay. The pacer's job is only to break bursts up; the encoder's rate control
 //! keeps the average under the estimate. So the estimate the pacer reads is scaled up
-//! on its way to it ([`ScaleTargetBitrate`] between the congestion controller and the
+//! on its way to it ([`scale_target_bitrate`] between the congestion controller and the
 //! pacer) and back down past it, so the stats still show the estimate itself.
 
-use std::collections::VecDeque;
-use std::time::Instant;
+use rtc::interceptor::{Attribute, Slot, TaggedPacket};
 
-use rtc::interceptor::{Attribute, Interceptor, Slot, StreamInfo, TaggedPacket};
-use rtc::sansio::Protocol;
-use rtc::shared::error::Error;
+use super::inbound::InboundMap;
 
 /// How much faster than the estimate the pacer may send (libwebrtc: 2.5).
 pub const PACING_FACTOR: f64 = 2.5;
@@ -25,60 +22,19 @@ pub const SCALE_UP_SLOT: Slot = Slot::Custom(2_500);
 /// Just application-ward of the pacer.
 pub const SCALE_DOWN_SLOT: Slot = Slot::Custom(3_500);
 
-/// Multiplies the `TargetBitrateChanged` estimate riding inbound packets by a factor.
-pub struct ScaleTargetBitrate {
+/// An interceptor that multiplies the `TargetBitrateChanged` estimate riding inbound
+/// packets by `factor`; everything else passes untouched.
+pub fn scale_target_bitrate(
     factor: f64,
-    read_queue: VecDeque<TaggedPacket>,
-    write_queue: VecDeque<TaggedPacket>,
-}
-
-impl ScaleTargetBitrate {
-    /// Scales by `factor` (> 0).
-    pub fn new(factor: f64) -> Self {
-        Self {
-            factor,
-            read_queue: VecDeque::new(),
-            write_queue: VecDeque::new(),
-        }
-    }
-}
-
-impl Protocol<TaggedPacket, TaggedPacket, ()> for ScaleTargetBitrate {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+) -> InboundMap<impl FnMut(TaggedPacket) -> Option<TaggedPacket> + Send + Sync + 'static> {
+    InboundMap::new(move |mut msg: TaggedPacket| {
         for attribute in &mut msg.message.attributes {
             if let Attribute::TargetBitrateChanged { bits_per_second } = attribute {
-                *bits_per_second *= self.factor;
+                *bits_per_second *= factor;
             }
         }
-        self.read_queue.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.read_queue.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.write_queue.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.write_queue.pop_front()
-    }
-}
-
-impl Interceptor for ScaleTargetBitrate {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+        Some(msg)
+    })
 }
 
 #[cfg(test)]
@@ -89,7 +45,9 @@ mod tests {
 
     #[test]
     fn the_estimate_is_scaled_and_everything_else_passes() {
-        let mut up = ScaleTargetBitrate::new(PACING_FACTOR);
+        use rtc::sansio::Protocol;
+        use std::time::Instant;
+        let mut up = scale_target_bitrate(PACING_FACTOR);
         let packet =
             AttributedPacket::new(Packet::Rtcp(vec![])).with(Attribute::TargetBitrateChanged {
                 bits_per_second: 400_000.0,

@@ -5,15 +5,12 @@
 //! marked [`Attribute::DeliverToApplication`]; then the local track's `poll()` yields it as
 //! `OnRtcpPacket` (FIELD-NOTES; the shape follows webrtc's `examples/rtcp-processing`).
 
-use std::collections::VecDeque;
-use std::time::Instant;
-
-use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
+use rtc::interceptor::{Attribute, Packet, Slot, TaggedPacket};
 use rtc::rtcp::goodbye::Goodbye;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::sansio::Protocol;
-use rtc::shared::error::Error;
+
+use super::inbound::InboundMap;
 
 /// Where the forwarder sits: after every built-in interceptor, so reports, NACKs and TWCC
 /// feedback have been consumed before it narrows inbound RTCP to keyframe requests.
@@ -35,63 +32,33 @@ fn for_application(packet: &dyn rtc::rtcp::Packet) -> bool {
     is_keyframe_request(packet) || is_goodbye(packet)
 }
 
-/// Passes inbound PLI/FIR/BYE on to the application and drops the rest of the inbound RTCP
-/// (which the other interceptors have already acted on), keeping the attributes they
-/// left on it. Outbound traffic is untouched.
-#[derive(Default)]
-pub struct KeyframeRequestForwarder {
-    read_queue: VecDeque<TaggedPacket>,
-    write_queue: VecDeque<TaggedPacket>,
+/// Passes inbound PLI/FIR/BYE on to the application and drops the rest of the inbound
+/// RTCP (which the other interceptors have already acted on), keeping the attributes
+/// they left on it: an empty RTCP packet still carries them (the congestion
+/// controller's `TargetBitrateChanged`) up to webrtc, which records them in the stats
+/// and drops the packet. RTP and outbound traffic pass untouched.
+pub fn keyframe_request_forwarder()
+-> InboundMap<impl FnMut(TaggedPacket) -> Option<TaggedPacket> + Send + Sync + 'static> {
+    InboundMap::new(forward_to_application)
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestForwarder {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let Packet::Rtcp(packets) = &msg.message.packet {
-            let requests: Vec<Box<dyn rtc::rtcp::Packet>> = packets
-                .iter()
-                .filter(|p| for_application(p.as_ref()))
-                .cloned()
-                .collect();
-            let is_request = !requests.is_empty();
-            msg.message.packet = Packet::Rtcp(requests);
-            if is_request {
-                msg.message.add(Attribute::DeliverToApplication);
-            } else if msg.message.attributes.is_empty() {
-                return Ok(());
-            }
-            // Otherwise an empty RTCP packet still carries its attributes (the congestion
-            // controller's `TargetBitrateChanged`) up to webrtc, which records them in the
-            // stats and drops the packet.
-        }
-        self.read_queue.push_back(msg);
-        Ok(())
+fn forward_to_application(mut msg: TaggedPacket) -> Option<TaggedPacket> {
+    let Packet::Rtcp(packets) = &msg.message.packet else {
+        return Some(msg);
+    };
+    let wanted: Vec<Box<dyn rtc::rtcp::Packet>> = packets
+        .iter()
+        .filter(|p| for_application(p.as_ref()))
+        .cloned()
+        .collect();
+    let deliver = !wanted.is_empty();
+    msg.message.packet = Packet::Rtcp(wanted);
+    if deliver {
+        msg.message.add(Attribute::DeliverToApplication);
+    } else if msg.message.attributes.is_empty() {
+        return None;
     }
-
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.read_queue.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.write_queue.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.write_queue.pop_front()
-    }
-}
-
-impl Interceptor for KeyframeRequestForwarder {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+    Some(msg)
 }
 
 #[cfg(test)]
