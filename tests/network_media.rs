@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::media_check::read_y4m;
 use common::netlab::{LabCall, media_lab};
 use common::process::{Home, Proc};
-use rtc_netlab::Impairment;
+use rtc_netlab::{Impairment, Profile};
 
 fn fixture(name: &str) -> String {
     let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -88,11 +88,10 @@ fn a_clean_call_crosses_the_tun_link_and_most_frames_are_decoded() {
     );
 }
 
-/// Issue 9's target for a full cut of 5, 10 or 25 s is that ICE restarts keep being tried
-/// until a reconnect timeout, video is back within 1 s of restoration and the call never
-/// ends; scripts/bench-network.sh measures that. This short version asserts what the
-/// product does today for 5 s: it shows `reconnecting` while the link is down, is
+/// A full cut of the media link: ICE restarts keep being tried (with backoff, until the
+/// reconnect timeout), so the call shows `reconnecting` while the link is down, is
 /// `connected` again after it returns, video flows again, and the call ends normally.
+/// scripts/bench-network.sh measures the 10 s and 25 s cuts and how soon video is back.
 #[test]
 fn a_call_survives_a_5_s_cut_of_the_media_link() {
     let _turn = common::one_call_at_a_time();
@@ -116,4 +115,69 @@ fn a_call_survives_a_5_s_cut_of_the_media_link() {
     drop(jerry);
     let cut = call.lab.a_to_b().dropped_cut;
     assert!(cut > 100, "the cut dropped only {cut} packets a→b");
+}
+
+/// Runs an 8 s call of the footage from tom (in a) to jerry (in b) over `profile`'s
+/// link; returns frames sent, frames jerry recorded, and jerry's last stats.
+fn footage_call(profile: Profile) -> Option<(u64, u64, serde_json::Value)> {
+    let lab = media_lab(profile.impairment(), 1)?;
+    let home = footage_home();
+    let call = LabCall::start(lab, &home);
+    let recording = home.path("at-jerry.y4m").display().to_string();
+    let jerry = call.listener_in_b(
+        &home,
+        "jerry",
+        &[
+            "--auto-accept",
+            "--camera",
+            "none",
+            "--record-video",
+            &recording,
+        ],
+    );
+    let tom = call.caller_in_a(&home, "tom", "jerry", &["--hangup-after", "8s"]);
+    tom.event(&[("event", "state"), ("state", "connected")]);
+    tom.event(&[("event", "state"), ("state", "ended"), ("reason", "hangup")]);
+    let sent = frames_sent(&tom);
+    assert_eq!(tom.wait_exit(), 0);
+    jerry.event(&[("event", "state"), ("state", "ended")]);
+    let stats = jerry.last_seen(&[("event", "stats")]);
+    drop(jerry);
+    let recorded = read_y4m(Path::new(&recording)).len() as u64;
+    eprintln!(
+        "{}: {recorded} of {sent} frames shown at jerry; {stats}",
+        profile.name()
+    );
+    Some((sent, recorded, stats))
+}
+
+/// Independent per-packet delays of ±30 ms reorder the packets of almost every frame:
+/// before the video jitter buffer, not one frame was decoded (issue 9's table). Every
+/// packet arrives, so nearly every frame must be shown.
+#[test]
+fn jitter_that_reorders_packets_still_shows_nearly_every_frame() {
+    let _turn = common::one_call_at_a_time();
+    let Some((sent, recorded, stats)) = footage_call(Profile::Jitter30) else {
+        return;
+    };
+    assert!(recorded * 100 >= sent * 90, "{recorded} of {sent} frames");
+    assert!(
+        stats["video_packets_recovered"].as_u64().unwrap() > 0,
+        "{stats}"
+    );
+}
+
+/// 5 % random loss both ways: NACKs and retransmissions repair the video (before: about
+/// 40 % of the frames were shown).
+#[test]
+fn five_percent_loss_is_repaired_by_retransmissions() {
+    let _turn = common::one_call_at_a_time();
+    let Some((sent, recorded, stats)) = footage_call(Profile::Loss5) else {
+        return;
+    };
+    assert!(recorded * 100 >= sent * 85, "{recorded} of {sent} frames");
+    assert!(
+        stats["video_packets_recovered"].as_u64().unwrap() > 0,
+        "{stats}"
+    );
 }

@@ -6,6 +6,7 @@ use anyhow::Context;
 use tracing::warn;
 
 use crate::media::video::I420Frame;
+use crate::media::video::scale::Scaler;
 use crate::media::video::y4m::{FrameRate, Y4mWriter};
 
 /// Frames held back to measure the stream's frame rate before the Y4M header is written.
@@ -22,6 +23,9 @@ pub(super) struct VideoRecorder {
     /// Frames and RTP timestamps waiting for the header.
     pending: Vec<(I420Frame, u32)>,
     writer: Option<Y4mWriter>,
+    /// Scales frames of another size to the recording's (Y4M has one size; the sender
+    /// steps its size down and up with the bandwidth).
+    scaler: Option<Scaler>,
     /// Set after an error: the recording stops, the call goes on.
     failed: bool,
 }
@@ -32,6 +36,7 @@ impl VideoRecorder {
             path,
             pending: Vec::with_capacity(RATE_PROBE_FRAMES),
             writer: None,
+            scaler: None,
             failed: false,
         }
     }
@@ -52,7 +57,15 @@ impl VideoRecorder {
 
     fn try_write(&mut self, frame: &I420Frame, rtp_timestamp: u32) -> anyhow::Result<()> {
         if let Some(writer) = &mut self.writer {
-            return Ok(writer.write_frame(frame)?);
+            let size = writer.size();
+            if (frame.width(), frame.height()) == size {
+                return Ok(writer.write_frame(frame)?);
+            }
+            if self.scaler.as_ref().is_none_or(|s| s.target() != size) {
+                self.scaler = Some(Scaler::new(size.0, size.1)?);
+            }
+            let scaled = self.scaler.as_mut().map(|s| s.scale(frame));
+            return Ok(writer.write_frame(scaled.as_ref().unwrap_or(frame))?);
         }
         self.pending.push((frame.clone(), rtp_timestamp));
         if self.pending.len() >= RATE_PROBE_FRAMES {
@@ -84,10 +97,10 @@ impl VideoRecorder {
         let rate = FrameRate::from_fps(self.probed_fps()).context("bad frame rate")?;
         let mut writer = Y4mWriter::create(&self.path, first.width(), first.height(), rate)
             .with_context(|| format!("cannot create {}", self.path.display()))?;
-        for (frame, _) in self.pending.drain(..) {
-            writer.write_frame(&frame)?;
-        }
         self.writer = Some(writer);
+        for (frame, rtp_timestamp) in std::mem::take(&mut self.pending) {
+            self.try_write(&frame, rtp_timestamp)?;
+        }
         Ok(())
     }
 
@@ -125,6 +138,28 @@ mod tests {
         r.finish();
         let reader = crate::media::video::y4m::Y4mReader::open(&path).unwrap();
         assert_eq!(reader.header().frame_rate.fps(), 30.0);
+    }
+
+    #[test]
+    fn frames_of_another_size_are_recorded_at_the_first_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.y4m");
+        let mut r = VideoRecorder::new(path.clone());
+        let big = I420Frame::filled(32, 16, (100, 128, 128)).unwrap();
+        let small = I420Frame::filled(16, 8, (100, 128, 128)).unwrap();
+        for i in 0..24u32 {
+            let frame = if i % 3 == 2 { &small } else { &big };
+            r.write(frame, i * 3000).unwrap();
+        }
+        r.finish();
+        drop(r);
+        let mut reader = crate::media::video::y4m::Y4mReader::open(&path).unwrap();
+        let mut n = 0;
+        while let Some(f) = reader.read_frame().unwrap() {
+            assert_eq!((f.width(), f.height()), (32, 16));
+            n += 1;
+        }
+        assert_eq!(n, 24);
     }
 
     #[test]

@@ -184,10 +184,7 @@ fn congestion_control(
                 .with_target_bitrate(max * PACING_FACTOR)
                 .build(),
         )
-        .with(
-            SCALE_DOWN_SLOT,
-            scale_target_bitrate(1.0 / PACING_FACTOR),
-        )
+        .with(SCALE_DOWN_SLOT, scale_target_bitrate(1.0 / PACING_FACTOR))
         .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build()))
 }
 

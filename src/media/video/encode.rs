@@ -181,8 +181,10 @@ impl H264Encoder {
             [sys::ENCODER_OPTION_BITRATE, sys::ENCODER_OPTION_MAX_BITRATE]
         };
         for option in options {
+            // Our one spatial layer: with SPATIAL_LAYER_ALL openh264 refuses any maximum
+            // above the bitrate the encoder was made with.
             let mut info = sys::SBitrateInfo {
-                iLayer: sys::SPATIAL_LAYER_ALL,
+                iLayer: sys::SPATIAL_LAYER_0,
                 iBitrate: bps,
             };
             // SAFETY: the encoder was initialized by its first frame; both options take a
@@ -344,6 +346,14 @@ mod tests {
         assert!(low < 25_000 * 3 / 2, "{low} bytes in 2 s at 100 kbit/s");
         assert_eq!(enc.settings().bitrate_kbps, 100);
         assert!(matches!(enc.set_bitrate(0), Err(EncodeError::Settings(_))));
+        // And back up, above the bitrate the encoder was made with.
+        enc.set_bitrate(3000).unwrap();
+        bytes(&mut enc, 180..210);
+        let again = bytes(&mut enc, 210..270);
+        assert!(
+            again > low * 2,
+            "{again} bytes at 3000 kbit/s vs {low} at 100"
+        );
     }
 
     #[test]

@@ -356,6 +356,11 @@ impl Y4mWriter<BufWriter<File>> {
 }
 
 impl<W: Write> Y4mWriter<W> {
+    /// The frame size of the stream, (width, height) in pixels.
+    pub fn size(&self) -> (u32, u32) {
+        (self.width, self.height)
+    }
+
     /// Writes the stream header to `inner`.
     ///
     /// # Errors
