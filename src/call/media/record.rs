@@ -95,7 +95,7 @@ impl VideoRecorder {
             return Ok(());
         };
         let rate = FrameRate::from_fps(self.probed_fps()).context("bad frame rate")?;
-        let mut writer = Y4mWriter::create(&self.path, first.width(), first.height(), rate)
+        let writer = Y4mWriter::create(&self.path, first.width(), first.height(), rate)
             .with_context(|| format!("cannot create {}", self.path.display()))?;
         self.writer = Some(writer);
         for (frame, rtp_timestamp) in std::mem::take(&mut self.pending) {
