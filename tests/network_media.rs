@@ -117,9 +117,20 @@ fn a_call_survives_a_5_s_cut_of_the_media_link() {
     assert!(cut > 100, "the cut dropped only {cut} packets a→b");
 }
 
+/// What a [`footage_call`] measured.
+struct FootageCall {
+    /// Frames tom sent.
+    sent: u64,
+    /// Frames jerry recorded (every decoded frame is recorded).
+    shown: u64,
+    /// Jerry's and tom's last stats events.
+    jerry: serde_json::Value,
+    tom: serde_json::Value,
+}
+
 /// Runs an 8 s call of the footage from tom (in a) to jerry (in b) over `profile`'s
-/// link; returns frames sent, frames jerry recorded, and jerry's last stats.
-fn footage_call(profile: Profile) -> Option<(u64, u64, serde_json::Value)> {
+/// link.
+fn footage_call(profile: Profile) -> Option<FootageCall> {
     let lab = media_lab(profile.impairment(), 1)?;
     let home = footage_home();
     let call = LabCall::start(lab, &home);
@@ -127,28 +138,28 @@ fn footage_call(profile: Profile) -> Option<(u64, u64, serde_json::Value)> {
     let jerry = call.listener_in_b(
         &home,
         "jerry",
-        &[
-            "--auto-accept",
-            "--camera",
-            "none",
-            "--record-video",
-            &recording,
-        ],
+        &["--auto-accept", "--record-video", &recording],
     );
     let tom = call.caller_in_a(&home, "tom", "jerry", &["--hangup-after", "8s"]);
     tom.event(&[("event", "state"), ("state", "connected")]);
     tom.event(&[("event", "state"), ("state", "ended"), ("reason", "hangup")]);
     let sent = frames_sent(&tom);
+    let tom_stats = tom.last_seen(&[("event", "stats")]);
     assert_eq!(tom.wait_exit(), 0);
     jerry.event(&[("event", "state"), ("state", "ended")]);
-    let stats = jerry.last_seen(&[("event", "stats")]);
+    let jerry_stats = jerry.last_seen(&[("event", "stats")]);
     drop(jerry);
-    let recorded = read_y4m(Path::new(&recording)).len() as u64;
+    let shown = read_y4m(Path::new(&recording)).len() as u64;
     eprintln!(
-        "{}: {recorded} of {sent} frames shown at jerry; {stats}",
+        "{}: {shown} of {sent} frames shown at jerry; {jerry_stats}",
         profile.name()
     );
-    Some((sent, recorded, stats))
+    Some(FootageCall {
+        sent,
+        shown,
+        jerry: jerry_stats,
+        tom: tom_stats,
+    })
 }
 
 /// Independent per-packet delays of ±30 ms reorder the packets of almost every frame:
@@ -157,14 +168,17 @@ fn footage_call(profile: Profile) -> Option<(u64, u64, serde_json::Value)> {
 #[test]
 fn jitter_that_reorders_packets_still_shows_nearly_every_frame() {
     let _turn = common::one_call_at_a_time();
-    let Some((sent, recorded, stats)) = footage_call(Profile::Jitter30) else {
+    let Some(c) = footage_call(Profile::Jitter30) else {
         return;
     };
-    assert!(recorded * 100 >= sent * 90, "{recorded} of {sent} frames");
     assert!(
-        stats["video_packets_recovered"].as_u64().unwrap() > 0,
-        "{stats}"
+        c.shown * 100 >= c.sent * 90,
+        "{} of {} frames",
+        c.shown,
+        c.sent
     );
+    let reordered = c.jerry["video_packets_recovered"].as_u64().unwrap();
+    assert!(reordered > 0, "{}", c.jerry);
 }
 
 /// 5 % random loss both ways: NACKs and retransmissions repair the video (before: about
@@ -172,12 +186,17 @@ fn jitter_that_reorders_packets_still_shows_nearly_every_frame() {
 #[test]
 fn five_percent_loss_is_repaired_by_retransmissions() {
     let _turn = common::one_call_at_a_time();
-    let Some((sent, recorded, stats)) = footage_call(Profile::Loss5) else {
+    let Some(c) = footage_call(Profile::Loss5) else {
         return;
     };
-    assert!(recorded * 100 >= sent * 85, "{recorded} of {sent} frames");
     assert!(
-        stats["video_packets_recovered"].as_u64().unwrap() > 0,
-        "{stats}"
+        c.shown * 100 >= c.sent * 85,
+        "{} of {} frames",
+        c.shown,
+        c.sent
     );
+    let repaired = c.jerry["video_packets_recovered"].as_u64().unwrap();
+    assert!(repaired > 0, "{}", c.jerry);
+    let resent = c.tom["retransmissions_sent"].as_u64().unwrap();
+    assert!(resent > 0, "{}", c.tom);
 }

@@ -581,17 +581,26 @@ fn video_budget_kbps(estimate_bps: f64, audio_kbps: u32) -> u64 {
 /// RTP, SRTP and UDP/IP headers of 50 Opus packets a second (about 40 bytes each).
 const AUDIO_HEADER_KBPS: f64 = 16.0;
 
-/// Emits a [`MediaEvent::Stats`] once a second.
+/// How often the congestion controller's estimate is handed to the video sender (and
+/// the RTT to the jitter buffer): the encoder must follow a falling estimate before a
+/// bottleneck's queue overflows.
+const CONTROL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Stats events go out every this many control intervals: once a second.
+const STATS_EVERY: u64 = 4;
+
+/// Hands the estimate and RTT on every [`CONTROL_INTERVAL`] and emits a
+/// [`MediaEvent::Stats`] once a second.
 async fn report_stats(
     peer: Arc<PeerSession>,
     counters: Arc<Counters>,
     events: mpsc::Sender<MediaEvent>,
     audio_kbps: u32,
 ) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(CONTROL_INTERVAL);
     tick.tick().await;
     let mut prev = peer.stats().await;
-    loop {
+    for n in 1u64.. {
         tick.tick().await;
         let now = peer.stats().await;
         if let Some(rtt) = now.rtt {
@@ -603,6 +612,9 @@ async fn report_stats(
             counters
                 .video_budget_kbps
                 .store(video_budget_kbps(estimate, audio_kbps), Ordering::Relaxed);
+        }
+        if n % STATS_EVERY != 0 {
+            continue;
         }
         let mut stats = CallStats::from_peer(&now, Some(&prev));
         fill_pipeline_stats(&mut stats, &counters);

@@ -18,7 +18,10 @@ use rtc::rtp_transceiver::rtp_sender::{
 use rtc::sdp::extmap::TRANSPORT_CC_URI;
 use webrtc::peer_connection::MediaEngine;
 
-use super::nack::{NackGenerator, RttCell};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use super::nack::{NackGenerator, RETRANSMISSION_COUNTER_SLOT, RttCell, count_retransmissions};
 use super::pacing::{PACING_FACTOR, SCALE_DOWN_SLOT, SCALE_UP_SLOT, scale_target_bitrate};
 
 pub use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
@@ -96,7 +99,8 @@ pub const MIN_ESTIMATE_BPS: f64 = 100_000.0;
 pub const START_ESTIMATE_BPS: f64 = 300_000.0;
 
 /// A media engine with only our codecs, and the interceptors: our RTT-aware NACK
-/// generator ([`NackGenerator`], paced by `rtt`) and webrtc's NACK responder,
+/// generator ([`NackGenerator`], paced by `rtt`) and webrtc's NACK responder (its
+/// retransmissions counted into `retransmissions`),
 /// sender/receiver reports, TWCC (both
 /// ways, draft-holmer-rmcat-transport-wide-cc-extensions-01) and send-side congestion
 /// control (GCC, draft-ietf-rmcat-gcc-02) with a pacer, starting at `max_bitrate_bps`.
@@ -108,6 +112,7 @@ pub fn media_engine(
     registry: Registry,
     max_bitrate_bps: f64,
     rtt: RttCell,
+    retransmissions: Arc<AtomicU64>,
 ) -> anyhow::Result<(MediaEngine, Registry)> {
     let mut engine = MediaEngine::default();
     let baseline = RTCRtpCodec {
@@ -139,7 +144,11 @@ pub fn media_engine(
                 .with_size(NACK_SEND_BUFFER)
                 .build(),
         )
-        .with(Slot::NackGenerator, NackGenerator::new(rtt));
+        .with(Slot::NackGenerator, NackGenerator::new(rtt))
+        .with(
+            RETRANSMISSION_COUNTER_SLOT,
+            count_retransmissions(retransmissions),
+        );
     configure_simulcast_extension_headers(&mut engine)?;
     let registry = configure_rtcp_reports(registry);
     let registry = congestion_control(registry, &mut engine, max_bitrate_bps)?;

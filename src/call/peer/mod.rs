@@ -16,14 +16,14 @@
 pub mod codecs;
 pub mod config;
 mod handler;
-pub mod inbound;
 pub mod media;
 pub mod nack;
 pub mod pacing;
+pub mod packet_map;
 pub mod rtcp;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
@@ -112,6 +112,8 @@ pub struct PeerSession {
     negotiation: Mutex<Negotiation>,
     /// The selected pair's RTT, for the NACK generator's retry pacing.
     rtt: RttCell,
+    /// RTP packets retransmitted on the peer's NACKs.
+    retransmissions: Arc<AtomicU64>,
 }
 
 impl PeerSession {
@@ -129,10 +131,12 @@ impl PeerSession {
     ) -> anyhow::Result<(Self, RemoteMedia)> {
         config.validate()?;
         let rtt = RttCell::default();
+        let retransmissions = Arc::new(AtomicU64::new(0));
         let (media_engine, registry) = codecs::media_engine(
             Registry::new(),
             f64::from(config.max_send_bitrate_kbps) * 1000.0,
             rtt.clone(),
+            Arc::clone(&retransmissions),
         )?;
         let registry = registry.with(
             rtcp::KEYFRAME_REQUEST_FORWARDER_SLOT,
@@ -173,6 +177,7 @@ impl PeerSession {
             audio: Arc::new(audio),
             negotiation: Mutex::new(Negotiation::default()),
             rtt,
+            retransmissions,
         };
         let remote = RemoteMedia {
             video: video_rx,
@@ -371,7 +376,6 @@ impl PeerSession {
             .map(|p| p.current_round_trip_time)
             .find(|rtt| rtt.is_finite() && *rtt > 0.0);
         let mut packets_sent = [0u64; 2];
-        let mut retransmitted = 0;
         let mut estimate_bps: f64 = 0.0;
         for out in report.outbound_rtp_streams() {
             let stream = &out.sent_rtp_stream_stats;
@@ -380,7 +384,6 @@ impl PeerSession {
                 _ => 1,
             };
             packets_sent[slot] += stream.packets_sent;
-            retransmitted += out.retransmitted_packets_sent;
             // One estimate for the whole connection, copied onto every stream.
             estimate_bps = estimate_bps.max(out.target_bitrate);
         }
@@ -395,7 +398,7 @@ impl PeerSession {
             audio: track_stats(&self.audio, packets_sent[1], &self.shared.audio_in),
             pli_sent: self.shared.pli_sent.load(Ordering::Relaxed),
             estimate_bps: (estimate_bps > 0.0).then_some(estimate_bps),
-            retransmitted_packets_sent: retransmitted,
+            retransmitted_packets_sent: self.retransmissions.load(Ordering::Relaxed),
             keyframe_requests_received: self.shared.keyframe_requests.load(Ordering::Relaxed),
         }
     }

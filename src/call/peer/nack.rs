@@ -14,13 +14,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use rtc::interceptor::{AttributedPacket, Interceptor, Packet, StreamInfo, TaggedPacket};
+use rtc::interceptor::{
+    Attribute, AttributedPacket, Interceptor, Packet, Slot, StreamInfo, TaggedPacket,
+};
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
     TransportLayerNack, nack_pairs_from_sequence_numbers,
 };
 use rtc::sansio::Protocol;
 use rtc::shared::TransportContext;
 use rtc::shared::error::Error;
+
+use super::packet_map::{Direction, PacketMap};
 
 /// How long a gap may be a reordering before its packets are asked for.
 pub const REORDER_GRACE: Duration = Duration::from_millis(10);
@@ -161,6 +165,24 @@ impl MissingPackets {
     pub fn next_due(&self) -> Option<Instant> {
         self.missing.values().map(|m| m.next_request).min()
     }
+}
+
+/// Where the retransmission counter sits: on the write path below webrtc's NACK
+/// responder (4 000), above the pacer (3 000), so it sees every retransmission once.
+pub const RETRANSMISSION_COUNTER_SLOT: Slot = Slot::Custom(3_900);
+
+/// An interceptor that counts the RTP packets webrtc's NACK responder sends again
+/// (tagged [`Attribute::Retransmission`]) into `sent`; webrtc 0.21's outbound stats
+/// leave `retransmittedPacketsSent` at 0.
+pub fn count_retransmissions(
+    sent: Arc<AtomicU64>,
+) -> PacketMap<impl FnMut(TaggedPacket) -> Option<TaggedPacket> + Send + Sync + 'static> {
+    PacketMap::new(Direction::Outbound, move |msg: TaggedPacket| {
+        if msg.message.has(&Attribute::Retransmission) {
+            sent.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(msg)
+    })
 }
 
 /// The interceptor: watches remote RTP that negotiated `nack`, writes NACKs.

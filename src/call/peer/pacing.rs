@@ -11,7 +11,7 @@
 
 use rtc::interceptor::{Attribute, Slot, TaggedPacket};
 
-use super::inbound::InboundMap;
+use super::packet_map::{Direction, PacketMap};
 
 /// How much faster than the estimate the pacer may send (libwebrtc: 2.5).
 pub const PACING_FACTOR: f64 = 2.5;
@@ -26,8 +26,8 @@ pub const SCALE_DOWN_SLOT: Slot = Slot::Custom(3_500);
 /// packets by `factor`; everything else passes untouched.
 pub fn scale_target_bitrate(
     factor: f64,
-) -> InboundMap<impl FnMut(TaggedPacket) -> Option<TaggedPacket> + Send + Sync + 'static> {
-    InboundMap::new(move |mut msg: TaggedPacket| {
+) -> PacketMap<impl FnMut(TaggedPacket) -> Option<TaggedPacket> + Send + Sync + 'static> {
+    PacketMap::new(Direction::Inbound, move |mut msg: TaggedPacket| {
         for attribute in &mut msg.message.attributes {
             if let Attribute::TargetBitrateChanged { bits_per_second } = attribute {
                 *bits_per_second *= factor;

@@ -10,7 +10,7 @@ use rtc::rtcp::goodbye::Goodbye;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 
-use super::inbound::InboundMap;
+use super::packet_map::{Direction, PacketMap};
 
 /// Where the forwarder sits: after every built-in interceptor, so reports, NACKs and TWCC
 /// feedback have been consumed before it narrows inbound RTCP to keyframe requests.
@@ -38,8 +38,8 @@ fn for_application(packet: &dyn rtc::rtcp::Packet) -> bool {
 /// controller's `TargetBitrateChanged`) up to webrtc, which records them in the stats
 /// and drops the packet. RTP and outbound traffic pass untouched.
 pub fn keyframe_request_forwarder()
--> InboundMap<impl FnMut(TaggedPacket) -> Option<TaggedPacket> + Send + Sync + 'static> {
-    InboundMap::new(forward_to_application)
+-> PacketMap<impl FnMut(TaggedPacket) -> Option<TaggedPacket> + Send + Sync + 'static> {
+    PacketMap::new(Direction::Inbound, forward_to_application)
 }
 
 fn forward_to_application(mut msg: TaggedPacket) -> Option<TaggedPacket> {
