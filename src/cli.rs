@@ -58,6 +58,10 @@ pub struct GlobalArgs {
     /// Log file [default: ~/.local/state/rtc-cli/rtc-cli.log]
     #[arg(long, global = true, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
+
+    /// PEM file of a private CA to trust for wss:// besides the public roots
+    #[arg(long, global = true, env = "RTC_CLI_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The subcommands.
@@ -133,6 +137,14 @@ pub struct ServeArgs {
     /// Connections held at once from one IP address; more are refused (HTTP 503)
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
     pub max_connections_per_address: u32,
+
+    /// PEM certificate chain: serve wss:// instead of ws:// (with --tls-key)
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Subcommands of `serve`.

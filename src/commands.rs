@@ -85,8 +85,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         (crate::cli::AuthMode::Open, _) => Auth::Open,
     };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::signaling::tls::server_config(cert, key)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
     let config = ServerConfig {
         listen: args.listen,
+        tls,
         auth,
         ring_timeout: args.ring_timeout,
         upgrade_timeout: args.upgrade_timeout,
@@ -100,7 +106,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     check_open_file_limit(config.limits.total);
     let server = Server::bind(config).await?;
     let addr = server.local_addr();
-    println!("rtc-cli serve: listening on ws://{addr}");
+    println!("rtc-cli serve: listening on {scheme}://{addr}");
     std::io::stdout().flush().ok();
     server.run(shutdown_signal()).await;
     println!("rtc-cli serve: stopped");
@@ -146,6 +152,7 @@ async fn login(global: &GlobalArgs, args: LoginArgs) -> anyhow::Result<ExitCode>
     let mut config =
         ClientConfig::new(settings.server.clone(), args.id.clone(), args.token.clone());
     config.initial_attempts = Some(1);
+    config.tls = settings.client_tls()?;
     let mut client = client::spawn(config);
     let outcome = tokio::time::timeout(Duration::from_secs(10), client.events.recv()).await;
     let code = match outcome {
@@ -218,6 +225,7 @@ async fn session(
         .await
         .context("the media check panicked")??;
     let mut client = ClientConfig::new(settings.server.clone(), id.clone(), settings.token.clone());
+    client.tls = settings.client_tls()?;
     if matches!(mode, Mode::Listen { .. }) {
         client.initial_attempts = None;
     }

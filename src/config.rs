@@ -64,6 +64,8 @@ pub struct ConfigFile {
     pub id: Option<UserId>,
     /// Saved by `login`: the token, for servers that run `--auth token`.
     pub token: Option<String>,
+    /// Default `--ca-file`: a PEM private CA trusted for `wss://` besides the public roots.
+    pub ca_file: Option<PathBuf>,
     /// Media defaults.
     #[serde(default, skip_serializing_if = "is_default")]
     pub media: MediaFile,
@@ -167,6 +169,8 @@ pub struct Settings {
     pub id: Option<UserId>,
     /// Login token, if any.
     pub token: Option<String>,
+    /// `--ca-file` or the file's `ca_file`: a private CA for `wss://`.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Settings {
@@ -190,9 +194,21 @@ impl Settings {
             server,
             id: global.id.clone().or_else(|| file.id.clone()),
             token: file.token.clone(),
+            ca_file: global.ca_file.clone().or_else(|| file.ca_file.clone()),
             config_path,
             file,
         })
+    }
+
+    /// The TLS roots for `wss://`: `None` (the public roots) without a CA file.
+    ///
+    /// # Errors
+    /// The CA file cannot be read or holds no valid certificate.
+    pub fn client_tls(&self) -> anyhow::Result<Option<std::sync::Arc<rustls::ClientConfig>>> {
+        self.ca_file
+            .as_deref()
+            .map(|path| crate::signaling::tls::client_config(Some(path)))
+            .transpose()
     }
 
     /// Our id, or an error telling how to set one.
@@ -315,6 +331,7 @@ mod tests {
             headless: true,
             verbose: 0,
             log_file: None,
+            ca_file: None,
         }
     }
 

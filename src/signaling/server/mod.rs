@@ -54,6 +54,9 @@ pub struct ServerConfig {
     pub login_timeout: Duration,
     /// Caps on concurrent connections (`--max-connections`, `--max-connections-per-address`).
     pub limits: ConnectionLimits,
+    /// TLS certificate and key (`--tls-cert`/`--tls-key`): serve `wss://`; `None`
+    /// serves plain `ws://`. The TLS handshake counts against `upgrade_timeout`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for ServerConfig {
@@ -67,6 +70,7 @@ impl Default for ServerConfig {
             upgrade_timeout: Duration::from_secs(5),
             login_timeout: Duration::from_secs(5),
             limits: ConnectionLimits::default(),
+            tls: None,
         }
     }
 }
