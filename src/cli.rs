@@ -145,6 +145,23 @@ pub struct ServeArgs {
     /// PEM private key of --tls-cert
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+
+    /// STUN server handed out to clients at login (repeatable), e.g. stun:turn.example.org:3478
+    #[arg(long, value_name = "URL", value_parser = parse_stun_url)]
+    pub stun: Vec<String>,
+
+    /// TURN server handed out to clients at login with TURN REST credentials (repeatable),
+    /// e.g. turn:turn.example.org:3478
+    #[arg(long, value_name = "URL", value_parser = parse_turn_url, requires = "turn_secret_file")]
+    pub turn: Vec<String>,
+
+    /// File holding the TURN server's static-auth-secret (at least 16 bytes)
+    #[arg(long, value_name = "FILE", requires = "turn")]
+    pub turn_secret_file: Option<PathBuf>,
+
+    /// How long the TURN credentials handed out at login stay valid
+    #[arg(long, default_value = "12h", value_parser = parse_duration, value_name = "DURATION")]
+    pub turn_ttl: Duration,
 }
 
 /// Subcommands of `serve`.
@@ -262,6 +279,27 @@ pub struct MediaArgs {
 /// Parses durations like `1s`, `500ms`, `2m`, `30d`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 10s, 2m, 30d)"))
+}
+
+/// Checks a `--stun` URL has the `stun:` or `stuns:` scheme and a host (RFC 7064).
+pub fn parse_stun_url(s: &str) -> Result<String, String> {
+    parse_ice_url(s, &["stun:", "stuns:"])
+}
+
+/// Checks a `--turn` URL has the `turn:` or `turns:` scheme and a host (RFC 7065).
+pub fn parse_turn_url(s: &str) -> Result<String, String> {
+    parse_ice_url(s, &["turn:", "turns:"])
+}
+
+fn parse_ice_url(s: &str, schemes: &[&str]) -> Result<String, String> {
+    let rest = schemes
+        .iter()
+        .find_map(|scheme| s.strip_prefix(scheme))
+        .ok_or_else(|| format!("{s:?} must start with {}", schemes.join(" or ")))?;
+    if rest.is_empty() || rest.starts_with(':') {
+        return Err(format!("{s:?} has no host"));
+    }
+    Ok(s.to_owned())
 }
 
 /// Parses a `WxH` size with both sides even and 16-4096.

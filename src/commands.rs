@@ -15,6 +15,7 @@ use crate::config::{MediaSettings, Settings};
 use crate::signaling::auth::{self, Auth};
 use crate::signaling::client::{self, ClientConfig, Fatal, SignalingEvent};
 use crate::signaling::server::{ConnectionLimits, Server, ServerConfig, raise_open_file_limit};
+use crate::signaling::turn::{IceOffer, TurnRest, TurnSecret};
 use crate::ui::{Role, TuiOptions, ViewLink};
 
 /// Runs the parsed command line; returns the process exit code.
@@ -90,9 +91,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     let scheme = if tls.is_some() { "wss" } else { "ws" };
+    let turn = match &args.turn_secret_file {
+        Some(path) if !args.turn.is_empty() => Some(TurnRest {
+            urls: args.turn.clone(),
+            secret: TurnSecret::from_file(path)?,
+            ttl: args.turn_ttl,
+        }),
+        _ => None,
+    };
     let config = ServerConfig {
         listen: args.listen,
         tls,
+        ice: IceOffer {
+            stun: args.stun.clone(),
+            turn,
+        },
         auth,
         ring_timeout: args.ring_timeout,
         upgrade_timeout: args.upgrade_timeout,
@@ -156,7 +169,7 @@ async fn login(global: &GlobalArgs, args: LoginArgs) -> anyhow::Result<ExitCode>
     let mut client = client::spawn(config);
     let outcome = tokio::time::timeout(Duration::from_secs(10), client.events.recv()).await;
     let code = match outcome {
-        Ok(Some(SignalingEvent::LoggedIn { id })) => {
+        Ok(Some(SignalingEvent::LoggedIn { id, .. })) => {
             let mut file = settings.file.clone();
             file.server = Some(settings.server.clone());
             file.id = Some(id.clone());

@@ -17,18 +17,9 @@ use crate::signaling::protocol::UserId;
 /// The server used when neither flag, environment nor file names one.
 pub const DEFAULT_SERVER: &str = "ws://127.0.0.1:8787";
 
-/// A STUN or TURN server (W3C webrtc-pc `RTCIceServer`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IceServerConfig {
-    /// `stun:host:port` or `turn:host:port?transport=udp` URLs.
-    pub urls: Vec<String>,
-    /// TURN username.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub username: Option<String>,
-    /// TURN credential.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credential: Option<String>,
-}
+/// A STUN or TURN server of `[[ice_servers]]`: the same shape as the servers `serve`
+/// hands out in `login_ok`.
+pub use crate::signaling::protocol::IceServer as IceServerConfig;
 
 /// The `[media]` table: defaults for `call` and `listen`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,7 +9,9 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::{debug, info, warn};
 
-use super::protocol::{ClientMessage, ErrorCode, PROTOCOL_VERSION, ServerMessage, UserId};
+use super::protocol::{
+    ClientMessage, ErrorCode, IceServer, PROTOCOL_VERSION, ServerMessage, UserId,
+};
 
 /// Where and as whom to log in.
 #[derive(Debug, Clone)]
@@ -72,6 +74,9 @@ pub enum SignalingEvent {
     LoggedIn {
         /// Our id as the server confirmed it.
         id: UserId,
+        /// STUN/TURN servers the server offers for calls (its `login_ok`); each login
+        /// brings fresh TURN credentials.
+        ice_servers: Vec<IceServer>,
     },
     /// A message from the server (everything but `login_ok` and `conflict`).
     Message(ServerMessage),
@@ -312,9 +317,11 @@ async fn on_server_message(
     logged_in: &mut bool,
 ) -> Option<Ended> {
     let event = match msg {
-        ServerMessage::LoginOk { id, .. } => {
+        ServerMessage::LoginOk {
+            id, ice_servers, ..
+        } => {
             *logged_in = true;
-            SignalingEvent::LoggedIn { id }
+            SignalingEvent::LoggedIn { id, ice_servers }
         }
         ServerMessage::Conflict { message } => return Some(Ended::Fatal(Fatal::Conflict(message))),
         ServerMessage::Error { code, message, .. } if !*logged_in && is_login_error(code) => {

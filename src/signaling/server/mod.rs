@@ -32,6 +32,7 @@ pub use limits::{ConnectionLimits, Refusal, raise_open_file_limit};
 use self::limits::{Admission, Pending};
 use self::registry::Registry;
 use super::auth::Auth;
+use super::turn::IceOffer;
 
 /// How the server is run (`rtc-cli serve` flags).
 #[derive(Debug, Clone)]
@@ -57,6 +58,8 @@ pub struct ServerConfig {
     /// TLS certificate and key (`--tls-cert`/`--tls-key`): serve `wss://`; `None`
     /// serves plain `ws://`. The TLS handshake counts against `upgrade_timeout`.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// STUN/TURN servers handed out in every `login_ok` (`--stun`, `--turn`).
+    pub ice: IceOffer,
 }
 
 impl Default for ServerConfig {
@@ -71,6 +74,7 @@ impl Default for ServerConfig {
             login_timeout: Duration::from_secs(5),
             limits: ConnectionLimits::default(),
             tls: None,
+            ice: IceOffer::default(),
         }
     }
 }

@@ -398,6 +398,11 @@ impl Session {
             id: id.clone(),
             version: PROTOCOL_VERSION,
             heartbeat_secs: self.shared.config.heartbeat.as_secs().max(1),
+            ice_servers: self
+                .shared
+                .config
+                .ice
+                .for_user(&id, std::time::SystemTime::now()),
         });
         self.id = Some(id);
         Flow::Continue
