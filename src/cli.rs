@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::call::peer::IceTransportPolicy;
 use crate::media::spec::{AudioSinkSpec, AudioSourceSpec, VideoSourceSpec};
 use crate::signaling::protocol::UserId;
 
@@ -264,6 +265,10 @@ pub struct MediaArgs {
     /// Credential for the --ice-server TURN servers
     #[arg(long, value_name = "SECRET")]
     pub ice_credential: Option<String>,
+    /// Which ICE candidates to use: `relay` sends everything through TURN, hiding our
+    /// addresses from the peer [default: all]
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub ice_transport_policy: Option<IceTransportPolicy>,
     /// Local address to gather ICE candidates on (repeatable) [default: all interfaces]
     #[arg(long, value_name = "ADDR")]
     pub bind: Vec<IpAddr>,

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::call::peer::IceTransportPolicy;
 use crate::cli::{GlobalArgs, MediaArgs};
 use crate::media::spec::{AudioSinkSpec, AudioSourceSpec, VideoSourceSpec};
 use crate::signaling::protocol::UserId;
@@ -43,6 +44,8 @@ pub struct MediaFile {
     pub max_draw_fps: Option<u32>,
     /// Default `--reconnect-timeout`, e.g. "30s".
     pub reconnect_timeout: Option<String>,
+    /// Default `--ice-transport-policy`: "all" or "relay".
+    pub ice_transport_policy: Option<IceTransportPolicy>,
 }
 
 /// The config file's contents. Every field is optional.
@@ -241,6 +244,8 @@ pub struct MediaSettings {
     pub ice_servers: Vec<IceServerConfig>,
     /// Addresses to gather candidates on; empty = all interfaces.
     pub bind: Vec<std::net::IpAddr>,
+    /// Which candidates ICE may use (`--ice-transport-policy`, `all`).
+    pub ice_transport_policy: IceTransportPolicy,
     /// Most frames per second the call screen draws.
     pub max_draw_fps: u32,
     /// How long a dropped connection is given to come back through ICE restarts
@@ -303,6 +308,10 @@ impl MediaSettings {
             record_audio: args.record_audio.clone(),
             ice_servers,
             bind: args.bind.clone(),
+            ice_transport_policy: args
+                .ice_transport_policy
+                .or(m.ice_transport_policy)
+                .unwrap_or_default(),
             max_draw_fps: args.max_draw_fps.or(m.max_draw_fps).unwrap_or(30),
             reconnect_timeout,
         })
@@ -371,6 +380,25 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(MediaSettings::resolve(&args, &s.file).unwrap().fps, 25);
+    }
+
+    #[test]
+    fn ice_transport_policy_flag_beats_the_file_which_beats_all() {
+        let file: ConfigFile =
+            toml::from_str("[media]\nice_transport_policy = \"relay\"\n").unwrap();
+        let from_file = MediaSettings::resolve(&MediaArgs::default(), &file).unwrap();
+        assert_eq!(from_file.ice_transport_policy, IceTransportPolicy::Relay);
+        let flag = MediaArgs {
+            ice_transport_policy: Some(IceTransportPolicy::All),
+            ..Default::default()
+        };
+        let from_flag = MediaSettings::resolve(&flag, &file).unwrap();
+        assert_eq!(from_flag.ice_transport_policy, IceTransportPolicy::All);
+        let none = MediaSettings::resolve(&MediaArgs::default(), &ConfigFile::default()).unwrap();
+        assert_eq!(none.ice_transport_policy, IceTransportPolicy::All);
+        assert!(
+            toml::from_str::<ConfigFile>("[media]\nice_transport_policy = \"host\"\n").is_err()
+        );
     }
 
     #[test]

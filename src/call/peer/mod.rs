@@ -40,7 +40,7 @@ use webrtc::peer_connection::{
     RTCSessionDescription, SettingEngineBuilder, StatsSelector,
 };
 
-pub use config::{IceServer, PeerConfig, PeerConfigError};
+pub use config::{IceServer, IceTransportPolicy, PeerConfig, PeerConfigError};
 pub use media::{AudioTrackWriter, RemoteMedia, RtpPacket, TrackWriteError, VideoTrackWriter};
 
 use crate::call::stats::{PeerStats, ReceivedStats, SentStats, TrackStats};
