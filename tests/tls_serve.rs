@@ -67,11 +67,19 @@ fn client_with_ca_file_logs_in_over_wss_and_completes_a_call() {
         "tom",
         &[
             &ca[..],
-            &common::process::call_args(&url, "tom", "jerry", &["--hangup-after", "1s"]),
+            &common::process::call_args(&url, "tom", "jerry", &["--hangup-after", "3s"]),
         ]
         .concat(),
     );
     tom.event(&[("event", "state"), ("state", "connected")]);
+    // On loopback the selected pair is host to host, on 127.0.0.1.
+    let stats = tom.event_where("stats with a path", |v| {
+        v["event"] == "stats" && v["path"].is_object()
+    });
+    assert_eq!(stats["path"]["local"]["type"], "host", "{stats}");
+    assert_eq!(stats["path"]["remote"]["type"], "host", "{stats}");
+    let local = stats["path"]["local"]["address"].as_str().unwrap();
+    assert!(local.starts_with("127.0.0.1:"), "{stats}");
     tom.event(&[("event", "state"), ("state", "ended"), ("reason", "hangup")]);
     assert_eq!(tom.wait_exit(), 0);
     jerry.event(&[("event", "state"), ("state", "connected")]);

@@ -19,6 +19,7 @@ mod handler;
 pub mod media;
 pub mod nack;
 pub mod pacing;
+mod path;
 pub mod rtcp;
 
 use std::sync::Arc;
@@ -396,6 +397,7 @@ impl PeerSession {
             estimate_bps: (estimate_bps > 0.0).then_some(estimate_bps),
             retransmitted_packets_sent: retransmitted,
             keyframe_requests_received: self.shared.keyframe_requests.load(Ordering::Relaxed),
+            path: path::selected_path(&self.pc).await,
         }
     }
 
