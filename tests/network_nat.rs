@@ -87,6 +87,9 @@ fn stun_url() -> String {
     format!("stun:{}:3478", NatLab::SERVER)
 }
 
+/// Homes behind endpoint-independent NATs call each other through STUN, given to the
+/// clients (`--ice-server`) or handed out by `serve` alone (`--stun`, no ICE flags on
+/// the clients); the stats show the path: a NAT's address (srflx), no relay.
 #[test]
 fn homes_behind_endpoint_independent_nats_call_each_other_through_stun() {
     let _turn = common::one_call_at_a_time();
@@ -98,32 +101,17 @@ fn homes_behind_endpoint_independent_nats_call_each_other_through_stun() {
     };
     let _stun = Coturn::stun_only(&lab.public, NatLab::SERVER);
     let stun = stun_url();
-    let outcome = call_between_homes(&lab, &[], &["--ice-server", &stun]);
-    assert_eq!((outcome.reason.as_str(), outcome.code), ("hangup", 0));
-}
+    let from_flags = call_between_homes(&lab, &[], &["--ice-server", &stun]);
+    assert_eq!((from_flags.reason.as_str(), from_flags.code), ("hangup", 0));
 
-/// STUN handed out by `serve` alone (no ICE flags on the clients) connects the homes,
-/// and the stats show the path: the NATs' addresses (srflx), no relay.
-#[test]
-fn stun_from_serve_alone_connects_the_homes_over_srflx() {
-    let _turn = common::one_call_at_a_time();
-    if !Coturn::installed() {
-        return;
-    }
-    let Some(lab) = nat_lab(NatOptions::default()) else {
-        return;
-    };
-    let _stun = Coturn::stun_only(&lab.public, NatLab::SERVER);
-    let stun = stun_url();
-    let outcome = call_between_homes(&lab, &["--stun", &stun], &[]);
+    let from_serve = call_between_homes(&lab, &["--stun", &stun], &[]);
     assert_eq!(
-        (outcome.reason.as_str(), outcome.code),
+        (from_serve.reason.as_str(), from_serve.code),
         ("hangup", 0),
-        "{outcome:?}"
+        "{from_serve:?}"
     );
-    let stats = outcome.stats.expect("stats while connected");
+    let stats = from_serve.stats.expect("stats while connected");
     let (local, remote) = path_types(&stats);
-    eprintln!("selected pair: {}", stats["path"]);
     assert!(
         [&local, &remote].iter().any(|t| *t == "srflx"),
         "expected a srflx end: {stats}"
@@ -131,22 +119,67 @@ fn stun_from_serve_alone_connects_the_homes_over_srflx() {
     assert!(local != "relay" && remote != "relay", "{stats}");
 }
 
+/// The NAT lab with UDP between the two NATs dropped, or `None` (skip, reason printed)
+/// without coturn or namespaces.
+fn blocked_lab() -> Option<NatLab> {
+    if !Coturn::installed() {
+        return None;
+    }
+    nat_lab(NatOptions {
+        block_direct_udp: true,
+        ..NatOptions::default()
+    })
+}
+
 /// The negative control of issue 10's relay topology: with UDP between the NATs dropped,
 /// srflx candidates cannot connect the homes (only a relay in the public namespace can).
 #[test]
 fn with_direct_udp_between_the_nats_blocked_a_stun_only_call_fails() {
     let _turn = common::one_call_at_a_time();
-    if !Coturn::installed() {
-        return;
-    }
-    let options = NatOptions {
-        block_direct_udp: true,
-        ..NatOptions::default()
-    };
-    let Some(lab) = nat_lab(options) else { return };
+    let Some(lab) = blocked_lab() else { return };
     let _stun = Coturn::stun_only(&lab.public, NatLab::SERVER);
     let stun = stun_url();
     let outcome = call_between_homes(&lab, &[], &["--ice-server", &stun]);
     assert_eq!(outcome.reason, "ice-failed");
     assert_ne!(outcome.code, 0);
+}
+
+/// The secret shared by coturn and `serve` in the relay tests.
+const TURN_SECRET: &str = "relay-test-secret-0123456789";
+
+/// A file holding `secret`, for `serve --turn-secret-file`.
+fn secret_file(secret: &str) -> tempfile::NamedTempFile {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), format!("{secret}\n")).unwrap();
+    file
+}
+
+/// With direct UDP between the NATs blocked, TURN credentials from `serve` alone get
+/// the call through coturn's relay.
+///
+/// Ignored: it ends `ice-failed` (exit 10) with webrtc 0.21.1; coturn grants the
+/// allocation and permissions but ICE never connects (see the investigation in the
+/// branch's report). Run it with `--ignored` to reproduce.
+#[test]
+#[ignore = "the relay path does not connect with webrtc 0.21.1 yet"]
+fn with_direct_udp_blocked_turn_from_serve_alone_relays_the_call() {
+    let _turn = common::one_call_at_a_time();
+    let Some(lab) = blocked_lab() else { return };
+    let _coturn = Coturn::rest(&lab.public, NatLab::SERVER, TURN_SECRET);
+    let secret = secret_file(TURN_SECRET);
+    let turn = format!("turn:{}:3478", NatLab::SERVER);
+    let secret_path = secret.path().to_str().unwrap();
+    let outcome = call_between_homes(
+        &lab,
+        &["--turn", &turn, "--turn-secret-file", secret_path],
+        &[],
+    );
+    assert_eq!(
+        (outcome.reason.as_str(), outcome.code),
+        ("hangup", 0),
+        "{outcome:?}"
+    );
+    let stats = outcome.stats.expect("stats while connected");
+    let (local, remote) = path_types(&stats);
+    assert!(local == "relay" || remote == "relay", "{stats}");
 }
