@@ -160,8 +160,11 @@ fn secret_file(secret: &str) -> tempfile::NamedTempFile {
 /// Ignored: it ends `ice-failed` (exit 10) with webrtc 0.21.1. Measured (coturn `-V`
 /// counters, `RUST_LOG=rtc_ice=trace,rtc_turn=trace`): allocation, permissions and
 /// channel bindings succeed; each side's ICE pings its relay pairs 8 times, but coturn
-/// relays only the 4 that went out as Send indications before the channel was bound,
-/// and forwards no peer data to either client, so no check ever arrives. The
+/// relays only the 4 that went out as Send indications before the channel was bound.
+/// The ChannelData that follows leaves each home (nft counters in the NAT routers: 12
+/// per side, 116-byte datagrams to 172.16.0.1:3478) yet coturn relays none of it and
+/// sends no ChannelData back, so no check ever arrives (also with `--stun` added, and
+/// with `--allow-loopback-peers`). The
 /// `unhandled STUN packet` warnings are duplicate TURN responses (requests queued while
 /// the driver writes are flushed go out a tick late together with their retransmission)
 /// and are harmless. Run it with `--ignored` to reproduce.
