@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::call::peer::IceTransportPolicy;
 use crate::media::spec::{AudioSinkSpec, AudioSourceSpec, VideoSourceSpec};
 use crate::signaling::protocol::UserId;
 
@@ -58,6 +59,10 @@ pub struct GlobalArgs {
     /// Log file [default: ~/.local/state/rtc-cli/rtc-cli.log]
     #[arg(long, global = true, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
+
+    /// PEM file of a private CA to trust for wss:// besides the public roots
+    #[arg(long, global = true, env = "RTC_CLI_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The subcommands.
@@ -133,6 +138,31 @@ pub struct ServeArgs {
     /// Connections held at once from one IP address; more are refused (HTTP 503)
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
     pub max_connections_per_address: u32,
+
+    /// PEM certificate chain: serve wss:// instead of ws:// (with --tls-key)
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// STUN server handed out to clients at login (repeatable), e.g. stun:turn.example.org:3478
+    #[arg(long, value_name = "URL", value_parser = parse_stun_url)]
+    pub stun: Vec<String>,
+
+    /// TURN server handed out to clients at login with TURN REST credentials (repeatable),
+    /// e.g. turn:turn.example.org:3478
+    #[arg(long, value_name = "URL", value_parser = parse_turn_url, requires = "turn_secret_file")]
+    pub turn: Vec<String>,
+
+    /// File holding the TURN server's static-auth-secret (at least 16 bytes)
+    #[arg(long, value_name = "FILE", requires = "turn")]
+    pub turn_secret_file: Option<PathBuf>,
+
+    /// How long the TURN credentials handed out at login stay valid
+    #[arg(long, default_value = "12h", value_parser = parse_duration, value_name = "DURATION")]
+    pub turn_ttl: Duration,
 }
 
 /// Subcommands of `serve`.
@@ -235,6 +265,10 @@ pub struct MediaArgs {
     /// Credential for the --ice-server TURN servers
     #[arg(long, value_name = "SECRET")]
     pub ice_credential: Option<String>,
+    /// Which ICE candidates to use: `relay` sends everything through TURN, hiding our
+    /// addresses from the peer [default: all]
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub ice_transport_policy: Option<IceTransportPolicy>,
     /// Local address to gather ICE candidates on (repeatable) [default: all interfaces]
     #[arg(long, value_name = "ADDR")]
     pub bind: Vec<IpAddr>,
@@ -250,6 +284,27 @@ pub struct MediaArgs {
 /// Parses durations like `1s`, `500ms`, `2m`, `30d`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 10s, 2m, 30d)"))
+}
+
+/// Checks a `--stun` URL has the `stun:` or `stuns:` scheme and a host (RFC 7064).
+pub fn parse_stun_url(s: &str) -> Result<String, String> {
+    parse_ice_url(s, &["stun:", "stuns:"])
+}
+
+/// Checks a `--turn` URL has the `turn:` or `turns:` scheme and a host (RFC 7065).
+pub fn parse_turn_url(s: &str) -> Result<String, String> {
+    parse_ice_url(s, &["turn:", "turns:"])
+}
+
+fn parse_ice_url(s: &str, schemes: &[&str]) -> Result<String, String> {
+    let rest = schemes
+        .iter()
+        .find_map(|scheme| s.strip_prefix(scheme))
+        .ok_or_else(|| format!("{s:?} must start with {}", schemes.join(" or ")))?;
+    if rest.is_empty() || rest.starts_with(':') {
+        return Err(format!("{s:?} has no host"));
+    }
+    Ok(s.to_owned())
 }
 
 /// Parses a `WxH` size with both sides even and 16-4096.

@@ -15,6 +15,7 @@ use crate::config::{MediaSettings, Settings};
 use crate::signaling::auth::{self, Auth};
 use crate::signaling::client::{self, ClientConfig, Fatal, SignalingEvent};
 use crate::signaling::server::{ConnectionLimits, Server, ServerConfig, raise_open_file_limit};
+use crate::signaling::turn::{IceOffer, TurnRest, TurnSecret};
 use crate::ui::{Role, TuiOptions, ViewLink};
 
 /// Runs the parsed command line; returns the process exit code.
@@ -85,8 +86,26 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         (crate::cli::AuthMode::Open, _) => Auth::Open,
     };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::signaling::tls::server_config(cert, key)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
+    let turn = match &args.turn_secret_file {
+        Some(path) if !args.turn.is_empty() => Some(TurnRest {
+            urls: args.turn.clone(),
+            secret: TurnSecret::from_file(path)?,
+            ttl: args.turn_ttl,
+        }),
+        _ => None,
+    };
     let config = ServerConfig {
         listen: args.listen,
+        tls,
+        ice: IceOffer {
+            stun: args.stun.clone(),
+            turn,
+        },
         auth,
         ring_timeout: args.ring_timeout,
         upgrade_timeout: args.upgrade_timeout,
@@ -100,7 +119,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     check_open_file_limit(config.limits.total);
     let server = Server::bind(config).await?;
     let addr = server.local_addr();
-    println!("rtc-cli serve: listening on ws://{addr}");
+    println!("rtc-cli serve: listening on {scheme}://{addr}");
     std::io::stdout().flush().ok();
     server.run(shutdown_signal()).await;
     println!("rtc-cli serve: stopped");
@@ -146,10 +165,11 @@ async fn login(global: &GlobalArgs, args: LoginArgs) -> anyhow::Result<ExitCode>
     let mut config =
         ClientConfig::new(settings.server.clone(), args.id.clone(), args.token.clone());
     config.initial_attempts = Some(1);
+    config.tls = settings.client_tls()?;
     let mut client = client::spawn(config);
     let outcome = tokio::time::timeout(Duration::from_secs(10), client.events.recv()).await;
     let code = match outcome {
-        Ok(Some(SignalingEvent::LoggedIn { id })) => {
+        Ok(Some(SignalingEvent::LoggedIn { id, .. })) => {
             let mut file = settings.file.clone();
             file.server = Some(settings.server.clone());
             file.id = Some(id.clone());
@@ -218,6 +238,7 @@ async fn session(
         .await
         .context("the media check panicked")??;
     let mut client = ClientConfig::new(settings.server.clone(), id.clone(), settings.token.clone());
+    client.tls = settings.client_tls()?;
     if matches!(mode, Mode::Listen { .. }) {
         client.initial_attempts = None;
     }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::call::peer::IceTransportPolicy;
 use crate::cli::{GlobalArgs, MediaArgs};
 use crate::media::spec::{AudioSinkSpec, AudioSourceSpec, VideoSourceSpec};
 use crate::signaling::protocol::UserId;
@@ -17,18 +18,9 @@ use crate::signaling::protocol::UserId;
 /// The server used when neither flag, environment nor file names one.
 pub const DEFAULT_SERVER: &str = "ws://127.0.0.1:8787";
 
-/// A STUN or TURN server (W3C webrtc-pc `RTCIceServer`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IceServerConfig {
-    /// `stun:host:port` or `turn:host:port?transport=udp` URLs.
-    pub urls: Vec<String>,
-    /// TURN username.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub username: Option<String>,
-    /// TURN credential.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credential: Option<String>,
-}
+/// A STUN or TURN server of `[[ice_servers]]`: the same shape as the servers `serve`
+/// hands out in `login_ok`.
+pub use crate::signaling::protocol::IceServer as IceServerConfig;
 
 /// The `[media]` table: defaults for `call` and `listen`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +44,8 @@ pub struct MediaFile {
     pub max_draw_fps: Option<u32>,
     /// Default `--reconnect-timeout`, e.g. "30s".
     pub reconnect_timeout: Option<String>,
+    /// Default `--ice-transport-policy`: "all" or "relay".
+    pub ice_transport_policy: Option<IceTransportPolicy>,
 }
 
 /// The config file's contents. Every field is optional.
@@ -64,6 +58,8 @@ pub struct ConfigFile {
     pub id: Option<UserId>,
     /// Saved by `login`: the token, for servers that run `--auth token`.
     pub token: Option<String>,
+    /// Default `--ca-file`: a PEM private CA trusted for `wss://` besides the public roots.
+    pub ca_file: Option<PathBuf>,
     /// Media defaults.
     #[serde(default, skip_serializing_if = "is_default")]
     pub media: MediaFile,
@@ -167,6 +163,8 @@ pub struct Settings {
     pub id: Option<UserId>,
     /// Login token, if any.
     pub token: Option<String>,
+    /// `--ca-file` or the file's `ca_file`: a private CA for `wss://`.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Settings {
@@ -190,9 +188,21 @@ impl Settings {
             server,
             id: global.id.clone().or_else(|| file.id.clone()),
             token: file.token.clone(),
+            ca_file: global.ca_file.clone().or_else(|| file.ca_file.clone()),
             config_path,
             file,
         })
+    }
+
+    /// The TLS roots for `wss://`: `None` (the public roots) without a CA file.
+    ///
+    /// # Errors
+    /// The CA file cannot be read or holds no valid certificate.
+    pub fn client_tls(&self) -> anyhow::Result<Option<std::sync::Arc<rustls::ClientConfig>>> {
+        self.ca_file
+            .as_deref()
+            .map(|path| crate::signaling::tls::client_config(Some(path)))
+            .transpose()
     }
 
     /// Our id, or an error telling how to set one.
@@ -234,6 +244,8 @@ pub struct MediaSettings {
     pub ice_servers: Vec<IceServerConfig>,
     /// Addresses to gather candidates on; empty = all interfaces.
     pub bind: Vec<std::net::IpAddr>,
+    /// Which candidates ICE may use (`--ice-transport-policy`, `all`).
+    pub ice_transport_policy: IceTransportPolicy,
     /// Most frames per second the call screen draws.
     pub max_draw_fps: u32,
     /// How long a dropped connection is given to come back through ICE restarts
@@ -296,6 +308,10 @@ impl MediaSettings {
             record_audio: args.record_audio.clone(),
             ice_servers,
             bind: args.bind.clone(),
+            ice_transport_policy: args
+                .ice_transport_policy
+                .or(m.ice_transport_policy)
+                .unwrap_or_default(),
             max_draw_fps: args.max_draw_fps.or(m.max_draw_fps).unwrap_or(30),
             reconnect_timeout,
         })
@@ -315,6 +331,7 @@ mod tests {
             headless: true,
             verbose: 0,
             log_file: None,
+            ca_file: None,
         }
     }
 
@@ -363,6 +380,25 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(MediaSettings::resolve(&args, &s.file).unwrap().fps, 25);
+    }
+
+    #[test]
+    fn ice_transport_policy_flag_beats_the_file_which_beats_all() {
+        let file: ConfigFile =
+            toml::from_str("[media]\nice_transport_policy = \"relay\"\n").unwrap();
+        let from_file = MediaSettings::resolve(&MediaArgs::default(), &file).unwrap();
+        assert_eq!(from_file.ice_transport_policy, IceTransportPolicy::Relay);
+        let flag = MediaArgs {
+            ice_transport_policy: Some(IceTransportPolicy::All),
+            ..Default::default()
+        };
+        let from_flag = MediaSettings::resolve(&flag, &file).unwrap();
+        assert_eq!(from_flag.ice_transport_policy, IceTransportPolicy::All);
+        let none = MediaSettings::resolve(&MediaArgs::default(), &ConfigFile::default()).unwrap();
+        assert_eq!(none.ice_transport_policy, IceTransportPolicy::All);
+        assert!(
+            toml::from_str::<ConfigFile>("[media]\nice_transport_policy = \"host\"\n").is_err()
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use rtc_cli::call::peer::{
     AudioTrackWriter, PeerConfig, PeerEvent, PeerSession, RemoteMedia, RtpPacket, VideoTrackWriter,
     ice_ufrag,
 };
+use rtc_cli::call::stats::CandidateKind;
 use rtc_cli::signaling::protocol::IceCandidate;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
@@ -409,6 +410,12 @@ async fn stats_show_rtt_packets_and_rates() {
 
     let call = CallStats::from_peer(&a_now, Some(&first));
     assert!(call.rtt_ms.is_some_and(|ms| ms > 0.0));
+    // The selected pair on loopback: host to host on 127.0.0.1.
+    let path = call.path.expect("a selected candidate pair");
+    assert_eq!(path.local.kind, CandidateKind::Host);
+    assert_eq!(path.remote.kind, CandidateKind::Host);
+    let local = path.local.address.expect("a local address");
+    assert!(local.ip().is_loopback(), "{path:?}");
     assert!(call.video_fps_out > 0.0 && call.video_kbps_out > 0.0);
 }
 

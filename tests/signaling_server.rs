@@ -606,3 +606,63 @@ async fn logout_ends_the_call_as_a_hangup_or_cancel() {
         }
     );
 }
+
+#[tokio::test]
+async fn login_ok_hands_out_stun_and_turn_rest_credentials_that_expire_after_the_ttl() {
+    use rtc_cli::signaling::turn::{IceOffer, TurnRest, TurnSecret};
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let secret = TurnSecret::new(b"north-wind-secret-0123".to_vec()).unwrap();
+    let server = TestServer::start(ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ice: IceOffer {
+            stun: vec!["stun:10.0.0.1:3478".into()],
+            turn: Some(TurnRest {
+                urls: vec!["turn:10.0.0.1:3478".into()],
+                secret: secret.clone(),
+                ttl: Duration::from_secs(3600),
+            }),
+        },
+        ..ServerConfig::default()
+    })
+    .await;
+    let mut tom = RawClient::connect(&server).await;
+    tom.send_raw(r#"{"type":"login","version":1,"id":"tom"}"#)
+        .await;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let ServerMessage::LoginOk { ice_servers, .. } = tom.recv().await else {
+        panic!("expected login_ok");
+    };
+    assert_eq!(ice_servers.len(), 2, "{ice_servers:?}");
+    assert_eq!(ice_servers[0].urls, ["stun:10.0.0.1:3478"]);
+    assert_eq!(ice_servers[0].credential, None);
+    let turn = &ice_servers[1];
+    assert_eq!(turn.urls, ["turn:10.0.0.1:3478"]);
+    let username = turn.username.as_deref().unwrap();
+    let (expiry, who) = username.split_once(':').unwrap();
+    assert_eq!(who, "tom");
+    let expiry: u64 = expiry.parse().unwrap();
+    assert!(
+        (now + 3590..=now + 3610).contains(&expiry),
+        "expiry {expiry} vs now {now}"
+    );
+    assert_eq!(
+        turn.credential.as_deref(),
+        Some(secret.credential(username).as_str())
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn login_ok_without_ice_servers_leaves_the_field_out() {
+    let server = TestServer::open().await;
+    let mut tom = RawClient::connect(&server).await;
+    tom.send_raw(r#"{"type":"login","version":1,"id":"tom"}"#)
+        .await;
+    let msg = tom.recv().await;
+    let json = serde_json::to_string(&msg).unwrap();
+    assert!(!json.contains("ice_servers"), "{json}");
+    server.stop().await;
+}

@@ -17,7 +17,7 @@ use super::{
     AppEvent, CallId, CallState, Direction, EndReason, ExitCode, MediaState, TimedEvent,
     UserCommand, UserId,
 };
-use crate::config::MediaSettings;
+use crate::config::{IceServerConfig, MediaSettings};
 use crate::signaling::client::{self, ClientConfig, Fatal, SignalingEvent, SignalingHandle};
 use crate::signaling::protocol::{ClientMessage, ErrorCode, ServerEndReason, ServerMessage};
 
@@ -135,6 +135,7 @@ pub async fn run(config: ControllerConfig, view: ViewChannels) -> ExitCode {
         pending_incoming: None,
         quitting: false,
         media_config: config.media,
+        server_ice: Vec::new(),
         slots: config.slots,
         media: None,
         media_events: None,
@@ -169,6 +170,9 @@ struct Controller {
     /// Quit was asked; exit once the call is over.
     quitting: bool,
     media_config: MediaSettings,
+    /// STUN/TURN servers from the latest `login_ok`, used after our own for each new
+    /// call; replaced at every login, so TURN credentials are fresh after a reconnect.
+    server_ice: Vec<IceServerConfig>,
     slots: VideoSlots,
     /// The active call's media, from acceptance to the end of the call.
     media: Option<MediaCall>,
@@ -305,7 +309,8 @@ impl Controller {
 
     async fn on_signaling(&mut self, ev: SignalingEvent) -> Next {
         match ev {
-            SignalingEvent::LoggedIn { id } => {
+            SignalingEvent::LoggedIn { id, ice_servers } => {
+                self.server_ice = ice_servers;
                 self.emit(AppEvent::LoggedIn {
                     id,
                     server: self.server.clone(),
@@ -577,7 +582,9 @@ impl Controller {
         self.set_state(CallState::Connecting).await;
         self.send_media_state().await;
         let (tx, rx) = mpsc::channel(64);
-        let media = match MediaCall::start(&self.media_config, &self.slots, tx).await {
+        let mut settings = self.media_config.clone();
+        settings.ice_servers.extend(self.server_ice.iter().cloned());
+        let media = match MediaCall::start(&settings, &self.slots, tx).await {
             Ok(media) => media,
             Err(e) => return self.fail_call(format!("cannot start media: {e:#}")).await,
         };

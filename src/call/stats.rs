@@ -80,6 +80,65 @@ pub struct CallStats {
     /// Capture-to-display latency of the latest remote frame, in milliseconds, when the
     /// peer sends the test pattern (its counter strip carries the capture clock).
     pub glass_to_glass_ms: Option<f64>,
+    /// The ICE candidate pair media flows over (the selected pair, RFC 8445 §8.1.1):
+    /// its local and remote candidate types and addresses, e.g. `relay` when the call
+    /// goes through TURN; `None` before ICE has selected one.
+    pub path: Option<CandidatePath>,
+}
+
+/// The selected ICE candidate pair, as JSON
+/// `{"local":{"type":"relay","address":"203.0.113.7:49160"},"remote":{...}}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CandidatePath {
+    /// Our end.
+    pub local: PathEnd,
+    /// The peer's end.
+    pub remote: PathEnd,
+}
+
+/// One end of the selected candidate pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PathEnd {
+    /// How the candidate was found.
+    #[serde(rename = "type")]
+    pub kind: CandidateKind,
+    /// Its transport address; `None` when the peer hid it behind an mDNS name.
+    pub address: Option<std::net::SocketAddr>,
+}
+
+/// ICE candidate types (RFC 8445 §5.1.1, W3C `RTCIceCandidateType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CandidateKind {
+    /// An address of a local interface.
+    Host,
+    /// Server-reflexive: our address as a STUN server saw it (the NAT's outside).
+    Srflx,
+    /// Peer-reflexive: an address learnt from a connectivity check.
+    Prflx,
+    /// An address allocated on a TURN server: media goes through the relay.
+    Relay,
+}
+
+impl CandidateKind {
+    /// The W3C name: `host`, `srflx`, `prflx` or `relay`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Host => "host",
+            Self::Srflx => "srflx",
+            Self::Prflx => "prflx",
+            Self::Relay => "relay",
+        }
+    }
+}
+
+impl std::fmt::Display for PathEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.address {
+            Some(addr) => write!(f, "{} {addr}", self.kind.as_str()),
+            None => write!(f, "{} (hidden)", self.kind.as_str()),
+        }
+    }
 }
 
 /// Cumulative figures of one outgoing track.
@@ -143,6 +202,8 @@ pub struct PeerStats {
     pub estimate_bps: Option<f64>,
     /// RTP packets we sent again on a NACK (RFC 4585 §6.2.1), both tracks.
     pub retransmitted_packets_sent: u64,
+    /// The selected candidate pair, once ICE has one.
+    pub path: Option<CandidatePath>,
 }
 
 impl CallStats {
@@ -183,6 +244,7 @@ impl CallStats {
             available_bandwidth_kbps: now.estimate_bps.map(|b| b / 1000.0),
             retransmissions_sent: now.retransmitted_packets_sent,
             frames_sent: now.video.sent.frames,
+            path: now.path,
             ..Self::default()
         }
     }
@@ -222,6 +284,7 @@ mod tests {
             keyframe_requests_received: 0,
             estimate_bps: Some(450_000.0),
             retransmitted_packets_sent: 4,
+            path: None,
         }
     }
 

@@ -9,7 +9,9 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::{debug, info, warn};
 
-use super::protocol::{ClientMessage, ErrorCode, PROTOCOL_VERSION, ServerMessage, UserId};
+use super::protocol::{
+    ClientMessage, ErrorCode, IceServer, PROTOCOL_VERSION, ServerMessage, UserId,
+};
 
 /// Where and as whom to log in.
 #[derive(Debug, Clone)]
@@ -27,6 +29,9 @@ pub struct ClientConfig {
     /// Silence from the server after which the connection is considered dead
     /// (the server pings every 5 s).
     pub dead_after: Duration,
+    /// Roots trusted for `wss://` (see [`super::tls::client_config`]); `None` trusts the
+    /// public webpki roots only.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl ClientConfig {
@@ -38,6 +43,7 @@ impl ClientConfig {
             token,
             initial_attempts: Some(3),
             dead_after: Duration::from_secs(15),
+            tls: None,
         }
     }
 }
@@ -68,6 +74,9 @@ pub enum SignalingEvent {
     LoggedIn {
         /// Our id as the server confirmed it.
         id: UserId,
+        /// STUN/TURN servers the server offers for calls (its `login_ok`); each login
+        /// brings fresh TURN credentials.
+        ice_servers: Vec<IceServer>,
     },
     /// A message from the server (everything but `login_ok` and `conflict`).
     Message(ServerMessage),
@@ -145,7 +154,12 @@ async fn run(
     let mut ever_logged_in = false;
     loop {
         let ended = match connect(&config).await {
-            Err(reason) => {
+            // A certificate we do not trust will not become trusted by retrying.
+            Err(ConnectFailure::Untrusted(reason)) => Ended::Fatal(Fatal::Unreachable {
+                server: config.server.clone(),
+                reason,
+            }),
+            Err(ConnectFailure::Other(reason)) => {
                 failures += 1;
                 let exhausted = config
                     .initial_attempts
@@ -207,11 +221,31 @@ async fn run(
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect(config: &ClientConfig) -> Result<Ws, String> {
-    let attempt = tokio_tungstenite::connect_async(config.server.as_str());
+/// Why a connection attempt failed.
+enum ConnectFailure {
+    /// The server's TLS certificate is not trusted (fatal: retrying cannot help).
+    Untrusted(String),
+    /// Anything else (refused, timed out, HTTP error): worth retrying.
+    Other(String),
+}
+
+async fn connect(config: &ClientConfig) -> Result<Ws, ConnectFailure> {
+    let connector = config.tls.clone().map(tokio_tungstenite::Connector::Rustls);
+    let attempt = tokio_tungstenite::connect_async_tls_with_config(
+        config.server.as_str(),
+        None,
+        false,
+        connector,
+    );
     match tokio::time::timeout(Duration::from_secs(5), attempt).await {
-        Err(_) => Err("connection timed out".into()),
-        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(ConnectFailure::Other("connection timed out".into())),
+        Ok(Err(e)) if super::tls::is_untrusted_certificate(&e) => {
+            Err(ConnectFailure::Untrusted(format!(
+                "the server's TLS certificate is not trusted ({e}); \
+                 pass --ca-file FILE if it was issued by a private CA"
+            )))
+        }
+        Ok(Err(e)) => Err(ConnectFailure::Other(e.to_string())),
         Ok(Ok((ws, _))) => Ok(ws),
     }
 }
@@ -283,9 +317,11 @@ async fn on_server_message(
     logged_in: &mut bool,
 ) -> Option<Ended> {
     let event = match msg {
-        ServerMessage::LoginOk { id, .. } => {
+        ServerMessage::LoginOk {
+            id, ice_servers, ..
+        } => {
             *logged_in = true;
-            SignalingEvent::LoggedIn { id }
+            SignalingEvent::LoggedIn { id, ice_servers }
         }
         ServerMessage::Conflict { message } => return Some(Ended::Fatal(Fatal::Conflict(message))),
         ServerMessage::Error { code, message, .. } if !*logged_in && is_login_error(code) => {

@@ -4,3 +4,5 @@ pub mod auth;
 pub mod client;
 pub mod protocol;
 pub mod server;
+pub mod tls;
+pub mod turn;

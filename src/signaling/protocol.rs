@@ -238,6 +238,20 @@ pub enum ClientMessage {
     Logout,
 }
 
+/// A STUN or TURN server (W3C webrtc-pc §4.2.1 `RTCIceServer`): in `login_ok`, and
+/// the shape of `[[ice_servers]]` in the client's config file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    /// `stun:host:port` or `turn:host:port?transport=udp` URLs (RFC 7064, RFC 7065).
+    pub urls: Vec<String>,
+    /// TURN username (for TURN REST credentials `<unix-expiry>:<id>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
 /// Messages the server sends. Relayed messages carry `from`, stamped by the server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -251,6 +265,11 @@ pub enum ServerMessage {
         /// Interval of the server's WebSocket pings, in seconds; a client silent for
         /// three intervals is considered gone.
         heartbeat_secs: u64,
+        /// STUN/TURN servers the server offers for calls (`serve --stun/--turn`), TURN
+        /// with short-lived credentials; left out when none. A compatible addition to
+        /// version 1: older clients ignore it.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServer>,
     },
     /// A request failed; the connection stays open unless `code` is fatal for it
     /// (`auth-failed`, `unsupported-version`).

@@ -403,6 +403,9 @@ fn draw_stats_panel(frame: &mut Frame, model: &Model, area: Rect) {
             );
             vec![
                 Line::from(format!("RTT          {rtt}")),
+                // Near the top: a short terminal clips the panel's last lines.
+                path_line("local", s.path.map(|p| p.local)),
+                path_line("remote", s.path.map(|p| p.remote)),
                 Line::from(format!("lost         {} packets", s.packets_lost)),
                 Line::from(format!("jitter       {:.1} ms", s.jitter_ms)),
                 Line::from(format!(
@@ -449,7 +452,8 @@ fn draw_stats_panel(frame: &mut Frame, model: &Model, area: Rect) {
             ]
         }
     };
-    let width = 36.min(area.width);
+    // Room for "remote       relay 255.255.255.255:65535" and the border.
+    let width = 44.min(area.width);
     let height = (lines.len() as u16 + 2).min(area.height);
     let rect = Rect::new(area.right().saturating_sub(width), area.y, width, height);
     frame.render_widget(Clear, rect);
@@ -457,6 +461,13 @@ fn draw_stats_panel(frame: &mut Frame, model: &Model, area: Rect) {
         Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" network ")),
         rect,
     );
+}
+
+/// One end of the selected ICE candidate pair: its type and address, so a relayed
+/// call reads `relay`.
+fn path_line(label: &str, end: Option<crate::call::stats::PathEnd>) -> Line<'static> {
+    let end = end.map_or_else(|| "–".to_string(), |e| e.to_string());
+    Line::from(format!("{label:<13}{end}"))
 }
 
 /// Every key and what it does, centered over the main area.
@@ -748,6 +759,43 @@ mod tests {
         assert!(contains(&rows, "mute / unmute the microphone"), "{rows:#?}");
         assert!(contains(&rows, " network "));
         assert!(contains(&rows, "no figures yet"));
+    }
+
+    #[test]
+    fn stats_panel_shows_the_selected_candidate_pair() {
+        use crate::call::stats::{CandidateKind, CandidatePath, PathEnd};
+        let mut model = logged_in(Role::Call);
+        set_state(&mut model, CallState::Connected, None);
+        model.stats_panel = true;
+        let path = CandidatePath {
+            local: PathEnd {
+                kind: CandidateKind::Relay,
+                address: Some("203.0.113.7:49160".parse().unwrap()),
+            },
+            remote: PathEnd {
+                kind: CandidateKind::Srflx,
+                address: Some("198.51.100.2:40001".parse().unwrap()),
+            },
+        };
+        update(
+            &mut model,
+            Msg::Event(AppEvent::Stats {
+                call_id: CallId::parse("c1").unwrap(),
+                stats: Box::new(CallStats {
+                    path: Some(path),
+                    ..CallStats::default()
+                }),
+            }),
+        );
+        let (rows, _) = screen(&model, None, None);
+        assert!(
+            contains(&rows, "local        relay 203.0.113.7:49160"),
+            "{rows:#?}"
+        );
+        assert!(
+            contains(&rows, "remote       srflx 198.51.100.2:40001"),
+            "{rows:#?}"
+        );
     }
 
     #[test]

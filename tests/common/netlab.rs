@@ -100,29 +100,32 @@ impl Coturn {
 
     /// A STUN and TURN server on `addr` in `ns`, relaying from the same address (ports
     /// 49152-49200), with one long-term credential `user`/`password` in [`TURN_REALM`].
-    /// For issue 10's relay tests: in the NAT lab with direct UDP blocked, allocations and
-    /// permissions succeed, but an rtc-cli call through it does not connect yet (ICE
-    /// fails; rtc logs "IceHandler.handle_read got error: unhandled STUN packet").
     pub fn relay(ns: &Namespace, addr: Ipv4Addr, user: &str, password: &str) -> Self {
-        let relay_ip = addr.to_string();
         let credential = format!("{user}:{password}");
-        Self::start(
-            ns,
-            addr,
-            &[
-                "--relay-ip",
-                &relay_ip,
-                "--min-port",
-                "49152",
-                "--max-port",
-                "49200",
-                "--lt-cred-mech",
-                "--user",
-                &credential,
-                "--realm",
-                TURN_REALM,
-            ],
-        )
+        Self::relaying(ns, addr, &["--lt-cred-mech", "--user", &credential])
+    }
+
+    /// A STUN and TURN server as [`Coturn::relay`], checking TURN REST API credentials
+    /// made with `secret` (coturn's `use-auth-secret`, as `serve --turn-secret-file`).
+    pub fn rest(ns: &Namespace, addr: Ipv4Addr, secret: &str) -> Self {
+        let secret = format!("--static-auth-secret={secret}");
+        Self::relaying(ns, addr, &["--use-auth-secret", &secret])
+    }
+
+    fn relaying(ns: &Namespace, addr: Ipv4Addr, auth: &[&str]) -> Self {
+        let relay_ip = addr.to_string();
+        let mut args = vec![
+            "--relay-ip",
+            &relay_ip,
+            "--min-port",
+            "49152",
+            "--max-port",
+            "49200",
+            "--realm",
+            TURN_REALM,
+        ];
+        args.extend_from_slice(auth);
+        Self::start(ns, addr, &args)
     }
 
     fn start(ns: &Namespace, addr: Ipv4Addr, extra: &[&str]) -> Self {

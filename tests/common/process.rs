@@ -433,11 +433,11 @@ impl Home {
         let mut args = vec!["serve", "--listen", listen];
         args.extend_from_slice(extra);
         let server = self.spawn_via(wrapper, "serve", &args);
-        let line = server.line_with("listening on ws://");
+        let line = server.line_with("listening on ");
         let url = line
             .split_whitespace()
-            .find(|w| w.starts_with("ws://"))
-            .unwrap_or_else(|| panic!("no ws:// URL in {line:?}"))
+            .find(|w| w.starts_with("ws://") || w.starts_with("wss://"))
+            .unwrap_or_else(|| panic!("no ws:// or wss:// URL in {line:?}"))
             .to_owned();
         (server, url)
     }

@@ -19,6 +19,7 @@ pub fn loopback_media(video_size: (u32, u32), fps: u32, video_bitrate_kbps: u32)
         record_audio: None,
         ice_servers: Vec::new(),
         bind: vec![[127, 0, 0, 1].into()],
+        ice_transport_policy: Default::default(),
         max_draw_fps: 30,
         reconnect_timeout: rtc_cli::config::DEFAULT_RECONNECT_TIMEOUT,
     }

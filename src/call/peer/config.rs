@@ -2,7 +2,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use webrtc::peer_connection::{RTCConfiguration, RTCConfigurationBuilder, RTCIceServer};
+use webrtc::peer_connection::{
+    RTCConfiguration, RTCConfigurationBuilder, RTCIceServer, RTCIceTransportPolicy,
+};
 
 use crate::config::IceServerConfig;
 
@@ -31,6 +33,37 @@ impl From<IceServerConfig> for IceServer {
     }
 }
 
+/// Which candidates ICE may use (W3C webrtc-pc §4.2.4 `RTCIceTransportPolicy`):
+/// `--ice-transport-policy`, `ice_transport_policy` in `[media]`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum IceTransportPolicy {
+    /// Every candidate: host, server-reflexive and relay.
+    #[default]
+    All,
+    /// Relay (TURN) candidates only: the peer never learns our addresses.
+    Relay,
+}
+
+impl From<IceTransportPolicy> for RTCIceTransportPolicy {
+    fn from(policy: IceTransportPolicy) -> Self {
+        match policy {
+            IceTransportPolicy::All => Self::All,
+            IceTransportPolicy::Relay => Self::Relay,
+        }
+    }
+}
+
 /// How to build the PeerConnection of one call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerConfig {
@@ -42,6 +75,8 @@ pub struct PeerConfig {
     /// Most the congestion controller may let us send, kbit/s of RTP (audio and video
     /// with their headers); also where its estimate starts.
     pub max_send_bitrate_kbps: u32,
+    /// Which candidates ICE may use (`relay`: TURN only).
+    pub ice_transport_policy: IceTransportPolicy,
 }
 
 /// [`PeerConfig::max_send_bitrate_kbps`] when nothing says otherwise: the default video
@@ -54,6 +89,7 @@ impl Default for PeerConfig {
             ice_servers: Vec::new(),
             bind: Vec::new(),
             max_send_bitrate_kbps: DEFAULT_MAX_SEND_BITRATE_KBPS,
+            ice_transport_policy: IceTransportPolicy::All,
         }
     }
 }
@@ -143,11 +179,12 @@ impl PeerConfig {
         self.ice_servers.iter().try_for_each(IceServer::validate)
     }
 
-    /// The webrtc configuration: ICE servers only; everything else is WebRTC's default
-    /// (max-bundle, rtcp-mux required, all candidate types).
+    /// The webrtc configuration: ICE servers and transport policy; everything else is
+    /// WebRTC's default (max-bundle, rtcp-mux required).
     pub(crate) fn rtc_configuration(&self) -> RTCConfiguration {
         RTCConfigurationBuilder::new()
             .with_ice_servers(self.ice_servers.iter().map(IceServer::to_rtc).collect())
+            .with_ice_transport_policy(self.ice_transport_policy.into())
             .build()
     }
 
@@ -215,6 +252,20 @@ mod tests {
             credential: None,
         };
         assert_eq!(empty.validate(), Err(PeerConfigError::NoUrl));
+    }
+
+    #[test]
+    fn transport_policy_reaches_the_webrtc_configuration() {
+        let default = PeerConfig::default().rtc_configuration();
+        assert_eq!(default.ice_transport_policy(), RTCIceTransportPolicy::All);
+        let relay = PeerConfig {
+            ice_transport_policy: IceTransportPolicy::Relay,
+            ..Default::default()
+        };
+        assert_eq!(
+            relay.rtc_configuration().ice_transport_policy(),
+            RTCIceTransportPolicy::Relay
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod media;
 pub mod nack;
 pub mod pacing;
 pub mod packet_map;
+mod path;
 pub mod rtcp;
 
 use std::sync::Arc;
@@ -41,7 +42,7 @@ use webrtc::peer_connection::{
     RTCSessionDescription, SettingEngineBuilder, StatsSelector,
 };
 
-pub use config::{IceServer, PeerConfig, PeerConfigError};
+pub use config::{IceServer, IceTransportPolicy, PeerConfig, PeerConfigError};
 pub use media::{AudioTrackWriter, RemoteMedia, RtpPacket, TrackWriteError, VideoTrackWriter};
 
 use crate::call::stats::{PeerStats, ReceivedStats, SentStats, TrackStats};
@@ -400,6 +401,7 @@ impl PeerSession {
             estimate_bps: (estimate_bps > 0.0).then_some(estimate_bps),
             retransmitted_packets_sent: self.retransmissions.load(Ordering::Relaxed),
             keyframe_requests_received: self.shared.keyframe_requests.load(Ordering::Relaxed),
+            path: path::selected_path(&self.pc).await,
         }
     }
 

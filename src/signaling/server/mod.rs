@@ -32,6 +32,7 @@ pub use limits::{ConnectionLimits, Refusal, raise_open_file_limit};
 use self::limits::{Admission, Pending};
 use self::registry::Registry;
 use super::auth::Auth;
+use super::turn::IceOffer;
 
 /// How the server is run (`rtc-cli serve` flags).
 #[derive(Debug, Clone)]
@@ -54,6 +55,11 @@ pub struct ServerConfig {
     pub login_timeout: Duration,
     /// Caps on concurrent connections (`--max-connections`, `--max-connections-per-address`).
     pub limits: ConnectionLimits,
+    /// TLS certificate and key (`--tls-cert`/`--tls-key`): serve `wss://`; `None`
+    /// serves plain `ws://`. The TLS handshake counts against `upgrade_timeout`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// STUN/TURN servers handed out in every `login_ok` (`--stun`, `--turn`).
+    pub ice: IceOffer,
 }
 
 impl Default for ServerConfig {
@@ -67,6 +73,8 @@ impl Default for ServerConfig {
             upgrade_timeout: Duration::from_secs(5),
             login_timeout: Duration::from_secs(5),
             limits: ConnectionLimits::default(),
+            tls: None,
+            ice: IceOffer::default(),
         }
     }
 }

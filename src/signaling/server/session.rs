@@ -11,9 +11,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{self, Message};
 use tracing::{debug, info, warn};
 
 use super::Shared;
@@ -52,7 +52,7 @@ pub(super) fn websocket_config() -> WebSocketConfig {
 
 /// A connection the listener admitted.
 pub(super) struct Accepted<S> {
-    /// The accepted byte stream: plain TCP now, and the place a TLS stream would come in.
+    /// The accepted byte stream (TCP); TLS, if any, is put over it under the upgrade deadline.
     pub(super) stream: S,
     pub(super) peer: SocketAddr,
     /// Connection number, growing with accept order.
@@ -92,17 +92,49 @@ async fn upgrade_and_serve<S>(
         pending,
     } = accepted;
     let upgrade_timeout = shared.config.upgrade_timeout;
-    let ws = match tokio::time::timeout(upgrade_timeout, upgrade(stream)).await {
-        Ok(Ok(ws)) => ws,
-        Ok(Err(e)) => {
-            debug!(%peer, "WebSocket handshake failed: {e}");
-            return;
+    let tls = shared.config.tls.clone();
+    let Some(tls) = tls else {
+        match within(upgrade_timeout, upgrade(stream)).await {
+            Ok(ws) => serve_upgraded(shared, ws, peer, conn, pending, stop).await,
+            Err(e) => debug!(%peer, "{e}"),
         }
-        Err(_) => {
-            debug!(%peer, "no WebSocket upgrade within {upgrade_timeout:?}: closed");
-            return;
-        }
+        return;
     };
+    let secure = async {
+        let stream = tokio_rustls::TlsAcceptor::from(tls)
+            .accept(stream)
+            .await
+            .map_err(|e| format!("TLS handshake failed: {e}"))?;
+        upgrade(stream).await
+    };
+    match within(upgrade_timeout, secure).await {
+        Ok(ws) => serve_upgraded(shared, ws, peer, conn, pending, stop).await,
+        Err(e) => debug!(%peer, "{e}"),
+    }
+}
+
+/// `upgrade` under the `--upgrade-timeout` deadline; an error says what failed.
+async fn within<T>(
+    deadline: std::time::Duration,
+    upgrade: impl Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(deadline, upgrade).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("no upgrade within {deadline:?}: closed")),
+    }
+}
+
+/// Runs the session of an upgraded connection to its end.
+async fn serve_upgraded<S>(
+    shared: Arc<Shared>,
+    ws: WebSocketStream<S>,
+    peer: SocketAddr,
+    conn: u64,
+    pending: PendingGuard,
+    stop: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     debug!(%peer, conn, "client connected");
     let login_deadline = Instant::now() + shared.config.login_timeout;
     let (sink, stream) = ws.split();
@@ -123,14 +155,16 @@ async fn upgrade_and_serve<S>(
     debug!(%peer, conn, "client disconnected");
 }
 
-/// Turns an accepted byte stream into a WebSocket (RFC 6455 §4.2): everything a
-/// connection must finish within `--upgrade-timeout`. A TLS handshake belongs here,
-/// before the upgrade and under the same deadline (accept → TLS → WebSocket).
-async fn upgrade<S>(stream: S) -> Result<WebSocketStream<S>, tungstenite::Error>
+/// Turns an accepted byte stream (TCP, or TLS over it) into a WebSocket (RFC 6455
+/// §4.2). With TLS, the handshake and this upgrade run under one `--upgrade-timeout`
+/// deadline (accept → TLS → WebSocket), so half-open connections cannot hold the server.
+async fn upgrade<S>(stream: S) -> Result<WebSocketStream<S>, String>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    tokio_tungstenite::accept_async_with_config(stream, Some(websocket_config())).await
+    tokio_tungstenite::accept_async_with_config(stream, Some(websocket_config()))
+        .await
+        .map_err(|e| format!("WebSocket handshake failed: {e}"))
 }
 
 type WsSink<S> = SplitSink<WebSocketStream<S>, Message>;
@@ -364,6 +398,11 @@ impl Session {
             id: id.clone(),
             version: PROTOCOL_VERSION,
             heartbeat_secs: self.shared.config.heartbeat.as_secs().max(1),
+            ice_servers: self
+                .shared
+                .config
+                .ice
+                .for_user(&id, std::time::SystemTime::now()),
         });
         self.id = Some(id);
         Flow::Continue
