@@ -31,22 +31,31 @@ fn home() -> Home {
         .with_media(&LOOPBACK_ONLY)
 }
 
-#[test]
-fn a_server_killed_and_restarted_mid_call_does_not_end_or_freeze_it() {
-    let _turn = common::one_call_at_a_time();
-    let home = home();
+/// A connected call between tom (calling with `tom_extra`) and jerry through a server
+/// on a port of its own; the server is SIGKILLed once both are connected, and both have
+/// shown `server_lost`. Returns the port (to start a server on again), tom and jerry.
+fn connected_call_then_kill_the_server(home: &Home, tom_extra: &[&str]) -> (u16, Proc, Proc) {
     let port = free_port();
     let url = format!("ws://127.0.0.1:{port}");
-    let server = serve_on(&home, port);
+    let server = serve_on(home, port);
     let jerry = home.listener(&url, "jerry", &["--auto-accept"]);
-    let tom = home.caller(&url, "tom", "jerry", &["--hangup-after", "9s"]);
-    tom.event(&[("event", "state"), ("state", "connected")]);
+    let tom = home.caller(&url, "tom", "jerry", tom_extra);
+    for p in [&tom, &jerry] {
+        p.event(&[("event", "state"), ("state", "connected")]);
+    }
     thread::sleep(Duration::from_secs(2));
-
     drop(server); // SIGKILL: no goodbye to anyone
     for p in [&tom, &jerry] {
         p.event(&[("event", "server_lost")]);
     }
+    (port, tom, jerry)
+}
+
+#[test]
+fn a_server_killed_and_restarted_mid_call_does_not_end_or_freeze_it() {
+    let _turn = common::one_call_at_a_time();
+    let home = home();
+    let (port, tom, jerry) = connected_call_then_kill_the_server(&home, &["--hangup-after", "9s"]);
     thread::sleep(Duration::from_secs(3));
     let _server = serve_on(&home, port);
     for p in [&tom, &jerry] {
@@ -69,17 +78,7 @@ fn a_server_killed_and_restarted_mid_call_does_not_end_or_freeze_it() {
 fn a_hangup_while_the_server_is_away_reaches_the_peer_over_the_media_path() {
     let _turn = common::one_call_at_a_time();
     let home = home();
-    let port = free_port();
-    let url = format!("ws://127.0.0.1:{port}");
-    let server = serve_on(&home, port);
-    let jerry = home.listener(&url, "jerry", &["--auto-accept"]);
-    let mut tom = home.caller(&url, "tom", "jerry", &[]);
-    tom.event(&[("event", "state"), ("state", "connected")]);
-    jerry.event(&[("event", "state"), ("state", "connected")]);
-
-    drop(server);
-    tom.event(&[("event", "server_lost")]);
-    jerry.event(&[("event", "server_lost")]);
+    let (_port, mut tom, jerry) = connected_call_then_kill_the_server(&home, &[]);
     tom.send("hangup");
     let ended = jerry.event(&[("event", "state"), ("state", "ended")]);
     assert_eq!(ended["reason"], "remote-hangup", "{ended}");
