@@ -245,10 +245,44 @@ async fn connect(config: &ClientConfig) -> Result<Ws, ConnectFailure> {
                  pass --ca-file FILE if it was issued by a private CA"
             )))
         }
+        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response))) => {
+            Err(ConnectFailure::Other(refusal(&response)))
+        }
         Ok(Err(e)) => Err(ConnectFailure::Other(e.to_string())),
         Ok(Ok((ws, _))) => Ok(ws),
     }
 }
+
+/// The server's refusal of the WebSocket upgrade in words: the HTTP status and the first
+/// line of its body (`serve` says why there, e.g. `too-many-connections: …`), printable
+/// characters only and at most [`REFUSAL_CHARS`] of them.
+fn refusal(response: &tokio_tungstenite::tungstenite::http::Response<Option<Vec<u8>>>) -> String {
+    let status = response.status();
+    let body = response
+        .body()
+        .as_deref()
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
+    let reason: String = body
+        .lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(REFUSAL_CHARS)
+        .collect();
+    if reason.trim().is_empty() {
+        format!("the server refused the connection: HTTP {status}")
+    } else {
+        format!(
+            "the server refused the connection: HTTP {status}: {}",
+            reason.trim()
+        )
+    }
+}
+
+/// Longest refusal reason shown.
+const REFUSAL_CHARS: usize = 200;
 
 async fn session(
     config: &ClientConfig,
@@ -355,6 +389,31 @@ fn is_login_error(code: ErrorCode) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_refused_upgrade_says_the_status_and_the_servers_reason() {
+        use tokio_tungstenite::tungstenite::http::Response;
+        let full = Response::builder()
+            .status(503)
+            .body(Some(b"server-full: 20000 connections\r\nmore".to_vec()))
+            .unwrap();
+        assert_eq!(
+            refusal(&full),
+            "the server refused the connection: HTTP 503 Service Unavailable: server-full: 20000 connections"
+        );
+        let hostile = Response::builder()
+            .status(503)
+            .body(Some(format!("\u{1b}[2J{}", "x".repeat(500)).into_bytes()))
+            .unwrap();
+        let shown = refusal(&hostile);
+        assert!(!shown.contains('\u{1b}') && shown.len() < 300, "{shown}");
+        let bare = Response::builder().status(403).body(None).unwrap();
+        assert_eq!(
+            refusal(&bare),
+            "the server refused the connection: HTTP 403 Forbidden"
+        );
+    }
+
     use super::*;
 
     #[test]
