@@ -128,6 +128,20 @@ struct FootageCall {
     tom: serde_json::Value,
 }
 
+impl FootageCall {
+    /// At least `percent` % of the frames sent were shown.
+    fn assert_shown_at_least(&self, percent: u64) {
+        let (shown, sent) = (self.shown, self.sent);
+        assert!(shown * 100 >= sent * percent, "{shown} of {sent} frames");
+    }
+
+    /// Jerry's jitter buffer filled gaps (reordered or retransmitted packets).
+    fn assert_packets_recovered(&self) {
+        let recovered = self.jerry["video_packets_recovered"].as_u64().unwrap();
+        assert!(recovered > 0, "{}", self.jerry);
+    }
+}
+
 /// Runs an 8 s call of the footage from tom (in a) to jerry (in b) over `profile`'s
 /// link.
 fn footage_call(profile: Profile) -> Option<FootageCall> {
@@ -171,14 +185,8 @@ fn jitter_that_reorders_packets_still_shows_nearly_every_frame() {
     let Some(c) = footage_call(Profile::Jitter30) else {
         return;
     };
-    assert!(
-        c.shown * 100 >= c.sent * 90,
-        "{} of {} frames",
-        c.shown,
-        c.sent
-    );
-    let reordered = c.jerry["video_packets_recovered"].as_u64().unwrap();
-    assert!(reordered > 0, "{}", c.jerry);
+    c.assert_shown_at_least(90);
+    c.assert_packets_recovered();
 }
 
 /// 5 % random loss both ways: NACKs and retransmissions repair the video (before: about
@@ -189,14 +197,8 @@ fn five_percent_loss_is_repaired_by_retransmissions() {
     let Some(c) = footage_call(Profile::Loss5) else {
         return;
     };
-    assert!(
-        c.shown * 100 >= c.sent * 85,
-        "{} of {} frames",
-        c.shown,
-        c.sent
-    );
-    let repaired = c.jerry["video_packets_recovered"].as_u64().unwrap();
-    assert!(repaired > 0, "{}", c.jerry);
+    c.assert_shown_at_least(85);
+    c.assert_packets_recovered();
     let resent = c.tom["retransmissions_sent"].as_u64().unwrap();
     assert!(resent > 0, "{}", c.tom);
 }
