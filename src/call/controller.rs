@@ -12,7 +12,8 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::media::{MediaCall, MediaEvent, VideoSlots};
-use super::peer::PeerEvent;
+use super::peer::turn_check;
+use super::peer::{IceServer, PeerEvent};
 use super::{
     AppEvent, CallId, CallState, Direction, EndReason, ExitCode, MediaState, TimedEvent,
     UserCommand, UserId,
@@ -25,6 +26,10 @@ use crate::signaling::protocol::{ClientMessage, ErrorCode, ServerEndReason, Serv
 /// ends `peer-gone` (a peer that is merely muted with its camera off is found out by ICE
 /// consent instead, RFC 7675).
 const PEER_GONE_SILENCE: u32 = 3;
+
+/// How long the TURN check after a failed ICE waits for each server's answer: an
+/// Allocate and its authenticated retry take two round trips.
+const TURN_CHECK_DEADLINE: Duration = Duration::from_secs(3);
 
 /// What this process is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +84,8 @@ struct ActiveCall {
     /// goes on while the peer's media keeps arriving; this counts the stats seconds in a
     /// row with nothing from it.
     peer_unconfirmed: Option<u32>,
+    /// Whether we gathered a relay (TURN) candidate for this call.
+    relay_gathered: bool,
 }
 
 impl ActiveCall {
@@ -91,6 +98,7 @@ impl ActiveCall {
             connected_at: None,
             reconnect: None,
             peer_unconfirmed: None,
+            relay_gathered: false,
         }
     }
 }
@@ -680,6 +688,9 @@ impl Controller {
             }
             MediaEvent::Notice(message) => self.notice(message).await,
             MediaEvent::Peer(PeerEvent::LocalCandidate(candidate)) => {
+                if let Some(call) = self.call.as_mut() {
+                    call.relay_gathered |= candidate.candidate.contains(" typ relay");
+                }
                 self.send(ClientMessage::Candidate { call_id, candidate })
                     .await;
             }
@@ -705,7 +716,7 @@ impl Controller {
                     return Next::Continue;
                 }
                 self.send(ClientMessage::Hangup { call_id }).await;
-                return self.end_call(EndReason::IceFailed).await;
+                return self.end_ice_failed().await;
             }
             MediaEvent::Peer(PeerEvent::Closed) => {
                 return self.fail_call("the peer connection closed".into()).await;
@@ -717,6 +728,30 @@ impl Controller {
             }
         }
         Next::Continue
+    }
+
+    /// Ends the call `ice-failed`, first saying why no relay helped when TURN servers
+    /// were configured but none gave us a relay candidate (see [`turn_check`]).
+    async fn end_ice_failed(&mut self) -> Next {
+        let relay_gathered = self.call.as_ref().is_none_or(|c| c.relay_gathered);
+        let servers: Vec<IceServer> = self
+            .media_config
+            .ice_servers
+            .iter()
+            .chain(&self.server_ice)
+            .cloned()
+            .map(IceServer::from)
+            .collect();
+        if !relay_gathered {
+            let bind = self.media_config.bind.first().copied();
+            for (url, answer) in turn_check::check_all(&servers, bind, TURN_CHECK_DEADLINE).await {
+                info!(%url, ?answer, "TURN check after ICE failed");
+                if let Some(line) = answer.explain(&url) {
+                    self.notice(line).await;
+                }
+            }
+        }
+        self.end_call(EndReason::IceFailed).await
     }
 
     /// After the server reported the peer gone: counts a second of `silent` media and
@@ -768,7 +803,7 @@ impl Controller {
             );
             let call_id = call.id.clone();
             self.send(ClientMessage::Hangup { call_id }).await;
-            return self.end_call(EndReason::IceFailed).await;
+            return self.end_ice_failed().await;
         }
         let outgoing = call.direction == Direction::Outgoing;
         r.attempts += u32::from(outgoing);

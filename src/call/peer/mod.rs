@@ -22,6 +22,7 @@ pub mod pacing;
 pub mod packet_map;
 mod path;
 pub mod rtcp;
+pub mod turn_check;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
