@@ -15,13 +15,13 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::media_check::read_y4m;
+use common::media_check::{CLIP, SPEECH, file_source, read_y4m};
 use common::process::{Home, Proc};
 use rtc_cli::media::video::quality::psnr;
 
@@ -37,12 +37,6 @@ const MIN_RECORDED_FRAMES: usize = 30;
 
 /// What starts each of the page's console lines in Chromium's log.
 const PAGE_PREFIX: &str = "\"peer: ";
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
 
 /// Why the browser cannot run here, if it cannot.
 fn chromium_missing() -> Option<String> {
@@ -229,14 +223,13 @@ fn codec_sections(line: &str) -> Vec<&str> {
 /// rtc-cli's media: the bundled clip and speech out, the browser's video recorded to
 /// `video`, nothing played, candidates on 127.0.0.1 only.
 fn media_args(video: &Path) -> Vec<String> {
-    let file = |name: &str| format!("file:{}", fixture(name).display());
     [
         "--camera".to_owned(),
-        file("clip_320x240.y4m"),
+        file_source(CLIP),
         "--video-size".into(),
         "320x240".into(),
         "--mic".into(),
-        file("speech_48k_mono.wav"),
+        file_source(SPEECH),
         "--speaker".into(),
         "none".into(),
         "--bind".into(),

@@ -6,18 +6,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use common::audio_match::match_windows;
-use common::media_check::{best_match_psnrs, read_wav_48k, read_y4m};
+use common::media_check::{CLIP, SPEECH, check_received, fixture};
 use common::netns;
 use common::process::{Home, LOOPBACK_ONLY, Proc, TONE_NO_SPEAKER, call_args, test_pattern};
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
 
 /// Sends the clip and the speech, records what arrives.
 fn file_media(camera: &Path, mic: &Path, video: &Path, audio: &Path) -> Vec<String> {
@@ -40,52 +33,12 @@ fn file_media(camera: &Path, mic: &Path, video: &Path, audio: &Path) -> Vec<Stri
     .into()
 }
 
-fn check_direction(what: &str, sent: u64, video: &Path, audio: &Path) {
-    let source_frames = read_y4m(&fixture("clip_320x240.y4m"));
-    let recorded = read_y4m(video);
-    let arrived = recorded.len() as f64 / sent as f64;
-    eprintln!(
-        "{what}: {} of {sent} frames arrived ({:.1} %)",
-        recorded.len(),
-        arrived * 100.0
-    );
-    assert!(
-        arrived >= 0.9,
-        "{what}: only {} of {sent} frames arrived",
-        recorded.len()
-    );
-    let psnrs = best_match_psnrs(&recorded, &source_frames);
-    let worst = psnrs.iter().copied().fold(f64::INFINITY, f64::min);
-    let mean = psnrs.iter().sum::<f64>() / psnrs.len() as f64;
-    eprintln!("{what}: PSNR worst {worst:.1} dB, mean {mean:.1} dB");
-    assert!(
-        worst >= 32.0,
-        "{what}: a frame has PSNR {worst:.1} dB < 32 dB"
-    );
-
-    let speech = read_wav_48k(&fixture("speech_48k_mono.wav"));
-    let received = read_wav_48k(audio);
-    // 1 s windows; speech sits around -20 dBFS RMS, so 0.01 skips the pauses.
-    let matched = match_windows(&speech, &received, 48_000, 0.01);
-    let ncc = matched.weighted_ncc().unwrap_or(0.0);
-    eprintln!("{what}: audio {}", matched.describe(48_000));
-    assert!(
-        matched.windows.len() >= 4,
-        "{what}: too little audio arrived: {matched:?}"
-    );
-    assert!(
-        ncc >= 0.8,
-        "{what}: NCC {ncc:.3} < 0.8: {}",
-        matched.describe(48_000)
-    );
-}
-
 #[test]
 fn footage_and_speech_cross_both_ways_in_one_call() {
     let _turn = common::one_call_at_a_time();
     let home = Home::new();
     let (_server, url) = home.serve(&[]);
-    let (clip, speech) = (fixture("clip_320x240.y4m"), fixture("speech_48k_mono.wav"));
+    let (clip, speech) = (fixture(CLIP), fixture(SPEECH));
     let (jv, ja) = (home.path("at-jerry.y4m"), home.path("at-jerry.wav"));
     let (tv, ta) = (home.path("at-tom.y4m"), home.path("at-tom.wav"));
 
@@ -108,8 +61,8 @@ fn footage_and_speech_cross_both_ways_in_one_call() {
     let jerry_sent = frames_sent_before_end(&jerry);
     drop(jerry);
 
-    check_direction("tom → jerry", tom_sent, &jv, &ja);
-    check_direction("jerry → tom", jerry_sent, &tv, &ta);
+    check_received("tom → jerry", tom_sent, &jv, &ja, 0.8);
+    check_received("jerry → tom", jerry_sent, &tv, &ta, 0.8);
 }
 
 /// The receiver's jitter buffer kept a delay inside its 20-200 ms range and, on a

@@ -6,26 +6,19 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use common::media_check::read_y4m;
+use common::media_check::{CLIP, SPEECH, file_source, read_y4m};
 use common::netlab::{LabCall, media_lab};
 use common::process::{Home, Proc};
 use rtc_netlab::{Impairment, Profile};
 
-fn fixture(name: &str) -> String {
-    let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
-    path.display().to_string()
-}
-
 /// A home whose calls send the bundled footage and speech, play nothing, and wait long
 /// enough for a call through a cut.
 fn footage_home() -> Home {
-    let camera = format!("file:{}", fixture("clip_320x240.y4m"));
-    let mic = format!("file:{}", fixture("speech_48k_mono.wav"));
+    let camera = file_source(CLIP);
+    let mic = file_source(SPEECH);
     Home::new()
         .with_media(&[
             "--camera",

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use common::media_check::{CLIP, SPEECH, file_source};
 use common::process::{Home, LOOPBACK_ONLY, Proc, TONE_NO_SPEAKER, WAIT, sh_quote, test_pattern};
 
 /// The pane's size in cells: a 200x58 video area above the notice, status and help lines.
@@ -205,14 +206,6 @@ fn shows_connected_clock(status: &str) -> bool {
     })
 }
 
-fn fixture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-        .display()
-        .to_string()
-}
-
 /// Waits up to [`WAIT`] for `path` to hold a complete (newline-ended) text; panics
 /// with `what` and the pane otherwise.
 fn wait_for_file(tmux: &Tmux, path: &Path, what: &str) -> String {
@@ -268,8 +261,8 @@ fn call_screen_shows_video_mutes_both_sides_hangs_up_and_restores_the_terminal()
     let home = Home::new();
     let (server, url) = home.serve(&[]);
 
-    let clip = format!("file:{}", fixture("clip_320x240.y4m"));
-    let speech = format!("file:{}", fixture("speech_48k_mono.wav"));
+    let clip = file_source(CLIP);
+    let speech = file_source(SPEECH);
     let jerry = home.listener(
         &url,
         "jerry",

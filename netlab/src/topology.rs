@@ -176,6 +176,7 @@ impl NatLab {
             nft(nat, &router_rules(options.mapping))?;
         }
         forwarding_on(&public)?;
+        default_route_to_nowhere(&mut lab, &public)?;
         if options.block_direct_udp {
             nft(&public, BLOCK_DIRECT_UDP)?;
         }
@@ -188,6 +189,33 @@ impl NatLab {
             home2,
         })
     }
+}
+
+/// A default route out of `ns` into a link where every packet is silently dropped, as
+/// the rest of the internet looks from a server that sends to an unreachable private
+/// address: the send succeeds and nothing comes back.
+///
+/// Without it a send to an address with no route fails at once with `ENETUNREACH`,
+/// and coturn 4.6.1 closes the whole allocation on a failed send from its relay socket
+/// (`send_data_from_ioa_socket_nbh` sets `tobeclosed`): the first ICE check to the
+/// other home's host candidate then ended every relayed call in this lab.
+fn default_route_to_nowhere(lab: &mut Lab, ns: &Namespace) -> anyhow::Result<()> {
+    let gateway = Ipv4Addr::new(10, 255, 255, 1);
+    let nowhere = lab.namespace("nowhere")?;
+    lab.veth(
+        (
+            ns,
+            "inet",
+            Ipv4Cidr::new(Ipv4Addr::new(10, 255, 255, 2), 30),
+        ),
+        (&nowhere, "void", Ipv4Cidr::new(gateway, 30)),
+    )?;
+    ns.run(
+        "ip",
+        &["route", "add", "default", "via", &gateway.to_string()],
+    )?;
+    // `nowhere` does not forward (the default): everything routed to it is dropped.
+    Ok(())
 }
 
 /// nftables rules of a home router: masquerade everything leaving `wan`, and drop

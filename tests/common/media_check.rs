@@ -1,12 +1,77 @@
 //! Checks of what a call carried: recorded video against its source frames (PSNR), and
 //! reading recorded audio (matched against its source by [`super::audio_match`]).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rtc_cli::media::audio::wav::read_mono;
 use rtc_cli::media::video::I420Frame;
 use rtc_cli::media::video::quality::psnr;
 use rtc_cli::media::video::y4m::Y4mReader;
+
+use super::audio_match::match_windows;
+
+/// The footage every media test sends: `tests/fixtures/clip_320x240.y4m`.
+pub const CLIP: &str = "clip_320x240.y4m";
+/// The speech every media test sends: `tests/fixtures/speech_48k_mono.wav`.
+pub const SPEECH: &str = "speech_48k_mono.wav";
+
+/// `tests/fixtures/<name>`.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// `file:<path of the fixture>`, the `--camera` / `--mic` source of a fixture.
+pub fn file_source(name: &str) -> String {
+    format!("file:{}", fixture(name).display())
+}
+
+/// Checks what one direction of a call carried, recorded at its receiver in `video`
+/// (Y4M) and `audio` (WAV), against the [`CLIP`] and [`SPEECH`] the sender sent
+/// (`sent`: the sender's `frames_sent`): at least 90 % of the frames arrived, none under
+/// 32 dB PSNR against its best-matching source frame, at least four 1 s windows of
+/// speech with a weighted NCC of at least `min_ncc` (0.8 on loopback, where Opus alone
+/// keeps windows between 0.77 and 0.89). Prints the figures under `what`.
+pub fn check_received(what: &str, sent: u64, video: &Path, audio: &Path, min_ncc: f64) {
+    let source_frames = read_y4m(&fixture(CLIP));
+    let recorded = read_y4m(video);
+    let arrived = recorded.len() as f64 / sent as f64;
+    eprintln!(
+        "{what}: {} of {sent} frames arrived ({:.1} %)",
+        recorded.len(),
+        arrived * 100.0
+    );
+    assert!(
+        arrived >= 0.9,
+        "{what}: only {} of {sent} frames arrived",
+        recorded.len()
+    );
+    let psnrs = best_match_psnrs(&recorded, &source_frames);
+    let worst = psnrs.iter().copied().fold(f64::INFINITY, f64::min);
+    let mean = psnrs.iter().sum::<f64>() / psnrs.len() as f64;
+    eprintln!("{what}: PSNR worst {worst:.1} dB, mean {mean:.1} dB");
+    assert!(
+        worst >= 32.0,
+        "{what}: a frame has PSNR {worst:.1} dB < 32 dB"
+    );
+
+    let speech = read_wav_48k(&fixture(SPEECH));
+    let received = read_wav_48k(audio);
+    // 1 s windows; speech sits around -20 dBFS RMS, so 0.01 skips the pauses.
+    let matched = match_windows(&speech, &received, 48_000, 0.01);
+    let ncc = matched.weighted_ncc().unwrap_or(0.0);
+    eprintln!("{what}: audio {}", matched.describe(48_000));
+    assert!(
+        matched.windows.len() >= 4,
+        "{what}: too little audio arrived: {matched:?}"
+    );
+    assert!(
+        ncc >= min_ncc,
+        "{what}: NCC {ncc:.3} < {min_ncc}: {}",
+        matched.describe(48_000)
+    );
+}
 
 /// Every frame of a Y4M file.
 pub fn read_y4m(path: &Path) -> Vec<I420Frame> {

@@ -207,17 +207,24 @@ impl Proc {
         })
     }
 
-    /// The latest event seen so far (including lines already printed) with these fields.
-    pub fn last_seen(&self, fields: &[(&str, &str)]) -> serde_json::Value {
+    /// Every event seen so far (including lines already printed) with these fields, in
+    /// order.
+    pub fn all_seen(&self, fields: &[(&str, &str)]) -> Vec<serde_json::Value> {
         while let Ok(line) = self.lines.try_recv() {
             self.parse(&line);
         }
         self.seen
             .borrow()
             .iter()
-            .rev()
-            .find(|v| fields.iter().all(|(k, want)| v[*k] == *want))
+            .filter(|v| fields.iter().all(|(k, want)| v[*k] == *want))
             .cloned()
+            .collect()
+    }
+
+    /// The latest event seen so far (including lines already printed) with these fields.
+    pub fn last_seen(&self, fields: &[(&str, &str)]) -> serde_json::Value {
+        self.all_seen(fields)
+            .pop()
             .unwrap_or_else(|| panic!("{}: no event {fields:?} was printed", self.name))
     }
 
