@@ -58,7 +58,7 @@ async fn relay_until_connected(a: &mut Side, b: &mut Side) {
                 me.media.start_sending();
                 me.connected = true;
             }
-            MediaEvent::Peer(PeerEvent::Failed) => panic!("ICE failed"),
+            MediaEvent::Peer(PeerEvent::Failed(stage)) => panic!("{stage:?} failed"),
             _ => {}
         }
     }

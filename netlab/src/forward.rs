@@ -145,7 +145,7 @@ impl Direction {
                         if (at.as_micros() as u64) < self.cut_until_us.load(Ordering::Relaxed) {
                             Verdict::Drop(DropReason::Cut)
                         } else {
-                            self.model.decide(at, n)
+                            self.model.decide_packet(at, &buf[..n])
                         };
                     match verdict {
                         Verdict::Deliver(at) => {

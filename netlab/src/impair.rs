@@ -97,6 +97,10 @@ pub struct Impairment {
     pub bottleneck: Option<Bottleneck>,
     /// A full cut, if any.
     pub cut: Option<Cut>,
+    /// Drop every DTLS datagram (a UDP payload whose first byte is 20-63, RFC 7983 §7)
+    /// from the start of the link for this long, letting ICE's STUN and everything else
+    /// through: a handshake that gives up, for the setup-retry tests.
+    pub dtls_blackout: Option<Duration>,
 }
 
 /// The named profiles of issue 9's table; `Profile::ALL` lists them in table order.
@@ -243,6 +247,22 @@ impl FromStr for Profile {
     }
 }
 
+/// Whether an IPv4 packet is a UDP datagram whose payload starts with a DTLS content
+/// type (first byte 20-63, the DTLS range of RFC 7983 §7).
+fn is_dtls(packet: &[u8]) -> bool {
+    const UDP: u8 = 17;
+    let Some(&version_ihl) = packet.first() else {
+        return false;
+    };
+    let header = usize::from(version_ihl & 0x0f) * 4;
+    if version_ihl >> 4 != 4 || packet.get(9) != Some(&UDP) {
+        return false;
+    }
+    packet
+        .get(header + 8)
+        .is_some_and(|first| (20..=63).contains(first))
+}
+
 /// Why a packet was dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DropReason {
@@ -250,7 +270,7 @@ pub enum DropReason {
     Loss,
     /// The bottleneck's queue was full.
     Queue,
-    /// The link was cut.
+    /// The link was cut (everything, or DTLS only during a `dtls_blackout`).
     Cut,
 }
 
@@ -282,6 +302,15 @@ impl LinkModel {
             rng: StdRng::seed_from_u64(seed),
             busy_until: Duration::ZERO,
         }
+    }
+
+    /// The verdict on the IPv4 `packet` arriving at `at`: [`LinkModel::decide`], after
+    /// the DTLS blackout if one is set.
+    pub fn decide_packet(&mut self, at: Duration, packet: &[u8]) -> Verdict {
+        if self.impairment.dtls_blackout.is_some_and(|b| at < b) && is_dtls(packet) {
+            return Verdict::Drop(DropReason::Cut);
+        }
+        self.decide(at, packet.len())
     }
 
     /// The verdict on a packet of `size_bytes` arriving at `at` (since the link started;
@@ -459,6 +488,47 @@ mod tests {
             (2900..=3100).contains(&through),
             "{through} of 6000 through"
         );
+    }
+
+    /// An IPv4/UDP packet (20-byte header, no options) with `payload`.
+    fn udp_packet(payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![0u8; 28];
+        p[0] = 0x45;
+        p[9] = 17;
+        p.extend_from_slice(payload);
+        p
+    }
+
+    #[test]
+    fn a_dtls_blackout_drops_dtls_only_and_only_while_it_lasts() {
+        let mut m = LinkModel::new(
+            Impairment {
+                dtls_blackout: Some(Duration::from_secs(2)),
+                ..Impairment::default()
+            },
+            1,
+        );
+        let (stun, dtls) = (udp_packet(&[0, 1, 0, 0]), udp_packet(&[22, 0xfe, 0xfd]));
+        let at = Duration::from_secs;
+        assert!(matches!(m.decide_packet(at(0), &stun), Verdict::Deliver(_)));
+        assert_eq!(
+            m.decide_packet(at(0), &dtls),
+            Verdict::Drop(DropReason::Cut)
+        );
+        assert!(matches!(m.decide_packet(at(1), &stun), Verdict::Deliver(_)));
+        assert_eq!(
+            m.decide_packet(at(1), &dtls),
+            Verdict::Drop(DropReason::Cut)
+        );
+        assert!(matches!(m.decide_packet(at(2), &dtls), Verdict::Deliver(_)));
+        // Not UDP (TCP, protocol 6) with the same first payload byte: untouched.
+        let mut tcp = udp_packet(&[22]);
+        tcp[9] = 6;
+        let mut fresh = LinkModel::new(m.impairment, 1);
+        assert!(matches!(
+            fresh.decide_packet(at(0), &tcp),
+            Verdict::Deliver(_)
+        ));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use tracing::{debug, info, warn};
 
 use super::media::{MediaCall, MediaEvent, VideoSlots};
 use super::peer::turn_check;
-use super::peer::{IceServer, PeerEvent};
+use super::peer::{FailedStage, IceServer, PeerEvent};
 use super::{
     AppEvent, CallId, CallState, Direction, EndReason, ExitCode, MediaState, TimedEvent,
     UserCommand, UserId,
@@ -26,6 +26,17 @@ use crate::signaling::protocol::{ClientMessage, ErrorCode, ServerEndReason, Serv
 /// ends `peer-gone` (a peer that is merely muted with its camera off is found out by ICE
 /// consent instead, RFC 7675).
 const PEER_GONE_SILENCE: u32 = 3;
+
+/// PeerConnections one call may try when the DTLS handshake gives up before the call
+/// connects: under 10 % loss one setup in about 30 failed that way (BENCHMARKS), so a
+/// second and a third try make a failed setup rare.
+const SETUP_ATTEMPTS: u32 = 3;
+
+/// The first `a=fingerprint` value of an SDP (RFC 8122 §5): `sha-256 AB:CD:…`.
+fn dtls_fingerprint(sdp: &str) -> Option<&str> {
+    sdp.lines()
+        .find_map(|l| l.trim_end().strip_prefix("a=fingerprint:"))
+}
 
 /// How long the TURN check after a failed ICE waits for each server's answer: an
 /// Allocate and its authenticated retry take two round trips.
@@ -86,6 +97,14 @@ struct ActiveCall {
     peer_unconfirmed: Option<u32>,
     /// Whether we gathered a relay (TURN) candidate for this call.
     relay_gathered: bool,
+    /// Which PeerConnection of this call is up: 1, then one more each time the setup
+    /// starts over after DTLS gave up (at most [`SETUP_ATTEMPTS`]).
+    setup_attempt: u32,
+    /// We started over and sent a fresh offer that is not answered yet.
+    fresh_offer_pending: bool,
+    /// The DTLS fingerprint (`a=fingerprint`) of the peer's current SDP, which tells a
+    /// fresh PeerConnection's offer from an ICE restart.
+    remote_fingerprint: Option<String>,
 }
 
 impl ActiveCall {
@@ -99,6 +118,9 @@ impl ActiveCall {
             reconnect: None,
             peer_unconfirmed: None,
             relay_gathered: false,
+            setup_attempt: 1,
+            fresh_offer_pending: false,
+            remote_fingerprint: None,
         }
     }
 }
@@ -440,14 +462,7 @@ impl Controller {
                 self.on_remote_offer(call_id, &sdp).await
             }
             ServerMessage::Answer { call_id, sdp, .. } if self.is_current(&call_id) => {
-                if let Some(media) = &self.media
-                    && let Err(e) = media.peer().accept_answer(&sdp).await
-                {
-                    return self
-                        .fail_call(format!("bad SDP answer from the peer: {e:#}"))
-                        .await;
-                }
-                Next::Continue
+                self.on_remote_answer(&sdp).await
             }
             ServerMessage::Candidate {
                 call_id, candidate, ..
@@ -589,35 +604,76 @@ impl Controller {
     async fn on_accepted(&mut self) -> Next {
         self.set_state(CallState::Connecting).await;
         self.send_media_state().await;
-        let (tx, rx) = mpsc::channel(64);
-        let mut settings = self.media_config.clone();
-        settings.ice_servers.extend(self.server_ice.iter().cloned());
-        let media = match MediaCall::start(&settings, &self.slots, tx).await {
-            Ok(media) => media,
-            Err(e) => return self.fail_call(format!("cannot start media: {e:#}")).await,
-        };
-        media.set_muted(self.local.muted);
-        media.set_camera(self.local.camera);
-        self.media_events = Some(rx);
+        if let Err(e) = self.start_media().await {
+            return self.fail_call(format!("cannot start media: {e:#}")).await;
+        }
         let outgoing = self
             .call
             .as_ref()
             .is_some_and(|c| c.direction == Direction::Outgoing);
         if outgoing {
-            let offer = media.peer().create_offer().await;
-            self.media = Some(media);
-            match offer {
-                Ok(sdp) => self.send_sdp(true, sdp).await,
-                Err(e) => {
-                    return self
-                        .fail_call(format!("cannot create the SDP offer: {e:#}"))
-                        .await;
-                }
-            }
-        } else {
-            self.media = Some(media);
+            return self.send_offer().await;
         }
         Next::Continue
+    }
+
+    /// Starts the call's media (devices, encoders, a new PeerConnection), closing the
+    /// previous one if there is one.
+    async fn start_media(&mut self) -> anyhow::Result<()> {
+        if let Some(old) = self.media.take() {
+            old.close().await;
+        }
+        let (tx, rx) = mpsc::channel(64);
+        let mut settings = self.media_config.clone();
+        settings.ice_servers.extend(self.server_ice.iter().cloned());
+        let media = MediaCall::start(&settings, &self.slots, tx).await?;
+        media.set_muted(self.local.muted);
+        media.set_camera(self.local.camera);
+        self.media_events = Some(rx);
+        self.media = Some(media);
+        Ok(())
+    }
+
+    /// Sends an SDP offer from the current PeerConnection.
+    async fn send_offer(&mut self) -> Next {
+        let Some(media) = &self.media else {
+            return Next::Continue;
+        };
+        match media.peer().create_offer().await {
+            Ok(sdp) => {
+                self.send_sdp(true, sdp).await;
+                Next::Continue
+            }
+            Err(e) => {
+                self.fail_call(format!("cannot create the SDP offer: {e:#}"))
+                    .await
+            }
+        }
+    }
+
+    /// The DTLS handshake gave up before the call ever connected (heavy loss can exhaust
+    /// rtc-dtls's 7 retransmissions): start over with a fresh PeerConnection and offer
+    /// it. The peer sees a new DTLS fingerprint in the offer and starts over too (see
+    /// [`Controller::on_remote_offer`]).
+    async fn retry_setup(&mut self) -> Next {
+        let Some(call) = self.call.as_mut() else {
+            return Next::Continue;
+        };
+        call.setup_attempt += 1;
+        call.fresh_offer_pending = true;
+        let attempt = call.setup_attempt;
+        info!(
+            attempt,
+            "DTLS gave up before the call connected: a fresh peer connection"
+        );
+        self.notice(format!(
+            "the secure connection did not come up; trying again ({attempt} of {SETUP_ATTEMPTS})"
+        ))
+        .await;
+        if let Err(e) = self.start_media().await {
+            return self.fail_call(format!("cannot start media: {e:#}")).await;
+        }
+        self.send_offer().await
     }
 
     async fn send_sdp(&self, offer: bool, sdp: String) {
@@ -631,14 +687,41 @@ impl Controller {
         .await;
     }
 
-    /// An SDP offer: the first one (we are the callee), or an ICE restart.
+    /// An SDP offer: the first one (we are the callee), an ICE restart, or a fresh
+    /// connection after a failed setup (a new DTLS fingerprint, RFC 8122 §5: the peer
+    /// started over with a new PeerConnection, so we do too).
     async fn on_remote_offer(&mut self, call_id: CallId, sdp: &str) -> Next {
+        let Some(call) = self.call.as_mut() else {
+            return Next::Continue;
+        };
+        let fresh = call
+            .remote_fingerprint
+            .as_deref()
+            .is_some_and(|known| dtls_fingerprint(sdp) != Some(known));
+        if fresh {
+            if call.fresh_offer_pending && call.direction == Direction::Outgoing {
+                debug!("both sides started over at once; the caller's offer stands");
+                return Next::Continue;
+            }
+            call.setup_attempt += 1;
+            info!(
+                attempt = call.setup_attempt,
+                "the peer started over: a fresh peer connection"
+            );
+            if let Err(e) = self.start_media().await {
+                return self.fail_call(format!("cannot start media: {e:#}")).await;
+            }
+        }
         let Some(media) = &self.media else {
             warn!(%call_id, "SDP offer before media started; ignored");
             return Next::Continue;
         };
         match media.peer().accept_offer(sdp).await {
             Ok(answer) => {
+                if let Some(call) = self.call.as_mut() {
+                    call.remote_fingerprint = dtls_fingerprint(sdp).map(str::to_owned);
+                    call.fresh_offer_pending = false;
+                }
                 self.send_sdp(false, answer).await;
                 Next::Continue
             }
@@ -653,6 +736,23 @@ impl Controller {
                     .await
             }
         }
+    }
+
+    /// An SDP answer to our offer.
+    async fn on_remote_answer(&mut self, sdp: &str) -> Next {
+        let Some(media) = &self.media else {
+            return Next::Continue;
+        };
+        if let Err(e) = media.peer().accept_answer(sdp).await {
+            return self
+                .fail_call(format!("bad SDP answer from the peer: {e:#}"))
+                .await;
+        }
+        if let Some(call) = self.call.as_mut() {
+            call.remote_fingerprint = dtls_fingerprint(sdp).map(str::to_owned);
+            call.fresh_offer_pending = false;
+        }
+        Next::Continue
     }
 
     /// Ends the call for a media failure: tells the peer, shows why, ends with `failed`.
@@ -709,7 +809,15 @@ impl Controller {
                 self.set_state(CallState::Connected).await;
             }
             MediaEvent::Peer(PeerEvent::Disconnected) => return self.on_disconnected().await,
-            MediaEvent::Peer(PeerEvent::Failed) => {
+            MediaEvent::Peer(PeerEvent::Failed(stage)) => {
+                let retry = self.call.as_ref().is_some_and(|c| {
+                    stage == FailedStage::Dtls
+                        && c.connected_at.is_none()
+                        && c.setup_attempt < SETUP_ATTEMPTS
+                });
+                if retry {
+                    return self.retry_setup().await;
+                }
                 if self.call.as_ref().is_some_and(|c| c.reconnect.is_some()) {
                     // One restart gave up; the next one (or the deadline) follows.
                     debug!("an ICE restart did not connect; trying on");

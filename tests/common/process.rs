@@ -267,9 +267,16 @@ impl Default for Home {
 }
 
 impl Home {
+    /// A fresh home in a temp dir, removed at the end unless `RTC_TEST_KEEP` is set (then
+    /// its path, with every process's log and stderr, is printed to keep).
     pub fn new() -> Self {
+        let mut dir = tempfile::tempdir().expect("temp dir");
+        if std::env::var_os("RTC_TEST_KEEP").is_some() {
+            dir.disable_cleanup(true);
+            eprintln!("RTC_TEST_KEEP: home {}", dir.path().display());
+        }
         Self {
-            dir: tempfile::tempdir().expect("temp dir"),
+            dir,
             media: Vec::new(),
             env: Vec::new(),
             wait: WAIT,

@@ -12,13 +12,13 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
-    PeerConnectionEventHandler, RTCIceGatheringState, RTCPeerConnectionIceEvent,
-    RTCPeerConnectionState,
+    PeerConnectionEventHandler, RTCIceConnectionState, RTCIceGatheringState,
+    RTCPeerConnectionIceEvent, RTCPeerConnectionState,
 };
 
-use super::PeerEvent;
 use super::codecs::{AUDIO_CLOCK_RATE_HZ, VIDEO_CLOCK_RATE_HZ};
 use super::media::{ReceivedCounters, RtpPacket, forward_remote_track};
+use super::{FailedStage, PeerEvent};
 use crate::signaling::protocol::IceCandidate;
 
 /// The remote video track, kept to send PLIs on.
@@ -36,6 +36,11 @@ pub(crate) struct Shared {
     pub(crate) gathered: watch::Sender<bool>,
     /// Set once `Failed` was reported for the current connection attempt.
     failed_reported: AtomicBool,
+    /// Whether ICE has reached `connected` (or `completed`) in this session, so a
+    /// failure before the connection came up was DTLS's, not ICE's.
+    ice_was_connected: AtomicBool,
+    /// Whether the PeerConnection has been `connected` (ICE and DTLS) in this session.
+    was_connected: AtomicBool,
     /// Set by `close`; silences every later event.
     pub(crate) closed: AtomicBool,
     video_tx: mpsc::Sender<RtpPacket>,
@@ -65,6 +70,8 @@ impl Shared {
             state: watch::Sender::new(RTCPeerConnectionState::New),
             gathered: watch::Sender::new(false),
             failed_reported: AtomicBool::new(false),
+            ice_was_connected: AtomicBool::new(false),
+            was_connected: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             video_tx,
             audio_tx,
@@ -87,11 +94,19 @@ impl Shared {
         }
     }
 
-    /// Emits `Failed` once per connection attempt.
+    /// Emits `Failed` once per connection attempt, with the stage it stopped at: DTLS
+    /// when ICE had connected but the connection never came up.
     pub(crate) fn report_failed(&self, why: &str) {
         if !self.failed_reported.swap(true, Ordering::AcqRel) {
-            tracing::warn!(why, "peer connection failed");
-            self.emit(PeerEvent::Failed);
+            let dtls = self.ice_was_connected.load(Ordering::Acquire)
+                && !self.was_connected.load(Ordering::Acquire);
+            let stage = if dtls {
+                FailedStage::Dtls
+            } else {
+                FailedStage::Ice
+            };
+            tracing::warn!(why, ?stage, "peer connection failed");
+            self.emit(PeerEvent::Failed(stage));
         }
     }
 
@@ -182,13 +197,33 @@ impl PeerConnectionEventHandler for PeerHandler {
         }
     }
 
+    async fn on_ice_connection_state_change(&self, state: RTCIceConnectionState) {
+        tracing::debug!(%state, "ICE connection state");
+        if matches!(
+            state,
+            RTCIceConnectionState::Connected | RTCIceConnectionState::Completed
+        ) {
+            self.shared.ice_was_connected.store(true, Ordering::Release);
+        }
+    }
+
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         tracing::info!(%state, "peer connection state");
         self.shared.state.send_replace(state);
         match state {
             RTCPeerConnectionState::Connected => {
                 self.shared.failed_reported.store(false, Ordering::Release);
+                self.shared.was_connected.store(true, Ordering::Release);
                 self.shared.emit(PeerEvent::Connected);
+            }
+            // Never connected yet ICE had (only then can it drop): DTLS did not finish.
+            // webrtc 0.21 leaves the state at `connecting` when the DTLS handshake gives
+            // up ("invalid state machine transition"); the peer's ICE then goes quiet.
+            RTCPeerConnectionState::Disconnected
+                if !self.shared.was_connected.load(Ordering::Acquire) =>
+            {
+                self.shared
+                    .report_failed("ICE dropped before the DTLS handshake completed");
             }
             RTCPeerConnectionState::Disconnected => self.shared.emit(PeerEvent::Disconnected),
             RTCPeerConnectionState::Failed => self.shared.report_failed("ICE or DTLS failed"),

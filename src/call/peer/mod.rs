@@ -52,6 +52,31 @@ use handler::{PeerHandler, Shared};
 use media::{LocalTrack, ReceivedCounters};
 use nack::RttCell;
 
+/// How long after ICE starts the controlling side may nominate a pair whose less
+/// preferred end is server-reflexive, peer-reflexive or relayed (host pairs: at once).
+///
+/// The nomination in webrtc 0.21 is final, so these give better pairs a head start; its
+/// defaults (pion's: 500 ms, 1 s, 2 s) made a relayed call take 3.0 s to connect and a
+/// srflx one 0.8 s in the NAT lab (BENCHMARKS "Calls across NATs"). A host pair on a LAN
+/// answers within milliseconds and a srflx pair within one round trip, so shorter waits
+/// keep the better path in practice and take the relay when it is the only one.
+pub const ACCEPTANCE_MIN_WAIT: AcceptanceWaits = AcceptanceWaits {
+    srflx: Duration::from_millis(150),
+    prflx: Duration::from_millis(300),
+    relay: Duration::from_millis(500),
+};
+
+/// Minimum waits before nominating a pair by candidate type (see [`ACCEPTANCE_MIN_WAIT`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AcceptanceWaits {
+    /// Server-reflexive (STUN) candidates.
+    pub srflx: Duration,
+    /// Peer-reflexive candidates (learnt from an incoming check).
+    pub prflx: Duration,
+    /// Relayed (TURN) candidates.
+    pub relay: Duration,
+}
+
 /// How long ICE and DTLS may take to connect (or reconnect after an ICE restart) before
 /// the call ends with `ice-failed` (the requirement).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -71,6 +96,17 @@ pub const REMOTE_VIDEO_QUEUE: usize = 512;
 /// Remote audio RTP packets buffered for the pipeline: 2.56 s of 20 ms Opus packets.
 pub const REMOTE_AUDIO_QUEUE: usize = 128;
 
+/// Where a connection attempt stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailedStage {
+    /// ICE never found a working candidate pair (no path between the peers).
+    Ice,
+    /// ICE connected but the DTLS handshake did not complete: rtc-dtls gives up after
+    /// 7 retransmissions of a flight (`DEFAULT_MAXIMUM_RETRANSMIT_NUMBER`, not
+    /// configurable in 0.21), which heavy loss can exhaust.
+    Dtls,
+}
+
 /// What the PeerConnection tells the call controller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerEvent {
@@ -83,9 +119,10 @@ pub enum PeerEvent {
     /// Connectivity was lost; the controller shows `reconnecting` and calls
     /// [`PeerSession::restart_ice`] (the offerer does; see there).
     Disconnected,
-    /// ICE/DTLS failed, or did not (re)connect within [`CONNECT_TIMEOUT`]: end the call
-    /// with `ice-failed`.
-    Failed,
+    /// ICE/DTLS failed, or did not (re)connect within [`CONNECT_TIMEOUT`]; where it
+    /// stopped. The controller ends the call `ice-failed`, or, for a DTLS handshake that
+    /// gave up before the call ever connected, starts over with a fresh connection.
+    Failed(FailedStage),
     /// The connection was closed.
     Closed,
     /// The peer asked for a keyframe (PLI or FIR) on our video track.
@@ -144,8 +181,12 @@ impl PeerSession {
             rtcp::KEYFRAME_REQUEST_FORWARDER_SLOT,
             rtcp::keyframe_request_forwarder(),
         );
+        let waits = ACCEPTANCE_MIN_WAIT;
         let settings = SettingEngineBuilder::new()
             .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+            .with_srflx_acceptance_min_wait(Some(waits.srflx))
+            .with_prflx_acceptance_min_wait(Some(waits.prflx))
+            .with_relay_acceptance_min_wait(Some(waits.relay))
             .build();
 
         let (internal_tx, internal_rx) = mpsc::unbounded_channel();
