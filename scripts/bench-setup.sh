@@ -13,29 +13,13 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 say() { echo "bench-setup: $*" >&2; }
-[ "$(id -u)" -eq 0 ] || { say "needs root (ip netns, /dev/net/tun)"; exit 1; }
 count="${1:-100}"
 profile="${2:-loss10}"
 case "$count" in ''|*[!0-9]*) say "N must be a whole number, got $count"; exit 2 ;; esac
 
-target="${CARGO_TARGET_DIR:-$root/target}"
-if [ -z "${RTC_CLI_BIN:-}" ] || [ -z "${RTC_NETLAB_BIN:-}" ]; then
-    say "building rtc-cli and rtc-netlab in release (a no-op when up to date)"
-    (cd "$root" && CARGO_TARGET_DIR="$target" cargo build --release --locked --workspace --bins >&2)
-fi
-bin="${RTC_CLI_BIN:-$target/release/rtc-cli}"
-netlab="${RTC_NETLAB_BIN:-$target/release/rtc-netlab}"
-workdir="$(mktemp -d "${TMPDIR:-/tmp}/rtc-bench-setup.XXXXXX")"
-status=0
-cleanup() {
-    "$netlab" sweep >/dev/null 2>&1 || true
-    if [ "$status" -eq 0 ] && [ -z "${RTC_BENCH_KEEP:-}" ]; then
-        rm -rf "$workdir"
-    else
-        say "logs kept in $workdir"
-    fi
-}
-trap 'status=$?; cleanup' EXIT
+# shellcheck source=scripts/bench_lab.sh
+. "$root/scripts/bench_lab.sh"
+bench_lab_init setup
 
 python3 - "$bin" "$netlab" "$root" "$workdir" "$count" "$profile" <<'PY'
 """Runs the calls and prints the figures (stdlib only)."""
@@ -47,7 +31,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(sys.argv[3], "scripts"))
-from bench_common import env_for, events, percentile, wait_for  # noqa: E402
+import bench_common  # noqa: E402
+from bench_common import events, percentile, stop, wait_for  # noqa: E402
 
 BIN, NETLAB, ROOT, WORK = sys.argv[1:5]
 COUNT, PROFILE = int(sys.argv[5]), sys.argv[6]
@@ -62,24 +47,12 @@ def log(msg):
 
 
 def spawn(name, argv, stdin=subprocess.DEVNULL):
-    out = open(os.path.join(WORK, name + ".out"), "w")
-    err = open(os.path.join(WORK, name + ".err"), "w")
-    return subprocess.Popen(argv, stdin=stdin, stdout=out, stderr=err, env=env_for(WORK, name))
+    return bench_common.spawn(WORK, name, argv, stdin)
 
 
 def rtc_cli(ns, name, args):
     return spawn(name, ["ip", "netns", "exec", ns, BIN, "--headless", "--log-file",
                         os.path.join(WORK, name + ".log")] + args)
-
-
-def stop(p):
-    if p.poll() is None:
-        p.terminate()
-        try:
-            p.wait(5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 lab = spawn("netlab", [NETLAB, "media", "--profile", PROFILE, "--seed", SEED,

@@ -1,10 +1,12 @@
 """Helpers shared by the benchmark scripts' Python runners (stdlib only): isolated
-environments, waiting for output lines, reading JSON event files, percentiles."""
+environments, starting and stopping processes, waiting for output lines, reading JSON
+event files, percentiles."""
 
 import datetime
 import json
 import os
 import re
+import subprocess
 import time
 
 
@@ -21,6 +23,25 @@ def env_for(work, name):
                RTC_CLI_CONFIG=os.path.join(work, name + ".toml"))
     os.makedirs(home, exist_ok=True)
     return env
+
+
+def spawn(work, name, argv, stdin=subprocess.DEVNULL):
+    """Starts `argv` with stdout and stderr in `work`/NAME.out and .err and the
+    environment of `env_for`."""
+    out = open(os.path.join(work, name + ".out"), "w")
+    err = open(os.path.join(work, name + ".err"), "w")
+    return subprocess.Popen(argv, stdin=stdin, stdout=out, stderr=err, env=env_for(work, name))
+
+
+def stop(p):
+    """Terminates `p` (SIGTERM, then SIGKILL after 5 s) and reaps it."""
+    if p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 def wait_for(path, pattern, proc, seconds):
