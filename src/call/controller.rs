@@ -823,6 +823,14 @@ impl Controller {
                     debug!("an ICE restart did not connect; trying on");
                     return Next::Continue;
                 }
+                if self.call.as_ref().is_some_and(|c| c.connected_at.is_some()) {
+                    // A connected call whose connection failed without a `disconnected`
+                    // first (the peer's restart offer came before we noticed the loss,
+                    // taking us from `connected` straight to `connecting`): reconnect
+                    // until the reconnect timeout, as after a `disconnected`.
+                    info!("the connection failed without a disconnect first; reconnecting");
+                    return self.on_disconnected().await;
+                }
                 self.send(ClientMessage::Hangup { call_id }).await;
                 return self.end_ice_failed().await;
             }
