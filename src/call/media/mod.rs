@@ -8,12 +8,14 @@
 //! writes the remote video to Y4M, `clock` turns test-pattern stamps into
 //! glass-to-glass latency, and `check` vets the sources and sinks at start-up.
 
+mod capacity;
 mod check;
 mod clock;
 mod receive;
 mod record;
 mod send;
 
+use capacity::CapacityMemory;
 pub use check::check_media;
 use receive::{AudioPlayout, VideoReceiver};
 use record::VideoRecorder;
@@ -590,7 +592,8 @@ const CONTROL_INTERVAL: Duration = Duration::from_millis(250);
 /// Stats events go out every this many control intervals: once a second.
 const STATS_EVERY: u64 = 4;
 
-/// Hands the estimate and RTT on every [`CONTROL_INTERVAL`] and emits a
+/// Hands the estimate (capped by the link capacity learnt from congestion, see
+/// [`CapacityMemory`]) and the RTT on every [`CONTROL_INTERVAL`] and emits a
 /// [`MediaEvent::Stats`] once a second.
 async fn report_stats(
     peer: Arc<PeerSession>,
@@ -601,6 +604,7 @@ async fn report_stats(
     let mut tick = tokio::time::interval(CONTROL_INTERVAL);
     tick.tick().await;
     let mut prev = peer.stats().await;
+    let mut capacity = CapacityMemory::default();
     for n in 1u64.. {
         tick.tick().await;
         let now = peer.stats().await;
@@ -610,9 +614,12 @@ async fn report_stats(
                 .store(rtt.as_micros() as u64, Ordering::Relaxed);
         }
         if let Some(estimate) = now.estimate_bps {
-            counters
-                .video_budget_kbps
-                .store(video_budget_kbps(estimate, audio_kbps), Ordering::Relaxed);
+            let allowed =
+                capacity.allowed_kbps(estimate / 1000.0, now.rtt, std::time::Instant::now());
+            counters.video_budget_kbps.store(
+                video_budget_kbps(allowed * 1000.0, audio_kbps),
+                Ordering::Relaxed,
+            );
         }
         if n % STATS_EVERY != 0 {
             continue;

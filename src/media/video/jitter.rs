@@ -52,6 +52,12 @@ const DELAY_PERCENTILE: f64 = 0.95;
 /// skipped. The wait is three RTTs plus this floor: room for the NACK interval and a
 /// retransmission that is itself lost once.
 const GAP_WAIT_FLOOR: Duration = Duration::from_millis(120);
+
+/// The RTT assumed until the first measurement (libwebrtc's `kDefaultRtt`, 100 ms).
+/// Assuming none made the first gaps wait only [`GAP_WAIT_FLOOR`]: on a 300 kbit/s link
+/// the first keyframe's retransmissions could not arrive in time, and the PLIs that
+/// followed drew more keyframes into the full queue.
+pub const DEFAULT_RTT: Duration = Duration::from_millis(100);
 const GAP_WAIT_MAX: Duration = Duration::from_millis(1500);
 
 /// One buffered RTP packet.
@@ -147,16 +153,18 @@ impl VideoJitterBuffer {
             need_keyframe: true,
             keyframe_request: false,
             gap_since: None,
-            rtt: Duration::ZERO,
+            rtt: DEFAULT_RTT,
             timing: PlayoutTiming::default(),
             stats: VideoJitterStats::default(),
         }
     }
 
     /// The round-trip time to the sender (the selected candidate pair's), which sets how
-    /// long a gap is waited for.
+    /// long a gap is waited for; zero (no measurement yet) keeps [`DEFAULT_RTT`].
     pub fn set_rtt(&mut self, rtt: Duration) {
-        self.rtt = rtt;
+        if !rtt.is_zero() {
+            self.rtt = rtt;
+        }
     }
 
     /// How long the frames behind a missing packet wait for its retransmission.
