@@ -15,13 +15,15 @@
 //! rate is the estimate, but no more than the capacity, which then grows by a few percent
 //! a second so a link that got better is found again.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// A fall of the estimate by more than this share between two updates is a congestion
-/// event. GCC's loss-based half cuts by 5 % per report at 10 % random loss, which stays
-/// below it; an overflowing queue's burst of loss and the delay detector's overuse cut
-/// deeper.
+/// A fall of the estimate by more than this share below its highest of the last
+/// [`DROP_WINDOW`] is a congestion event: an overflowing queue's burst of loss and the
+/// delay detector's overuse cut this deep, in one update or a few.
 const CONGESTION_DROP: f64 = 0.15;
+/// How far back the highest estimate is taken from.
+const DROP_WINDOW: Duration = Duration::from_secs(2);
 /// Share of the rate before the fall taken as the capacity sample (libwebrtc's beta).
 const BACKOFF: f64 = 0.85;
 /// Weight of a new sample in the capacity average.
@@ -44,8 +46,8 @@ const QUEUE_SAMPLES: u32 = 2;
 pub struct CapacityMemory {
     /// Learnt capacity, kbit/s; `None` until the first congestion event.
     capacity_kbps: Option<f64>,
-    /// The estimate at the previous update, kbit/s.
-    previous_kbps: Option<f64>,
+    /// The estimates of the last [`DROP_WINDOW`] since the last event: (when, kbit/s).
+    recent: VecDeque<(Instant, f64)>,
     /// When the previous update and the last congestion event were.
     updated: Option<Instant>,
     last_event: Option<Instant>,
@@ -66,11 +68,23 @@ impl CapacityMemory {
             .updated
             .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
         self.updated = Some(now);
-        let previous = self.previous_kbps.replace(estimate_kbps);
-        if let Some(previous) = previous
-            && estimate_kbps < previous * (1.0 - CONGESTION_DROP)
+        while self
+            .recent
+            .front()
+            .is_some_and(|(at, _)| now.saturating_duration_since(*at) > DROP_WINDOW)
         {
-            self.on_congestion(previous, now);
+            self.recent.pop_front();
+        }
+        let peak = self
+            .recent
+            .iter()
+            .map(|(_, e)| *e)
+            .fold(None, |m: Option<f64>, e| Some(m.map_or(e, |m| m.max(e))));
+        self.recent.push_back((now, estimate_kbps));
+        if let Some(peak) = peak
+            && estimate_kbps < peak * (1.0 - CONGESTION_DROP)
+        {
+            self.on_congestion(peak, now);
         } else if self.queue_standing(rtt) && !self.holding(now) {
             let sending = self
                 .capacity_kbps
@@ -134,6 +148,7 @@ impl CapacityMemory {
             None => sample,
         });
         self.last_event = Some(now);
+        self.recent.clear();
         tracing::debug!(
             previous_kbps,
             capacity_kbps = self.capacity_kbps,
@@ -198,6 +213,14 @@ mod tests {
     }
 
     #[test]
+    fn a_fall_spread_over_several_updates_is_one_event() {
+        let mut m = CapacityMemory::default();
+        // 300 down to 204 in four steps of under 15 % each, as GCC fell at a call's start.
+        feed(&mut m, Instant::now(), &[300.0, 280.0, 250.0, 225.0, 204.0]);
+        assert_eq!(m.capacity_kbps(), Some(300.0 * BACKOFF));
+    }
+
+    #[test]
     fn a_standing_queue_in_the_rtt_is_a_congestion_event_a_single_spike_is_not() {
         let mut m = CapacityMemory::default();
         let t0 = Instant::now();
@@ -220,8 +243,8 @@ mod tests {
     #[test]
     fn gentle_decreases_are_not_congestion_events() {
         let mut m = CapacityMemory::default();
-        // 5 % per update, as GCC's loss-based half at 10 % random loss.
-        let estimates: Vec<f64> = (0..10).map(|i| 800.0 * 0.95f64.powi(i)).collect();
+        // 2 % per update: 15 % takes longer than the window.
+        let estimates: Vec<f64> = (0..20).map(|i| 800.0 * 0.98f64.powi(i)).collect();
         assert_eq!(feed(&mut m, Instant::now(), &estimates), estimates);
         assert_eq!(m.capacity_kbps(), None);
     }
