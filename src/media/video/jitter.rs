@@ -54,7 +54,7 @@ const DELAY_PERCENTILE: f64 = 0.95;
 const GAP_WAIT_FLOOR: Duration = Duration::from_millis(120);
 
 /// The RTT assumed until the first measurement (libwebrtc's `kDefaultRtt`, 100 ms).
-/// Assuming none made the first gaps wait only [`GAP_WAIT_FLOOR`]: on a 300 kbit/s link
+/// Assuming none made the first gaps wait only the 120 ms floor: on a 300 kbit/s link
 /// the first keyframe's retransmissions could not arrive in time, and the PLIs that
 /// followed drew more keyframes into the full queue.
 pub const DEFAULT_RTT: Duration = Duration::from_millis(100);
