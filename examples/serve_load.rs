@@ -150,6 +150,7 @@ async fn handshake(caller: &mut Ws, callee: &mut Ws, to: &UserId, call_id: CallI
         ClientMessage::Call {
             call_id: call_id.clone(),
             to: to.clone(),
+            room: None,
         },
     )
     .await?;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::{RawClient, TestServer, id, ring};
 use proptest::prelude::*;
 use rtc_cli::signaling::protocol::{
-    CallId, ClientMessage, IceCandidate, MediaState, ServerMessage, UserId,
+    CallId, ClientMessage, IceCandidate, MediaState, RoomId, ServerMessage, UserId,
 };
 
 /// Ids the generated messages use: the fuzzed clients' own and strangers (never the
@@ -27,6 +27,11 @@ fn call_id() -> impl Strategy<Value = CallId> {
     prop::sample::select(&CALL_IDS[..]).prop_map(|s| CallId::parse(s).unwrap())
 }
 
+/// A room name from a small set, so members actually meet.
+fn room_id() -> impl Strategy<Value = RoomId> {
+    prop_oneof![Just("r1"), Just("r2")].prop_map(|s| RoomId::parse(s).unwrap())
+}
+
 /// Any valid client message, with ids from a small set so calls actually form.
 fn client_message() -> impl Strategy<Value = ClientMessage> {
     let sdp = "[ -~]{0,64}";
@@ -36,7 +41,10 @@ fn client_message() -> impl Strategy<Value = ClientMessage> {
             id,
             token: None
         }),
-        (call_id(), user_id()).prop_map(|(call_id, to)| ClientMessage::Call { call_id, to }),
+        (call_id(), user_id(), proptest::option::of(room_id()))
+            .prop_map(|(call_id, to, room)| ClientMessage::Call { call_id, to, room }),
+        room_id().prop_map(|room| ClientMessage::JoinRoom { room }),
+        room_id().prop_map(|room| ClientMessage::LeaveRoom { room }),
         call_id().prop_map(|call_id| ClientMessage::Accept { call_id }),
         call_id().prop_map(|call_id| ClientMessage::Refuse { call_id }),
         call_id().prop_map(|call_id| ClientMessage::Cancel { call_id }),

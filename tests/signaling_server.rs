@@ -167,6 +167,7 @@ async fn busy_callee_gets_busy_and_no_second_incoming() {
         .send(ClientMessage::Call {
             call_id: call_id("c2"),
             to: id("jerry"),
+            room: None,
         })
         .await;
     assert_eq!(
@@ -186,6 +187,7 @@ async fn calling_an_offline_user_ends_with_offline() {
     tom.send(ClientMessage::Call {
         call_id: call_id("c1"),
         to: id("nobody"),
+        room: None,
     })
     .await;
     assert!(matches!(
@@ -249,6 +251,7 @@ async fn vanished_client_ends_the_call_with_peer_gone() {
     tom.send(ClientMessage::Call {
         call_id: call_id("c2"),
         to: id("jerry"),
+        room: None,
     })
     .await;
     assert!(matches!(
@@ -262,19 +265,14 @@ async fn vanished_client_ends_the_call_with_peer_gone() {
 
 #[tokio::test]
 async fn silent_client_is_declared_gone_after_the_heartbeat_window() {
-    let server = TestServer::start(ServerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        heartbeat: Duration::from_millis(100),
-        dead_after: Duration::from_millis(400),
-        ..ServerConfig::default()
-    })
-    .await;
+    let server = TestServer::with_fast_heartbeat().await;
     let mut tom = RawClient::login(&server, "tom").await;
     // jerry logs in and then never reads again, so never answers a ping.
     let mut jerry = RawClient::login(&server, "jerry").await;
     tom.send(ClientMessage::Call {
         call_id: call_id("c1"),
         to: id("jerry"),
+        room: None,
     })
     .await;
     assert!(matches!(tom.recv().await, ServerMessage::Ringing { .. }));
@@ -319,12 +317,14 @@ async fn glare_results_in_exactly_one_call_both_sides_agree_on() {
     tom.send(ClientMessage::Call {
         call_id: call_id("from-tom"),
         to: id("jerry"),
+        room: None,
     })
     .await;
     jerry
         .send(ClientMessage::Call {
             call_id: call_id("from-jerry"),
             to: id("tom"),
+            room: None,
         })
         .await;
     // Gather what each side hears.
@@ -426,6 +426,7 @@ async fn malformed_input_gets_coded_errors_and_the_connection_stays_open() {
     c.send(ClientMessage::Call {
         call_id: call_id("early"),
         to: id("jerry"),
+        room: None,
     })
     .await;
     expect_error(c.recv().await, ErrorCode::NotLoggedIn);
@@ -465,6 +466,7 @@ async fn malformed_input_gets_coded_errors_and_the_connection_stays_open() {
     c.send(ClientMessage::Call {
         call_id: call_id("self"),
         to: id("tom"),
+        room: None,
     })
     .await;
     expect_error(c.recv().await, ErrorCode::SelfCall);

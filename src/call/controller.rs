@@ -420,6 +420,7 @@ impl Controller {
         self.send(ClientMessage::Call {
             call_id: id,
             to: peer.clone(),
+            room: None,
         })
         .await;
         self.set_state(CallState::Calling).await;
@@ -427,7 +428,7 @@ impl Controller {
 
     async fn on_server_message(&mut self, msg: ServerMessage) -> Next {
         match msg {
-            ServerMessage::Incoming { call_id, from } => self.on_incoming(call_id, from).await,
+            ServerMessage::Incoming { call_id, from, .. } => self.on_incoming(call_id, from).await,
             ServerMessage::Ringing { call_id, .. } if self.is_current(&call_id) => {
                 self.set_state(CallState::Ringing).await;
                 Next::Continue

@@ -81,45 +81,69 @@ impl fmt::Display for UserId {
     }
 }
 
+/// The parsing, serde and `Display` plumbing of a string newtype that takes the
+/// [`UserId`] alphabet and length.
+macro_rules! id_like {
+    ($name:ident) => {
+        impl $name {
+            /// Validates `s` (same alphabet and length as [`UserId`]).
+            pub fn parse(s: &str) -> Result<Self, UserIdError> {
+                UserId::parse(s).map(|id| Self(id.0))
+            }
+
+            /// The value as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = UserIdError;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                Self::parse(&s)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> Self {
+                id.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
 /// A call id chosen by the caller: 1-64 characters of `[A-Za-z0-9._-]` (a UUID in practice).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct CallId(String);
+
+id_like!(CallId);
 
 impl CallId {
     /// A fresh random call id (UUID v4).
     pub fn random() -> Self {
         Self(uuid::Uuid::new_v4().to_string())
     }
-
-    /// Validates `s` as a call id (same alphabet and length as [`UserId`]).
-    pub fn parse(s: &str) -> Result<Self, UserIdError> {
-        UserId::parse(s).map(|id| Self(id.0))
-    }
-
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl TryFrom<String> for CallId {
-    type Error = UserIdError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::parse(&s)
-    }
-}
+/// A room name: 1-64 characters of `[A-Za-z0-9._-]`, as a [`UserId`]. A room exists
+/// from its first member's `join_room` until its last member leaves.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RoomId(String);
 
-impl From<CallId> for String {
-    fn from(id: CallId) -> Self {
-        id.0
-    }
-}
+id_like!(RoomId);
 
-impl fmt::Display for CallId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+impl RoomId {
+    /// Most members a room holds: its calls are a mesh, each member sending to and
+    /// receiving from every other, and 4 is where that stops scaling.
+    pub const MAX_MEMBERS: usize = 4;
 }
 
 /// One ICE candidate as the browser API's `RTCIceCandidateInit` carries it
@@ -172,12 +196,28 @@ pub enum ClientMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         token: Option<String>,
     },
-    /// Start a call to `to` under a fresh `call_id`.
+    /// Start a call to `to` under a fresh `call_id`. With `room`, a call between two
+    /// members of that room (an existing member calls each newcomer): neither party is
+    /// busy for it, and it ends when either leaves the room.
     Call {
         /// The call this message is about.
         call_id: CallId,
         /// The callee.
         to: UserId,
+        /// The room both parties are in, for a room call.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<RoomId>,
+    },
+    /// Join (or create) the room `room`; answered with `room_joined`, or an `error`
+    /// (`room-full`, `already-in-call`).
+    JoinRoom {
+        /// The room.
+        room: RoomId,
+    },
+    /// Leave the room: the server ends the sender's room calls and tells the others.
+    LeaveRoom {
+        /// The room.
+        room: RoomId,
     },
     /// Callee accepts a ringing call.
     Accept {
@@ -300,6 +340,31 @@ pub enum ServerMessage {
         call_id: CallId,
         /// Who calls; stamped by the server.
         from: UserId,
+        /// For a room call, the room (the callee answers it without asking).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<RoomId>,
+    },
+    /// To a member that joined: who else is in the room (they will call it).
+    RoomJoined {
+        /// The room.
+        room: RoomId,
+        /// The other members, in the order they joined.
+        members: Vec<UserId>,
+    },
+    /// To the other members: `id` joined the room; each of them calls it.
+    MemberJoined {
+        /// The room.
+        room: RoomId,
+        /// The newcomer.
+        id: UserId,
+    },
+    /// To the other members: `id` left the room (or its connection died); its room
+    /// calls are over.
+    MemberLeft {
+        /// The room.
+        room: RoomId,
+        /// Who left.
+        id: UserId,
     },
     /// To the caller: the callee accepted.
     Accept {
@@ -451,6 +516,11 @@ pub enum ErrorCode {
     BadState,
     /// The sender is sending faster than the server relays.
     RateLimited,
+    /// The room already has [`RoomId::MAX_MEMBERS`] members.
+    RoomFull,
+    /// A room message about a room the sender (or, for a room call, the callee) is not
+    /// in.
+    NotInRoom,
 }
 
 impl ErrorCode {
@@ -489,6 +559,8 @@ const CLIENT_TYPES: &[&str] = &[
     "candidate",
     "end_of_candidates",
     "media_state",
+    "join_room",
+    "leave_room",
     "logout",
 ];
 
@@ -548,7 +620,9 @@ impl ClientMessage {
             | Self::Candidate { call_id, .. }
             | Self::EndOfCandidates { call_id }
             | Self::MediaState { call_id, .. } => Some(call_id),
-            Self::Login { .. } | Self::Logout => None,
+            Self::Login { .. } | Self::JoinRoom { .. } | Self::LeaveRoom { .. } | Self::Logout => {
+                None
+            }
         }
     }
 }
@@ -576,7 +650,12 @@ impl ServerMessage {
             | Self::MediaState { call_id, .. }
             | Self::CallEnded { call_id, .. } => Some(call_id),
             Self::Error { call_id, .. } => call_id.as_ref(),
-            Self::LoginOk { .. } | Self::Conflict { .. } | Self::Shutdown { .. } => None,
+            Self::LoginOk { .. }
+            | Self::Conflict { .. }
+            | Self::Shutdown { .. }
+            | Self::RoomJoined { .. }
+            | Self::MemberJoined { .. }
+            | Self::MemberLeft { .. } => None,
         }
     }
 }

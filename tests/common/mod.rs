@@ -62,6 +62,18 @@ impl TestServer {
         .await
     }
 
+    /// A server that pings every 100 ms and drops a client silent for 400 ms, for the
+    /// tests of dead connections.
+    pub async fn with_fast_heartbeat() -> Self {
+        Self::start(ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            heartbeat: Duration::from_millis(100),
+            dead_after: Duration::from_millis(400),
+            ..ServerConfig::default()
+        })
+        .await
+    }
+
     pub async fn open() -> Self {
         Self::with_ring_timeout(Duration::from_secs(45)).await
     }
@@ -187,6 +199,7 @@ pub async fn ring(caller: &mut RawClient, callee: &mut RawClient, cid: &str) -> 
         .send(ClientMessage::Call {
             call_id: c.clone(),
             to: callee.id.clone().expect("callee logged in"),
+            room: None,
         })
         .await;
     assert!(matches!(caller.recv().await, ServerMessage::Ringing { call_id, .. } if call_id == c));

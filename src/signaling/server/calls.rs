@@ -8,11 +8,11 @@ use tracing::{debug, info};
 use super::registry::{CallInstance, CallPhase};
 use super::session::Session;
 use crate::signaling::protocol::{
-    CallId, ClientMessage, ErrorCode, ServerEndReason, ServerMessage, UserId,
+    CallId, ClientMessage, ErrorCode, RoomId, ServerEndReason, ServerMessage, UserId,
 };
 
 impl Session {
-    pub(super) fn on_call(&self, me: &UserId, call_id: CallId, to: UserId) {
+    pub(super) fn on_call(&self, me: &UserId, call_id: CallId, to: UserId, room: Option<RoomId>) {
         let reply_err = |code, text: String| self.error(code, text, Some(call_id.clone()));
         if *me == to {
             return reply_err(ErrorCode::SelfCall, "you cannot call yourself".into());
@@ -22,6 +22,16 @@ impl Session {
             return reply_err(
                 ErrorCode::DuplicateCall,
                 format!("call id {call_id} is in use"),
+            );
+        }
+        if let Some(room) = room {
+            drop(reg);
+            return self.on_room_call(me, call_id, to, room);
+        }
+        if let Some(room) = reg.room_of.get(me) {
+            return reply_err(
+                ErrorCode::AlreadyInCall,
+                format!("you are in room {room}; leave it to place a call"),
             );
         }
         if let Some(current) = reg.call_of.get(me).cloned() {
@@ -51,21 +61,68 @@ impl Session {
             });
             return;
         }
-        if reg.call_of.contains_key(&to) {
+        if reg.call_of.contains_key(&to) || reg.room_of.contains_key(&to) {
             info!(from = %me, %to, "callee busy");
             self.reply(ServerMessage::Busy { call_id, from: to });
             return;
         }
-        let instance = reg.add_call(call_id.clone(), me.clone(), to.clone());
+        let instance = reg.add_call(call_id.clone(), me.clone(), to.clone(), None);
         reg.send_to(
             &to,
             ServerMessage::Incoming {
                 call_id: call_id.clone(),
                 from: me.clone(),
+                room: None,
             },
         );
         drop(reg);
         info!(from = %me, %to, %call_id, "ringing");
+        self.reply(ServerMessage::Ringing {
+            call_id: call_id.clone(),
+            to,
+        });
+        self.start_ring_timer(call_id, instance);
+    }
+
+    /// A call between two members of `room` (an existing member calls a newcomer): both
+    /// must be in it, and the pair may have one call there at a time.
+    fn on_room_call(&self, me: &UserId, call_id: CallId, to: UserId, room: RoomId) {
+        let reply_err = |code, text: String| self.error(code, text, Some(call_id.clone()));
+        let mut reg = self.shared.registry();
+        let both_in = [me, &to]
+            .iter()
+            .all(|id| reg.room_of.get(*id) == Some(&room));
+        if !both_in {
+            return reply_err(
+                ErrorCode::NotInRoom,
+                format!("{me} and {to} are not both in room {room}"),
+            );
+        }
+        let paired = reg.rooms.get(&room).is_some_and(|r| {
+            r.calls.iter().any(|c| {
+                reg.calls.get(c).is_some_and(|call| {
+                    (call.caller == *me && call.callee == to)
+                        || (call.caller == to && call.callee == *me)
+                })
+            })
+        });
+        if paired {
+            return reply_err(
+                ErrorCode::AlreadyInCall,
+                format!("you already have a call with {to} in room {room}"),
+            );
+        }
+        let instance = reg.add_call(call_id.clone(), me.clone(), to.clone(), Some(room.clone()));
+        reg.send_to(
+            &to,
+            ServerMessage::Incoming {
+                call_id: call_id.clone(),
+                from: me.clone(),
+                room: Some(room.clone()),
+            },
+        );
+        drop(reg);
+        info!(from = %me, %to, %room, %call_id, "room call ringing");
         self.reply(ServerMessage::Ringing {
             call_id: call_id.clone(),
             to,

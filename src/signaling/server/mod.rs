@@ -17,6 +17,7 @@ mod limits;
 mod listener;
 mod memory;
 mod registry;
+mod rooms;
 mod session;
 
 use std::net::SocketAddr;

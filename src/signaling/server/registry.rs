@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tracing::warn;
 
-use crate::signaling::protocol::{CallId, ServerEndReason, ServerMessage, UserId};
+use crate::signaling::protocol::{CallId, RoomId, ServerEndReason, ServerMessage, UserId};
 
 /// What a session's writer task sends.
 #[derive(Debug)]
@@ -67,6 +67,24 @@ pub(super) struct Call {
     pub(super) caller: UserId,
     pub(super) callee: UserId,
     pub(super) phase: CallPhase,
+    /// The room both parties are in, for a room call (not in [`Registry::call_of`]).
+    pub(super) room: Option<RoomId>,
+}
+
+/// A room: its members in the order they joined, and the calls between them.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Room {
+    pub(super) members: Vec<UserId>,
+    pub(super) calls: Vec<CallId>,
+}
+
+/// How a member left its room, which decides what its peers are told about their calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Departure {
+    /// `leave_room` or `logout`: a `hangup` from it on each call.
+    Left,
+    /// Its connection died or a newer login replaced it: `call_ended`, `peer-gone`.
+    Gone,
 }
 
 impl Call {
@@ -85,8 +103,11 @@ impl Call {
 pub(super) struct Registry {
     pub(super) sessions: HashMap<UserId, SessionHandle>,
     pub(super) calls: HashMap<CallId, Call>,
-    /// The one call each user is a party of.
+    /// The one 1:1 call each user is a party of (room calls are in [`Room::calls`]).
     pub(super) call_of: HashMap<UserId, CallId>,
+    pub(super) rooms: HashMap<RoomId, Room>,
+    /// The one room each user is in.
+    pub(super) room_of: HashMap<UserId, RoomId>,
     /// The last [`CallInstance`] handed out.
     last_instance: u64,
 }
@@ -98,17 +119,24 @@ impl Registry {
         }
     }
 
-    /// Records a new ringing call `caller` → `callee`; its instance.
+    /// Records a new ringing call `caller` → `callee` (in `room`, for a room call); its
+    /// instance.
     pub(super) fn add_call(
         &mut self,
         call_id: CallId,
         caller: UserId,
         callee: UserId,
+        room: Option<RoomId>,
     ) -> CallInstance {
         self.last_instance += 1;
         let instance = CallInstance(self.last_instance);
-        self.call_of.insert(caller.clone(), call_id.clone());
-        self.call_of.insert(callee.clone(), call_id.clone());
+        match room.as_ref().and_then(|r| self.rooms.get_mut(r)) {
+            Some(r) => r.calls.push(call_id.clone()),
+            None => {
+                self.call_of.insert(caller.clone(), call_id.clone());
+                self.call_of.insert(callee.clone(), call_id.clone());
+            }
+        }
         self.calls.insert(
             call_id,
             Call {
@@ -116,6 +144,7 @@ impl Registry {
                 caller,
                 callee,
                 phase: CallPhase::Ringing,
+                room,
             },
         );
         instance
@@ -140,7 +169,88 @@ impl Registry {
                 self.call_of.remove(id);
             }
         }
+        if let Some(room) = call.room.as_ref().and_then(|r| self.rooms.get_mut(r)) {
+            room.calls.retain(|c| c != call_id);
+        }
         Some(call)
+    }
+
+    /// Adds `id` to `room` (created if new); the members already there, or `None` when
+    /// it is full.
+    pub(super) fn join_room(&mut self, id: &UserId, room: &RoomId) -> Option<Vec<UserId>> {
+        let r = self.rooms.entry(room.clone()).or_default();
+        if r.members.len() >= RoomId::MAX_MEMBERS {
+            return None;
+        }
+        let before = r.members.clone();
+        r.members.push(id.clone());
+        self.room_of.insert(id.clone(), room.clone());
+        for member in &before {
+            self.send_to(
+                member,
+                ServerMessage::MemberJoined {
+                    room: room.clone(),
+                    id: id.clone(),
+                },
+            );
+        }
+        Some(before)
+    }
+
+    /// Takes `id` out of its room, if it is in one: ends its room calls (see
+    /// [`Departure`]) and tells the other members `member_left`. The room goes with its
+    /// last member.
+    pub(super) fn leave_room(&mut self, id: &UserId, how: Departure) {
+        let Some(room_id) = self.room_of.remove(id) else {
+            return;
+        };
+        let Some(room) = self.rooms.get(&room_id) else {
+            return;
+        };
+        let theirs: Vec<CallId> = room
+            .calls
+            .iter()
+            .filter(|c| {
+                self.calls
+                    .get(*c)
+                    .is_some_and(|call| call.caller == *id || call.callee == *id)
+            })
+            .cloned()
+            .collect();
+        for call_id in theirs {
+            let Some(call) = self.remove_call(&call_id) else {
+                continue;
+            };
+            let msg = match how {
+                Departure::Left => ServerMessage::Hangup {
+                    call_id,
+                    from: id.clone(),
+                },
+                Departure::Gone => ServerMessage::CallEnded {
+                    call_id,
+                    reason: ServerEndReason::PeerGone,
+                    replaced_by: None,
+                },
+            };
+            self.send_to(call.other(id), msg);
+        }
+        let Some(room) = self.rooms.get_mut(&room_id) else {
+            return;
+        };
+        room.members.retain(|m| m != id);
+        if room.members.is_empty() {
+            self.rooms.remove(&room_id);
+            return;
+        }
+        for member in &self.rooms[&room_id].members {
+            self.send_to(
+                member,
+                ServerMessage::MemberLeft {
+                    room: room_id.clone(),
+                    id: id.clone(),
+                },
+            );
+        }
     }
 
     /// Ends `id`'s call because `id` left; the other party learns `peer-gone`.
@@ -172,13 +282,52 @@ mod tests {
     fn a_reused_call_id_is_a_new_instance() {
         let mut reg = Registry::default();
         let id = CallId::parse("x").unwrap();
-        let first = reg.add_call(id.clone(), user("tom"), user("jerry"));
+        let first = reg.add_call(id.clone(), user("tom"), user("jerry"), None);
         assert!(reg.call_if(&id, first, CallPhase::Ringing).is_some());
         reg.remove_call(&id);
-        let second = reg.add_call(id.clone(), user("tom"), user("jerry"));
+        let second = reg.add_call(id.clone(), user("tom"), user("jerry"), None);
         assert_ne!(first, second);
         assert!(reg.call_if(&id, first, CallPhase::Ringing).is_none());
         assert!(reg.call_if(&id, second, CallPhase::Ringing).is_some());
         assert!(reg.call_if(&id, second, CallPhase::Active).is_none());
+    }
+
+    fn room(s: &str) -> RoomId {
+        RoomId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_room_holds_four_and_goes_with_its_last_member() {
+        let mut reg = Registry::default();
+        let r = room("r");
+        for (i, id) in ["a", "b", "c", "d"].into_iter().enumerate() {
+            let before = reg.join_room(&user(id), &r).expect("room for four");
+            assert_eq!(before.len(), i);
+        }
+        assert_eq!(reg.join_room(&user("e"), &r), None, "a fifth is refused");
+        assert!(!reg.room_of.contains_key(&user("e")));
+        for id in ["a", "b", "c", "d"] {
+            reg.leave_room(&user(id), Departure::Left);
+        }
+        assert!(reg.rooms.is_empty() && reg.room_of.is_empty());
+    }
+
+    #[test]
+    fn leaving_ends_the_leavers_room_calls_only() {
+        let mut reg = Registry::default();
+        let r = room("r");
+        for id in ["a", "b", "c"] {
+            reg.join_room(&user(id), &r);
+        }
+        let ab = CallId::parse("ab").unwrap();
+        let bc = CallId::parse("bc").unwrap();
+        reg.add_call(ab.clone(), user("a"), user("b"), Some(r.clone()));
+        reg.add_call(bc.clone(), user("b"), user("c"), Some(r.clone()));
+        assert!(reg.call_of.is_empty(), "room calls are not 1:1 calls");
+        reg.leave_room(&user("a"), Departure::Gone);
+        assert!(!reg.calls.contains_key(&ab));
+        assert!(reg.calls.contains_key(&bc));
+        assert_eq!(reg.rooms[&r].calls, vec![bc]);
+        assert_eq!(reg.rooms[&r].members, vec![user("b"), user("c")]);
     }
 }

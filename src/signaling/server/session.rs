@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 
 use super::Shared;
 use super::limits::{LoggedInPermit, PendingGuard};
-use super::registry::{Outbound, SessionHandle};
+use super::registry::{Departure, Outbound, SessionHandle};
 use crate::signaling::protocol::{
     CallId, ClientMessage, ErrorCode, MAX_MESSAGE_BYTES, PROTOCOL_VERSION, ServerMessage, UserId,
 };
@@ -343,9 +343,12 @@ impl Session {
             ClientMessage::Logout => {
                 info!(id = %me, "logout");
                 self.leave_call(&me);
+                self.shared.registry().leave_room(&me, Departure::Left);
                 return Flow::Close;
             }
-            ClientMessage::Call { call_id, to } => self.on_call(&me, call_id, to),
+            ClientMessage::Call { call_id, to, room } => self.on_call(&me, call_id, to, room),
+            ClientMessage::JoinRoom { room } => self.on_join_room(&me, room),
+            ClientMessage::LeaveRoom { room } => self.on_leave_room(&me, room),
             other => {
                 if let Err((code, text)) = self.route(&me, other.clone()) {
                     self.error(code, text, other.call_id().cloned());
@@ -383,6 +386,7 @@ impl Session {
             let old = reg.sessions.insert(id.clone(), self.handle.clone());
             if old.is_some() {
                 reg.end_calls_of_departed(&id);
+                reg.leave_room(&id, Departure::Gone);
             }
             old
         };
@@ -415,6 +419,7 @@ impl Session {
         if reg.sessions.get(&id).map(|s| s.conn) == Some(self.handle.conn) {
             reg.sessions.remove(&id);
             reg.end_calls_of_departed(&id);
+            reg.leave_room(&id, Departure::Gone);
             info!(%id, "offline");
         }
     }
