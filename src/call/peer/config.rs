@@ -70,7 +70,7 @@ pub struct PeerConfig {
     /// STUN/TURN servers, from the config file and `--ice-server`.
     pub ice_servers: Vec<IceServer>,
     /// Local addresses to gather host candidates on (`--bind`, repeatable). Empty means
-    /// every interface plus loopback (see `udp_addrs`).
+    /// every interface, and loopback where there is no other (see `udp_addrs`).
     pub bind: Vec<IpAddr>,
     /// Most the congestion controller may let us send, kbit/s of RTP (audio and video
     /// with their headers); also where its estimate starts.
@@ -191,18 +191,39 @@ impl PeerConfig {
     /// UDP sockets to bind, one per address, each on an ephemeral port.
     ///
     /// With no `--bind`, every interface (`0.0.0.0`, which webrtc expands to the
-    /// non-loopback ones) plus `127.0.0.1`, so two clients on one host, or in a network
-    /// namespace where only `lo` is up, still find a path.
+    /// non-loopback ones), and `127.0.0.1` only where there is no other IPv4 interface
+    /// (a network namespace where only `lo` is up, an offline machine), so two clients
+    /// there still find a path. Like browsers, a networked host offers no loopback
+    /// candidate: the peer cannot reach it, and its pairs only cost checks (and a TURN
+    /// CreatePermission the server refuses) before the pairs that work.
     pub(crate) fn udp_addrs(&self) -> Vec<SocketAddr> {
-        if self.bind.is_empty() {
-            vec![
-                SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
-                SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
-            ]
+        if !self.bind.is_empty() {
+            return self.bind.iter().map(|ip| SocketAddr::new(*ip, 0)).collect();
+        }
+        let any = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
+        if has_routable_ipv4() {
+            vec![any]
         } else {
-            self.bind.iter().map(|ip| SocketAddr::new(*ip, 0)).collect()
+            vec![any, SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)]
         }
     }
+}
+
+/// Whether this host has an IPv4 address webrtc would gather a host candidate on: not
+/// loopback, unspecified or link-local (as webrtc's own wildcard expansion, driver.rs).
+/// An unreadable interface list counts as none.
+fn has_routable_ipv4() -> bool {
+    rtc::shared::ifaces::ifaces().is_ok_and(|interfaces| {
+        any_routable_ipv4(interfaces.iter().filter_map(|i| i.addr).map(|a| a.ip()))
+    })
+}
+
+/// Whether `ips` hold an IPv4 address that is not loopback, unspecified or link-local.
+fn any_routable_ipv4(mut ips: impl Iterator<Item = IpAddr>) -> bool {
+    ips.any(|ip| match ip {
+        IpAddr::V4(ip) => !(ip.is_loopback() || ip.is_unspecified() || ip.is_link_local()),
+        IpAddr::V6(_) => false,
+    })
 }
 
 #[cfg(test)]
@@ -269,10 +290,26 @@ mod tests {
     }
 
     #[test]
-    fn no_bind_address_means_every_interface_and_loopback() {
-        let all = PeerConfig::default().udp_addrs();
+    fn loopback_is_offered_only_where_no_other_ipv4_interface_is() {
+        let ips = |list: &[&str]| {
+            list.iter()
+                .map(|s| s.parse::<IpAddr>().unwrap())
+                .collect::<Vec<_>>()
+                .into_iter()
+        };
+        assert!(!any_routable_ipv4(ips(&["127.0.0.1", "::1"])));
+        assert!(!any_routable_ipv4(ips(&[
+            "169.254.3.4",
+            "0.0.0.0",
+            "fe80::1"
+        ])));
+        assert!(any_routable_ipv4(ips(&["127.0.0.1", "192.0.2.2"])));
+        assert!(any_routable_ipv4(ips(&["10.77.0.1"])));
+    }
+
+    #[test]
+    fn bind_addresses_are_taken_as_given() {
         let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
-        assert_eq!(all, vec![addr("0.0.0.0:0"), addr("127.0.0.1:0")]);
         let lo = PeerConfig {
             bind: vec![
                 "127.0.0.1".parse::<IpAddr>().unwrap(),
