@@ -736,10 +736,7 @@ mod tests {
         let t0 = Instant::now();
         let key = frame(0, 0, true, 3);
         // Its middle packet is lost; the P-frame behind it is complete.
-        for p in [&key[0], &key[2]]
-            .into_iter()
-            .chain(&frame(3, 3000, false, 1))
-        {
+        for p in [&key[0], &key[2]].into_iter().chain(&frame(3, 3000, false, 1)) {
             push(&mut jb, p, t0);
         }
         assert_eq!(drain(&mut jb, t0), Vec::<u32>::new());
@@ -757,10 +754,7 @@ mod tests {
         let mut jb = VideoJitterBuffer::new();
         let t0 = Instant::now();
         let key = frame(0, 0, true, 3);
-        for p in [&key[0], &key[2]]
-            .into_iter()
-            .chain(&frame(3, 3000, false, 1))
-        {
+        for p in [&key[0], &key[2]].into_iter().chain(&frame(3, 3000, false, 1)) {
             push(&mut jb, p, t0);
         }
         assert_eq!(drain(&mut jb, t0), Vec::<u32>::new());
