@@ -132,9 +132,6 @@ pub struct VideoJitterBuffer {
     keyframe_request: bool,
     /// Since when the head of the queue has waited for a missing packet.
     gap_since: Option<Instant>,
-    /// Since when undecodable frames have been waiting for a keyframe (see
-    /// [`VideoJitterBuffer::pop_keyframe`]).
-    keyframe_wait_since: Option<Instant>,
     rtt: Duration,
     timing: PlayoutTiming,
     stats: VideoJitterStats,
@@ -156,7 +153,6 @@ impl VideoJitterBuffer {
             need_keyframe: true,
             keyframe_request: false,
             gap_since: None,
-            keyframe_wait_since: None,
             rtt: DEFAULT_RTT,
             timing: PlayoutTiming::default(),
             stats: VideoJitterStats::default(),
@@ -384,21 +380,14 @@ impl VideoJitterBuffer {
     /// before it) when it is due; otherwise nothing.
     fn pop_keyframe(&mut self, now: Instant) -> Option<ReleasedFrame> {
         let Some((first, last)) = self.later_complete_keyframe() else {
-            // Frames flow but none can be decoded: ask, once the keyframe in flight had a
-            // gap wait to be repaired by retransmissions (at a call's start on a slow link
-            // asking at once drew a second keyframe into the queue the first one filled),
-            // then keep asking (the caller rate-limits).
+            // Frames flow but none can be decoded: keep asking (the caller rate-limits).
             if self.packets.values().any(|p| p.marker) {
-                let since = *self.keyframe_wait_since.get_or_insert(now);
-                if now.duration_since(since) >= self.gap_wait() {
-                    self.keyframe_request = true;
-                }
+                self.keyframe_request = true;
             }
             return None;
         };
         self.skip_to(first);
         self.need_keyframe = false;
-        self.keyframe_wait_since = None;
         self.gap_since = None;
         self.release_if_due(first, last, now)
     }
@@ -721,14 +710,9 @@ mod tests {
             push(&mut jb, p, t0);
         }
         assert_eq!(drain(&mut jb, t0), Vec::<u32>::new());
-        // The keyframe may still be repaired: no request within a gap wait ...
-        assert!(!jb.take_keyframe_request());
-        let later = t0 + jb.gap_wait();
-        assert_eq!(drain(&mut jb, later), Vec::<u32>::new());
-        // ... then one.
         assert!(jb.take_keyframe_request());
-        push(&mut jb, &frame(12, 6000, true, 1)[0], later);
-        assert_eq!(drain(&mut jb, later), vec![6000]);
+        push(&mut jb, &frame(12, 6000, true, 1)[0], t0);
+        assert_eq!(drain(&mut jb, t0), vec![6000]);
     }
 
     #[test]
