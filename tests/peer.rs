@@ -14,6 +14,7 @@ use rtc_cli::call::peer::{
     VideoTrackWriter, ice_ufrag,
 };
 use rtc_cli::call::stats::CandidateKind;
+use rtc_cli::media::video::jitter::KeyframeRequest;
 use rtc_cli::signaling::protocol::IceCandidate;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
@@ -348,7 +349,7 @@ async fn h264_and_opus_flow_both_ways_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pli_from_the_receiver_shows_up_as_keyframe_requested_at_the_sender() {
+async fn pli_and_fir_from_the_receiver_show_up_as_keyframe_requests_at_the_sender() {
     let (mut a, mut b) = connected_pair().await;
     // The remote video track exists once its first RTP arrives.
     let writer = a.session.video_writer();
@@ -363,13 +364,18 @@ async fn pli_from_the_receiver_shows_up_as_keyframe_requested_at_the_sender() {
         .await
         .expect("video packet");
 
-    b.session.send_pli().await.expect("PLI sent");
-    wait_event(&mut a, "keyframe request", |e| {
-        *e == PeerEvent::KeyframeRequested
-    })
-    .await;
-    assert_eq!(b.session.stats().await.pli_sent, 1);
-    assert_eq!(a.session.stats().await.keyframe_requests_received, 1);
+    for request in [KeyframeRequest::Pli, KeyframeRequest::Fir] {
+        b.session
+            .send_keyframe_request(request)
+            .await
+            .expect("request sent");
+        wait_event(&mut a, "keyframe request", |e| {
+            *e == PeerEvent::KeyframeRequested(request)
+        })
+        .await;
+    }
+    assert_eq!(b.session.stats().await.pli_sent, 2);
+    assert_eq!(a.session.stats().await.keyframe_requests_received, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -838,7 +838,7 @@ impl Controller {
             MediaEvent::Peer(PeerEvent::Closed) => {
                 return self.fail_call("the peer connection closed".into()).await;
             }
-            MediaEvent::Peer(PeerEvent::KeyframeRequested) => {}
+            MediaEvent::Peer(PeerEvent::KeyframeRequested(_)) => {}
             MediaEvent::Peer(PeerEvent::Goodbye) => {
                 info!(call_id = %call_id, "the peer's RTCP BYE arrived");
                 return self.end_call(EndReason::RemoteHangup).await;

@@ -37,7 +37,7 @@ pub struct CallStats {
     pub audio_level_in_dbfs: f64,
     /// Size of the remote video as decoded, `[width, height]` in pixels.
     pub video_size_in: Option<[u32; 2]>,
-    /// PLIs we sent since the call connected.
+    /// Keyframe requests (PLI or FIR) we sent since the call connected.
     pub pli_sent: u64,
     /// Keyframes we sent since the call connected (on start and on each PLI/FIR).
     pub keyframes_sent: u64,

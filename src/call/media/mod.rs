@@ -39,7 +39,7 @@ use crate::media::audio::{self, AudioSink, AudioSource};
 use crate::media::spec::VideoSourceSpec;
 use crate::media::video::encode::{EncoderSettings, H264Encoder};
 use crate::media::video::freeze::FreezeDetector;
-use crate::media::video::jitter::VideoJitterStats;
+use crate::media::video::jitter::{KeyframeRequest, VideoJitterStats};
 use crate::media::video::ladder::SendTarget;
 use crate::media::video::source::open_video_source;
 use crate::media::video::{FrameSender, VideoSource};
@@ -113,8 +113,11 @@ struct Controls {
     muted: AtomicBool,
     /// Camera on: video is sent.
     camera: AtomicBool,
-    /// The peer asked for a keyframe (PLI/FIR), or video resumed.
+    /// The peer asked for a keyframe (PLI), or video resumed: the sender sends one once
+    /// its last keyframe had time to arrive.
     keyframe: AtomicBool,
+    /// The peer asked for a keyframe with a FIR: the sender sends one with its next frame.
+    keyframe_now: AtomicBool,
     /// Drop the video decoder's state and start over from the next keyframe.
     restart_decoder: AtomicBool,
     /// Media threads end.
@@ -316,6 +319,7 @@ impl MediaCall {
             muted: AtomicBool::new(false),
             camera: AtomicBool::new(true),
             keyframe: AtomicBool::new(true),
+            keyframe_now: AtomicBool::new(false),
             restart_decoder: AtomicBool::new(false),
             stop: AtomicBool::new(false),
         });
@@ -346,8 +350,13 @@ impl MediaCall {
         let forward_events = events.clone();
         call.tasks.push(tokio::spawn(async move {
             while let Some(ev) = peer_rx.recv().await {
-                if ev == PeerEvent::KeyframeRequested {
-                    forward_controls.keyframe.store(true, Ordering::Relaxed);
+                if let PeerEvent::KeyframeRequested(request) = ev {
+                    debug!(?request, "the peer asked for a keyframe");
+                    let flag = match request {
+                        KeyframeRequest::Pli => &forward_controls.keyframe,
+                        KeyframeRequest::Fir => &forward_controls.keyframe_now,
+                    };
+                    flag.store(true, Ordering::Relaxed);
                     continue;
                 }
                 if forward_events.send(MediaEvent::Peer(ev)).await.is_err() {
@@ -389,14 +398,16 @@ impl MediaCall {
         audio_recorder: Option<audio::wav::WavWriter>,
         sink: Box<dyn AudioSink>,
     ) {
-        let (pli_tx, pli_rx) = mpsc::unbounded_channel();
-        self.tasks
-            .push(tokio::spawn(send_plis(Arc::clone(&self.peer), pli_rx)));
+        let (requests_tx, requests_rx) = mpsc::unbounded_channel();
+        self.tasks.push(tokio::spawn(send_keyframe_requests(
+            Arc::clone(&self.peer),
+            requests_rx,
+        )));
         let receiver = VideoReceiver {
             packets: remote.video,
             remote_slot,
             recorder,
-            pli: pli_tx,
+            keyframe_requests: requests_tx,
             controls: Arc::clone(&self.controls),
             counters: Arc::clone(&self.counters),
             events: self.events.clone(),
@@ -557,16 +568,29 @@ impl MediaCall {
     }
 }
 
-/// Sends at most one PLI per [`PLI_MIN_INTERVAL`], however often the decoder asks.
-async fn send_plis(peer: Arc<PeerSession>, mut requests: mpsc::UnboundedReceiver<()>) {
+/// Sends at most one keyframe request (PLI or FIR) per [`PLI_MIN_INTERVAL`], however
+/// often the decoder asks; the latest request's kind goes out. Requests made while
+/// waiting out the interval are dropped: the keyframe they asked for may have arrived
+/// meanwhile, and a receiver still without one asks again with its next packet.
+async fn send_keyframe_requests(
+    peer: Arc<PeerSession>,
+    mut requests: mpsc::UnboundedReceiver<KeyframeRequest>,
+) {
     let mut last: Option<tokio::time::Instant> = None;
-    while requests.recv().await.is_some() {
+    loop {
         if let Some(at) = last {
             tokio::time::sleep_until(at + PLI_MIN_INTERVAL).await;
+            while requests.try_recv().is_ok() {}
         }
-        while requests.try_recv().is_ok() {}
-        if let Err(e) = peer.send_pli().await {
-            debug!("PLI not sent: {e}");
+        let Some(mut request) = requests.recv().await else {
+            return;
+        };
+        while let Ok(newer) = requests.try_recv() {
+            request = newer;
+        }
+        match peer.send_keyframe_request(request).await {
+            Ok(()) => debug!(?request, "keyframe request sent"),
+            Err(e) => debug!("{request:?} not sent: {e}"),
         }
         last = Some(tokio::time::Instant::now());
     }

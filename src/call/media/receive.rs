@@ -19,7 +19,7 @@ use crate::media::audio::jitter::{Adjustment, Playout};
 use crate::media::audio::{self, AudioFrame, AudioSink, FRAME_SAMPLES};
 use crate::media::video::decode::H264Decoder;
 use crate::media::video::freeze::FreezeDetector;
-use crate::media::video::jitter::VideoJitterBuffer;
+use crate::media::video::jitter::{KeyframeRequest, VideoJitterBuffer};
 use crate::media::video::pattern::read_counter;
 use crate::media::video::{FrameSender, I420Frame};
 
@@ -27,7 +27,7 @@ pub(super) struct VideoReceiver {
     pub(super) packets: mpsc::Receiver<RtpPacket>,
     pub(super) remote_slot: FrameSender,
     pub(super) recorder: Option<VideoRecorder>,
-    pub(super) pli: mpsc::UnboundedSender<()>,
+    pub(super) keyframe_requests: mpsc::UnboundedSender<KeyframeRequest>,
     pub(super) controls: Arc<Controls>,
     pub(super) counters: Arc<Counters>,
     pub(super) events: mpsc::Sender<MediaEvent>,
@@ -99,8 +99,8 @@ impl VideoReceiver {
                     }
                 }
             }
-            if jitter.take_keyframe_request() {
-                let _ = self.pli.send(());
+            if let Some(request) = jitter.take_keyframe_request() {
+                let _ = self.keyframe_requests.send(request);
             }
             self.counters
                 .record_video_receive(&jitter.stats(), &freezes);

@@ -100,11 +100,17 @@ impl VideoSender {
             self.local_slot.send_replace(Some(Arc::clone(&frame)));
             // A keyframe request soon after the last keyframe waits (it stays set): the
             // last one may still be crossing, and NACK repairs it more cheaply than a new
-            // one in the same full queue.
+            // one in the same full queue. A FIR is answered at once: that receiver never
+            // had a start to repair.
             let rtt = Duration::from_micros(self.counters.rtt_us.load(Ordering::Relaxed));
             let due = last_keyframe
                 .is_none_or(|at: Instant| at.elapsed() >= KEYFRAME_MIN_INTERVAL.max(rtt * 2));
-            let force = due && self.controls.keyframe.swap(false, Ordering::Relaxed);
+            let force = if self.controls.keyframe_now.swap(false, Ordering::Relaxed) {
+                self.controls.keyframe.store(false, Ordering::Relaxed);
+                true
+            } else {
+                due && self.controls.keyframe.swap(false, Ordering::Relaxed)
+            };
             let encoded = match self.encoder.encode(&frame, force) {
                 Ok(e) => e,
                 Err(e) => {
@@ -114,6 +120,11 @@ impl VideoSender {
             };
             if encoded.keyframe {
                 self.counters.keyframes_sent.fetch_add(1, Ordering::Relaxed);
+                debug!(
+                    forced = force,
+                    bytes = encoded.annexb.len(),
+                    "keyframe encoded"
+                );
                 last_keyframe = Some(Instant::now());
             }
             let duration = last_capture

@@ -4,7 +4,7 @@
 //! unbounded internal channel (they are few: candidates and state changes) to a task that
 //! forwards them to the caller's bounded channel, and remote tracks get their own loops.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
@@ -49,6 +49,8 @@ pub(crate) struct Shared {
     pub(crate) audio_in: Arc<ReceivedCounters>,
     pub(crate) remote_video: Mutex<Option<RemoteVideo>>,
     pub(crate) pli_sent: AtomicU64,
+    /// The FIR sequence number of our next Full Intra Request (RFC 5104 §4.3.1.1).
+    pub(crate) fir_sequence: AtomicU8,
     pub(crate) keyframe_requests: AtomicU64,
     /// `a=ice-ufrag` of our current local description, stamped on trickled candidates so
     /// the peer can tell ICE generations apart (RFC 8838 §4.1).
@@ -79,6 +81,7 @@ impl Shared {
             audio_in: Arc::default(),
             remote_video: Mutex::new(None),
             pli_sent: AtomicU64::new(0),
+            fir_sequence: AtomicU8::new(0),
             keyframe_requests: AtomicU64::new(0),
             local_ufrag: Mutex::new(None),
             connect_timeout_ms: AtomicU64::new(super::CONNECT_TIMEOUT.as_millis() as u64),

@@ -34,6 +34,7 @@ use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::Registry;
 use rtc::peer_connection::configuration::RTCOfferOptions;
 use rtc::rtcp::goodbye::Goodbye;
+use rtc::rtcp::payload_feedbacks::full_intra_request::{FirEntry, FullIntraRequest};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use tokio::sync::{Mutex, mpsc};
@@ -47,6 +48,7 @@ pub use config::{IceServer, IceTransportPolicy, PeerConfig, PeerConfigError};
 pub use media::{AudioTrackWriter, RemoteMedia, RtpPacket, TrackWriteError, VideoTrackWriter};
 
 use crate::call::stats::{PeerStats, ReceivedStats, SentStats, TrackStats};
+use crate::media::video::jitter::KeyframeRequest;
 use crate::signaling::protocol::IceCandidate;
 use handler::{PeerHandler, Shared};
 use media::{LocalTrack, ReceivedCounters};
@@ -126,7 +128,7 @@ pub enum PeerEvent {
     /// The connection was closed.
     Closed,
     /// The peer asked for a keyframe (PLI or FIR) on our video track.
-    KeyframeRequested,
+    KeyframeRequested(KeyframeRequest),
     /// The peer left the call: its RTCP BYE (RFC 3550 §6.6) came over the media path,
     /// which works while the signaling server is away.
     Goodbye,
@@ -355,7 +357,7 @@ impl PeerSession {
     ///
     /// # Errors
     /// No remote video track yet, or the connection is gone.
-    pub async fn send_pli(&self) -> anyhow::Result<()> {
+    pub async fn send_keyframe_request(&self, request: KeyframeRequest) -> anyhow::Result<()> {
         let (track, media_ssrc) = {
             let slot = self
                 .shared
@@ -367,14 +369,25 @@ impl PeerSession {
                 .ok_or_else(|| anyhow!("no remote video track to send a PLI for"))?;
             (remote.track.clone(), remote.ssrc)
         };
-        let pli = PictureLossIndication {
-            sender_ssrc: self.video.ssrc,
-            media_ssrc,
+        let packet: Box<dyn rtc::rtcp::Packet> = match request {
+            KeyframeRequest::Pli => Box::new(PictureLossIndication {
+                sender_ssrc: self.video.ssrc,
+                media_ssrc,
+            }),
+            KeyframeRequest::Fir => Box::new(FullIntraRequest {
+                sender_ssrc: self.video.ssrc,
+                media_ssrc,
+                fir: vec![FirEntry {
+                    ssrc: media_ssrc,
+                    // RFC 5104 §4.3.1.1: one more for each new request.
+                    sequence_number: self.shared.fir_sequence.fetch_add(1, Ordering::Relaxed),
+                }],
+            }),
         };
         track
-            .write_rtcp(vec![Box::new(pli)])
+            .write_rtcp(vec![packet])
             .await
-            .context("sending a PLI")?;
+            .with_context(|| format!("sending a {request:?}"))?;
         self.shared.pli_sent.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -640,12 +653,12 @@ async fn watch_keyframe_requests(video: Arc<LocalTrack>, shared: Arc<Shared>) {
         let TrackLocalEvent::OnRtcpPacket(packets) = event else {
             continue;
         };
-        if packets
+        let requests = packets
             .iter()
-            .any(|p| rtcp::is_keyframe_request(p.as_ref()))
-        {
+            .filter_map(|p| rtcp::keyframe_request(p.as_ref()));
+        if let Some(request) = requests.max() {
             shared.keyframe_requests.fetch_add(1, Ordering::Relaxed);
-            shared.emit(PeerEvent::KeyframeRequested);
+            shared.emit(PeerEvent::KeyframeRequested(request));
         }
     }
 }

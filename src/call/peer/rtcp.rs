@@ -11,6 +11,7 @@ use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 
 use super::packet_map::{Direction, PacketMap};
+use crate::media::video::jitter::KeyframeRequest;
 
 /// Where the forwarder sits: after every built-in interceptor, so reports, NACKs and TWCC
 /// feedback have been consumed before it narrows inbound RTCP to keyframe requests.
@@ -18,8 +19,18 @@ pub const KEYFRAME_REQUEST_FORWARDER_SLOT: Slot = Slot::Custom(14_000);
 
 /// Whether an RTCP packet asks for a keyframe: PLI (RFC 4585 §6.3.1) or FIR (RFC 5104 §4.3.1).
 pub fn is_keyframe_request(packet: &dyn rtc::rtcp::Packet) -> bool {
+    keyframe_request(packet).is_some()
+}
+
+/// The keyframe request an RTCP packet makes, if it is one.
+pub fn keyframe_request(packet: &dyn rtc::rtcp::Packet) -> Option<KeyframeRequest> {
     let any = packet.as_any();
-    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
+    if any.is::<FullIntraRequest>() {
+        Some(KeyframeRequest::Fir)
+    } else {
+        any.is::<PictureLossIndication>()
+            .then_some(KeyframeRequest::Pli)
+    }
 }
 
 /// Whether an RTCP packet is a BYE (RFC 3550 §6.6): the peer left.

@@ -16,8 +16,9 @@ const START_CODE: [u8; 4] = [0, 0, 0, 1];
 /// NAL header: `forbidden_zero_bit | nal_ref_idc (2) | nal_unit_type (5)` (H.264 7.3.1).
 const NAL_TYPE_MASK: u8 = 0x1F;
 const NAL_F_NRI_MASK: u8 = 0xE0;
-/// NAL unit type of an IDR slice (H.264 Table 7-1).
+/// NAL unit types of an IDR slice and of a sequence parameter set (H.264 Table 7-1).
 const NAL_IDR: u8 = 5;
+const NAL_SPS: u8 = 7;
 /// RFC 6184 §5.7.1: single-time aggregation packet.
 const STAP_A: u8 = 24;
 /// RFC 6184 §5.8: fragmentation unit.
@@ -177,29 +178,38 @@ impl H264FrameAssembler {
     }
 }
 
+/// The first NAL unit that starts in a payload: its type and the byte after its header
+/// (the start of a STAP-A's first unit, or of an FU-A's unit when this fragment starts
+/// it; RFC 6184 §5.7-§5.8). `None` when no unit starts here.
+fn first_nal_start(payload: &[u8]) -> Option<(u8, Option<&u8>)> {
+    match payload {
+        [h, body @ ..] if h & NAL_TYPE_MASK == STAP_A => match body {
+            [_, _, nal, rest @ ..] => Some((nal & NAL_TYPE_MASK, rest.first())),
+            _ => None,
+        },
+        [h, fu, rest @ ..] if h & NAL_TYPE_MASK == FU_A => {
+            (fu & FU_START != 0).then(|| (fu & NAL_TYPE_MASK, rest.first()))
+        }
+        [h, rest @ ..] => Some((h & NAL_TYPE_MASK, rest.first())),
+        [] => None,
+    }
+}
+
 /// Whether a payload begins a new access unit (H.264 7.4.1.2.3): an SEI, SPS, PPS or
 /// access unit delimiter, or the slice holding macroblock 0 (`first_mb_in_slice`, the
 /// first Exp-Golomb field of the slice header, is 0 exactly when its first bit is 1).
 pub(crate) fn starts_access_unit(payload: &[u8]) -> bool {
-    let (nal_type, after_header) = match payload {
-        [h, body @ ..] if h & NAL_TYPE_MASK == STAP_A => match body {
-            [_, _, nal, rest @ ..] => (nal & NAL_TYPE_MASK, rest.first()),
-            _ => return false,
-        },
-        [h, fu, rest @ ..] if h & NAL_TYPE_MASK == FU_A => {
-            if fu & FU_START == 0 {
-                return false;
-            }
-            (fu & NAL_TYPE_MASK, rest.first())
-        }
-        [h, rest @ ..] => (h & NAL_TYPE_MASK, rest.first()),
-        [] => return false,
-    };
-    match nal_type {
-        1 | NAL_IDR => after_header.is_some_and(|b| b & 0x80 != 0),
-        6..=9 => true,
+    match first_nal_start(payload) {
+        Some((1 | NAL_IDR, after_header)) => after_header.is_some_and(|b| b & 0x80 != 0),
+        Some((6..=9, _)) => true,
         _ => false,
     }
+}
+
+/// Whether a payload begins a keyframe: its access unit starts with a sequence parameter
+/// set, or with the first slice of an IDR picture (H.264 7.4.1.2.3).
+pub(crate) fn begins_keyframe(payload: &[u8]) -> bool {
+    starts_access_unit(payload) && matches!(first_nal_start(payload), Some((NAL_SPS | NAL_IDR, _)))
 }
 
 /// Whether an RTP payload carries (part of) an IDR slice: a single NAL unit of type 5, an

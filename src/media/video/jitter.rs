@@ -26,7 +26,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::assemble::{AccessUnit, H264FrameAssembler, carries_idr, starts_access_unit};
+use super::assemble::{
+    AccessUnit, H264FrameAssembler, begins_keyframe, carries_idr, starts_access_unit,
+};
 
 /// RTP clock rate of video (RFC 6184 §8.2.1): timestamps count 1/90 000 s.
 const VIDEO_CLOCK_HZ: f64 = 90_000.0;
@@ -102,6 +104,18 @@ pub struct VideoJitterStats {
     pub keyframe_requests: u64,
 }
 
+/// How to ask the sender for a keyframe; the later variant is the more urgent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum KeyframeRequest {
+    /// Picture Loss Indication (RFC 4585 §6.3.1): pictures were lost after decoding
+    /// started; the sender may wait until its last keyframe had time to arrive.
+    Pli,
+    /// Full Intra Request (RFC 5104 §4.3.1): the decoder never had a start, as for a
+    /// receiver that joined late (the stream's first packets never reached us); the
+    /// sender answers at once.
+    Fir,
+}
+
 /// What the buffer found at the head of its queue.
 enum Head {
     /// A complete frame: its first and last extended sequence numbers.
@@ -130,6 +144,8 @@ pub struct VideoJitterBuffer {
     need_keyframe: bool,
     /// A keyframe request waits to be taken by the caller.
     keyframe_request: bool,
+    /// Whether the first packet that arrived began a keyframe; `None` before it.
+    began_with_keyframe: Option<bool>,
     /// Since when the head of the queue has waited for a missing packet.
     gap_since: Option<Instant>,
     rtt: Duration,
@@ -152,6 +168,7 @@ impl VideoJitterBuffer {
             released_through: None,
             need_keyframe: true,
             keyframe_request: false,
+            began_with_keyframe: None,
             gap_since: None,
             rtt: DEFAULT_RTT,
             timing: PlayoutTiming::default(),
@@ -180,9 +197,19 @@ impl VideoJitterBuffer {
         }
     }
 
-    /// Whether a keyframe should be requested from the sender (once per need).
-    pub fn take_keyframe_request(&mut self) -> bool {
-        std::mem::take(&mut self.keyframe_request)
+    /// Whether a keyframe should be requested from the sender (once per need), and how:
+    /// a [`KeyframeRequest::Fir`] while nothing was released yet and the stream's first
+    /// packet did not begin a keyframe (its start never reached us), a PLI otherwise.
+    pub fn take_keyframe_request(&mut self) -> Option<KeyframeRequest> {
+        if !std::mem::take(&mut self.keyframe_request) {
+            return None;
+        }
+        let missed_start = self.began_with_keyframe == Some(false);
+        Some(if missed_start && self.stats.frames_released == 0 {
+            KeyframeRequest::Fir
+        } else {
+            KeyframeRequest::Pli
+        })
     }
 
     /// The decoder lost its state (a decode error, a restart): drop everything up to
@@ -201,6 +228,9 @@ impl VideoJitterBuffer {
         payload: Bytes,
         arrival: Instant,
     ) {
+        if self.began_with_keyframe.is_none() {
+            self.began_with_keyframe = Some(begins_keyframe(&payload));
+        }
         let extended = self.unwrap(sequence_number);
         let too_old = self.released_through.is_some_and(|r| extended <= r);
         if too_old || self.packets.contains_key(&extended) {
@@ -607,7 +637,7 @@ mod tests {
         assert_eq!(stats.frames_released, 30);
         assert_eq!(stats.frames_skipped, 0);
         assert!(stats.target_delay_ms < 1.0, "{stats:?}");
-        assert!(!jb.take_keyframe_request());
+        assert_eq!(jb.take_keyframe_request(), None);
     }
 
     #[test]
@@ -653,7 +683,7 @@ mod tests {
         let expected: Vec<u32> = (0..10).map(|f| f * 3000).collect();
         assert_eq!(out, expected);
         assert_eq!(jb.stats().frames_skipped, 0);
-        assert!(!jb.take_keyframe_request());
+        assert_eq!(jb.take_keyframe_request(), None);
     }
 
     #[test]
@@ -688,15 +718,29 @@ mod tests {
         }
         let now = t0 + FRAME * 6;
         assert_eq!(drain(&mut jb, now), vec![0, 3000]);
-        assert!(!jb.take_keyframe_request());
+        assert_eq!(jb.take_keyframe_request(), None);
         let after = now + jb.gap_wait();
         assert_eq!(drain(&mut jb, after), Vec::<u32>::new());
-        assert!(jb.take_keyframe_request());
+        assert_eq!(jb.take_keyframe_request(), Some(KeyframeRequest::Pli));
         assert_eq!(jb.stats().keyframe_requests, 1);
         // The next keyframe restarts the picture.
         let key = frame(6, 6 * 3000, true, 1);
         push(&mut jb, &key[0], after);
         assert_eq!(drain(&mut jb, after), vec![6 * 3000]);
+    }
+
+    #[test]
+    fn a_first_keyframe_missing_its_tail_is_asked_for_with_a_pli() {
+        let mut jb = VideoJitterBuffer::new();
+        let t0 = Instant::now();
+        let key = frame(0, 0, true, 4);
+        for p in key.iter().take(2).chain(&frame(4, 3000, false, 1)) {
+            push(&mut jb, p, t0);
+        }
+        let after = t0 + jb.gap_wait() + FRAME;
+        assert_eq!(drain(&mut jb, after), Vec::<u32>::new());
+        // Its start arrived: NACK may still repair it, so the sender may wait.
+        assert_eq!(jb.take_keyframe_request(), Some(KeyframeRequest::Pli));
     }
 
     #[test]
@@ -710,7 +754,8 @@ mod tests {
             push(&mut jb, p, t0);
         }
         assert_eq!(drain(&mut jb, t0), Vec::<u32>::new());
-        assert!(jb.take_keyframe_request());
+        // The stream's start never came: a FIR, which the sender answers at once.
+        assert_eq!(jb.take_keyframe_request(), Some(KeyframeRequest::Fir));
         push(&mut jb, &frame(12, 6000, true, 1)[0], t0);
         assert_eq!(drain(&mut jb, t0), vec![6000]);
     }
@@ -726,7 +771,7 @@ mod tests {
             let out = drain(&mut jb, at);
             assert_eq!(out.is_empty(), i < 19);
         }
-        assert!(!jb.take_keyframe_request());
+        assert_eq!(jb.take_keyframe_request(), None);
     }
 
     #[test]
@@ -767,7 +812,7 @@ mod tests {
             out.extend(drain(&mut jb, at));
         }
         assert_eq!(out, vec![0, 3000]);
-        assert!(!jb.take_keyframe_request());
+        assert_eq!(jb.take_keyframe_request(), None);
     }
 
     #[test]
