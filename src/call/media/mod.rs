@@ -1,9 +1,11 @@
-//! The media pipeline of one call: sources → encoders → tracks, and tracks →
-//! decoders → display, speaker and recordings, around one [`PeerSession`].
+//! The media pipeline: sources → encoders → every peer's tracks ([`LocalMedia`], one
+//! per call or room), and each peer's tracks → decoders → display, speaker and
+//! recordings ([`PeerMedia`], one per [`PeerSession`]). [`MediaCall`] is the pair a 1:1
+//! call uses.
 //!
 //! Threads, not tasks, carry the real-time work (ARCHITECTURE): capture+encode per
-//! kind (`send`), video assembly+decode and audio jitter buffer+decode+playout
-//! (`receive`). They talk to the async side only through lock-free flags, bounded
+//! kind (`send`), per peer video assembly+decode, and one speaker thread that runs each
+//! peer's audio jitter buffer+decode and mixes them (`receive`). They talk to the async side only through lock-free flags, bounded
 //! channels and latest-frame slots, and never wait on a slower consumer. `record`
 //! writes the remote video to Y4M, `clock` turns test-pattern stamps into
 //! glass-to-glass latency, and `check` vets the sources and sinks at start-up.
@@ -11,38 +13,35 @@
 mod capacity;
 mod check;
 mod clock;
+mod fanout;
+mod local;
+mod peer_media;
 mod receive;
 mod record;
 mod send;
 
 use capacity::CapacityMemory;
 pub use check::check_media;
-use receive::{AudioPlayout, VideoReceiver};
-use record::VideoRecorder;
-use send::{AudioSender, VideoSender};
+pub use fanout::PeerKey;
+pub use local::LocalMedia;
+pub use peer_media::{PeerMedia, Recording};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use anyhow::Context;
-use tokio::runtime::Handle;
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use super::CallStats;
 use super::peer::codecs::START_ESTIMATE_BPS;
-use super::peer::{PeerConfig, PeerEvent, PeerSession, RemoteMedia};
+use super::peer::{PeerConfig, PeerEvent, PeerSession};
 use crate::config::MediaSettings;
-use crate::media::audio::{self, AudioSink, AudioSource};
-use crate::media::spec::VideoSourceSpec;
-use crate::media::video::encode::{EncoderSettings, H264Encoder};
+use crate::media::audio;
+use crate::media::video::FrameSender;
 use crate::media::video::freeze::FreezeDetector;
 use crate::media::video::jitter::{KeyframeRequest, VideoJitterStats};
 use crate::media::video::ladder::SendTarget;
-use crate::media::video::source::open_video_source;
-use crate::media::video::{FrameSender, VideoSource};
 
 /// The PeerConnection settings of a call's media: its ICE servers and bind addresses.
 fn peer_config(settings: &MediaSettings) -> PeerConfig {
@@ -106,33 +105,74 @@ pub enum MediaEvent {
     Notice(String),
 }
 
-/// Flags the controller flips and the pipeline threads read.
+/// Flags the controller flips and the send threads read: one set per [`LocalMedia`].
 #[derive(Debug)]
-struct Controls {
+struct SendControls {
     /// Microphone muted: capture goes on, nothing is sent.
     muted: AtomicBool,
     /// Camera on: video is sent.
     camera: AtomicBool,
-    /// The peer asked for a keyframe (PLI), or video resumed: the sender sends one once
+    /// A peer asked for a keyframe (PLI), or video resumed: the sender sends one once
     /// its last keyframe had time to arrive.
     keyframe: AtomicBool,
-    /// The peer asked for a keyframe with a FIR: the sender sends one with its next frame.
+    /// A peer asked for a keyframe with a FIR, or a peer was attached: the sender sends
+    /// one with its next frame.
     keyframe_now: AtomicBool,
-    /// Drop the video decoder's state and start over from the next keyframe.
-    restart_decoder: AtomicBool,
-    /// Media threads end.
+    /// Send threads and the speaker end.
     stop: AtomicBool,
 }
 
-/// Figures only the pipeline knows, read by the stats task.
+/// Flags of one peer's receive side.
 #[derive(Debug, Default)]
-struct Counters {
-    frames_decoded: AtomicU64,
+struct ReceiveControls {
+    /// Drop the video decoder's state and start over from the next keyframe.
+    restart_decoder: AtomicBool,
+    /// The peer's receive threads end, and the speaker lets its audio go.
+    stop: AtomicBool,
+}
+
+/// Figures only the send threads know, read by every peer's stats task.
+#[derive(Debug, Default)]
+struct SendCounters {
     keyframes_sent: AtomicU64,
-    /// Decoded size as `width << 32 | height`; 0 before the first frame.
-    video_size_in: AtomicU64,
     /// dBFS as `f64::to_bits`.
     level_out: AtomicU64,
+    /// What the video sender does now: bitrate (kbit/s), size (`width << 32 | height`)
+    /// and frame rate.
+    video_target_kbps: AtomicU64,
+    video_size_out: AtomicU64,
+    video_fps_target: AtomicU64,
+}
+
+impl SendCounters {
+    /// Publishes the video sender's current target.
+    fn record_send_target(&self, target: SendTarget) {
+        let rung = target.rung;
+        self.video_target_kbps
+            .store(u64::from(target.bitrate_kbps), Ordering::Relaxed);
+        self.video_size_out.store(
+            (u64::from(rung.width) << 32) | u64::from(rung.height),
+            Ordering::Relaxed,
+        );
+        self.video_fps_target
+            .store(u64::from(rung.fps), Ordering::Relaxed);
+    }
+
+    fn new() -> Self {
+        let c = Self::default();
+        c.level_out.store(SILENCE_DBFS.to_bits(), Ordering::Relaxed);
+        c
+    }
+}
+
+/// Figures only one peer's receive side knows, read by its stats task.
+#[derive(Debug, Default)]
+struct ReceiveCounters {
+    frames_decoded: AtomicU64,
+    /// Decoded size as `width << 32 | height`; 0 before the first frame.
+    video_size_in: AtomicU64,
+    /// dBFS as `f64::to_bits`: the level of this peer's audio as played (the speaking
+    /// indicator).
     level_in: AtomicU64,
     /// Latest glass-to-glass latency read from a test-pattern clock stamp, µs; 0 = none.
     glass_to_glass_us: AtomicU64,
@@ -157,17 +197,9 @@ struct Counters {
     /// W3C `freezeCount` and `totalFreezesDuration` (µs) of the displayed video.
     freeze_count: AtomicU64,
     freezes_total_us: AtomicU64,
-    /// What the congestion controller leaves for video, kbit/s (0: no estimate yet);
-    /// written by the stats task, read by the video sender.
-    video_budget_kbps: AtomicU64,
-    /// What the video sender does now: bitrate (kbit/s), size (`width << 32 | height`)
-    /// and frame rate.
-    video_target_kbps: AtomicU64,
-    video_size_out: AtomicU64,
-    video_fps_target: AtomicU64,
 }
 
-impl Counters {
+impl ReceiveCounters {
     /// Publishes the audio jitter buffer's figures (one store each, every 20 ms).
     fn record_playout(&self, jitter: &audio::jitter::JitterStats, target: Duration) {
         self.audio_concealed
@@ -196,24 +228,15 @@ impl Counters {
             .store(freezes.total().as_micros() as u64, Ordering::Relaxed);
     }
 
-    /// Publishes the video sender's current target.
-    fn record_send_target(&self, target: SendTarget) {
-        let rung = target.rung;
-        self.video_target_kbps
-            .store(u64::from(target.bitrate_kbps), Ordering::Relaxed);
-        self.video_size_out.store(
-            (u64::from(rung.width) << 32) | u64::from(rung.height),
-            Ordering::Relaxed,
-        );
-        self.video_fps_target
-            .store(u64::from(rung.fps), Ordering::Relaxed);
-    }
-
     fn new() -> Self {
         let c = Self::default();
-        c.level_out.store(SILENCE_DBFS.to_bits(), Ordering::Relaxed);
         c.level_in.store(SILENCE_DBFS.to_bits(), Ordering::Relaxed);
         c
+    }
+
+    /// The level of this peer's audio as played, dBFS.
+    fn level_in_dbfs(&self) -> f64 {
+        f64::from_bits(self.level_in.load(Ordering::Relaxed))
     }
 }
 
@@ -223,65 +246,11 @@ const SILENCE_DBFS: f64 = -127.0;
 /// Shortest interval between two PLIs we send (the issue: at most one per 500 ms).
 pub const PLI_MIN_INTERVAL: Duration = Duration::from_millis(500);
 
-/// The sources and sinks of a call, opened before the connection so a bad path or
-/// device fails the call at once.
-struct Endpoints {
-    video: Option<Box<dyn VideoSource>>,
-    /// The video source is the test pattern: stamp the capture clock into its counter.
-    stamp_clock: bool,
-    audio: Option<Box<dyn AudioSource>>,
-    sink: Box<dyn AudioSink>,
-    notices: Vec<String>,
-}
-
-fn open_endpoints(config: &MediaSettings) -> anyhow::Result<Endpoints> {
-    let mut notices = Vec::new();
-    let video = open_video_source(&config.camera, config.video_size, config.fps)
-        .context("cannot open the video source")?;
-    let stamp_clock = match (&config.camera, &video) {
-        (VideoSourceSpec::TestPattern, _) => true,
-        (VideoSourceSpec::Auto, Some(opened)) => opened.notice.is_some(),
-        _ => false,
-    };
-    let video = video.map(|opened| {
-        notices.extend(opened.notice);
-        opened.source
-    });
-    let audio = audio::open_audio_source(&config.mic).context("cannot open the audio source")?;
-    notices.extend(audio.notice);
-    let sink = audio::open_audio_sink(&config.speaker).context("cannot open the audio output")?;
-    notices.extend(sink.notice);
-    Ok(Endpoints {
-        video,
-        stamp_clock,
-        audio: audio.media,
-        sink: sink
-            .media
-            .unwrap_or_else(|| Box::new(audio::sink::NullSink)),
-        notices,
-    })
-}
-
-/// Sources opened at the start, waiting for the connection.
-struct PendingSend {
-    video: Option<Box<dyn VideoSource>>,
-    stamp_clock: bool,
-    audio: Option<Box<dyn AudioSource>>,
-}
-
-/// The media of one call.
+/// The media of a 1:1 call: our sources and speaker ([`LocalMedia`]) and the one peer
+/// ([`PeerMedia`]), opened and closed together.
 pub struct MediaCall {
-    peer: Arc<PeerSession>,
-    controls: Arc<Controls>,
-    counters: Arc<Counters>,
-    events: mpsc::Sender<MediaEvent>,
-    /// Sources waiting for the connection; taken by [`MediaCall::start_sending`].
-    /// (In a mutex only so the call is `Sync`; it is touched once.)
-    pending_send: std::sync::Mutex<Option<PendingSend>>,
-    config: MediaSettings,
-    local_slot: FrameSender,
-    threads: Vec<JoinHandle<()>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    local: Arc<LocalMedia>,
+    peer: PeerMedia,
 }
 
 impl MediaCall {
@@ -296,274 +265,60 @@ impl MediaCall {
         slots: &VideoSlots,
         events: mpsc::Sender<MediaEvent>,
     ) -> anyhow::Result<Self> {
-        let open_config = config.clone();
-        let endpoints = tokio::task::spawn_blocking(move || open_endpoints(&open_config))
-            .await
-            .context("opening media panicked")??;
-        for notice in &endpoints.notices {
-            let _ = events.try_send(MediaEvent::Notice(notice.clone()));
-        }
-        let video_recorder = config.record_video.clone().map(VideoRecorder::new);
-        let audio_recorder = match &config.record_audio {
-            Some(path) => Some(
-                audio::wav::WavWriter::create(path)
-                    .with_context(|| format!("cannot create {}", path.display()))?,
-            ),
-            None => None,
+        let local = LocalMedia::open(config, slots.local.clone(), events.clone()).await?;
+        let recording = Recording {
+            video: config.record_video.clone(),
+            audio: config.record_audio.clone(),
         };
-
-        let (peer_tx, mut peer_rx) = mpsc::channel(64);
-        let (peer, remote) = PeerSession::new(&peer_config(config), peer_tx).await?;
-        let peer = Arc::new(peer);
-        let controls = Arc::new(Controls {
-            muted: AtomicBool::new(false),
-            camera: AtomicBool::new(true),
-            keyframe: AtomicBool::new(true),
-            keyframe_now: AtomicBool::new(false),
-            restart_decoder: AtomicBool::new(false),
-            stop: AtomicBool::new(false),
-        });
-        let counters = Arc::new(Counters::new());
-        // Until the congestion controller reports, video gets what its start estimate leaves.
-        counters.video_budget_kbps.store(
-            video_budget_kbps(START_ESTIMATE_BPS, config.audio_bitrate_kbps),
-            Ordering::Relaxed,
-        );
-        let mut call = Self {
-            peer: Arc::clone(&peer),
-            controls: Arc::clone(&controls),
-            counters: Arc::clone(&counters),
-            events: events.clone(),
-            pending_send: std::sync::Mutex::new(Some(PendingSend {
-                video: endpoints.video,
-                stamp_clock: endpoints.stamp_clock,
-                audio: endpoints.audio,
-            })),
-            config: config.clone(),
-            local_slot: slots.local.clone(),
-            threads: Vec::new(),
-            tasks: Vec::new(),
-        };
-
-        // Peer events: keyframe requests go straight to the encoder flag.
-        let forward_controls = Arc::clone(&controls);
-        let forward_events = events.clone();
-        call.tasks.push(tokio::spawn(async move {
-            while let Some(ev) = peer_rx.recv().await {
-                if let PeerEvent::KeyframeRequested(request) = ev {
-                    debug!(?request, "the peer asked for a keyframe");
-                    let flag = match request {
-                        KeyframeRequest::Pli => &forward_controls.keyframe,
-                        KeyframeRequest::Fir => &forward_controls.keyframe_now,
-                    };
-                    flag.store(true, Ordering::Relaxed);
-                    continue;
-                }
-                if forward_events.send(MediaEvent::Peer(ev)).await.is_err() {
-                    return;
-                }
+        let peer = match PeerMedia::start(&local, slots.remote.clone(), recording, events).await {
+            Ok(peer) => peer,
+            Err(e) => {
+                local.close().await;
+                return Err(e);
             }
-        }));
-        call.start_receiving(
-            remote,
-            slots.remote.clone(),
-            video_recorder,
-            audio_recorder,
-            endpoints.sink,
-        );
-        Ok(call)
+        };
+        Ok(Self { local, peer })
     }
 
     /// The PeerConnection, for SDP and ICE.
     pub fn peer(&self) -> &PeerSession {
-        &self.peer
-    }
-
-    fn spawn_thread(&mut self, name: &str, f: impl FnOnce() + Send + 'static) {
-        match std::thread::Builder::new().name(name.to_owned()).spawn(f) {
-            Ok(handle) => self.threads.push(handle),
-            Err(e) => {
-                let _ = self
-                    .events
-                    .try_send(MediaEvent::Notice(format!("cannot start {name}: {e}")));
-            }
-        }
-    }
-
-    fn start_receiving(
-        &mut self,
-        remote: RemoteMedia,
-        remote_slot: FrameSender,
-        recorder: Option<VideoRecorder>,
-        audio_recorder: Option<audio::wav::WavWriter>,
-        sink: Box<dyn AudioSink>,
-    ) {
-        let (requests_tx, requests_rx) = mpsc::unbounded_channel();
-        self.tasks.push(tokio::spawn(send_keyframe_requests(
-            Arc::clone(&self.peer),
-            requests_rx,
-        )));
-        let receiver = VideoReceiver {
-            packets: remote.video,
-            remote_slot,
-            recorder,
-            keyframe_requests: requests_tx,
-            controls: Arc::clone(&self.controls),
-            counters: Arc::clone(&self.counters),
-            events: self.events.clone(),
-            runtime: Handle::current(),
-        };
-        self.spawn_thread("video-receive", move || receiver.run());
-        let playout = AudioPlayout {
-            packets: remote.audio,
-            sink,
-            recorder: audio_recorder,
-            controls: Arc::clone(&self.controls),
-            counters: Arc::clone(&self.counters),
-            events: self.events.clone(),
-        };
-        self.spawn_thread("audio-playout", move || playout.run());
-        self.tasks.push(tokio::spawn(report_stats(
-            Arc::clone(&self.peer),
-            Arc::clone(&self.counters),
-            self.events.clone(),
-            self.config.audio_bitrate_kbps,
-        )));
+        self.peer.peer()
     }
 
     /// Starts capture and sending; called when the PeerConnection first connects, so the
     /// first frame (a keyframe) is not lost to a handshake in progress. Later calls do
     /// nothing.
     pub fn start_sending(&mut self) {
-        let pending = self
-            .pending_send
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        let Some(PendingSend {
-            video,
-            stamp_clock,
-            audio,
-        }) = pending
-        else {
-            return;
-        };
-        let runtime = Handle::current();
-        if let Some(source) = video {
-            // Files keep their own rate; the encoder's rate control must know it.
-            let fps = source.fps().unwrap_or(self.config.fps).max(1);
-            let settings = EncoderSettings {
-                width: self.config.video_size.0,
-                height: self.config.video_size.1,
-                fps,
-                bitrate_kbps: self.config.video_bitrate_kbps,
-            };
-            // OpenH264 prints a rate-control warning to stderr at creation (we keep every
-            // frame on purpose: no frame skipping); both views send stderr to the log.
-            match H264Encoder::new(settings) {
-                Ok(encoder) => {
-                    let sender = VideoSender {
-                        source,
-                        encoder,
-                        stamp_clock,
-                        writer: self.peer.video_writer(),
-                        local_slot: self.local_slot.clone(),
-                        controls: Arc::clone(&self.controls),
-                        counters: Arc::clone(&self.counters),
-                        events: self.events.clone(),
-                        runtime: runtime.clone(),
-                        nominal_interval: Duration::from_secs(1) / fps,
-                    };
-                    self.spawn_thread("video-send", move || sender.run());
-                }
-                Err(e) => {
-                    let _ = self.events.try_send(MediaEvent::Notice(format!(
-                        "video off: encoder failed: {e}"
-                    )));
-                }
-            }
-        }
-        if let Some(source) = audio {
-            let settings = audio::opus::EncoderSettings {
-                bitrate_bps: (self.config.audio_bitrate_kbps * 1000) as i32,
-                ..Default::default()
-            };
-            match audio::opus::OpusEncoder::with_settings(settings) {
-                Ok(encoder) => {
-                    let sender = AudioSender {
-                        source,
-                        encoder,
-                        writer: self.peer.audio_writer(),
-                        controls: Arc::clone(&self.controls),
-                        counters: Arc::clone(&self.counters),
-                        events: self.events.clone(),
-                        runtime,
-                    };
-                    self.spawn_thread("audio-send", move || sender.run());
-                }
-                Err(e) => {
-                    let _ = self.events.try_send(MediaEvent::Notice(format!(
-                        "audio off: encoder failed: {e}"
-                    )));
-                }
-            }
-        }
+        self.peer.start_sending();
     }
 
     /// The cumulative figures now (rates are zero): the last word on a call, taken
     /// just before it closes.
     pub async fn final_stats(&self) -> CallStats {
-        let mut stats = CallStats::from_peer(&self.peer.stats().await, None);
-        fill_pipeline_stats(&mut stats, &self.counters);
-        stats
+        self.peer.final_stats().await
     }
 
     /// Throws away the video decoder's state, as after a decoder fault: the remote
     /// picture blanks and resumes with the next keyframe, which a PLI asks for at once.
     pub fn restart_video_decoder(&self) {
-        self.controls.restart_decoder.store(true, Ordering::Relaxed);
+        self.peer.restart_video_decoder();
     }
 
     /// Stops or resumes sending microphone audio.
     pub fn set_muted(&self, muted: bool) {
-        self.controls.muted.store(muted, Ordering::Relaxed);
+        self.local.set_muted(muted);
     }
 
     /// Stops or resumes sending video; resuming starts with a keyframe.
     pub fn set_camera(&self, on: bool) {
-        let was = self.controls.camera.swap(on, Ordering::Relaxed);
-        if on && !was {
-            self.controls.keyframe.store(true, Ordering::Relaxed);
-        }
-        if !on {
-            self.local_slot.send_replace(None);
-        }
+        self.local.set_camera(on);
     }
 
     /// Stops every thread and task, closes the PeerConnection, and waits for the
     /// receive side to finish its recordings.
-    pub async fn close(mut self) {
-        self.controls.stop.store(true, Ordering::Relaxed);
-        for task in self.tasks.drain(..) {
-            task.abort();
-        }
+    pub async fn close(self) {
         self.peer.close().await;
-        let threads = std::mem::take(&mut self.threads);
-        let joined = tokio::task::spawn_blocking(move || {
-            for t in threads {
-                let name = t.thread().name().unwrap_or("media").to_owned();
-                if t.join().is_err() {
-                    warn!("{name} thread panicked");
-                }
-            }
-        });
-        if tokio::time::timeout(Duration::from_secs(3), joined)
-            .await
-            .is_err()
-        {
-            warn!("media threads did not stop within 3 s");
-        }
-        self.local_slot.send_replace(None);
+        self.local.close().await;
         info!("media closed");
     }
 }
@@ -621,10 +376,12 @@ const STATS_EVERY: u64 = 4;
 /// [`MediaEvent::Stats`] once a second.
 async fn report_stats(
     peer: Arc<PeerSession>,
-    counters: Arc<Counters>,
+    local: Arc<LocalMedia>,
+    key: PeerKey,
+    counters: Arc<ReceiveCounters>,
     events: mpsc::Sender<MediaEvent>,
-    audio_kbps: u32,
 ) {
+    let audio_kbps = local.config().audio_bitrate_kbps;
     let mut tick = tokio::time::interval(CONTROL_INTERVAL);
     tick.tick().await;
     let mut prev = peer.stats().await;
@@ -640,16 +397,17 @@ async fn report_stats(
         if let Some(estimate) = now.estimate_bps {
             let allowed =
                 capacity.allowed_kbps(estimate / 1000.0, now.rtt, std::time::Instant::now());
-            counters.video_budget_kbps.store(
+            local.report(
+                key,
                 video_budget_kbps(allowed * 1000.0, audio_kbps),
-                Ordering::Relaxed,
+                now.rtt,
             );
         }
         if n % STATS_EVERY != 0 {
             continue;
         }
         let mut stats = CallStats::from_peer(&now, Some(&prev));
-        fill_pipeline_stats(&mut stats, &counters);
+        fill_pipeline_stats(&mut stats, &local.counters, &counters);
         prev = now;
         if events
             .send(MediaEvent::Stats(Box::new(stats)))
@@ -661,13 +419,14 @@ async fn report_stats(
     }
 }
 
-fn fill_pipeline_stats(stats: &mut CallStats, c: &Counters) {
+/// Our send side's figures (shared by every peer) and one peer's receive side's.
+fn fill_pipeline_stats(stats: &mut CallStats, s: &SendCounters, c: &ReceiveCounters) {
     stats.frames_decoded = c.frames_decoded.load(Ordering::Relaxed);
-    stats.keyframes_sent = c.keyframes_sent.load(Ordering::Relaxed);
+    stats.keyframes_sent = s.keyframes_sent.load(Ordering::Relaxed);
     let size = c.video_size_in.load(Ordering::Relaxed);
     stats.video_size_in = (size != 0).then_some([(size >> 32) as u32, size as u32]);
-    stats.audio_level_out_dbfs = f64::from_bits(c.level_out.load(Ordering::Relaxed));
-    stats.audio_level_in_dbfs = f64::from_bits(c.level_in.load(Ordering::Relaxed));
+    stats.audio_level_out_dbfs = f64::from_bits(s.level_out.load(Ordering::Relaxed));
+    stats.audio_level_in_dbfs = c.level_in_dbfs();
     let g2g = c.glass_to_glass_us.load(Ordering::Relaxed);
     stats.glass_to_glass_ms = (g2g != 0).then(|| g2g as f64 / 1000.0);
     stats.audio_concealed_frames = c.audio_concealed.load(Ordering::Relaxed);
@@ -680,9 +439,9 @@ fn fill_pipeline_stats(stats: &mut CallStats, c: &Counters) {
     stats.video_jitter_buffer_delay_ms = ms(&c.video_jitter_buffer_delay_us);
     stats.video_playout_delay_ms = ms(&c.video_playout_delay_us);
     stats.freeze_count = c.freeze_count.load(Ordering::Relaxed);
-    stats.video_target_kbps = c.video_target_kbps.load(Ordering::Relaxed) as f64;
-    let size = c.video_size_out.load(Ordering::Relaxed);
+    stats.video_target_kbps = s.video_target_kbps.load(Ordering::Relaxed) as f64;
+    let size = s.video_size_out.load(Ordering::Relaxed);
     stats.video_size_out = (size != 0).then_some([(size >> 32) as u32, size as u32]);
-    stats.video_fps_target = c.video_fps_target.load(Ordering::Relaxed) as u32;
+    stats.video_fps_target = s.video_fps_target.load(Ordering::Relaxed) as u32;
     stats.total_freezes_duration_s = ms(&c.freezes_total_us) / 1000.0;
 }

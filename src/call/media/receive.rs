@@ -1,5 +1,6 @@
-//! The receiving threads: H.264 assembly and decode to the display and recording,
-//! and the audio jitter buffer, Opus decode and playout.
+//! The receiving threads: per peer, H.264 assembly and decode to the display and
+//! recording; and the speaker, which runs each peer's audio jitter buffer and Opus
+//! decode and mixes them into the one output.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use tracing::{debug, info, warn};
 
 use super::clock::glass_to_glass;
 use super::record::VideoRecorder;
-use super::{Controls, Counters, MediaEvent};
+use super::{MediaEvent, ReceiveControls, ReceiveCounters, SendControls};
 use crate::call::peer::RtpPacket;
 use crate::media::audio::jitter::{Adjustment, Playout};
 use crate::media::audio::{self, AudioFrame, AudioSink, FRAME_SAMPLES};
@@ -28,8 +29,8 @@ pub(super) struct VideoReceiver {
     pub(super) remote_slot: FrameSender,
     pub(super) recorder: Option<VideoRecorder>,
     pub(super) keyframe_requests: mpsc::UnboundedSender<KeyframeRequest>,
-    pub(super) controls: Arc<Controls>,
-    pub(super) counters: Arc<Counters>,
+    pub(super) controls: Arc<ReceiveControls>,
+    pub(super) counters: Arc<ReceiveCounters>,
     pub(super) events: mpsc::Sender<MediaEvent>,
     pub(super) runtime: Handle,
 }
@@ -172,107 +173,152 @@ fn decode_next(
     }
 }
 
-pub(super) struct AudioPlayout {
+/// One peer's audio on its way to the speaker: jitter buffer, Opus decode and time
+/// stretching, 20 ms at a time, and its recording. The [`Speaker`] thread owns it.
+pub(super) struct PeerAudio {
     pub(super) packets: mpsc::Receiver<RtpPacket>,
-    pub(super) sink: Box<dyn AudioSink>,
     pub(super) recorder: Option<audio::wav::WavWriter>,
-    pub(super) controls: Arc<Controls>,
-    pub(super) counters: Arc<Counters>,
+    pub(super) controls: Arc<ReceiveControls>,
+    pub(super) counters: Arc<ReceiveCounters>,
     pub(super) events: mpsc::Sender<MediaEvent>,
+    /// Dropped when the recording is finished, which the peer's `close` waits for.
+    pub(super) finished: Option<tokio::sync::oneshot::Sender<()>>,
+    pub(super) jitter: audio::jitter::JitterBuffer,
+    pub(super) decoder: audio::opus::OpusDecoder,
+    /// Decoded audio waiting to be played: time-stretching makes a decoded frame
+    /// shorter or longer than the 20 ms played per tick. Never more than a frame plus
+    /// two stretched ones, so its capacity is set once.
+    pub(super) decoded: VecDeque<f32>,
+    /// The first packet arrived: from then on a frame is played every tick.
+    pub(super) started: bool,
 }
 
-impl AudioPlayout {
-    pub(super) fn run(mut self) {
-        let mut decoder = match audio::opus::OpusDecoder::new() {
-            Ok(d) => d,
-            Err(e) => {
-                let _ = self
-                    .events
-                    .try_send(MediaEvent::Notice(format!("cannot decode audio: {e}")));
-                return;
-            }
-        };
-        let mut jitter = audio::jitter::JitterBuffer::new();
-        let mut pacer = crate::media::pacer::Pacer::new(Duration::from_millis(20));
-        let mut frame: AudioFrame = [0.0; FRAME_SAMPLES];
-        // Decoded audio waiting to be played: time-stretching makes a decoded frame
-        // shorter or longer than the 20 ms played per tick. Never more than a frame plus
-        // two stretched ones, so its capacity is set once.
-        let mut decoded_audio: VecDeque<f32> = VecDeque::with_capacity(4 * FRAME_SAMPLES);
-        let mut started = false;
-        while !self.controls.stop.load(Ordering::Relaxed) {
-            pacer.wait();
-            let now = Instant::now();
-            loop {
-                match self.packets.try_recv() {
-                    Ok(p) => {
-                        started = true;
-                        jitter.push(p.sequence_number, p.timestamp, p.payload.clone(), p.arrival);
-                    }
-                    Err(mpsc::error::TryRecvError::Empty) => break,
-                    Err(mpsc::error::TryRecvError::Disconnected) => {
-                        self.finish();
-                        return;
-                    }
+impl PeerAudio {
+    /// Takes the packets that arrived and writes the next 20 ms into `out`. `None`
+    /// before the first packet (nothing to play yet), or once the peer is gone.
+    fn next_frame(&mut self, now: Instant, out: &mut AudioFrame) -> Option<()> {
+        loop {
+            match self.packets.try_recv() {
+                Ok(p) => {
+                    self.started = true;
+                    self.jitter
+                        .push(p.sequence_number, p.timestamp, p.payload.clone(), p.arrival);
                 }
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => return None,
             }
-            if !started {
-                continue;
-            }
-            // Two decodes at most: an accelerated frame is at least half a frame long.
-            for _ in 0..3 {
-                if decoded_audio.len() >= FRAME_SAMPLES {
-                    break;
-                }
-                decode_next(&mut jitter, &mut decoder, now, &mut frame);
-                match jitter.take_adjustment() {
-                    Adjustment::None => decoded_audio.extend(&frame),
-                    Adjustment::Expand => {
-                        audio::stretch::expand(&frame, &mut decoded_audio);
-                    }
-                    Adjustment::Accelerate => {
-                        audio::stretch::accelerate(&frame, &mut decoded_audio);
-                    }
-                }
-            }
-            let take = decoded_audio.len().min(FRAME_SAMPLES);
-            frame.fill(0.0);
-            for (out, sample) in frame.iter_mut().zip(decoded_audio.drain(..take)) {
-                *out = sample;
-            }
-            self.counters
-                .record_playout(&jitter.stats(), jitter.target_delay());
-            self.play(&frame);
         }
-        self.finish();
-    }
-
-    fn play(&mut self, frame: &AudioFrame) {
+        if !self.started {
+            return None;
+        }
+        // Two decodes at most: an accelerated frame is at least half a frame long.
+        for _ in 0..3 {
+            if self.decoded.len() >= FRAME_SAMPLES {
+                break;
+            }
+            decode_next(&mut self.jitter, &mut self.decoder, now, out);
+            match self.jitter.take_adjustment() {
+                Adjustment::None => self.decoded.extend(out.iter()),
+                Adjustment::Expand => {
+                    audio::stretch::expand(out, &mut self.decoded);
+                }
+                Adjustment::Accelerate => {
+                    audio::stretch::accelerate(out, &mut self.decoded);
+                }
+            }
+        }
+        let take = self.decoded.len().min(FRAME_SAMPLES);
+        out.fill(0.0);
+        for (o, sample) in out.iter_mut().zip(self.decoded.drain(..take)) {
+            *o = sample;
+        }
+        self.counters
+            .record_playout(&self.jitter.stats(), self.jitter.target_delay());
         self.counters
             .level_in
-            .store(audio::level_dbfs(frame).to_bits(), Ordering::Relaxed);
-        if let Err(e) = self.sink.write_frame(frame) {
-            let _ = self.events.try_send(MediaEvent::Notice(format!(
-                "audio output failed ({}: {e:#}); playing to none",
-                self.sink.describe()
-            )));
-            self.sink = Box::new(audio::sink::NullSink);
-        }
+            .store(audio::level_dbfs(out).to_bits(), Ordering::Relaxed);
         if let Some(r) = &mut self.recorder
-            && let Err(e) = r.write(frame)
+            && let Err(e) = r.write(out)
         {
             let _ = self.events.try_send(MediaEvent::Notice(format!(
                 "audio recording stopped: {e:#}"
             )));
             self.recorder = None;
         }
+        Some(())
     }
 
-    pub(super) fn finish(&mut self) {
+    fn is_closed(&self) -> bool {
+        self.controls.stop.load(Ordering::Relaxed)
+    }
+
+    fn finish(&mut self) {
         if let Some(r) = self.recorder.take()
             && let Err(e) = r.finish()
         {
             warn!("audio recording: {e:#}");
+        }
+        self.finished.take();
+    }
+}
+
+/// The speaker: every 20 ms, the next frame of each peer's audio, mixed
+/// ([`audio::mix::Mixer`]) into the one output. Peers join through `joins` and leave
+/// when their media closes.
+pub(super) struct Speaker {
+    pub(super) sink: Box<dyn AudioSink>,
+    pub(super) joins: std::sync::mpsc::Receiver<PeerAudio>,
+    pub(super) controls: Arc<SendControls>,
+    pub(super) events: mpsc::Sender<MediaEvent>,
+}
+
+impl Speaker {
+    pub(super) fn run(mut self) {
+        let mut inputs: Vec<PeerAudio> = Vec::new();
+        let mut frames: Vec<AudioFrame> = Vec::new();
+        let mut mixer = audio::mix::Mixer::new();
+        let mut pacer = crate::media::pacer::Pacer::new(Duration::from_millis(20));
+        let mut mixed: AudioFrame = [0.0; FRAME_SAMPLES];
+        let mut started = false;
+        while !self.controls.stop.load(Ordering::Relaxed) {
+            pacer.wait();
+            inputs.extend(self.joins.try_iter());
+            inputs.retain_mut(|input| {
+                let gone =
+                    input.is_closed() || input.packets.is_closed() && input.packets.is_empty();
+                if gone {
+                    input.finish();
+                }
+                !gone
+            });
+            frames.resize(inputs.len(), [0.0; FRAME_SAMPLES]);
+            let now = Instant::now();
+            let mut playing = Vec::with_capacity(inputs.len());
+            for (input, frame) in inputs.iter_mut().zip(frames.iter_mut()) {
+                if input.next_frame(now, frame).is_some() {
+                    let frame: &AudioFrame = frame;
+                    playing.push(frame);
+                }
+            }
+            started |= !playing.is_empty();
+            if !started {
+                continue;
+            }
+            mixer.mix(playing, &mut mixed);
+            self.play(&mixed);
+        }
+        for mut input in inputs {
+            input.finish();
+        }
+    }
+
+    fn play(&mut self, frame: &AudioFrame) {
+        if let Err(e) = self.sink.write_frame(frame) {
+            let _ = self.events.try_send(MediaEvent::Notice(format!(
+                "audio output failed ({}: {e:#}); playing to none",
+                self.sink.describe()
+            )));
+            self.sink = Box::new(audio::sink::NullSink);
         }
     }
 }

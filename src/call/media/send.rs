@@ -1,4 +1,5 @@
-//! The sending threads: capture, (scale,) encode and write to the track, per kind.
+//! The sending threads: capture, (scale,) encode once and write to every connected
+//! peer's track ([`Fanout`]), per kind.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -10,8 +11,9 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::clock::clock_stamp_ms;
-use super::{Controls, Counters, MediaEvent, SILENCE_DBFS};
-use crate::call::peer::{AudioTrackWriter, TrackWriteError, VideoTrackWriter};
+use super::fanout::Fanout;
+use super::{MediaEvent, SILENCE_DBFS, SendControls, SendCounters};
+use crate::call::peer::TrackWriteError;
 use crate::media::audio::{self, AudioFrame, AudioSource, FRAME_SAMPLES};
 use crate::media::video::encode::{EncoderSettings, H264Encoder};
 use crate::media::video::ladder::{Rung, SendLadder, SendTarget};
@@ -23,10 +25,10 @@ pub(super) struct VideoSender {
     pub(super) source: Box<dyn VideoSource>,
     pub(super) encoder: H264Encoder,
     pub(super) stamp_clock: bool,
-    pub(super) writer: VideoTrackWriter,
+    pub(super) fanout: Arc<Fanout>,
     pub(super) local_slot: FrameSender,
-    pub(super) controls: Arc<Controls>,
-    pub(super) counters: Arc<Counters>,
+    pub(super) controls: Arc<SendControls>,
+    pub(super) counters: Arc<SendCounters>,
     pub(super) events: mpsc::Sender<MediaEvent>,
     pub(super) runtime: Handle,
     pub(super) nominal_interval: Duration,
@@ -62,12 +64,13 @@ impl VideoSender {
                 last_capture = None;
                 continue;
             }
-            let budget = self.counters.video_budget_kbps.load(Ordering::Relaxed);
-            let budget = if budget == 0 {
-                configured.bitrate_kbps
-            } else {
-                u32::try_from(budget).unwrap_or(u32::MAX)
+            let Some(budget) = self.fanout.budget_kbps() else {
+                // Nobody to send to (a room between members): the self-view goes on.
+                self.local_slot.send_replace(Some(Arc::new(captured.frame)));
+                last_capture = None;
+                continue;
             };
+            let budget = u32::try_from(budget).unwrap_or(u32::MAX);
             let target = ladder.update(budget, captured.captured_at);
             if !self.follow(target) {
                 continue;
@@ -102,7 +105,7 @@ impl VideoSender {
             // last one may still be crossing, and NACK repairs it more cheaply than a new
             // one in the same full queue. A FIR is answered at once: that receiver never
             // had a start to repair.
-            let rtt = Duration::from_micros(self.counters.rtt_us.load(Ordering::Relaxed));
+            let rtt = self.fanout.rtt();
             let due = last_keyframe
                 .is_none_or(|at: Instant| at.elapsed() >= KEYFRAME_MIN_INTERVAL.max(rtt * 2));
             let force = if self.controls.keyframe_now.swap(false, Ordering::Relaxed) {
@@ -132,17 +135,15 @@ impl VideoSender {
                 .filter(|d| !d.is_zero() && *d < Duration::from_secs(1))
                 .unwrap_or(self.nominal_interval);
             last_capture = Some(captured.captured_at);
-            let write = self
-                .writer
-                .write_h264(&encoded.annexb, duration, captured.captured_at);
-            match self.runtime.block_on(write) {
-                Ok(()) => {}
-                Err(TrackWriteError::NotNegotiated(_)) => {
-                    self.controls.keyframe.store(true, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    debug!("video track closed: {e}");
-                    return;
+            for writer in self.fanout.video_writers() {
+                let write = writer.write_h264(&encoded.annexb, duration, captured.captured_at);
+                match self.runtime.block_on(write) {
+                    Ok(()) => {}
+                    Err(TrackWriteError::NotNegotiated(_)) => {
+                        self.controls.keyframe.store(true, Ordering::Relaxed);
+                    }
+                    // That peer is leaving; its outlet goes with it.
+                    Err(e) => debug!("video track closed: {e}"),
                 }
             }
         }
@@ -198,9 +199,9 @@ const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(300);
 pub(super) struct AudioSender {
     pub(super) source: Box<dyn AudioSource>,
     pub(super) encoder: audio::opus::OpusEncoder,
-    pub(super) writer: AudioTrackWriter,
-    pub(super) controls: Arc<Controls>,
-    pub(super) counters: Arc<Counters>,
+    pub(super) fanout: Arc<Fanout>,
+    pub(super) controls: Arc<SendControls>,
+    pub(super) counters: Arc<SendCounters>,
     pub(super) events: mpsc::Sender<MediaEvent>,
     pub(super) runtime: Handle,
 }
@@ -226,6 +227,10 @@ impl AudioSender {
             self.counters
                 .level_out
                 .store(audio::level_dbfs(&frame).to_bits(), Ordering::Relaxed);
+            let writers = self.fanout.audio_writers();
+            if writers.is_empty() {
+                continue;
+            }
             let packet = match self.encoder.encode(&frame) {
                 Ok(p) => p,
                 Err(e) => {
@@ -233,12 +238,11 @@ impl AudioSender {
                     continue;
                 }
             };
-            let write = self.writer.write_opus(&packet, Duration::from_millis(20));
-            match self.runtime.block_on(write) {
-                Ok(()) | Err(TrackWriteError::NotNegotiated(_)) => {}
-                Err(e) => {
-                    debug!("audio track closed: {e}");
-                    return;
+            for writer in writers {
+                let write = writer.write_opus(&packet, Duration::from_millis(20));
+                match self.runtime.block_on(write) {
+                    Ok(()) | Err(TrackWriteError::NotNegotiated(_)) => {}
+                    Err(e) => debug!("audio track closed: {e}"),
                 }
             }
         }

@@ -40,6 +40,7 @@ pub trait AudioSink: Send {
 pub mod device;
 pub mod jitter;
 pub mod level;
+pub mod mix;
 pub mod opus;
 pub mod quality;
 pub mod resample;
