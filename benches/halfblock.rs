@@ -23,7 +23,7 @@ use rtc_cli::ui::app::{Model, Msg, Role, update};
 use rtc_cli::ui::halfblock::{CellSize, Renderer};
 use rtc_cli::ui::terminal::draw_synchronized;
 use rtc_cli::ui::video::ColorMode;
-use rtc_cli::ui::view::View;
+use rtc_cli::ui::view::{Frames, View};
 
 /// A naive renderer's bytes per cell: `ESC[38;2;r;g;bm` + `ESC[48;2;r;g;bm` + `▀`
 /// with three-digit channels, as the issue counts it.
@@ -146,7 +146,11 @@ fn report_bytes_per_frame(cols: u16, rows: u16, colors: ColorMode) {
     let mut per_frame = Vec::with_capacity(frames.len());
     for frame in &frames {
         let start = counter.0.get();
-        draw_synchronized(&mut terminal, |f| view.draw(f, &model, Some(frame), None))
+        let shown = Frames {
+            remote: Some(std::sync::Arc::new(frame.clone())),
+            ..Frames::default()
+        };
+        draw_synchronized(&mut terminal, |f| view.draw(f, &model, &shown))
             .expect("writing to a counter");
         per_frame.push(counter.0.get() - start);
     }

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::call::peer::IceTransportPolicy;
 use crate::media::spec::{AudioSinkSpec, AudioSourceSpec, VideoSourceSpec};
-use crate::signaling::protocol::UserId;
+use crate::signaling::protocol::{RoomId, UserId};
 
 const EXIT_CODES: &str = "\
 Exit codes of `call`:
@@ -18,7 +18,9 @@ Exit codes of `call`:
   3   refused          4   busy             5   offline
   6   no answer        7   canceled         8   login refused (auth)
   9   server unreachable                    10  connection failed (ICE/DTLS, peer gone)
-  11  logged in elsewhere (conflict)";
+  11  logged in elsewhere (conflict)
+`room` exits 0 when the user leaves, 12 when the room is full (4 members),
+and with 1, 8, 9, 11 as above.";
 
 /// A video-call client for the terminal: WebRTC camera and microphone, the other
 /// side's video as colored half-blocks.
@@ -79,6 +81,10 @@ pub enum Command {
     Call(CallArgs),
     /// Wait for calls
     Listen(ListenArgs),
+    /// Join a room of up to 4 (created by the first to join): every member sees and
+    /// hears every other
+    #[command(after_help = EXIT_CODES)]
+    Room(RoomArgs),
     /// List cameras (with formats), microphones and speakers
     Devices(DevicesArgs),
     /// Print shell completions
@@ -213,6 +219,22 @@ pub struct ListenArgs {
     /// End each connected call by itself after this long
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub hangup_after: Option<Duration>,
+    /// Sources, sinks, codecs and ICE.
+    #[command(flatten)]
+    pub media: MediaArgs,
+}
+
+/// `rtc-cli room` options.
+#[derive(Debug, Args)]
+pub struct RoomArgs {
+    /// The room: 1-64 of A-Z a-z 0-9 . _ -
+    pub room: RoomId,
+    /// Leave the room by itself this long after joining (e.g. 10s, 1m)
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub hangup_after: Option<Duration>,
+    /// Record each member's received video and audio to DIR/<id>.y4m and DIR/<id>.wav
+    #[arg(long, value_name = "DIR")]
+    pub record_dir: Option<PathBuf>,
     /// Sources, sinks, codecs and ICE.
     #[command(flatten)]
     pub media: MediaArgs,

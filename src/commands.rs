@@ -7,16 +7,19 @@ use anyhow::Context;
 use tokio::sync::mpsc;
 use tracing::info;
 
-use crate::call::controller::{self, ControllerConfig, Mode, ViewChannels};
+use crate::call::controller::{self, ControllerConfig, Mode};
 use crate::call::media::VideoSlots;
-use crate::call::{ExitCode, UserCommand};
-use crate::cli::{Cli, Command, GlobalArgs, LoginArgs, MediaArgs, ServeArgs, ServeCommand};
+use crate::call::room::{RoomConfig, RoomVideo};
+use crate::call::{ExitCode, UserCommand, ViewChannels};
+use crate::cli::{
+    Cli, Command, GlobalArgs, LoginArgs, MediaArgs, RoomArgs, ServeArgs, ServeCommand,
+};
 use crate::config::{MediaSettings, Settings};
 use crate::signaling::auth::{self, Auth};
 use crate::signaling::client::{self, ClientConfig, Fatal, SignalingEvent};
 use crate::signaling::server::{ConnectionLimits, Server, ServerConfig, raise_open_file_limit};
 use crate::signaling::turn::{IceOffer, TurnRest, TurnSecret};
-use crate::ui::{Role, TuiOptions, ViewLink};
+use crate::ui::{Role, TuiOptions, VideoFeeds, ViewLink};
 
 /// Runs the parsed command line; returns the process exit code.
 ///
@@ -39,6 +42,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             session(&global, mode, args.hangup_after, &args.media).await
         }
+        Command::Room(args) => room(&global, args).await,
         Command::Devices(args) => {
             crate::devices::run_devices_command(args.json, &mut std::io::stdout().lock())?;
             Ok(ExitCode::Ok)
@@ -223,13 +227,17 @@ fn logout(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::Ok)
 }
 
-/// `call` and `listen`: a controller and a view (the TUI on a terminal, else headless).
-async fn session(
-    global: &GlobalArgs,
-    mode: Mode,
-    hangup_after: Option<Duration>,
-    media_args: &MediaArgs,
-) -> anyhow::Result<ExitCode> {
+/// What `call`, `listen` and `room` share before their controller starts: the profile,
+/// the media settings (sources and sinks checked), the signaling client's settings and
+/// whether the view is headless.
+struct Prepared {
+    id: crate::call::UserId,
+    media: MediaSettings,
+    client: ClientConfig,
+    headless: bool,
+}
+
+async fn prepare(global: &GlobalArgs, media_args: &MediaArgs) -> anyhow::Result<Prepared> {
     let settings = Settings::resolve(global)?;
     let id = settings.require_id()?;
     let media = MediaSettings::resolve(media_args, &settings.file)?;
@@ -239,11 +247,118 @@ async fn session(
         .context("the media check panicked")??;
     let mut client = ClientConfig::new(settings.server.clone(), id.clone(), settings.token.clone());
     client.tls = settings.client_tls()?;
+    let headless = global.headless || !std::io::stdout().is_terminal();
+    Ok(Prepared {
+        id,
+        media,
+        client,
+        headless,
+    })
+}
+
+/// `room`: the room controller and a view (the TUI on a terminal, else headless).
+async fn room(global: &GlobalArgs, args: RoomArgs) -> anyhow::Result<ExitCode> {
+    let Prepared {
+        id,
+        media,
+        client,
+        headless,
+    } = prepare(global, &args.media).await?;
+    if let Some(dir) = &args.record_dir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create --record-dir {}", dir.display()))?;
+    }
+    info!(%id, room = %args.room, headless, "room session starting");
+    let (events_tx, events_rx) = mpsc::channel(256);
+    let (commands_tx, commands_rx) = mpsc::channel(32);
+    let tiles = RoomVideo::new();
+    let stderr_to_log = headless.then(crate::stderr::StderrToLog::capture);
+    let view = spawn_view(
+        headless,
+        events_rx,
+        commands_tx,
+        VideoFeeds::Room(tiles.clone()),
+        TuiOptions {
+            max_fps: media.max_draw_fps,
+            title: format!("rtc-cli: {id} in {}", args.room),
+            role: Role::Room,
+        },
+    );
+    let code = crate::call::room::run(
+        RoomConfig {
+            room: args.room,
+            client,
+            hangup_after: args.hangup_after,
+            media,
+            record_dir: args.record_dir,
+            tiles,
+        },
+        ViewChannels {
+            events: events_tx,
+            commands: commands_rx,
+        },
+    )
+    .await;
+    finish_view(view, stderr_to_log).await?;
+    Ok(code)
+}
+
+/// Starts the view: the headless JSON-lines view (with signals turned into `quit`), or
+/// the TUI.
+fn spawn_view(
+    headless: bool,
+    events: mpsc::Receiver<crate::call::TimedEvent>,
+    commands: mpsc::Sender<UserCommand>,
+    video: VideoFeeds,
+    options: TuiOptions,
+) -> tokio::task::JoinHandle<anyhow::Result<Vec<String>>> {
+    if headless {
+        let signals = tokio::spawn(quit_on_signal(commands.clone()));
+        tokio::spawn(async move {
+            crate::ui::headless::run(events, commands).await;
+            signals.abort();
+            Ok(Vec::new())
+        })
+    } else {
+        let link = ViewLink {
+            events,
+            commands,
+            video,
+        };
+        tokio::spawn(crate::ui::run(link, options))
+    }
+}
+
+/// Waits for the view to end and says on the restored terminal how the call ended.
+async fn finish_view(
+    view: tokio::task::JoinHandle<anyhow::Result<Vec<String>>>,
+    stderr_to_log: Option<crate::stderr::StderrToLog>,
+) -> anyhow::Result<()> {
+    let farewell = view.await.context("the view task failed")??;
+    drop(stderr_to_log);
+    for line in farewell {
+        eprintln!("rtc-cli: {line}");
+    }
+    Ok(())
+}
+
+/// `call` and `listen`: a controller and a view (the TUI on a terminal, else headless).
+async fn session(
+    global: &GlobalArgs,
+    mode: Mode,
+    hangup_after: Option<Duration>,
+    media_args: &MediaArgs,
+) -> anyhow::Result<ExitCode> {
+    let Prepared {
+        id,
+        media,
+        mut client,
+        headless,
+    } = prepare(global, media_args).await?;
     if matches!(mode, Mode::Listen { .. }) {
         client.initial_attempts = None;
     }
-    let headless = global.headless || !std::io::stdout().is_terminal();
-    info!(%id, server = %settings.server, ?mode, headless, "session starting");
+    info!(%id, server = %client.server, ?mode, headless, "session starting");
 
     let (events_tx, events_rx) = mpsc::channel(256);
     let (commands_tx, commands_rx) = mpsc::channel(32);
@@ -254,27 +369,20 @@ async fn session(
     };
     // The TUI captures stderr when it takes the terminal; headless, from here on.
     let stderr_to_log = headless.then(crate::stderr::StderrToLog::capture);
-    let view = if headless {
-        let signals = tokio::spawn(quit_on_signal(commands_tx.clone()));
-        tokio::spawn(async move {
-            crate::ui::headless::run(events_rx, commands_tx).await;
-            signals.abort();
-            Ok(Vec::new())
-        })
-    } else {
-        let link = ViewLink {
-            events: events_rx,
-            commands: commands_tx,
-            remote_video: slots.remote.subscribe(),
-            local_video: slots.local.subscribe(),
-        };
-        let options = TuiOptions {
+    let view = spawn_view(
+        headless,
+        events_rx,
+        commands_tx,
+        VideoFeeds::Call {
+            remote: slots.remote.subscribe(),
+            local: slots.local.subscribe(),
+        },
+        TuiOptions {
             max_fps: media.max_draw_fps,
             title: format!("rtc-cli: {id}"),
             role,
-        };
-        tokio::spawn(crate::ui::run(link, options))
-    };
+        },
+    );
     let code = controller::run(
         ControllerConfig {
             mode,
@@ -289,12 +397,8 @@ async fn session(
         },
     )
     .await;
-    let farewell = view.await.context("the view task failed")??;
-    drop(stderr_to_log);
     // The call screen is gone: say on the restored terminal how it ended.
-    for line in farewell {
-        eprintln!("rtc-cli: {line}");
-    }
+    finish_view(view, stderr_to_log).await?;
     Ok(code)
 }
 

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use common::settings::loopback_media;
 use common::{RawClient, TestServer, WAIT, id};
-use rtc_cli::call::controller::{self, ControllerConfig, Mode, ViewChannels};
+use rtc_cli::call::ViewChannels;
+use rtc_cli::call::controller::{self, ControllerConfig, Mode};
 use rtc_cli::call::media::VideoSlots;
 use rtc_cli::call::{AppEvent, CallState, EndReason, ExitCode, TimedEvent, UserCommand};
 use rtc_cli::signaling::client::ClientConfig;

@@ -16,7 +16,7 @@ use super::peer::turn_check;
 use super::peer::{FailedStage, IceServer, PeerEvent};
 use super::{
     AppEvent, CallId, CallState, Direction, EndReason, ExitCode, MediaState, TimedEvent,
-    UserCommand, UserId,
+    UserCommand, UserId, ViewChannels, close_signaling, sleep_until,
 };
 use crate::config::{IceServerConfig, MediaSettings};
 use crate::signaling::client::{self, ClientConfig, Fatal, SignalingEvent, SignalingHandle};
@@ -70,14 +70,6 @@ pub struct ControllerConfig {
     pub media: MediaSettings,
     /// Where decoded remote video and our self-view go.
     pub slots: VideoSlots,
-}
-
-/// The channels between a controller and its view.
-pub struct ViewChannels {
-    /// Events for the view.
-    pub events: mpsc::Sender<TimedEvent>,
-    /// Commands from the view. When it closes (EOF on stdin), calls go on.
-    pub commands: mpsc::Receiver<UserCommand>,
 }
 
 /// The call in progress.
@@ -171,15 +163,8 @@ pub async fn run(config: ControllerConfig, view: ViewChannels) -> ExitCode {
         media_events: None,
     };
     let code = controller.event_loop(client.events, view.commands).await;
-    // Dropping the handle makes the client send `logout` after anything queued
-    // (such as our `hangup`), then close; give it a moment to do so.
     drop(controller);
-    if tokio::time::timeout(Duration::from_secs(2), client.task)
-        .await
-        .is_err()
-    {
-        warn!("signaling client did not close in time");
-    }
+    close_signaling(client.task).await;
     code
 }
 
@@ -313,6 +298,7 @@ impl Controller {
             let stats = media.final_stats().await;
             self.emit(AppEvent::Stats {
                 call_id: call.id.clone(),
+                peer: call.peer.clone(),
                 stats: Box::new(stats),
             })
             .await;
@@ -381,11 +367,7 @@ impl Controller {
     }
 
     async fn on_fatal(&mut self, fatal: Fatal) -> Next {
-        let code = match &fatal {
-            Fatal::AuthFailed(_) => ExitCode::AuthFailed,
-            Fatal::Conflict(_) => ExitCode::Conflict,
-            Fatal::Unreachable { .. } => ExitCode::ServerUnreachable,
-        };
+        let code = ExitCode::for_fatal(&fatal);
         if let Fatal::Conflict(message) = &fatal {
             self.emit(AppEvent::Conflict {
                 message: message.clone(),
@@ -479,8 +461,17 @@ impl Controller {
                 debug!("peer finished gathering ICE candidates");
                 Next::Continue
             }
-            ServerMessage::MediaState { call_id, state, .. } if self.is_current(&call_id) => {
-                self.emit(AppEvent::PeerMedia { call_id, state }).await;
+            ServerMessage::MediaState {
+                call_id,
+                state,
+                from,
+            } if self.is_current(&call_id) => {
+                self.emit(AppEvent::PeerMedia {
+                    call_id,
+                    peer: from,
+                    state,
+                })
+                .await;
                 Next::Continue
             }
             ServerMessage::Error {
@@ -778,10 +769,16 @@ impl Controller {
             return Next::Continue;
         };
         let call_id = call.id.clone();
+        let peer = call.peer.clone();
         match ev {
             MediaEvent::Stats(stats) => {
                 let silent = stats.video_kbps_in + stats.audio_kbps_in == 0.0;
-                self.emit(AppEvent::Stats { call_id, stats }).await;
+                self.emit(AppEvent::Stats {
+                    call_id,
+                    peer,
+                    stats,
+                })
+                .await;
                 if self.peer_silent_too_long(silent) {
                     info!("the peer's signaling and media are both gone");
                     return self.end_call(EndReason::PeerGone).await;
@@ -1059,13 +1056,6 @@ fn command_verb(cmd: UserCommand) -> &'static str {
 async fn recv_media(rx: &mut Option<mpsc::Receiver<MediaEvent>>) -> Option<MediaEvent> {
     match rx {
         Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
 }

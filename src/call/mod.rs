@@ -8,6 +8,7 @@
 pub mod controller;
 pub mod media;
 pub mod peer;
+pub mod room;
 pub mod stats;
 
 use std::fmt;
@@ -15,7 +16,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-pub use crate::signaling::protocol::{CallId, MediaState, UserId};
+pub use crate::signaling::protocol::{CallId, MediaState, RoomId, UserId};
 pub use stats::CallStats;
 
 /// Which side of a call we are.
@@ -133,6 +134,8 @@ pub enum ExitCode {
     ConnectionFailed = 10,
     /// We were logged in elsewhere mid-call.
     Conflict = 11,
+    /// `room`: the room already has its maximum of members.
+    RoomFull = 12,
 }
 
 impl ExitCode {
@@ -244,6 +247,8 @@ pub enum AppEvent {
     PeerMedia {
         /// The call this message is about.
         call_id: CallId,
+        /// The peer whose state it is.
+        peer: UserId,
         /// Microphone and camera state.
         #[serde(flatten)]
         state: MediaState,
@@ -260,9 +265,32 @@ pub enum AppEvent {
     Stats {
         /// The call this message is about.
         call_id: CallId,
+        /// The peer these figures are about.
+        peer: UserId,
         /// The figures.
         #[serde(flatten)]
         stats: Box<CallStats>,
+    },
+    /// We joined a room; `members` (in the order they joined) will each call us.
+    RoomJoined {
+        /// The room.
+        room: RoomId,
+        /// The other members.
+        members: Vec<UserId>,
+    },
+    /// Someone joined our room; we call them.
+    MemberJoined {
+        /// The room.
+        room: RoomId,
+        /// The newcomer.
+        id: UserId,
+    },
+    /// Someone left our room (or their connection died); our call with them is over.
+    MemberLeft {
+        /// The room.
+        room: RoomId,
+        /// Who left.
+        id: UserId,
     },
     /// We logged in elsewhere; this session is over.
     Conflict {
@@ -287,6 +315,45 @@ pub enum AppEvent {
         /// Whether the process ends because of it.
         fatal: bool,
     },
+}
+
+/// The channels between a controller (call or room) and its view.
+pub struct ViewChannels {
+    /// Events for the view.
+    pub events: tokio::sync::mpsc::Sender<TimedEvent>,
+    /// Commands from the view. When it closes (EOF on stdin), calls go on.
+    pub commands: tokio::sync::mpsc::Receiver<UserCommand>,
+}
+
+/// Ends the process's signaling client: once every handle is dropped the client sends
+/// `logout` after anything queued (such as a `hangup`), then closes; this gives it 2 s.
+async fn close_signaling(task: tokio::task::JoinHandle<()>) {
+    if tokio::time::timeout(std::time::Duration::from_secs(2), task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("signaling client did not close in time");
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one (a `select!` branch that never fires).
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl ExitCode {
+    /// The exit code when the signaling client stopped for good.
+    pub fn for_fatal(fatal: &crate::signaling::client::Fatal) -> Self {
+        use crate::signaling::client::Fatal;
+        match fatal {
+            Fatal::AuthFailed(_) => Self::AuthFailed,
+            Fatal::Conflict(_) => Self::Conflict,
+            Fatal::Unreachable { .. } => Self::ServerUnreachable,
+        }
+    }
 }
 
 /// An [`AppEvent`] with its wall-clock time, as a view receives it.

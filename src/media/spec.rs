@@ -59,6 +59,9 @@ pub enum VideoSourceSpec {
     None,
 }
 
+/// The frequency of `--mic tone`, Hz.
+pub const DEFAULT_TONE_HZ: u32 = 440;
+
 /// Where outgoing audio comes from (`--mic`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum AudioSourceSpec {
@@ -67,8 +70,12 @@ pub enum AudioSourceSpec {
     Auto,
     /// A microphone chosen by index or name.
     Device(DeviceSelector),
-    /// A 440 Hz sine (`tone`).
-    Tone,
+    /// A sine of `hz` Hz: `tone` (440 Hz) or `tone:HZ` (20-20000), e.g. to tell the
+    /// members of a room apart in a recording.
+    Tone {
+        /// The frequency, Hz.
+        hz: u32,
+    },
     /// A looped WAV file of any rate and channel count (`file:PATH.wav`).
     File(PathBuf),
     /// Send no audio (`none`).
@@ -134,9 +141,19 @@ impl FromStr for AudioSourceSpec {
         if let Some(path) = file_path(s) {
             return path.map(Self::File);
         }
+        if let Some(hz) = s.strip_prefix("tone:") {
+            return match hz.parse::<u32>() {
+                Ok(hz) if (20..=20_000).contains(&hz) => Ok(Self::Tone { hz }),
+                _ => Err(SpecError(format!(
+                    "`tone:{hz}`: the frequency is a whole number of Hz from 20 to 20000"
+                ))),
+            };
+        }
         Ok(match s {
             "auto" => Self::Auto,
-            "tone" => Self::Tone,
+            "tone" => Self::Tone {
+                hz: DEFAULT_TONE_HZ,
+            },
             "none" => Self::None,
             _ => Self::Device(DeviceSelector::parse(s)),
         })
@@ -205,7 +222,8 @@ impl fmt::Display for AudioSourceSpec {
         match self {
             Self::Auto => f.write_str("auto"),
             Self::Device(d) => fmt_common(f, Some(d), None, ""),
-            Self::Tone => f.write_str("tone"),
+            Self::Tone { hz } if *hz == DEFAULT_TONE_HZ => f.write_str("tone"),
+            Self::Tone { hz } => write!(f, "tone:{hz}"),
             Self::File(p) => fmt_common(f, None, Some(p), ""),
             Self::None => f.write_str("none"),
         }
@@ -257,8 +275,31 @@ mod tests {
 
     #[test]
     fn audio_specs_round_trip_through_display() {
-        for s in ["tone", "none", "auto", "file:x.wav", "3", "pulse"] {
+        for s in [
+            "tone",
+            "tone:660",
+            "none",
+            "auto",
+            "file:x.wav",
+            "3",
+            "pulse",
+        ] {
             assert_eq!(s.parse::<AudioSourceSpec>().unwrap().to_string(), s);
+        }
+        assert_eq!(
+            "tone:440".parse::<AudioSourceSpec>(),
+            Ok(AudioSourceSpec::Tone { hz: 440 })
+        );
+        for bad in [
+            "tone:",
+            "tone:0",
+            "tone:19",
+            "tone:20001",
+            "tone:4.5",
+            "tone:x",
+        ] {
+            let err = bad.parse::<AudioSourceSpec>().unwrap_err();
+            assert!(err.to_string().contains("20 to 20000"), "{bad}: {err}");
         }
         for s in ["none", "auto", "file:out.wav", "0", "default"] {
             assert_eq!(s.parse::<AudioSinkSpec>().unwrap().to_string(), s);

@@ -115,6 +115,13 @@ macro_rules! id_like {
                 f.write_str(&self.0)
             }
         }
+
+        impl std::str::FromStr for $name {
+            type Err = UserIdError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::parse(s)
+            }
+        }
     };
 }
 

@@ -10,7 +10,8 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use super::halfblock::CellSize;
 use crate::call::{
-    AppEvent, CallId, CallState, CallStats, Direction, EndReason, MediaState, UserCommand, UserId,
+    AppEvent, CallId, CallState, CallStats, Direction, EndReason, MediaState, RoomId, UserCommand,
+    UserId,
 };
 
 /// How long an ended call stays on screen before `listen` shows the listening
@@ -28,6 +29,8 @@ pub enum Role {
     Listen,
     /// `rtc-cli call`: one outgoing call, then exit.
     Call,
+    /// `rtc-cli room`: a grid of the room's members until we leave.
+    Room,
 }
 
 /// Who we are logged in as, and where.
@@ -70,6 +73,53 @@ impl CallView {
     }
 }
 
+/// One member of our room as its tile shows it: our call with them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tile {
+    /// Our call with the member.
+    pub call_id: CallId,
+    /// The member.
+    pub peer: UserId,
+    /// The call's latest state (never `ended`: an ended call's tile goes).
+    pub state: CallState,
+    /// The member's microphone and camera.
+    pub peer_media: MediaState,
+    /// The latest once-a-second figures of our call with them.
+    pub stats: Option<Box<CallStats>>,
+}
+
+impl Tile {
+    /// Whether the member is speaking: the level of their audio as played, from the
+    /// latest figures, is above [`SPEAKING_DBFS`] and their microphone is on.
+    pub fn speaking(&self) -> bool {
+        !self.peer_media.muted
+            && self
+                .stats
+                .as_ref()
+                .is_some_and(|s| s.audio_level_in_dbfs > SPEAKING_DBFS)
+    }
+}
+
+/// The audio level above which a member counts as speaking, dBFS: speech sits around
+/// -20 to -30 dBFS RMS, a quiet room's noise well under -50.
+pub const SPEAKING_DBFS: f64 = -45.0;
+
+/// A room as the screen shows it: a tile per member we have a call with, in the order
+/// the calls began.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomView {
+    /// The room.
+    pub room: RoomId,
+    /// The members' tiles.
+    pub tiles: Vec<Tile>,
+}
+
+impl RoomView {
+    fn tile_mut(&mut self, call_id: &CallId) -> Option<&mut Tile> {
+        self.tiles.iter_mut().find(|t| t.call_id == *call_id)
+    }
+}
+
 /// What fills the main area.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Screen {
@@ -84,6 +134,8 @@ pub enum Screen {
     },
     /// A call in any state from calling to (just) ended.
     Call(CallView),
+    /// We are in a room.
+    Room(RoomView),
 }
 
 /// How much a notice matters, which sets its color.
@@ -170,6 +222,21 @@ impl Model {
         let start = call.connected_at?;
         let end = call.ended_at.unwrap_or(self.now);
         Some(end.saturating_duration_since(start))
+    }
+
+    /// The room on screen, if any.
+    pub fn room(&self) -> Option<&RoomView> {
+        match &self.screen {
+            Screen::Room(room) => Some(room),
+            _ => None,
+        }
+    }
+
+    fn room_mut(&mut self) -> Option<&mut RoomView> {
+        match &mut self.screen {
+            Screen::Room(room) => Some(room),
+            _ => None,
+        }
     }
 
     /// The call on screen if it is `call_id`.
@@ -285,10 +352,9 @@ fn on_key(model: &mut Model, key: KeyEvent) -> Option<UserCommand> {
         {
             Some(UserCommand::Refuse)
         }
-        KeyCode::Char('h') => model
-            .call()
-            .is_some_and(CallView::is_live)
-            .then_some(UserCommand::Hangup),
+        KeyCode::Char('h') => (model.call().is_some_and(CallView::is_live)
+            || model.room().is_some())
+        .then_some(UserCommand::Hangup),
         KeyCode::Char('m') => {
             model.local_media.muted = !model.local_media.muted;
             Some(if model.local_media.muted {
@@ -353,19 +419,61 @@ fn on_event(model: &mut Model, event: AppEvent) {
         AppEvent::State {
             call_id,
             peer,
+            state,
+            ..
+        } if model.role == Role::Room => on_room_state(model, call_id, peer, state),
+        AppEvent::State {
+            call_id,
+            peer,
             direction,
             state,
             reason,
         } => on_state(model, call_id, peer, direction, state, reason),
-        AppEvent::PeerMedia { call_id, state } => {
+        AppEvent::PeerMedia { call_id, state, .. } => {
             if let Some(call) = model.call_mut(&call_id) {
                 call.peer_media = state;
             }
+            if let Some(tile) = model.room_mut().and_then(|r| r.tile_mut(&call_id)) {
+                tile.peer_media = state;
+            }
         }
         AppEvent::LocalMedia { state, .. } => model.local_media = state,
-        AppEvent::Stats { call_id, stats } => {
+        AppEvent::Stats { call_id, stats, .. } => {
+            if let Some(tile) = model.room_mut().and_then(|r| r.tile_mut(&call_id)) {
+                tile.stats = Some(stats.clone());
+            }
             if let Some(call) = model.call_mut(&call_id) {
                 call.stats = Some(stats);
+            }
+        }
+        AppEvent::RoomJoined { room, members } => {
+            let text = match members.len() {
+                0 => format!("In room {room}: nobody else yet"),
+                n => format!("In room {room}: {n} other member(s) calling in"),
+            };
+            model.set_notice(text, NoticeLevel::Info, Some(NOTICE_TTL));
+            if model.room().is_none_or(|r| r.room != room) {
+                model.screen = Screen::Room(RoomView {
+                    room,
+                    tiles: Vec::new(),
+                });
+            }
+        }
+        AppEvent::MemberJoined { room, id } => {
+            model.set_notice(
+                format!("{id} joined {room}"),
+                NoticeLevel::Info,
+                Some(NOTICE_TTL),
+            );
+        }
+        AppEvent::MemberLeft { room, id } => {
+            model.set_notice(
+                format!("{id} left {room}"),
+                NoticeLevel::Info,
+                Some(NOTICE_TTL),
+            );
+            if let Some(view) = model.room_mut() {
+                view.tiles.retain(|t| t.peer != id);
             }
         }
         AppEvent::Conflict { message } => {
@@ -441,6 +549,27 @@ fn on_state(
         model.set_notice(text, level, Some(ENDED_LINGER + NOTICE_TTL));
     }
     model.screen = Screen::Call(call);
+}
+
+/// A room call changed state: its tile appears, follows it, and goes when it ends.
+fn on_room_state(model: &mut Model, call_id: CallId, peer: UserId, state: CallState) {
+    let Some(room) = model.room_mut() else {
+        return;
+    };
+    if state == CallState::Ended {
+        room.tiles.retain(|t| t.call_id != call_id);
+        return;
+    }
+    match room.tile_mut(&call_id) {
+        Some(tile) => tile.state = state,
+        None => room.tiles.push(Tile {
+            call_id,
+            peer,
+            state,
+            peer_media: MediaState::default(),
+            stats: None,
+        }),
+    }
 }
 
 fn new_call_view(
@@ -818,6 +947,7 @@ mod tests {
             &mut model,
             Msg::Event(AppEvent::PeerMedia {
                 call_id: CallId::parse("other").unwrap(),
+                peer: UserId::parse("jerry").unwrap(),
                 state: MediaState {
                     muted: true,
                     camera: false,
@@ -829,6 +959,7 @@ mod tests {
             &mut model,
             Msg::Event(AppEvent::PeerMedia {
                 call_id: call_id(),
+                peer: UserId::parse("jerry").unwrap(),
                 state: MediaState {
                     muted: true,
                     camera: false,

@@ -6,6 +6,7 @@
 //! turn I420 frames into colored `▀` cells; [`terminal`] owns raw mode and restores it.
 
 pub mod app;
+mod grid;
 pub mod halfblock;
 pub mod headless;
 pub mod terminal;
@@ -23,10 +24,22 @@ pub struct ViewLink {
     pub events: tokio::sync::mpsc::Receiver<crate::call::TimedEvent>,
     /// Commands from keys (accept, hang up, mute, quit, …).
     pub commands: tokio::sync::mpsc::Sender<crate::call::UserCommand>,
-    /// The peer's decoded video, latest frame only.
-    pub remote_video: crate::media::video::FrameReceiver,
-    /// Our own camera, latest frame only (for the self-view).
-    pub local_video: crate::media::video::FrameReceiver,
+    /// The decoded video to show.
+    pub video: VideoFeeds,
+}
+
+/// Where a view's video comes from (latest frames only).
+#[derive(Debug)]
+pub enum VideoFeeds {
+    /// A 1:1 call: the peer's decoded video and our own camera (the self-view).
+    Call {
+        /// The peer's decoded video.
+        remote: crate::media::video::FrameReceiver,
+        /// Our own camera.
+        local: crate::media::video::FrameReceiver,
+    },
+    /// A room: each connected member's decoded video, and our own camera.
+    Room(crate::call::room::RoomVideo),
 }
 
 /// Settings of the call screen.

@@ -6,6 +6,7 @@
 //! latest-value slot, replacing any the drawer has not taken yet. A slow terminal
 //! therefore skips frames; it never delays networking, audio or key handling.
 
+use std::collections::BTreeMap;
 use std::io::{self, BufWriter};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -24,10 +25,11 @@ use super::app::{Model, Msg, update};
 use super::halfblock::prepare_ansi256;
 use super::terminal::{TerminalGuard, cell_size, draw_synchronized};
 use super::video::ColorMode;
-use super::view::View;
-use super::{TuiOptions, ViewLink};
-use crate::call::UserCommand;
-use crate::media::video::{FrameReceiver, I420Frame};
+use super::view::{Frames, View};
+use super::{TuiOptions, VideoFeeds, ViewLink};
+use crate::call::room::RoomVideo;
+use crate::call::{UserCommand, UserId};
+use crate::media::video::FrameReceiver;
 
 /// How long to wait for the controller to finish after Quit before leaving anyway.
 const QUIT_GRACE: Duration = Duration::from_secs(3);
@@ -81,9 +83,9 @@ async fn event_loop(
     let ViewLink {
         mut events,
         commands,
-        mut remote_video,
-        mut local_video,
+        video,
     } = link;
+    let mut feeds = Feeds::new(video);
     let (cols, rows) = crossterm::terminal::size().context("reading the terminal size")?;
     update(
         model,
@@ -143,13 +145,12 @@ async fn event_loop(
                     tracing::warn!("the call controller did not finish after quit; leaving anyway");
                     return Ok(());
                 }
-                let new_frame = changed(&remote_video) || changed(&local_video);
+                let new_frame = feeds.changed();
                 let stale = last_draw.is_none_or(|at| now.duration_since(at) >= IDLE_REDRAW);
                 if dirty || new_frame || stale {
                     slot.publish(Snapshot {
                         model: model.clone(),
-                        remote: remote_video.borrow_and_update().clone(),
-                        local: local_video.borrow_and_update().clone(),
+                        frames: feeds.latest(),
                     });
                     dirty = false;
                     last_draw = Some(now);
@@ -184,11 +185,79 @@ fn changed(frames: &FrameReceiver) -> bool {
     frames.has_changed().unwrap_or(false)
 }
 
+/// The video slots the loop watches: a call's two, or a room's self-view and a slot per
+/// member, followed as members come and go.
+enum Feeds {
+    Call {
+        remote: FrameReceiver,
+        local: FrameReceiver,
+    },
+    Room {
+        source: RoomVideo,
+        members: BTreeMap<UserId, FrameReceiver>,
+        local: FrameReceiver,
+    },
+}
+
+impl Feeds {
+    fn new(video: VideoFeeds) -> Self {
+        match video {
+            VideoFeeds::Call { remote, local } => Self::Call { remote, local },
+            VideoFeeds::Room(source) => Self::Room {
+                local: source.local.subscribe(),
+                source,
+                members: BTreeMap::new(),
+            },
+        }
+    }
+
+    /// Whether something new is to be drawn: a frame not drawn yet, or a member who
+    /// came or went.
+    fn changed(&mut self) -> bool {
+        match self {
+            Self::Call { remote, local } => changed(remote) || changed(local),
+            Self::Room {
+                source,
+                members,
+                local,
+            } => {
+                let now: BTreeMap<UserId, FrameReceiver> = source.members().into_iter().collect();
+                let reshaped = now.keys().ne(members.keys());
+                if reshaped {
+                    members.retain(|id, _| now.contains_key(id));
+                    for (id, rx) in now {
+                        members.entry(id).or_insert(rx);
+                    }
+                }
+                reshaped || changed(local) || members.values().any(changed)
+            }
+        }
+    }
+
+    /// The latest frames, marked as drawn.
+    fn latest(&mut self) -> Frames {
+        match self {
+            Self::Call { remote, local } => Frames {
+                remote: remote.borrow_and_update().clone(),
+                local: local.borrow_and_update().clone(),
+                members: Vec::new(),
+            },
+            Self::Room { members, local, .. } => Frames {
+                remote: None,
+                local: local.borrow_and_update().clone(),
+                members: members
+                    .iter_mut()
+                    .map(|(id, rx)| (id.clone(), rx.borrow_and_update().clone()))
+                    .collect(),
+            },
+        }
+    }
+}
+
 /// What one drawn frame shows.
 struct Snapshot {
     model: Model,
-    remote: Option<Arc<I420Frame>>,
-    local: Option<Arc<I420Frame>>,
+    frames: Frames,
 }
 
 /// A latest-value slot between the event loop and the drawing thread: publishing
@@ -253,12 +322,7 @@ fn spawn_drawer(
             let mut view = View::new(colors);
             while let Some(snap) = slot.take() {
                 draw_synchronized(&mut terminal, |frame| {
-                    view.draw(
-                        frame,
-                        &snap.model,
-                        snap.remote.as_deref(),
-                        snap.local.as_deref(),
-                    )
+                    view.draw(frame, &snap.model, &snap.frames)
                 })?;
             }
             Ok(())
@@ -274,8 +338,7 @@ mod tests {
     fn snapshot(now: Instant) -> Snapshot {
         Snapshot {
             model: Model::new(Role::Listen, now),
-            remote: None,
-            local: None,
+            frames: Frames::default(),
         }
     }
 

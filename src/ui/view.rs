@@ -11,10 +11,15 @@ use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
-use super::app::{CallView, Model, NoticeLevel, Role, Screen, describe_end, format_clock};
+use std::sync::Arc;
+
+use super::app::{
+    CallView, Model, NoticeLevel, Role, RoomView, Screen, describe_end, format_clock,
+};
+use super::grid;
 use super::halfblock::{Renderer, fit};
 use super::video::{ColorMode, VideoWidget};
-use crate::call::{CallState, CallStats, MediaState};
+use crate::call::{CallState, CallStats, MediaState, UserId};
 use crate::media::video::I420Frame;
 
 /// The exact text of the incoming-call prompt after the caller's id.
@@ -25,11 +30,36 @@ pub const INCOMING_PROMPT: &str = "is calling: [a] accept  [r] refuse";
 /// absorb camera and codec noise, which keeps the bytes per frame low.
 const VIDEO_HYSTERESIS: u8 = 4;
 
-/// The call screen's drawing state: renderers for the remote video and the
-/// self-view, and the terminal's color mode.
+/// The latest frames a drawn screen shows.
+#[derive(Debug, Clone, Default)]
+pub struct Frames {
+    /// The peer's video in a 1:1 call.
+    pub remote: Option<Arc<I420Frame>>,
+    /// Each connected room member's video, by id.
+    pub members: Vec<(UserId, Option<Arc<I420Frame>>)>,
+    /// Our own camera.
+    pub local: Option<Arc<I420Frame>>,
+}
+
+impl Frames {
+    fn member(&self, id: &UserId) -> Option<&I420Frame> {
+        self.members
+            .iter()
+            .find(|(m, _)| m == id)
+            .and_then(|(_, f)| f.as_deref())
+    }
+}
+
+/// Border colors of a room's tiles, in tile order: four that tell tiles apart on any
+/// terminal palette.
+const TILE_COLORS: [Color; 4] = [Color::Cyan, Color::Magenta, Color::Yellow, Color::Green];
+
+/// The call screen's drawing state: renderers for the remote video (one per room
+/// tile) and the self-view, and the terminal's color mode.
 #[derive(Debug)]
 pub struct View {
     remote: Renderer,
+    tiles: Vec<Renderer>,
     local: Renderer,
     colors: ColorMode,
 }
@@ -43,20 +73,15 @@ impl View {
         local.set_hysteresis(VIDEO_HYSTERESIS);
         Self {
             remote,
+            tiles: Vec::new(),
             local,
             colors,
         }
     }
 
-    /// Draws the whole screen for `model`, with `remote` (the peer's video) and
-    /// `local` (our camera) as the latest frames, if any.
-    pub fn draw(
-        &mut self,
-        frame: &mut Frame,
-        model: &Model,
-        remote: Option<&I420Frame>,
-        local: Option<&I420Frame>,
-    ) {
+    /// Draws the whole screen for `model` with the latest `frames`.
+    pub fn draw(&mut self, frame: &mut Frame, model: &Model, frames: &Frames) {
+        let local = frames.local.as_deref();
         let notice_height = u16::from(model.notice.is_some());
         let [main, notice, status, help] = Layout::vertical([
             Constraint::Min(1),
@@ -75,14 +100,23 @@ impl View {
                 );
             }
             Screen::Call(call) => {
-                self.draw_call(frame, model, call, main, remote);
+                self.draw_call(frame, model, call, main, frames.remote.as_deref());
                 if model.self_view && call.is_live() {
-                    self.draw_self_view(frame, model, call, main, local);
+                    let media_flows =
+                        matches!(call.state, CallState::Connected | CallState::Reconnecting);
+                    self.draw_self_view(frame, model, media_flows, main, local);
+                }
+                if model.stats_panel {
+                    draw_stats_panel(frame, call.stats.as_deref(), main);
                 }
             }
-        }
-        if model.stats_panel {
-            draw_stats_panel(frame, model, main);
+            Screen::Room(room) => {
+                self.draw_room(frame, model, room, main, frames);
+                if model.self_view {
+                    let media_flows = room.tiles.iter().any(|t| t.state == CallState::Connected);
+                    self.draw_self_view(frame, model, media_flows, main, local);
+                }
+            }
         }
         // The end of a call is said in the main area already; once that gives way
         // to the listening screen the notice line keeps it.
@@ -138,21 +172,85 @@ impl View {
         }
     }
 
+    /// The room's grid: a tile per member (see [`super::grid`]), each with its name,
+    /// mic/camera state and speaking indicator in its border, its video inside, and its
+    /// own network panel when `s` is on.
+    fn draw_room(
+        &mut self,
+        frame: &mut Frame,
+        model: &Model,
+        room: &RoomView,
+        area: Rect,
+        frames: &Frames,
+    ) {
+        if room.tiles.is_empty() {
+            let lines = vec![
+                Line::from(format!("In room {}", room.room)).bold(),
+                Line::from("Waiting for others to join").dark_gray(),
+            ];
+            centered_text(frame, area, lines);
+            return;
+        }
+        let areas = grid::tile_areas(area, room.tiles.len());
+        if self.tiles.len() < areas.len() {
+            self.tiles.resize_with(areas.len(), || {
+                let mut r = Renderer::new();
+                r.set_hysteresis(VIDEO_HYSTERESIS);
+                r
+            });
+        }
+        for (i, (tile, rect)) in room.tiles.iter().zip(areas).enumerate() {
+            let color = TILE_COLORS[i % TILE_COLORS.len()];
+            let mut block = Block::bordered()
+                .title(grid::tile_title(tile))
+                .border_style(Style::default().fg(color));
+            if tile.speaking() {
+                block = block.border_style(Style::default().fg(color).add_modifier(Modifier::BOLD));
+            }
+            let inner = block.inner(rect);
+            frame.render_widget(block, rect);
+            let showing_video =
+                matches!(tile.state, CallState::Connected | CallState::Reconnecting)
+                    && tile.peer_media.camera;
+            match frames.member(&tile.peer).filter(|_| showing_video) {
+                Some(picture) => {
+                    let grid =
+                        self.tiles[i].render(picture, inner.width, inner.height, model.cell_size);
+                    frame.render_widget(VideoWidget::new(grid, self.colors), inner);
+                }
+                None => {
+                    let text = match tile.state {
+                        CallState::Connected | CallState::Reconnecting
+                            if !tile.peer_media.camera =>
+                        {
+                            "camera off".to_string()
+                        }
+                        CallState::Connected => "waiting for video…".to_string(),
+                        state => format!("{state}…"),
+                    };
+                    centered_text(frame, inner, vec![Line::from(text).fg(color)]);
+                }
+            }
+            if model.stats_panel {
+                draw_stats_panel(frame, tile.stats.as_deref(), inner);
+            }
+        }
+    }
+
     /// Our camera in the bottom-right corner, a quarter of the width at most, shaped
     /// like the picture (no bars), with a one-cell margin. Our camera starts sending
-    /// once the call connects, so before that an empty corner is not "no camera".
+    /// once media flows, so before that an empty corner is not "no camera".
     fn draw_self_view(
         &mut self,
         frame: &mut Frame,
         model: &Model,
-        call: &CallView,
+        media_flows: bool,
         area: Rect,
         local: Option<&I420Frame>,
     ) {
         let max_cols = (area.width / 4).max(12).min(area.width.saturating_sub(2));
         let max_rows = (area.height / 3).max(4).min(area.height.saturating_sub(2));
         if !model.local_media.camera || local.is_none() {
-            let media_flows = matches!(call.state, CallState::Connected | CallState::Reconnecting);
             let label = match (model.local_media.camera, media_flows) {
                 (false, _) => " camera off ",
                 (true, true) => " no camera ",
@@ -218,6 +316,7 @@ fn draw_idle(frame: &mut Frame, model: &Model, area: Rect) {
         (None, _) => "Connecting to the server…".to_string(),
         (Some(s), Role::Listen) => format!("Listening as {} on {}", s.id, s.server),
         (Some(s), Role::Call) => format!("Logged in as {} on {}", s.id, s.server),
+        (Some(s), Role::Room) => format!("Joining the room as {} on {}", s.id, s.server),
     };
     let mut lines = vec![Line::from(first).bold()];
     if model.session.is_some() && model.role == Role::Listen {
@@ -288,6 +387,24 @@ fn status_line(model: &Model, width: u16) -> Line<'static> {
                 spans.push(Span::raw(network_summary(stats)));
             }
         }
+        Screen::Room(room) => {
+            spans.push(Span::raw(format!(" room {} ", room.room)).bold());
+            spans.push(sep());
+            let connected = room
+                .tiles
+                .iter()
+                .filter(|t| t.state == CallState::Connected)
+                .count();
+            spans.push(Span::raw(match room.tiles.len() {
+                0 => "alone".to_string(),
+                n => format!("{connected} of {n} connected"),
+            }));
+            spans.push(sep());
+            spans.push(Span::raw(format!(
+                "you: {}",
+                media_summary(model.local_media)
+            )));
+        }
         Screen::Incoming { from, .. } => {
             spans.push(Span::raw(format!(" {from} ")).bold());
             spans.push(sep());
@@ -357,6 +474,17 @@ fn help_line(model: &Model) -> Line<'static> {
     } else {
         "[v] camera on"
     };
+    let in_call = |hang_up| {
+        vec![
+            hang_up,
+            mute,
+            camera,
+            "[p] self-view",
+            "[s] stats",
+            "[?] help",
+            "[q] quit",
+        ]
+    };
     let keys: Vec<&str> = match &model.screen {
         Screen::Incoming { .. } => vec![
             "[a] accept",
@@ -366,26 +494,16 @@ fn help_line(model: &Model) -> Line<'static> {
             "[?] help",
             "[q] quit",
         ],
-        Screen::Call(call) if call.is_live() => {
-            vec![
-                "[h] hang up",
-                mute,
-                camera,
-                "[p] self-view",
-                "[s] stats",
-                "[?] help",
-                "[q] quit",
-            ]
-        }
+        Screen::Room(_) => in_call("[h] leave"),
+        Screen::Call(call) if call.is_live() => in_call("[h] hang up"),
         _ => vec![mute, camera, "[?] help", "[q] quit"],
     };
     Line::from(format!(" {}", keys.join("  ")))
 }
 
-/// The detailed network panel in the top-right corner.
-fn draw_stats_panel(frame: &mut Frame, model: &Model, area: Rect) {
-    let Some(call) = model.call() else { return };
-    let lines: Vec<Line> = match &call.stats {
+/// The detailed network panel of one call in the top-right corner of `area`.
+fn draw_stats_panel(frame: &mut Frame, stats: Option<&CallStats>, area: Rect) {
+    let lines: Vec<Line> = match stats {
         None => vec![Line::from("no figures yet")],
         Some(s) => {
             let size = s
@@ -534,9 +652,12 @@ mod tests {
     ) -> (Vec<String>, ratatui::buffer::Buffer) {
         let mut terminal = Terminal::new(TestBackend::new(COLS, ROWS)).unwrap();
         let mut view = View::new(ColorMode::TrueColor);
-        terminal
-            .draw(|f| view.draw(f, model, remote, local))
-            .unwrap();
+        let frames = Frames {
+            remote: remote.cloned().map(Arc::new),
+            local: local.cloned().map(Arc::new),
+            members: Vec::new(),
+        };
+        terminal.draw(|f| view.draw(f, model, &frames)).unwrap();
         let buffer = terminal.backend().buffer().clone();
         let rows = (0..ROWS)
             .map(|y| {
@@ -631,6 +752,7 @@ mod tests {
             &mut model,
             Msg::Event(AppEvent::Stats {
                 call_id: CallId::parse("c1").unwrap(),
+                peer: UserId::parse("jerry").unwrap(),
                 stats: Box::new(CallStats {
                     rtt_ms: Some(23.4),
                     video_fps_in: 15.0,
@@ -676,6 +798,7 @@ mod tests {
             &mut model,
             Msg::Event(AppEvent::PeerMedia {
                 call_id: CallId::parse("c1").unwrap(),
+                peer: UserId::parse("jerry").unwrap(),
                 state: MediaState {
                     muted: true,
                     camera: false,
@@ -731,6 +854,7 @@ mod tests {
             &mut model,
             Msg::Event(AppEvent::Stats {
                 call_id: CallId::parse("c1").unwrap(),
+                peer: UserId::parse("jerry").unwrap(),
                 stats: Box::new(CallStats {
                     rtt_ms: Some(0.4),
                     ..CallStats::default()
@@ -781,6 +905,7 @@ mod tests {
             &mut model,
             Msg::Event(AppEvent::Stats {
                 call_id: CallId::parse("c1").unwrap(),
+                peer: UserId::parse("jerry").unwrap(),
                 stats: Box::new(CallStats {
                     path: Some(path),
                     ..CallStats::default()
@@ -806,6 +931,7 @@ mod tests {
             &mut model,
             Msg::Event(AppEvent::Stats {
                 call_id: CallId::parse("c1").unwrap(),
+                peer: UserId::parse("jerry").unwrap(),
                 stats: Box::default(),
             }),
         );
@@ -829,9 +955,13 @@ mod tests {
         for (w, h) in [(1, 1), (3, 2), (10, 4), (200, 3)] {
             let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
             let mut view = View::new(ColorMode::Ansi256);
-            terminal
-                .draw(|f| view.draw(f, &model, Some(&red), Some(&red)))
-                .unwrap();
+            let red = Some(Arc::new(red.clone()));
+            let frames = Frames {
+                remote: red.clone(),
+                local: red,
+                members: Vec::new(),
+            };
+            terminal.draw(|f| view.draw(f, &model, &frames)).unwrap();
         }
     }
 }

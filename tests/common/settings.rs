@@ -9,7 +9,7 @@ use rtc_cli::media::spec::{AudioSinkSpec, AudioSourceSpec, VideoSourceSpec};
 pub fn loopback_media(video_size: (u32, u32), fps: u32, video_bitrate_kbps: u32) -> MediaSettings {
     MediaSettings {
         camera: VideoSourceSpec::TestPattern,
-        mic: AudioSourceSpec::Tone,
+        mic: AudioSourceSpec::Tone { hz: 440 },
         speaker: AudioSinkSpec::None,
         video_size,
         fps,

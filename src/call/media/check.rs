@@ -37,7 +37,7 @@ pub fn check_media(settings: &MediaSettings) -> anyhow::Result<()> {
             audio::wav::read_mono(path)
                 .with_context(|| format!("--mic file:{}", path.display()))?;
         }
-        AudioSourceSpec::Auto | AudioSourceSpec::Tone | AudioSourceSpec::None => {}
+        AudioSourceSpec::Auto | AudioSourceSpec::Tone { .. } | AudioSourceSpec::None => {}
     }
     if let AudioSinkSpec::Device(selector) = &settings.speaker {
         find_device(Direction::Output, selector).context("--speaker")?;

@@ -270,13 +270,14 @@ impl MediaCall {
             video: config.record_video.clone(),
             audio: config.record_audio.clone(),
         };
-        let peer = match PeerMedia::start(&local, slots.remote.clone(), recording, events).await {
-            Ok(peer) => peer,
-            Err(e) => {
-                local.close().await;
-                return Err(e);
-            }
-        };
+        let peer =
+            match PeerMedia::start(&local, &[], slots.remote.clone(), recording, events).await {
+                Ok(peer) => peer,
+                Err(e) => {
+                    local.close().await;
+                    return Err(e);
+                }
+            };
         Ok(Self { local, peer })
     }
 

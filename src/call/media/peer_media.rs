@@ -24,6 +24,7 @@ use super::{
 };
 use crate::call::CallStats;
 use crate::call::peer::{PeerEvent, PeerSession};
+use crate::config::IceServerConfig;
 use crate::media::audio;
 use crate::media::audio::FRAME_SAMPLES;
 use crate::media::video::FrameSender;
@@ -52,7 +53,8 @@ pub struct PeerMedia {
 }
 
 impl PeerMedia {
-    /// Builds the PeerConnection with `local`'s settings and starts the receive side;
+    /// Builds the PeerConnection with `local`'s settings (and `extra_ice_servers`, such
+    /// as the ones the server handed out) and starts the receive side;
     /// events (connection state, stats once a second, notices) go to `events`. Sending
     /// starts with [`PeerMedia::start_sending`] once connected.
     ///
@@ -60,6 +62,7 @@ impl PeerMedia {
     /// A recording that cannot be created, or a PeerConnection that cannot be built.
     pub async fn start(
         local: &Arc<LocalMedia>,
+        extra_ice_servers: &[IceServerConfig],
         remote_slot: FrameSender,
         recording: Recording,
         events: mpsc::Sender<MediaEvent>,
@@ -72,7 +75,11 @@ impl PeerMedia {
             None => None,
         };
         let (peer_tx, peer_rx) = mpsc::channel(64);
-        let (peer, remote) = PeerSession::new(&peer_config(local.config()), peer_tx).await?;
+        let mut config = peer_config(local.config());
+        config
+            .ice_servers
+            .extend(extra_ice_servers.iter().cloned().map(Into::into));
+        let (peer, remote) = PeerSession::new(&config, peer_tx).await?;
         let peer = Arc::new(peer);
         let key = local.new_key();
         let controls = Arc::new(ReceiveControls::default());

@@ -18,13 +18,10 @@ use super::resample::{StreamResampler, resample_clip};
 use super::stream::{self, CallbackCounters, StreamThread};
 use super::wav::read_mono;
 use super::{AudioFrame, AudioSource, FRAME_SAMPLES, Opened, SAMPLE_RATE_HZ};
-use crate::media::spec::{AudioSourceSpec, DeviceSelector};
+use crate::media::spec::{AudioSourceSpec, DEFAULT_TONE_HZ, DeviceSelector};
 
 /// One frame's duration.
 const FRAME_DURATION: Duration = Duration::from_millis(20);
-
-/// Default tone frequency, Hz (concert A).
-pub const TONE_FREQUENCY_HZ: f64 = 440.0;
 
 /// Default tone amplitude (about -13.5 dBFS RMS: audible, far from clipping).
 pub const TONE_AMPLITUDE: f32 = 0.3;
@@ -89,9 +86,10 @@ impl ToneSource {
         }
     }
 
-    /// The `tone` source: [`TONE_FREQUENCY_HZ`] at [`TONE_AMPLITUDE`], in real time.
+    /// The `tone` source: [`DEFAULT_TONE_HZ`] (concert A) at [`TONE_AMPLITUDE`], in
+    /// real time.
     pub fn standard() -> Self {
-        Self::new(TONE_FREQUENCY_HZ, TONE_AMPLITUDE, Pacing::RealTime)
+        Self::new(f64::from(DEFAULT_TONE_HZ), TONE_AMPLITUDE, Pacing::RealTime)
     }
 }
 
@@ -306,7 +304,11 @@ pub fn open_audio_source(spec: &AudioSourceSpec) -> anyhow::Result<Opened<Box<dy
     let boxed = |s: Box<dyn AudioSource>| Opened::plain(Some(s));
     Ok(match spec {
         AudioSourceSpec::None => Opened::plain(None),
-        AudioSourceSpec::Tone => boxed(Box::new(ToneSource::standard())),
+        AudioSourceSpec::Tone { hz } => boxed(Box::new(ToneSource::new(
+            f64::from(*hz),
+            TONE_AMPLITUDE,
+            Pacing::RealTime,
+        ))),
         AudioSourceSpec::File(path) => {
             boxed(Box::new(WavFileSource::open(path, Pacing::RealTime)?))
         }
@@ -314,8 +316,7 @@ pub fn open_audio_source(spec: &AudioSourceSpec) -> anyhow::Result<Opened<Box<dy
         AudioSourceSpec::Auto => match MicSource::open(&DeviceSelector::Default) {
             Ok(mic) => boxed(Box::new(mic)),
             Err(e) => {
-                let notice =
-                    format!("no microphone ({e:#}); sending a {TONE_FREQUENCY_HZ} Hz tone");
+                let notice = format!("no microphone ({e:#}); sending a {DEFAULT_TONE_HZ} Hz tone");
                 tracing::warn!("{notice}");
                 Opened {
                     media: Some(Box::new(ToneSource::standard())),
@@ -445,7 +446,10 @@ mod tests {
     fn none_opens_nothing_and_tone_opens_a_tone() {
         let opened = open_audio_source(&AudioSourceSpec::None).unwrap();
         assert!(opened.media.is_none() && opened.notice.is_none());
-        let opened = open_audio_source(&AudioSourceSpec::Tone).unwrap();
+        let opened = open_audio_source(&AudioSourceSpec::Tone {
+            hz: DEFAULT_TONE_HZ,
+        })
+        .unwrap();
         assert_eq!(opened.media.unwrap().describe(), "tone 440 Hz");
     }
 }
