@@ -9,14 +9,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::media_check::{CLIP, best_match_psnrs, fixture, read_wav_48k, read_y4m};
+use common::media_check::{CLIP, best_match_psnrs, colored_clip, fixture, read_wav_48k, read_y4m};
 use common::process::{Home, Proc};
-use rtc_cli::media::video::I420Frame;
 use rtc_cli::media::video::pattern::read_counter;
-use rtc_cli::media::video::y4m::{FrameRate, Y4mWriter};
 
 /// The room every test joins (each test runs its own server).
 const ROOM: &str = "standup";
@@ -60,22 +58,6 @@ const DAN: Member = Member {
     picture: Picture::Color((82, 90, 240)),
     tone_hz: 1130,
 };
-
-/// Writes a 320x240 15 fps Y4M of 30 frames: `yuv` with a light bar moving across.
-fn colored_clip(path: &Path, yuv: (u8, u8, u8)) {
-    let rate = FrameRate::from_fps(15).unwrap();
-    let mut out = Y4mWriter::create(path, 320, 240, rate).unwrap();
-    for i in 0..30u32 {
-        let mut frame = I420Frame::filled(320, 240, yuv).unwrap();
-        let (y, _, _) = frame.planes_mut();
-        for row in y.chunks_mut(320) {
-            let x0 = (i * 10) as usize;
-            row[x0..x0 + 20].fill(235);
-        }
-        out.write_frame(&frame).unwrap();
-    }
-    out.flush().unwrap();
-}
 
 /// The source file a member's picture comes from (written into `home` when generated);
 /// `None` for the test pattern.

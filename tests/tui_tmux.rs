@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::media_check::{CLIP, SPEECH, file_source};
+use common::media_check::{CLIP, SPEECH, colored_clip, file_source};
 use common::process::{Home, LOOPBACK_ONLY, Proc, TONE_NO_SPEAKER, WAIT, sh_quote, test_pattern};
 
 /// The pane's size in cells: a 200x58 video area above the notice, status and help lines.
@@ -137,15 +137,33 @@ struct Screen {
     /// Distinct colors set by `38;2`/`48;2` (truecolor) or `38;5`/`48;5` (256-color)
     /// sequences, fore- and background alike.
     colors: HashSet<String>,
+    /// Each half block's foreground color (its upper pixel) with its row and column.
+    blocks: Vec<(usize, usize, String)>,
 }
 
 impl Screen {
     fn parse(captured: &str) -> Self {
         let mut text = String::with_capacity(captured.len());
         let mut colors = HashSet::new();
+        let mut blocks = Vec::new();
+        let mut fg: Option<String> = None;
+        let (mut row, mut col) = (0, 0);
+        let mut plain = |s: &str, fg: &Option<String>, text: &mut String| {
+            for c in s.chars() {
+                if c == '\n' {
+                    (row, col) = (row + 1, 0);
+                } else {
+                    if let (HALF_BLOCK, Some(color)) = (c, fg) {
+                        blocks.push((row, col, color.clone()));
+                    }
+                    col += 1;
+                }
+                text.push(c);
+            }
+        };
         let mut rest = captured;
         while let Some(start) = rest.find('\x1b') {
-            text.push_str(&rest[..start]);
+            plain(&rest[..start], &fg, &mut text);
             let sequence = &rest[start..];
             // CSI: ESC [ parameters final-byte; tmux -e only emits SGR (final `m`).
             let Some(end) = sequence.find(|c: char| c.is_ascii_alphabetic()) else {
@@ -153,12 +171,37 @@ impl Screen {
                 break;
             };
             if sequence.as_bytes().get(1) == Some(&b'[') && sequence.as_bytes()[end] == b'm' {
-                sgr_colors(&sequence[2..end], &mut colors);
+                let params = &sequence[2..end];
+                sgr_colors(params, &mut colors);
+                fg = sgr_foreground(params, fg);
             }
             rest = &sequence[end + 1..];
         }
-        text.push_str(rest);
-        Self { text, colors }
+        plain(rest, &fg, &mut text);
+        Self {
+            text,
+            colors,
+            blocks,
+        }
+    }
+
+    /// The most common half-block color in the cells of rows `rows` and columns
+    /// `cols`, if any half block is there.
+    fn dominant_color(
+        &self,
+        rows: std::ops::Range<usize>,
+        cols: std::ops::Range<usize>,
+    ) -> Option<String> {
+        let mut counts: std::collections::HashMap<&str, usize> = Default::default();
+        for (r, c, color) in &self.blocks {
+            if rows.contains(r) && cols.contains(c) {
+                *counts.entry(color.as_str()).or_default() += 1;
+            }
+        }
+        counts
+            .into_iter()
+            .max_by_key(|(_, n)| *n)
+            .map(|(color, _)| color.to_owned())
     }
 
     fn half_blocks(&self) -> usize {
@@ -189,6 +232,34 @@ fn sgr_colors(params: &str, colors: &mut HashSet<String>) {
             _ => i += 1,
         }
     }
+}
+
+/// The foreground color after the SGR parameter list `params`, from `current`: set by
+/// `38;2;r;g;b` or `38;5;n`, cleared by a reset (`0` or empty) or `39`.
+fn sgr_foreground(params: &str, current: Option<String>) -> Option<String> {
+    let params: Vec<&str> = params.split(';').collect();
+    let mut fg = current;
+    let mut i = 0;
+    while i < params.len() {
+        match (params[i], params.get(i + 1).copied()) {
+            ("38", Some("2")) if i + 4 < params.len() => {
+                fg = Some(format!("rgb:{}", params[i + 2..i + 5].join(",")));
+                i += 5;
+            }
+            ("38", Some("5")) if i + 2 < params.len() => {
+                fg = Some(format!("256:{}", params[i + 2]));
+                i += 3;
+            }
+            ("48", Some("2")) => i += 5,
+            ("48", Some("5")) => i += 3,
+            ("0" | "" | "39", _) => {
+                fg = None;
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    fg
 }
 
 /// Whether the status bar's state reads `connected HH:MM:SS`.
@@ -433,4 +504,86 @@ fn sgr_parsing_counts_distinct_colors_of_both_kinds() {
     assert_eq!(screen.text, "▀▀▀ text\n▀");
     assert!(shows_connected_clock(" jerry │ connected 00:01:05 │ you"));
     assert!(!shows_connected_clock(" jerry │ connecting │ you"));
+}
+
+/// A headless member of room `standup` sending a generated clip of the Y'CbCr color
+/// `yuv` (written into `home`), returned once it joined.
+fn colored_member(home: &Home, url: &str, id: &str, yuv: (u8, u8, u8)) -> Proc {
+    let source = home.path(&format!("{id}.y4m"));
+    colored_clip(&source, yuv);
+    let camera = format!("file:{}", source.display());
+    let mut args = vec!["--headless", "--server", url, "--id", id, "room", "standup"];
+    args.extend(["--camera", &camera, "--video-size", "160x120"]);
+    args.extend(TONE_NO_SPEAKER);
+    args.extend(LOOPBACK_ONLY);
+    let member = home.spawn(id, &args);
+    member.event(&[("event", "room_joined")]);
+    member
+}
+
+#[test]
+fn room_screen_shows_a_named_tile_per_member_in_a_2x2_grid_and_leaves_with_h() {
+    require_tmux!();
+    let _turn = common::one_call_at_a_time();
+    let home = Home::new();
+    let (server, url) = home.serve(&[]);
+    // BT.601 blue, green and red fields; our own camera is yellow.
+    let members = [
+        colored_member(&home, &url, "ann", (41, 240, 110)),
+        colored_member(&home, &url, "bob", (145, 54, 34)),
+        colored_member(&home, &url, "cat", (81, 90, 240)),
+    ];
+    let own = home.path("own.y4m");
+    colored_clip(&own, (210, 16, 146));
+    let camera = format!("file:{}", own.display());
+
+    let tmux = Tmux::start(home.dir.path());
+    let exit_file = home.path("exit");
+    let mut args = vec!["--server", &url, "--id", "tom", "room", "standup"];
+    args.extend(["--camera", &camera, "--video-size", "160x120"]);
+    args.extend(TONE_NO_SPEAKER);
+    args.extend(LOOPBACK_ONLY);
+    run_in_pane(&tmux, &home, "tom", &args, &exit_file);
+
+    // The three others connected, each in a tile named in its border, and our
+    // self-view in the fourth cell: four quarters of four different colors.
+    let (rows, cols) = (usize::from(ROWS) - 3, usize::from(COLS));
+    let quarters = [
+        (0..rows / 2, 0..cols / 2),
+        (0..rows / 2, cols / 2..cols),
+        (rows / 2..rows, 0..cols / 2),
+        (rows / 2..rows, cols / 2..cols),
+    ];
+    let screen = wait_for(&tmux, "three tiles and the self-view in color", |screen| {
+        let colors: HashSet<String> = quarters
+            .iter()
+            .filter_map(|(r, c)| screen.dominant_color(r.clone(), c.clone()))
+            .collect();
+        (screen.status_line().contains("3 of 3 connected") && colors.len() == 4)
+            .then(|| screen.clone())
+    });
+    for name in [" ann ", " bob ", " cat "] {
+        assert!(
+            screen.text.contains(name),
+            "no tile named {name}:\n{}",
+            screen.text
+        );
+    }
+    assert!(
+        screen.status_line().contains("room standup"),
+        "{}",
+        screen.status_line()
+    );
+
+    // `h` leaves the room: the others see tom go; the process exits 0.
+    tmux.type_text("h", false);
+    let exit = wait_for_file(&tmux, &exit_file, "room exiting after h");
+    assert_eq!(exit.trim(), "EXIT=0");
+    for member in &members {
+        member.event(&[("event", "member_left"), ("id", "tom")]);
+    }
+    assert_eq!(tmux.display("#{alternate_on}"), "0");
+    drop(tmux);
+    drop(members);
+    drop(server);
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use rtc_cli::media::audio::wav::read_mono;
 use rtc_cli::media::video::I420Frame;
 use rtc_cli::media::video::quality::psnr;
-use rtc_cli::media::video::y4m::Y4mReader;
+use rtc_cli::media::video::y4m::{FrameRate, Y4mReader, Y4mWriter};
 
 use super::audio_match::match_windows;
 
@@ -71,6 +71,24 @@ pub fn check_received(what: &str, sent: u64, video: &Path, audio: &Path, min_ncc
         "{what}: NCC {ncc:.3} < {min_ncc}: {}",
         matched.describe(48_000)
     );
+}
+
+/// Writes a 320x240 15 fps Y4M of 30 frames to `path`: a field of the Y'CbCr color
+/// `yuv` with a light bar moving across, so each frame differs a little and each
+/// member of a room can send a picture of its own color.
+pub fn colored_clip(path: &Path, yuv: (u8, u8, u8)) {
+    let rate = FrameRate::from_fps(15).unwrap();
+    let mut out = Y4mWriter::create(path, 320, 240, rate).unwrap();
+    for i in 0..30u32 {
+        let mut frame = I420Frame::filled(320, 240, yuv).unwrap();
+        let (y, _, _) = frame.planes_mut();
+        for row in y.chunks_mut(320) {
+            let x0 = (i * 10) as usize;
+            row[x0..x0 + 20].fill(235);
+        }
+        out.write_frame(&frame).unwrap();
+    }
+    out.flush().unwrap();
 }
 
 /// Every frame of a Y4M file.
