@@ -232,7 +232,7 @@ pub struct RoomArgs {
     /// Leave the room by itself this long after joining (e.g. 10s, 1m)
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub hangup_after: Option<Duration>,
-    /// Record each member's received video and audio to DIR/<id>.y4m and DIR/<id>.wav
+    /// Record each member's received video and audio to DIR/ID.y4m and DIR/ID.wav (ID: the member)
     #[arg(long, value_name = "DIR")]
     pub record_dir: Option<PathBuf>,
     /// Sources, sinks, codecs and ICE.
@@ -254,7 +254,7 @@ pub struct MediaArgs {
     /// Video source: a camera index or name, `test`, `file:PATH.y4m`, `none` [default: auto]
     #[arg(long, value_name = "SOURCE")]
     pub camera: Option<VideoSourceSpec>,
-    /// Audio source: a microphone index or name, `tone`, `file:PATH.wav`, `none` [default: auto]
+    /// Audio source: a microphone index or name, `tone`, `tone:HZ`, `file:PATH.wav`, `none` [default: auto]
     #[arg(long, value_name = "SOURCE")]
     pub mic: Option<AudioSourceSpec>,
     /// Audio output: a speaker index or name, `file:PATH.wav`, `none` [default: auto]

@@ -158,6 +158,37 @@ fn connected_to(p: &Proc, peers: &[&Member]) {
     }
 }
 
+/// Checks in `m`'s last `stats` of each call that one encoder fed all three: each call
+/// sent at most the frames encoded, and together they sent far more than were encoded
+/// (an encoder per call would encode as many frames as all calls sent).
+fn one_encode_for_all_calls(p: &Proc, m: &Member) {
+    let last: Vec<serde_json::Value> = [&ANN, &BOB, &CAT, &DAN]
+        .iter()
+        .filter(|o| o.id != m.id)
+        .map(|o| p.last_seen(&[("event", "stats"), ("peer", o.id)]))
+        .collect();
+    let encoded = last
+        .iter()
+        .map(|s| s["video_frames_encoded"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    let sent: Vec<u64> = last
+        .iter()
+        .map(|s| s["frames_sent"].as_u64().unwrap())
+        .collect();
+    eprintln!("{}: {encoded} frames encoded, sent {sent:?}", m.id);
+    assert!(
+        sent.iter().all(|&n| n <= encoded),
+        "{}: {sent:?} > {encoded}",
+        m.id
+    );
+    assert!(
+        sent.iter().sum::<u64>() > 2 * encoded,
+        "{}: {sent:?} sent from {encoded} encoded",
+        m.id
+    );
+}
+
 /// The event with these fields: one already printed, or the next one.
 fn seen_or_wait(p: &Proc, fields: &[(&str, &str)]) {
     if p.all_seen(fields).is_empty() {
@@ -270,7 +301,14 @@ fn four_members_see_and_hear_each_other_and_never_themselves() {
     for p in &mut procs {
         p.send("hangup");
     }
-    for p in procs {
+    for (p, m) in procs.into_iter().zip(all) {
+        for o in all.iter().filter(|o| o.id != m.id) {
+            seen_or_wait(
+                &p,
+                &[("event", "state"), ("state", "ended"), ("peer", o.id)],
+            );
+        }
+        one_encode_for_all_calls(&p, m);
         assert_eq!(p.wait_exit(), 0);
     }
     for m in all {

@@ -27,6 +27,10 @@ pub struct CallStats {
     pub frames_decoded: u64,
     /// Video frames (access units) sent since the call connected.
     pub frames_sent: u64,
+    /// Video frames our encoder encoded since sending started. One encoder serves every
+    /// peer of a room, so each peer's `frames_sent` is about this figure, not a third
+    /// of it: one encode per frame.
+    pub video_frames_encoded: u64,
     /// RTP packets lost (inbound, both tracks) since the call connected.
     pub packets_lost: i64,
     /// Inbound interarrival jitter (RFC 3550 §6.4.1) of the audio track, in milliseconds.

@@ -89,7 +89,7 @@ pub struct LocalMedia {
 impl LocalMedia {
     /// Opens the sources and the speaker (whose thread starts at once) and reports
     /// fallbacks as [`MediaEvent::Notice`]s on `events`. Sending starts with the first
-    /// [`LocalMedia::attach`].
+    /// [`PeerMedia::start_sending`](super::PeerMedia::start_sending).
     ///
     /// # Errors
     /// A source or sink that cannot be opened.

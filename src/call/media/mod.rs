@@ -135,6 +135,8 @@ struct ReceiveControls {
 #[derive(Debug, Default)]
 struct SendCounters {
     keyframes_sent: AtomicU64,
+    /// Access units the shared encoder produced.
+    frames_encoded: AtomicU64,
     /// dBFS as `f64::to_bits`.
     level_out: AtomicU64,
     /// What the video sender does now: bitrate (kbit/s), size (`width << 32 | height`)
@@ -424,6 +426,7 @@ async fn report_stats(
 fn fill_pipeline_stats(stats: &mut CallStats, s: &SendCounters, c: &ReceiveCounters) {
     stats.frames_decoded = c.frames_decoded.load(Ordering::Relaxed);
     stats.keyframes_sent = s.keyframes_sent.load(Ordering::Relaxed);
+    stats.video_frames_encoded = s.frames_encoded.load(Ordering::Relaxed);
     let size = c.video_size_in.load(Ordering::Relaxed);
     stats.video_size_in = (size != 0).then_some([(size >> 32) as u32, size as u32]);
     stats.audio_level_out_dbfs = f64::from_bits(s.level_out.load(Ordering::Relaxed));

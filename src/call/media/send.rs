@@ -121,6 +121,7 @@ impl VideoSender {
                     continue;
                 }
             };
+            self.counters.frames_encoded.fetch_add(1, Ordering::Relaxed);
             if encoded.keyframe {
                 self.counters.keyframes_sent.fetch_add(1, Ordering::Relaxed);
                 debug!(
