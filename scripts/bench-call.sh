@@ -41,48 +41,10 @@ die() {
 }
 
 [[ "$calls" =~ ^[1-9][0-9]*$ ]] || die "N must be a positive whole number, got '$calls'"
-command -v python3 >/dev/null 2>&1 || die "python3 is needed (stdlib only)"
 
-if [ -n "${RTC_CLI_BIN:-}" ]; then
-    bin="$RTC_CLI_BIN"
-else
-    target="${CARGO_TARGET_DIR:-$root/target}"
-    say "building in release (a no-op when up to date; a clean build takes minutes)"
-    (cd "$root" && CARGO_TARGET_DIR="$target" cargo build --release --bin rtc-cli >&2)
-    bin="$target/release/rtc-cli"
-fi
-[ -x "$bin" ] || die "not an executable: $bin"
-
-workdir="$(mktemp -d "${TMPDIR:-/tmp}/rtc-cli-bench.XXXXXX")"
-status=0
-runner=""
-
-# Stops the runner (it stops its own children on SIGTERM), then any child it left
-# running: the runner lists every pid it starts in $workdir/pids, and only a pid that
-# still runs our binary is ours (a reaped pid may have been reused).
-# shellcheck disable=SC2317  # invoked by the EXIT trap
-cleanup() {
-    local pid
-    if [ -n "$runner" ] && kill -0 "$runner" 2>/dev/null; then
-        kill -TERM "$runner" 2>/dev/null || true
-        wait "$runner" 2>/dev/null || true
-    fi
-    if [ -f "$workdir/pids" ]; then
-        while read -r pid; do
-            if [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$(readlink -f "$bin")" ]; then
-                kill -KILL "$pid" 2>/dev/null || true
-            fi
-        done <"$workdir/pids"
-    fi
-    if [ "$status" -eq 0 ] && [ -z "${RTC_BENCH_KEEP:-}" ]; then
-        rm -rf "$workdir"
-    else
-        say "logs and events kept in $workdir"
-    fi
-}
-trap 'status=$?; cleanup' EXIT
-trap 'status=130; exit 130' INT
-trap 'status=143; exit 143' TERM
+# shellcheck source=scripts/bench_loopback.sh
+. "$root/scripts/bench_loopback.sh"
+bench_loopback_init bench
 
 RTC_BENCH_LIB="$root/scripts" python3 - "$bin" "$workdir" "$calls" "${RTC_BENCH_HANGUP:-10s}" <<'PY' &
 """Runs the calls and prints the summary (stdlib only)."""
@@ -98,7 +60,8 @@ import time
 
 sys.path.insert(0, os.environ["RTC_BENCH_LIB"])
 import bench_common  # noqa: E402
-from bench_common import events, percentile, wait_for  # noqa: E402
+from bench_common import (  # noqa: E402
+    events, percentile, reap, sample, stop_measured, wait_for)
 
 BIN, WORK, CALLS, HANGUP = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -154,47 +117,6 @@ def spawn(name, args):
     return p
 
 
-def sample(proc):
-    """(wall time, utime+stime ticks, VmHWM kB) of a live (or zombie) process."""
-    try:
-        with open(f"/proc/{proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
-        hwm = 0
-        with open(f"/proc/{proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    hwm = int(line.split()[1])
-        return (time.time(), ticks, hwm)
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def reap(proc, timeout):
-    """Waits (wait4) up to `timeout` s; returns ru_maxrss in kB, or None if still alive."""
-    deadline = time.time() + timeout
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid == proc.pid:
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            return usage.ru_maxrss
-        if time.time() >= deadline:
-            return None
-        time.sleep(0.02)
-
-
-def stop(proc):
-    """SIGTERM (rtc-cli hangs up and exits), SIGKILL after 3 s; returns ru_maxrss kB."""
-    if proc.returncode is not None:
-        return None
-    proc.send_signal(signal.SIGTERM)
-    rss = reap(proc, 3)
-    if rss is None:
-        proc.kill()
-        rss = reap(proc, 3)
-    return rss
-
-
 def state_time(evs, state):
     return next((e["t"] for e in evs if e.get("event") == "state" and e.get("state") == state),
                 None)
@@ -240,7 +162,7 @@ def run_call(i, server):
             time.sleep(0.05)
     if tom_rss is None:
         log(f"call {i}: tom did not end within 60 s; stopping it")
-        tom_rss = stop(tom)
+        tom_rss = stop_measured(tom)
     # jerry sees the hang-up, then goes back to listening: let it log `ended`, then stop it.
     jerry_out = os.path.join(WORK, f"jerry-{i}.out")
     try:
@@ -250,7 +172,7 @@ def run_call(i, server):
     s = sample(jerry)
     if s:
         samples["jerry"].append(s)
-    jerry_rss = stop(jerry)
+    jerry_rss = stop_measured(jerry)
 
     result = {"call": i, "tom_exit": tom.returncode}
     evs = {n: events(os.path.join(WORK, f"{n}-{i}.out")) for n in ("tom", "jerry")}
@@ -318,7 +240,7 @@ def main():
             log(f"call {i}: setup {r['setup_ms']:.0f} ms, "
                 f"tom cpu {fmt(r['tom']['cpu_pct'])} %, jerry cpu {fmt(r['jerry']['cpu_pct'])} %")
     serve_s = sample(server_proc)
-    serve_rss = stop(server_proc)
+    serve_rss = stop_measured(server_proc)
     with open(os.path.join(WORK, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
 

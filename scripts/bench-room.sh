@@ -40,48 +40,10 @@ die() {
 }
 
 [[ "$seconds" =~ ^[1-9][0-9]*$ ]] || die "SECONDS must be a positive whole number, got '$seconds'"
-command -v python3 >/dev/null 2>&1 || die "python3 is needed (stdlib only)"
 
-if [ -n "${RTC_CLI_BIN:-}" ]; then
-    bin="$RTC_CLI_BIN"
-else
-    target="${CARGO_TARGET_DIR:-$root/target}"
-    say "building in release (a no-op when up to date; a clean build takes minutes)"
-    (cd "$root" && CARGO_TARGET_DIR="$target" cargo build --release --bin rtc-cli >&2)
-    bin="$target/release/rtc-cli"
-fi
-[ -x "$bin" ] || die "not an executable: $bin"
-
-workdir="$(mktemp -d "${TMPDIR:-/tmp}/rtc-cli-bench-room.XXXXXX")"
-status=0
-runner=""
-
-# Stops the runner (it stops its own children on SIGTERM), then any child it left
-# running: the runner lists every pid it starts in $workdir/pids, and only a pid that
-# still runs our binary is ours.
-# shellcheck disable=SC2317  # invoked by the EXIT trap
-cleanup() {
-    local pid
-    if [ -n "$runner" ] && kill -0 "$runner" 2>/dev/null; then
-        kill -TERM "$runner" 2>/dev/null || true
-        wait "$runner" 2>/dev/null || true
-    fi
-    if [ -f "$workdir/pids" ]; then
-        while read -r pid; do
-            if [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$(readlink -f "$bin")" ]; then
-                kill -KILL "$pid" 2>/dev/null || true
-            fi
-        done <"$workdir/pids"
-    fi
-    if [ "$status" -eq 0 ] && [ -z "${RTC_BENCH_KEEP:-}" ]; then
-        rm -rf "$workdir"
-    else
-        say "logs and events kept in $workdir"
-    fi
-}
-trap 'status=$?; cleanup' EXIT
-trap 'status=130; exit 130' INT
-trap 'status=143; exit 143' TERM
+# shellcheck source=scripts/bench_loopback.sh
+. "$root/scripts/bench_loopback.sh"
+bench_loopback_init bench-room
 
 RTC_BENCH_LIB="$root/scripts" python3 - "$bin" "$workdir" "$seconds" <<'PY' &
 """Runs the room and prints the summary (stdlib only)."""
@@ -96,7 +58,8 @@ import time
 
 sys.path.insert(0, os.environ["RTC_BENCH_LIB"])
 import bench_common  # noqa: E402
-from bench_common import events, percentile, wait_for  # noqa: E402
+from bench_common import (  # noqa: E402
+    events, percentile, sample, stop_measured, wait_for)
 
 BIN, WORK, SECONDS = sys.argv[1], sys.argv[2], int(sys.argv[3])
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -129,38 +92,6 @@ def spawn(name, args):
     with open(os.path.join(WORK, "pids"), "a") as f:
         f.write(f"{p.pid}\n")
     return p
-
-
-def sample(proc):
-    """(wall time, utime+stime ticks, VmHWM kB) of a live process, or None."""
-    try:
-        with open(f"/proc/{proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        ticks = int(fields[11]) + int(fields[12])
-        hwm = 0
-        with open(f"/proc/{proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    hwm = int(line.split()[1])
-        return (time.time(), ticks, hwm)
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def stop(proc):
-    """SIGTERM (the member leaves the room), SIGKILL after 5 s; ru_maxrss in kB."""
-    proc.terminate()
-    deadline = time.time() + 5
-    while time.time() < deadline:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid == proc.pid:
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            return usage.ru_maxrss
-        time.sleep(0.02)
-    proc.kill()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return usage.ru_maxrss
 
 
 def connected_peers(name):
@@ -207,7 +138,7 @@ def main():
                 samples[n].append(s)
         time.sleep(0.1)
     end = time.time()
-    rss = {n: stop(procs[n]) for n, _ in MEMBERS}
+    rss = {n: stop_measured(procs[n]) for n, _ in MEMBERS}
     server.terminate()
 
     rows = []
@@ -284,4 +215,6 @@ except Exception as e:  # noqa: BLE001 - report and stop every child
     sys.exit(1)
 PY
 runner=$!
-wait "$runner"
+wait "$runner" || status=$?
+runner=""
+exit "$status"

@@ -44,6 +44,49 @@ def stop(p):
             p.wait()
 
 
+def sample(proc):
+    """(wall time, utime+stime clock ticks, VmHWM kB) of a live (or zombie) process from
+    /proc/PID/stat and /proc/PID/status; None once it is gone."""
+    try:
+        with open(f"/proc/{proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+        hwm = 0
+        with open(f"/proc/{proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    hwm = int(line.split()[1])
+        return (time.time(), ticks, hwm)
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def reap(proc, timeout):
+    """Waits (wait4) up to `timeout` s; returns ru_maxrss in kB, or None if still alive."""
+    deadline = time.time() + timeout
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid == proc.pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return usage.ru_maxrss
+        if time.time() >= deadline:
+            return None
+        time.sleep(0.02)
+
+
+def stop_measured(proc):
+    """SIGTERM (rtc-cli hangs up or leaves, then exits), SIGKILL after 3 s; returns
+    ru_maxrss in kB (None if it was reaped before)."""
+    if proc.returncode is not None:
+        return None
+    proc.terminate()
+    rss = reap(proc, 3)
+    if rss is None:
+        proc.kill()
+        rss = reap(proc, 3)
+    return rss
+
+
 def wait_for(path, pattern, proc, seconds):
     """The first line of `path` matching `pattern`, polled every 20 ms; RuntimeError
     when `proc` exits or `seconds` pass first."""
