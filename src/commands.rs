@@ -258,6 +258,12 @@ async fn prepare(global: &GlobalArgs, media_args: &MediaArgs) -> anyhow::Result<
 
 /// `room`: the room controller and a view (the TUI on a terminal, else headless).
 async fn room(global: &GlobalArgs, args: RoomArgs) -> anyhow::Result<ExitCode> {
+    if args.media.record_video.is_some() || args.media.record_audio.is_some() {
+        anyhow::bail!(
+            "--record-video and --record-audio record the one peer of a call; in a room, \
+             --record-dir DIR records each member to DIR/ID.y4m and DIR/ID.wav"
+        );
+    }
     let Prepared {
         id,
         media,

@@ -421,3 +421,23 @@ fn a_fifth_member_is_refused_and_a_killed_member_is_noticed() {
         assert_eq!(p.wait_exit(), 0);
     }
 }
+
+#[test]
+fn single_file_recording_flags_in_a_room_are_refused_with_the_way_to_record_a_room() {
+    let home = Home::new();
+    let out = home.run(&[
+        "--headless",
+        "--server",
+        "ws://127.0.0.1:9",
+        "--id",
+        "ann",
+        "room",
+        ROOM,
+        "--record-video",
+        "x.y4m",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--record-dir"), "{stderr}");
+    assert!(!home.path("x.y4m").exists());
+}
