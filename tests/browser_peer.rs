@@ -13,47 +13,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use common::chromium::{Browser, Start, WAIT, chromium_missing};
 use common::media_check::{CLIP, SPEECH, file_source, read_y4m};
 use common::process::{Home, Proc};
 use rtc_cli::media::video::quality::psnr;
 
-/// The browser's executable (Debian's package `chromium`).
-const CHROMIUM: &str = "chromium";
-
-/// Bound on each wait of these tests: Chromium's start and a call on a loaded 2-core
-/// machine take far less, but share the cores with other test binaries.
-const WAIT: Duration = Duration::from_secs(45);
-
 /// Frames of the browser's camera the recording must hold (the page sends 60 or more).
 const MIN_RECORDED_FRAMES: usize = 30;
-
-/// What starts each of the page's console lines in Chromium's log.
-const PAGE_PREFIX: &str = "\"peer: ";
-
-/// Why the browser cannot run here, if it cannot.
-fn chromium_missing() -> Option<String> {
-    match Command::new(CHROMIUM)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-    {
-        Ok(s) if s.success() => None,
-        Ok(s) => Some(format!("`{CHROMIUM} --version` exited with {s}")),
-        Err(e) => Some(format!(
-            "`{CHROMIUM}` cannot run: {e} (apt-get install chromium)"
-        )),
-    }
-}
 
 /// Which side the page plays.
 #[derive(Clone, Copy)]
@@ -64,151 +33,19 @@ enum PageMode {
     Call,
 }
 
-/// Headless Chromium showing the peer page; its whole process group is killed on drop.
-struct Browser {
-    child: Child,
-    /// Chromium's stderr (its log, with the page's console lines), a line at a time.
-    lines: mpsc::Receiver<String>,
-    /// The page's console lines so far, for failure messages.
-    page_log: Vec<String>,
-    /// A fresh profile, removed after the browser is gone.
-    _profile: tempfile::TempDir,
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        if let Ok(pgid) = libc::pid_t::try_from(self.child.id()) {
-            // SAFETY: kill(2) on the process group our unreaped child leads
-            // (`process_group(0)` below), so the id cannot name another group.
-            unsafe { libc::kill(-pgid, libc::SIGKILL) };
-        }
-        let _ = self.child.wait();
-    }
-}
-
-/// How starting the browser went.
-enum Start {
-    /// The page runs and has logged in to the server.
-    Ready(Browser),
-    /// Chromium is not usable here; the reason.
-    Unavailable(String),
-}
-
-impl Browser {
-    /// Starts Chromium on the peer page, logging in as `id` to `url` in `mode` with
-    /// `peer` as the other party, and waits for the page's login.
-    fn start(url: &str, id: &str, peer: &str, mode: PageMode) -> Start {
-        let page = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/peer.html");
-        let mode = match mode {
-            PageMode::Answer => "answer",
-            PageMode::Call => "call",
-        };
-        let page_url = format!(
-            "file://{}?server={url}&id={id}&peer={peer}&mode={mode}",
-            page.display()
-        );
-        let profile = tempfile::tempdir().expect("temp dir");
-        let spawned = Command::new(CHROMIUM)
-            .args([
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--use-fake-device-for-media-stream",
-                "--use-fake-ui-for-media-stream",
-                "--allow-loopback-in-peer-connection",
-                "--autoplay-policy=no-user-gesture-required",
-                "--enable-logging=stderr",
-                "--v=0",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .arg(&page_url)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn();
-        let mut child = match spawned {
-            Ok(child) => child,
-            Err(e) => return Start::Unavailable(format!("cannot start {CHROMIUM}: {e}")),
-        };
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let mut browser = Browser {
-            child,
-            lines,
-            page_log: Vec::new(),
-            _profile: profile,
-        };
-        match browser.page_line("logged in as") {
-            Ok(_) => Start::Ready(browser),
-            Err(why) if browser.page_log.is_empty() => {
-                Start::Unavailable(format!("{CHROMIUM} did not run the page: {why}"))
-            }
-            Err(why) => panic!("the page did not log in: {why}\n{}", browser.page_report()),
-        }
-    }
-
-    /// Waits for a page console line containing `needle`; the reason it did not come.
-    fn page_line(&mut self, needle: &str) -> Result<String, String> {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = match self.lines.recv_timeout(left) {
-                Ok(line) => line,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    return Err(format!("no page line with {needle:?} within {WAIT:?}"));
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let status = self.child.wait().map(|s| s.to_string());
-                    return Err(format!("{CHROMIUM} exited ({status:?}) before {needle:?}"));
-                }
-            };
-            let Some(text) = page_text(&line) else {
-                continue;
-            };
-            self.page_log.push(text.clone());
-            if text.contains(needle) {
-                return Ok(text);
-            }
-        }
-    }
-
-    /// The first page console line seen so far that contains `needle`.
-    fn logged(&self, needle: &str) -> Option<&str> {
-        self.page_log
-            .iter()
-            .find(|l| l.contains(needle))
-            .map(String::as_str)
-    }
-
-    /// The page's console lines so far, one a line.
-    fn page_report(&mut self) -> String {
-        while let Ok(line) = self.lines.try_recv() {
-            self.page_log.extend(page_text(&line));
-        }
-        format!("page console:\n{}", self.page_log.join("\n"))
-    }
-}
-
-/// The page's message in a line of Chromium's log, which reads
-/// `[…:INFO:CONSOLE:31] "peer: <message>", source: file:///…/peer.html?… (31)`.
-fn page_text(line: &str) -> Option<String> {
-    let start = line.find(PAGE_PREFIX)? + PAGE_PREFIX.len();
-    let rest = &line[start..];
-    let end = rest.rfind("\", source: ").unwrap_or(rest.len());
-    Some(rest[..end].to_owned())
+/// Starts Chromium on the peer page, logging in as `id` to `url` in `mode` with `peer`
+/// as the other party, and waits for the page's login.
+fn start_peer_page(url: &str, id: &str, peer: &str, mode: PageMode) -> Start {
+    let page = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/peer.html");
+    let mode = match mode {
+        PageMode::Answer => "answer",
+        PageMode::Call => "call",
+    };
+    let page_url = format!(
+        "file://{}?server={url}&id={id}&peer={peer}&mode={mode}",
+        page.display()
+    );
+    Browser::start(&page_url, "peer: ", "logged in as")
 }
 
 /// The media sections of a page line `… codecs audio: opus; video: H264 VP8`, sorted:
@@ -302,7 +139,7 @@ fn rtc_cli_calls_the_browser_and_media_flows_both_ways() {
     let _turn = common::one_call_at_a_time();
     let home = Home::new().with_wait(WAIT).failing_on_error_events();
     let (_server, url) = home.serve(&[]);
-    let mut browser = match Browser::start(&url, "browser", "tom", PageMode::Answer) {
+    let mut browser = match start_peer_page(&url, "browser", "tom", PageMode::Answer) {
         Start::Ready(b) => b,
         Start::Unavailable(why) => {
             eprintln!("skipped: {why}");
@@ -347,7 +184,7 @@ fn the_browser_calls_rtc_cli_and_its_answer_picks_h264_and_opus() {
     listen.extend(media.iter().map(String::as_str));
     let mut jerry = home.listener(&url, "jerry", &listen);
     let started = Instant::now();
-    let mut browser = match Browser::start(&url, "browser", "jerry", PageMode::Call) {
+    let mut browser = match start_peer_page(&url, "browser", "jerry", PageMode::Call) {
         Start::Ready(b) => b,
         Start::Unavailable(why) => {
             eprintln!("skipped: {why}");

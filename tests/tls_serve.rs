@@ -63,6 +63,8 @@ fn client_with_ca_file_logs_in_over_wss_and_completes_a_call() {
         "jerry",
         &common::process::listen_args(&url, "jerry", &[&["--auto-accept"], &ca[..]].concat()),
     );
+    // Called before jerry is logged in, tom would end `offline`.
+    jerry.event(&[("event", "logged_in")]);
     let tom = home.spawn(
         "tom",
         &[

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod audio_match;
+pub mod chromium;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -100,9 +101,12 @@ pub struct RawClient {
 
 impl RawClient {
     pub async fn connect(server: &TestServer) -> Self {
-        let (ws, _) = tokio_tungstenite::connect_async(server.url())
-            .await
-            .unwrap();
+        Self::connect_url(&server.url()).await
+    }
+
+    /// Connects to the WebSocket at `url` (e.g. `ws://127.0.0.1:PORT/ws`).
+    pub async fn connect_url(url: &str) -> Self {
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
         Self { ws, id: None }
     }
 

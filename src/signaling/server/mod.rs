@@ -13,6 +13,7 @@
 //! - `memory`: handing freed heap back to the system after a mass disconnect.
 
 mod calls;
+mod http;
 mod limits;
 mod listener;
 mod memory;

@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tracing::{debug, info, warn};
 
 use super::Shared;
+use super::http::serve_until_upgrade;
 use super::limits::{LoggedInPermit, PendingGuard};
 use super::registry::{Departure, Outbound, SessionHandle};
 use crate::signaling::protocol::{
@@ -94,7 +95,7 @@ async fn upgrade_and_serve<S>(
     let upgrade_timeout = shared.config.upgrade_timeout;
     let tls = shared.config.tls.clone();
     let Some(tls) = tls else {
-        match within(upgrade_timeout, upgrade(stream)).await {
+        match within(upgrade_timeout, serve_until_upgrade(stream)).await {
             Ok(ws) => serve_upgraded(shared, ws, peer, conn, pending, stop).await,
             Err(e) => debug!(%peer, "{e}"),
         }
@@ -105,7 +106,7 @@ async fn upgrade_and_serve<S>(
             .accept(stream)
             .await
             .map_err(|e| format!("TLS handshake failed: {e}"))?;
-        upgrade(stream).await
+        serve_until_upgrade(stream).await
     };
     match within(upgrade_timeout, secure).await {
         Ok(ws) => serve_upgraded(shared, ws, peer, conn, pending, stop).await,
@@ -113,7 +114,10 @@ async fn upgrade_and_serve<S>(
     }
 }
 
-/// `upgrade` under the `--upgrade-timeout` deadline; an error says what failed.
+/// The way from an accepted byte stream (TCP, or TLS over it) to a WebSocket (HTTP, the
+/// web client's files, then the upgrade: [`serve_until_upgrade`]) under the
+/// `--upgrade-timeout` deadline; with TLS, one deadline covers accept → TLS → WebSocket,
+/// so half-open connections cannot hold the server. An error says what failed.
 async fn within<T>(
     deadline: std::time::Duration,
     upgrade: impl Future<Output = Result<T, String>>,
@@ -153,18 +157,6 @@ async fn serve_upgraded<S>(
     drop(session);
     let _ = writer.await;
     debug!(%peer, conn, "client disconnected");
-}
-
-/// Turns an accepted byte stream (TCP, or TLS over it) into a WebSocket (RFC 6455
-/// §4.2). With TLS, the handshake and this upgrade run under one `--upgrade-timeout`
-/// deadline (accept → TLS → WebSocket), so half-open connections cannot hold the server.
-async fn upgrade<S>(stream: S) -> Result<WebSocketStream<S>, String>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    tokio_tungstenite::accept_async_with_config(stream, Some(websocket_config()))
-        .await
-        .map_err(|e| format!("WebSocket handshake failed: {e}"))
 }
 
 type WsSink<S> = SplitSink<WebSocketStream<S>, Message>;

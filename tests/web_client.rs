@@ -1,0 +1,255 @@
+//! The web client `rtc-cli serve` hosts (issue 13), on 127.0.0.1: the page and script
+//! over HTTP with a strict content security policy, the WebSocket at `/ws`, and the page
+//! itself in headless Chromium (fake camera and microphone) calling `rtc-cli`, called by
+//! it, and calling another browser, with video decoded on both sides.
+//!
+//! The browser tests are skipped (with a printed reason) when `chromium` is not
+//! installed or does not start.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::Duration;
+
+use common::chromium::{Browser, Start, WAIT, chromium_missing};
+use common::media_check::read_y4m;
+use common::process::{Home, Proc, TONE_NO_SPEAKER, test_pattern};
+use rtc_cli::signaling::protocol::{ClientMessage, PROTOCOL_VERSION, ServerMessage};
+
+/// The `host:port` of a `ws://host:port` URL.
+fn authority(ws_url: &str) -> &str {
+    ws_url.trim_start_matches("ws://")
+}
+
+/// Sends one HTTP/1.1 request and returns the whole response (head and body) as text.
+fn http(ws_url: &str, request_line: &str) -> String {
+    let mut s = TcpStream::connect(authority(ws_url)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let request = format!(
+        "{request_line} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        authority(ws_url)
+    );
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read the response");
+    out
+}
+
+/// The value of `name` in a response head (case-insensitive name).
+fn header<'a>(response: &'a str, name: &str) -> Option<&'a str> {
+    let head = response.split("\r\n\r\n").next()?;
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+#[test]
+fn serve_answers_http_with_the_page_and_its_script_and_nothing_else() {
+    let home = Home::new();
+    let (_server, url) = home.serve(&[]);
+
+    let page = http(&url, "GET /");
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert_eq!(
+        header(&page, "content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(page.contains("<script src=\"app.js\">"), "{page}");
+    let csp = header(&page, "content-security-policy").expect("a CSP");
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert_eq!(header(&page, "x-content-type-options"), Some("nosniff"));
+
+    let script = http(&url, "GET /app.js");
+    assert!(script.starts_with("HTTP/1.1 200"), "{script}");
+    assert_eq!(
+        header(&script, "content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert!(script.contains("textContent"), "chat text is set as text");
+
+    for (request, status) in [
+        ("GET /../../etc/passwd", "404"),
+        ("GET /nope", "404"),
+        ("POST /", "405"),
+        ("DELETE /app.js", "405"),
+    ] {
+        let answer = http(&url, request);
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{request}: {answer}"
+        );
+    }
+    let head = http(&url, "HEAD /");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(!head.contains("<html"), "HEAD has no body: {head}");
+}
+
+#[tokio::test]
+async fn the_websocket_is_at_ws_and_still_at_the_root() {
+    let home = Home::new();
+    let (_server, url) = home.serve(&[]);
+    for (path, id) in [("/ws", "tom"), ("/", "jerry")] {
+        let mut client = common::RawClient::connect_url(&format!("{url}{path}")).await;
+        client
+            .send(ClientMessage::Login {
+                version: PROTOCOL_VERSION,
+                id: common::id(id),
+                token: None,
+            })
+            .await;
+        assert!(
+            matches!(client.recv().await, ServerMessage::LoginOk { .. }),
+            "login over {path}"
+        );
+    }
+}
+
+/// Starts headless Chromium on the served page with `query` (see web/app.js), and
+/// waits for its login; `None` (with the reason printed) where Chromium cannot run.
+fn open_page(url: &str, query: &str) -> Option<Browser> {
+    if let Some(why) = chromium_missing() {
+        eprintln!("skipped: {why}");
+        return None;
+    }
+    let page = format!("http://{}/?only=127.0.0.1&{query}", authority(url));
+    match Browser::start(&page, "web: ", "logged in as") {
+        Start::Ready(b) => Some(b),
+        Start::Unavailable(why) => {
+            eprintln!("skipped: {why}");
+            None
+        }
+    }
+}
+
+/// Waits for the page to report at least `min` frames decoded from `peer`.
+fn page_decodes(browser: &mut Browser, peer: &str, min: u64) {
+    let prefix = format!("decoded {peer} ");
+    let found = browser.page_line_where(&format!("{prefix}>= {min}"), |text| {
+        text.strip_prefix(&prefix)
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .is_some_and(|n| n >= min)
+    });
+    if let Err(why) = found {
+        panic!("{why}\n{}", browser.page_report());
+    }
+}
+
+/// rtc-cli's media for the browser tests: a small test pattern, a tone, no speaker,
+/// candidates on 127.0.0.1 only, the browser's video recorded to `video`.
+fn media(video: &Path) -> Vec<String> {
+    let mut args: Vec<String> = test_pattern("320x240", "15")
+        .iter()
+        .chain(&TONE_NO_SPEAKER)
+        .map(|s| (*s).to_owned())
+        .collect();
+    args.extend(["--bind", "127.0.0.1", "--record-video"].map(str::to_owned));
+    args.push(video.display().to_string());
+    args
+}
+
+/// Checks `video` holds at least 30 frames of the browser's camera.
+fn recorded_the_browser(video: &Path) {
+    let frames = read_y4m(video);
+    eprintln!("recorded {} frames from the browser", frames.len());
+    assert!(frames.len() >= 30, "only {} frames", frames.len());
+}
+
+/// Waits for `p`'s call to connect and end with `reason`.
+fn call_connects_and_ends(p: &Proc, reason: &str) {
+    p.event(&[("event", "state"), ("state", "connected")]);
+    p.event(&[("event", "state"), ("state", "ended"), ("reason", reason)]);
+}
+
+#[test]
+fn the_page_calls_rtc_cli_and_hangs_up() {
+    let _turn = common::one_call_at_a_time();
+    let home = Home::new().with_wait(WAIT);
+    let (_server, url) = home.serve(&[]);
+    let video = home.path("from-page.y4m");
+    let mut listen = vec!["--auto-accept".to_owned()];
+    listen.extend(media(&video));
+    let listen: Vec<&str> = listen.iter().map(String::as_str).collect();
+    let mut jerry = home.listener(&url, "jerry", &listen);
+    let Some(mut page) = open_page(&url, "id=web&call=jerry&hangup_after=6") else {
+        return;
+    };
+    page_decodes(&mut page, "jerry", 30);
+    call_connects_and_ends(&jerry, "remote-hangup");
+    jerry.send("quit");
+    assert_eq!(jerry.wait_exit(), 0);
+    recorded_the_browser(&video);
+}
+
+#[test]
+fn rtc_cli_calls_the_page_which_answers() {
+    let _turn = common::one_call_at_a_time();
+    let home = Home::new().with_wait(WAIT);
+    let (_server, url) = home.serve(&[]);
+    let Some(mut page) = open_page(&url, "id=web&answer=1") else {
+        return;
+    };
+    let video = home.path("from-page.y4m");
+    let mut call = vec!["--hangup-after".to_owned(), "6s".to_owned()];
+    call.extend(media(&video));
+    let call: Vec<&str> = call.iter().map(String::as_str).collect();
+    let tom = home.caller(&url, "tom", "web", &call);
+    page_decodes(&mut page, "tom", 30);
+    call_connects_and_ends(&tom, "hangup");
+    assert_eq!(tom.wait_exit(), 0);
+    if let Err(why) = page.seen_or_wait("ended tom remote-hangup") {
+        panic!("{why}\n{}", page.page_report());
+    }
+    recorded_the_browser(&video);
+}
+
+#[test]
+fn two_browsers_call_each_other_through_the_page() {
+    let _turn = common::one_call_at_a_time();
+    let home = Home::new().with_wait(WAIT);
+    let (_server, url) = home.serve(&[]);
+    let Some(mut alice) = open_page(&url, "id=alice&answer=1") else {
+        return;
+    };
+    // bob says something that would run as script if the page ever made it HTML.
+    let hostile =
+        r#"<img src=x onerror="console.log('web: XSS')"><script>console.log('web: XSS')</script>"#;
+    let query = format!(
+        "id=bob&call=alice&hangup_after=6&say={}",
+        url_encode(hostile)
+    );
+    let Some(mut bob) = open_page(&url, &query) else {
+        return;
+    };
+    page_decodes(&mut alice, "bob", 30);
+    page_decodes(&mut bob, "alice", 30);
+    let shown = alice.seen_or_wait("shown bob").unwrap_or_else(|why| {
+        panic!(
+            "{why}\n{}\nbob's {}",
+            alice.page_report(),
+            bob.page_report()
+        )
+    });
+    let expected = serde_json::to_string(hostile).unwrap();
+    assert!(shown.ends_with(&expected), "shown as text: {shown}");
+    if let Err(why) = alice.seen_or_wait("ended bob remote-hangup") {
+        panic!("{why}\n{}", alice.page_report());
+    }
+    for page in [&mut alice, &mut bob] {
+        assert!(!page.logged_exactly("XSS"), "chat text ran as script");
+    }
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986 §2.3).
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
