@@ -154,7 +154,7 @@ fn connected_to(p: &Proc, peers: &[&Member]) {
             ("state", "connected"),
             ("peer", peer.id),
         ];
-        seen_or_wait(p, &fields);
+        p.seen_or_wait(&fields);
     }
 }
 
@@ -187,13 +187,6 @@ fn one_encode_for_all_calls(p: &Proc, m: &Member) {
         "{}: {sent:?} sent from {encoded} encoded",
         m.id
     );
-}
-
-/// The event with these fields: one already printed, or the next one.
-fn seen_or_wait(p: &Proc, fields: &[(&str, &str)]) {
-    if p.all_seen(fields).is_empty() {
-        p.event(fields);
-    }
 }
 
 /// The power of `hz` in `samples` (48 kHz), by the Goertzel algorithm: the squared
@@ -303,10 +296,7 @@ fn four_members_see_and_hear_each_other_and_never_themselves() {
     }
     for (p, m) in procs.into_iter().zip(all) {
         for o in all.iter().filter(|o| o.id != m.id) {
-            seen_or_wait(
-                &p,
-                &[("event", "state"), ("state", "ended"), ("peer", o.id)],
-            );
+            p.seen_or_wait(&[("event", "state"), ("state", "ended"), ("peer", o.id)]);
         }
         one_encode_for_all_calls(&p, m);
         assert_eq!(p.wait_exit(), 0);
@@ -338,11 +328,8 @@ fn a_member_leaves_and_another_joins_while_the_others_go_on() {
     assert_eq!(cat.wait_exit(), 0);
     for p in [&ann, &bob] {
         // Both come, in either order: the server ends the room call and says who left.
-        seen_or_wait(p, &[("event", "member_left"), ("id", "cat")]);
-        seen_or_wait(
-            p,
-            &[("event", "state"), ("state", "ended"), ("peer", "cat")],
-        );
+        p.seen_or_wait(&[("event", "member_left"), ("id", "cat")]);
+        p.seen_or_wait(&[("event", "state"), ("state", "ended"), ("peer", "cat")]);
     }
     // ann's call with bob goes on: its decoded frames keep growing.
     let decoded = |p: &Proc| {
@@ -362,7 +349,7 @@ fn a_member_leaves_and_another_joins_while_the_others_go_on() {
     let dan = join_light(&home, &url, &DAN);
     connected_to(&dan, &[&ANN, &BOB]);
     for p in [&ann, &bob] {
-        seen_or_wait(p, &[("event", "member_joined"), ("id", "dan")]);
+        p.seen_or_wait(&[("event", "member_joined"), ("id", "dan")]);
         connected_to(p, &[&DAN]);
     }
     for mut p in [ann, bob, dan] {

@@ -587,3 +587,71 @@ fn room_screen_shows_a_named_tile_per_member_in_a_2x2_grid_and_leaves_with_h() {
     drop(members);
     drop(server);
 }
+
+#[test]
+fn chat_in_the_call_screen_shows_hostile_text_inert_and_sends_what_is_typed() {
+    require_tmux!();
+    let home = Home::new();
+    let (server, url) = home.serve(&[]);
+    let mut listen = vec!["--auto-accept"];
+    listen.extend(pane_media());
+    let mut jerry = home.listener(&url, "jerry", &listen);
+
+    let tmux = Tmux::start(home.dir.path());
+    let exit_file = home.path("exit");
+    let mut args = vec!["--server", &url, "--id", "tom", "call", "jerry"];
+    args.extend(pane_media());
+    run_in_pane(&tmux, &home, "tom", &args, &exit_file);
+    jerry.event(&[("event", "state"), ("state", "connected")]);
+    let title_before = tmux.display("#{pane_title}");
+
+    // A message that would retitle the window and clear the screen if written raw.
+    let hostile = "look \u{1b}]2;owned\u{7}\u{1b}[2Jhere";
+    // The chat channel opens a moment after the call connects: until then `say` is
+    // refused with an error event; try again.
+    for attempt in 0.. {
+        assert!(attempt < 40, "the chat channel never opened");
+        jerry.send(&format!("say {hostile}"));
+        let answer = jerry.event_where("chat or error", |v| {
+            v["event"] == "error" || (v["event"] == "chat" && v["from"] == "jerry")
+        });
+        if answer["event"] == "chat" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    wait_for(&tmux, "the unread marker", |screen| {
+        screen.status_line().contains("1 unread [c]").then_some(())
+    });
+    tmux.type_text("c", false);
+    let screen = wait_for_text(&tmux, "the message in the chat pane", "jerry: look");
+    assert!(
+        screen
+            .text
+            .contains("look \u{FFFD}]2;owned\u{FFFD}\u{FFFD}[2Jhere"),
+        "control characters replaced:\n{}",
+        screen.text
+    );
+    assert_eq!(
+        tmux.display("#{pane_title}"),
+        title_before,
+        "the chat retitled the terminal"
+    );
+
+    // t, text, Enter: jerry receives it.
+    tmux.type_text("t", false);
+    wait_for_text(&tmux, "the input line", "say:");
+    tmux.type_text("hello jerry", false);
+    tmux.run(&["send-keys", "-t", "t", "Enter"]);
+    let said = jerry.event(&[("event", "chat"), ("from", "tom")]);
+    assert_eq!(said["text"], "hello jerry");
+    wait_for_text(&tmux, "our message in the pane", "tom: hello jerry");
+
+    tmux.type_text("h", false);
+    let exit = wait_for_file(&tmux, &exit_file, "call exiting after h");
+    assert_eq!(exit.trim(), "EXIT=0");
+    jerry.send("quit");
+    assert_eq!(jerry.wait_exit(), 0);
+    drop(tmux);
+    drop(server);
+}

@@ -159,7 +159,7 @@ fn recorded_the_browser(video: &Path) {
 
 /// Waits for `p`'s call to connect and end with `reason`.
 fn call_connects_and_ends(p: &Proc, reason: &str) {
-    p.event(&[("event", "state"), ("state", "connected")]);
+    p.seen_or_wait(&[("event", "state"), ("state", "connected")]);
     p.event(&[("event", "state"), ("state", "ended"), ("reason", reason)]);
 }
 
@@ -173,10 +173,30 @@ fn the_page_calls_rtc_cli_and_hangs_up() {
     listen.extend(media(&video));
     let listen: Vec<&str> = listen.iter().map(String::as_str).collect();
     let mut jerry = home.listener(&url, "jerry", &listen);
-    let Some(mut page) = open_page(&url, "id=web&call=jerry&hangup_after=6") else {
+    let from_page = "hello from the page <script>alert(1)</script>";
+    let query = format!(
+        "id=web&call=jerry&hangup_after=8&say={}",
+        url_encode(from_page)
+    );
+    let Some(mut page) = open_page(&url, &query) else {
         return;
     };
     page_decodes(&mut page, "jerry", 30);
+    // Chat both ways: the page's text arrives as written; ours, with terminal escape
+    // sequences and markup, is shown on the page as text.
+    let chat = jerry.event(&[("event", "chat"), ("from", "web")]);
+    assert_eq!(chat["text"], from_page);
+    let from_jerry = "hi <b>web</b> \u{1b}]2;owned\u{7}\u{1b}[2J";
+    jerry.send(&format!("say {from_jerry}"));
+    let echo = jerry.event(&[("event", "chat"), ("from", "jerry")]);
+    assert_eq!(echo["text"], from_jerry);
+    let shown = page
+        .seen_or_wait("shown jerry")
+        .unwrap_or_else(|why| panic!("{why}\n{}", page.page_report()));
+    assert!(
+        shown.ends_with(&serde_json::to_string(from_jerry).unwrap()),
+        "{shown}"
+    );
     call_connects_and_ends(&jerry, "remote-hangup");
     jerry.send("quit");
     assert_eq!(jerry.wait_exit(), 0);

@@ -16,7 +16,7 @@ use super::peer::turn_check;
 use super::peer::{FailedStage, IceServer, PeerEvent};
 use super::{
     AppEvent, CallId, CallState, Direction, EndReason, ExitCode, MediaState, TimedEvent,
-    UserCommand, UserId, ViewChannels, close_signaling, sleep_until,
+    UserCommand, UserId, ViewChannels, chat_event, close_signaling, sleep_until,
 };
 use crate::config::{IceServerConfig, MediaSettings};
 use crate::signaling::client::{self, ClientConfig, Fatal, SignalingEvent, SignalingHandle};
@@ -146,6 +146,7 @@ enum Next {
 pub async fn run(config: ControllerConfig, view: ViewChannels) -> ExitCode {
     let client = client::spawn(config.client.clone());
     let mut controller = Controller {
+        me: config.client.id.clone(),
         signaling: client.handle,
         events: view.events,
         server: config.client.server.clone(),
@@ -169,6 +170,8 @@ pub async fn run(config: ControllerConfig, view: ViewChannels) -> ExitCode {
 }
 
 struct Controller {
+    /// Our id.
+    me: UserId,
     signaling: SignalingHandle,
     events: mpsc::Sender<TimedEvent>,
     /// Server URL, for `logged_in`.
@@ -835,7 +838,13 @@ impl Controller {
             MediaEvent::Peer(PeerEvent::Closed) => {
                 return self.fail_call("the peer connection closed".into()).await;
             }
-            MediaEvent::Peer(PeerEvent::KeyframeRequested(_)) => {}
+            MediaEvent::Peer(PeerEvent::KeyframeRequested(_) | PeerEvent::ChatOpen) => {}
+            MediaEvent::Peer(PeerEvent::Chat(text)) => {
+                self.emit(chat_event(call_id, peer, Ok(text))).await;
+            }
+            MediaEvent::Peer(PeerEvent::ChatDropped(why)) => {
+                self.emit(chat_event(call_id, peer, Err(why))).await;
+            }
             MediaEvent::Peer(PeerEvent::Goodbye) => {
                 info!(call_id = %call_id, "the peer's RTCP BYE arrived");
                 return self.end_call(EndReason::RemoteHangup).await;
@@ -953,6 +962,10 @@ impl Controller {
     }
 
     async fn on_command(&mut self, cmd: UserCommand) -> Next {
+        if let UserCommand::Say(text) = cmd {
+            self.say(&text).await;
+            return Next::Continue;
+        }
         let state = self
             .call
             .as_ref()
@@ -979,10 +992,10 @@ impl Controller {
                 self.end_call(EndReason::Hangup).await
             }
             (
-                UserCommand::Mute
+                cmd @ (UserCommand::Mute
                 | UserCommand::Unmute
                 | UserCommand::CameraOff
-                | UserCommand::CameraOn,
+                | UserCommand::CameraOn),
                 _,
             ) => {
                 self.set_local_media(cmd).await;
@@ -997,9 +1010,35 @@ impl Controller {
                 }
             }
             (cmd, _) => {
-                self.notice(format!("nothing to {}", command_verb(cmd)))
+                self.notice(format!("nothing to {}", command_verb(&cmd)))
                     .await;
                 Next::Continue
+            }
+        }
+    }
+
+    /// Sends a chat message to the peer of the call; says why when it cannot.
+    async fn say(&mut self, text: &str) {
+        let (Some(call), Some(media)) = (&self.call, &self.media) else {
+            self.notice("no call to chat in").await;
+            return;
+        };
+        let call_id = call.id.clone();
+        match media.peer().send_chat(text).await {
+            Ok(()) => {
+                self.emit(AppEvent::Chat {
+                    call_id: Some(call_id),
+                    from: self.me.clone(),
+                    text: text.to_owned(),
+                })
+                .await;
+            }
+            Err(e) => {
+                self.emit(AppEvent::Error {
+                    message: format!("chat message not sent: {e}"),
+                    fatal: false,
+                })
+                .await;
             }
         }
     }
@@ -1045,7 +1084,7 @@ impl Controller {
     }
 }
 
-fn command_verb(cmd: UserCommand) -> &'static str {
+fn command_verb(cmd: &UserCommand) -> &'static str {
     match cmd {
         UserCommand::Accept => "accept",
         UserCommand::Refuse => "refuse",

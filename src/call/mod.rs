@@ -163,7 +163,7 @@ impl ExitCode {
 }
 
 /// A user's command, from a key in the TUI or a line on stdin in headless mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UserCommand {
     /// Accept the ringing incoming call.
     Accept,
@@ -181,14 +181,21 @@ pub enum UserCommand {
     CameraOn,
     /// Hang up any call and exit.
     Quit,
+    /// Send a chat message to the peer (in a room: to every member).
+    Say(String),
 }
 
 impl std::str::FromStr for UserCommand {
     type Err = String;
 
     /// Parses a headless command line (`accept`, `refuse`, `hangup`, `mute`, `unmute`,
-    /// `camera off`, `camera on`, `quit`); surrounding and repeated spaces are ignored.
+    /// `camera off`, `camera on`, `quit`, `say TEXT`); surrounding and repeated spaces
+    /// are ignored, except inside the text of `say`, which is kept as typed.
     fn from_str(line: &str) -> Result<Self, Self::Err> {
+        let trimmed = line.trim_start();
+        if let Some(text) = trimmed.strip_prefix("say ") {
+            return Ok(Self::Say(text.to_owned()));
+        }
         let words: Vec<&str> = line.split_whitespace().collect();
         Ok(match words.as_slice() {
             ["accept"] => Self::Accept,
@@ -202,7 +209,7 @@ impl std::str::FromStr for UserCommand {
             _ => {
                 return Err(format!(
                     "unknown command {:?}; expected accept, refuse, hangup, mute, unmute, \
-                     camera off, camera on or quit",
+                     camera off, camera on, say TEXT or quit",
                     line.trim()
                 ));
             }
@@ -271,6 +278,17 @@ pub enum AppEvent {
         #[serde(flatten)]
         stats: Box<CallStats>,
     },
+    /// A chat message: from the peer of `call_id`, or ours (`from` is our id, `call_id`
+    /// none in a room, where it went to every member).
+    Chat {
+        /// The call it came in on, or went out on.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        call_id: Option<CallId>,
+        /// Who wrote it.
+        from: UserId,
+        /// The text, as written (a view must not print its control characters raw).
+        text: String,
+    },
     /// We joined a room; `members` (in the order they joined) will each call us.
     RoomJoined {
         /// The room.
@@ -336,6 +354,21 @@ async fn close_signaling(task: tokio::task::JoinHandle<()>) {
     }
 }
 
+/// What the view gets for a chat message from `peer` on `call_id`: the text, or (for
+/// `Err`) a notice saying which message was dropped and why.
+fn chat_event(call_id: CallId, peer: UserId, message: Result<String, String>) -> AppEvent {
+    match message {
+        Ok(text) => AppEvent::Chat {
+            call_id: Some(call_id),
+            from: peer,
+            text,
+        },
+        Err(why) => AppEvent::Notice {
+            message: format!("dropped {why} from {peer}"),
+        },
+    }
+}
+
 /// Sleeps until `deadline`, or forever without one (a `select!` branch that never fires).
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
@@ -385,6 +418,10 @@ mod tests {
         assert_eq!("hangup".parse(), Ok(UserCommand::Hangup));
         assert!("camera".parse::<UserCommand>().is_err());
         assert!("ACCEPT".parse::<UserCommand>().is_err());
+        assert_eq!(
+            "  say  hi  there ".parse(),
+            Ok(UserCommand::Say(" hi  there ".into()))
+        );
     }
 
     #[test]

@@ -18,10 +18,10 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::media::{LocalMedia, MediaEvent, PeerMedia, Recording};
-use super::peer::{FailedStage, PeerEvent};
+use super::peer::{FailedStage, PeerEvent, chat};
 use super::{
     AppEvent, CallId, CallState, Direction, EndReason, ExitCode, MediaState, RoomId, TimedEvent,
-    UserCommand, UserId, ViewChannels, close_signaling, sleep_until,
+    UserCommand, UserId, ViewChannels, chat_event, close_signaling, sleep_until,
 };
 use crate::config::{IceServerConfig, MediaSettings};
 use crate::media::video::{FrameReceiver, FrameSender};
@@ -131,6 +131,7 @@ pub async fn run(config: RoomConfig, view: ViewChannels) -> ExitCode {
     };
     let client = client::spawn(config.client.clone());
     let mut controller = Room {
+        me: config.client.id.clone(),
         signaling: client.handle,
         events: view.events,
         server: config.client.server.clone(),
@@ -156,6 +157,8 @@ pub async fn run(config: RoomConfig, view: ViewChannels) -> ExitCode {
 }
 
 struct Room {
+    /// Our id.
+    me: UserId,
     signaling: SignalingHandle,
     events: mpsc::Sender<TimedEvent>,
     server: String,
@@ -585,7 +588,13 @@ impl Room {
             MediaEvent::Peer(PeerEvent::Goodbye) => {
                 self.end_leg(&call_id, EndReason::RemoteHangup).await;
             }
-            MediaEvent::Peer(PeerEvent::KeyframeRequested(_)) => {}
+            MediaEvent::Peer(PeerEvent::KeyframeRequested(_) | PeerEvent::ChatOpen) => {}
+            MediaEvent::Peer(PeerEvent::Chat(text)) => {
+                self.emit(chat_event(call_id, peer, Ok(text))).await;
+            }
+            MediaEvent::Peer(PeerEvent::ChatDropped(why)) => {
+                self.emit(chat_event(call_id, peer, Err(why))).await;
+            }
         }
         Next::Continue
     }
@@ -628,6 +637,10 @@ impl Room {
                 .await;
                 Next::Continue
             }
+            UserCommand::Say(text) => {
+                self.say(&text).await;
+                Next::Continue
+            }
             UserCommand::Accept | UserCommand::Refuse => {
                 self.emit(AppEvent::Notice {
                     message: "in a room, members' calls are answered by themselves".into(),
@@ -635,6 +648,51 @@ impl Room {
                 .await;
                 Next::Continue
             }
+        }
+    }
+
+    /// Sends a chat message to every member we are connected to; one `chat` event for
+    /// it, and a notice naming the members it could not reach.
+    async fn say(&mut self, text: &str) {
+        if let Err(e) = chat::check_length(text) {
+            self.emit(AppEvent::Error {
+                message: format!("chat message not sent: {e}"),
+                fatal: false,
+            })
+            .await;
+            return;
+        }
+        let mut reached = 0;
+        let mut missed = Vec::new();
+        for leg in self.legs.values() {
+            let sent = match &leg.media {
+                Some(media) => media.peer().send_chat(text).await,
+                None => Err(chat::ChatError::NotOpen),
+            };
+            match sent {
+                Ok(()) => reached += 1,
+                Err(e) => missed.push(format!("{} ({e})", leg.peer)),
+            }
+        }
+        if reached > 0 {
+            self.emit(AppEvent::Chat {
+                call_id: None,
+                from: self.me.clone(),
+                text: text.to_owned(),
+            })
+            .await;
+        }
+        if reached == 0 || !missed.is_empty() {
+            let message = if missed.is_empty() {
+                "chat message not sent: nobody in the room yet".to_owned()
+            } else {
+                format!("chat message not sent to {}", missed.join(", "))
+            };
+            self.emit(AppEvent::Error {
+                message,
+                fatal: false,
+            })
+            .await;
         }
     }
 

@@ -4,14 +4,14 @@
 //!
 //! `update` reads no clock: time arrives as [`Msg::Tick`], so tests drive it exactly.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use super::halfblock::CellSize;
 use crate::call::{
-    AppEvent, CallId, CallState, CallStats, Direction, EndReason, MediaState, RoomId, UserCommand,
-    UserId,
+    AppEvent, CallId, CallState, CallStats, Direction, EndReason, MediaState, RoomId, TimedEvent,
+    UserCommand, UserId,
 };
 
 /// How long an ended call stays on screen before `listen` shows the listening
@@ -187,6 +187,30 @@ pub struct Model {
     pub cell_size: CellSize,
     /// Quit was sent: waiting for the controller to finish.
     pub quitting: bool,
+    /// When the latest controller event was emitted (wall clock), for chat times.
+    pub event_time: SystemTime,
+    /// The chat so far, oldest first, at most [`CHAT_HISTORY`] lines.
+    pub chat: Vec<ChatLine>,
+    /// Show the chat pane (`c`).
+    pub chat_pane: bool,
+    /// Chat messages that came while the pane was hidden.
+    pub unread: usize,
+    /// The message being typed (`t` opens it; Enter sends, Esc cancels).
+    pub input: Option<String>,
+}
+
+/// Chat lines kept for the pane.
+pub const CHAT_HISTORY: usize = 200;
+
+/// One chat message as the pane shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatLine {
+    /// When it was sent or received.
+    pub at: SystemTime,
+    /// Who wrote it.
+    pub from: UserId,
+    /// The text as written (the view replaces control characters).
+    pub text: String,
 }
 
 impl Model {
@@ -205,6 +229,11 @@ impl Model {
             notice: None,
             cell_size: CellSize::default(),
             quitting: false,
+            event_time: SystemTime::UNIX_EPOCH,
+            chat: Vec::new(),
+            chat_pane: false,
+            unread: 0,
+            input: None,
         }
     }
 
@@ -299,6 +328,9 @@ pub enum Msg {
     Key(KeyEvent),
     /// An event from the call controller.
     Event(AppEvent),
+    /// An event from the call controller with the wall-clock time it was emitted (the
+    /// chat pane shows it).
+    TimedEvent(TimedEvent),
     /// Time passed; carries the current time.
     Tick(Instant),
     /// The terminal changed size; `cell` is its cell size in pixels when it reports one.
@@ -320,6 +352,11 @@ pub fn update(model: &mut Model, msg: Msg) -> Option<UserCommand> {
             on_event(model, event);
             None
         }
+        Msg::TimedEvent(timed) => {
+            model.event_time = timed.at;
+            on_event(model, timed.event);
+            None
+        }
         Msg::Tick(now) => {
             on_tick(model, now);
             None
@@ -338,9 +375,28 @@ fn on_key(model: &mut Model, key: KeyEvent) -> Option<UserCommand> {
         return None;
     }
     let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    if ctrl && key.code == KeyCode::Char('c') {
+        return quit(model);
+    }
+    if model.input.is_some() {
+        return on_input_key(model, key, ctrl);
+    }
+    let in_call = model.call().is_some_and(CallView::is_live) || model.room().is_some();
     match key.code {
-        KeyCode::Char('c') if ctrl => quit(model),
         _ if ctrl => None,
+        KeyCode::Char('t') if in_call => {
+            model.input = Some(String::new());
+            model.chat_pane = true;
+            model.unread = 0;
+            None
+        }
+        KeyCode::Char('c') if in_call => {
+            model.chat_pane = !model.chat_pane;
+            if model.chat_pane {
+                model.unread = 0;
+            }
+            None
+        }
         KeyCode::Char('q') => quit(model),
         KeyCode::Char('a') => match &model.screen {
             Screen::Incoming { .. } => Some(UserCommand::Accept),
@@ -389,6 +445,24 @@ fn on_key(model: &mut Model, key: KeyEvent) -> Option<UserCommand> {
         }
         _ => None,
     }
+}
+
+/// Keys while a chat message is typed: text, Backspace, Enter sends, Esc cancels.
+fn on_input_key(model: &mut Model, key: KeyEvent, ctrl: bool) -> Option<UserCommand> {
+    let input = model.input.as_mut()?;
+    match key.code {
+        KeyCode::Esc => model.input = None,
+        KeyCode::Enter => {
+            let text = model.input.take().unwrap_or_default();
+            return (!text.trim().is_empty()).then_some(UserCommand::Say(text));
+        }
+        KeyCode::Backspace => {
+            input.pop();
+        }
+        KeyCode::Char(c) if !ctrl => input.push(c),
+        _ => {}
+    }
+    None
 }
 
 fn quit(model: &mut Model) -> Option<UserCommand> {
@@ -444,6 +518,19 @@ fn on_event(model: &mut Model, event: AppEvent) {
             }
             if let Some(call) = model.call_mut(&call_id) {
                 call.stats = Some(stats);
+            }
+        }
+        AppEvent::Chat { from, text, .. } => {
+            if model.chat.len() == CHAT_HISTORY {
+                model.chat.remove(0);
+            }
+            model.chat.push(ChatLine {
+                at: model.event_time,
+                from,
+                text,
+            });
+            if !model.chat_pane {
+                model.unread += 1;
             }
         }
         AppEvent::RoomJoined { room, members } => {
@@ -679,6 +766,68 @@ mod tests {
                 from: id("tom"),
             }),
         );
+    }
+
+    fn chat_from(from: &str, text: &str) -> Msg {
+        Msg::Event(AppEvent::Chat {
+            call_id: Some(call_id()),
+            from: id(from),
+            text: text.into(),
+        })
+    }
+
+    #[test]
+    fn t_types_a_message_that_enter_sends_and_esc_drops() {
+        let mut model = Model::new(Role::Call, Instant::now());
+        assert_eq!(update(&mut model, key('t')), None);
+        assert_eq!(model.input, None, "no chat without a call");
+        update(
+            &mut model,
+            state(CallState::Connected, Direction::Outgoing, None),
+        );
+        update(&mut model, key('t'));
+        assert_eq!(model.input.as_deref(), Some(""));
+        assert!(model.chat_pane, "typing shows the pane");
+        // Keys type text now: h and q do not hang up or quit.
+        for c in "hi q".chars() {
+            assert_eq!(update(&mut model, key(c)), None);
+        }
+        update(&mut model, Msg::Key(KeyEvent::from(KeyCode::Backspace)));
+        assert_eq!(
+            update(&mut model, Msg::Key(KeyEvent::from(KeyCode::Enter))),
+            Some(UserCommand::Say("hi ".into()))
+        );
+        assert_eq!(model.input, None);
+        update(&mut model, key('t'));
+        update(&mut model, key('x'));
+        assert_eq!(
+            update(&mut model, Msg::Key(KeyEvent::from(KeyCode::Esc))),
+            None
+        );
+        assert_eq!(model.input, None, "Esc cancels");
+        assert_eq!(update(&mut model, key('h')), Some(UserCommand::Hangup));
+    }
+
+    #[test]
+    fn messages_while_the_pane_is_hidden_count_as_unread_until_c_shows_it() {
+        let mut model = Model::new(Role::Call, Instant::now());
+        update(
+            &mut model,
+            state(CallState::Connected, Direction::Outgoing, None),
+        );
+        update(&mut model, chat_from("tom", "one"));
+        update(&mut model, chat_from("tom", "two"));
+        assert_eq!(model.unread, 2);
+        assert_eq!(model.chat.len(), 2);
+        update(&mut model, key('c'));
+        assert!(model.chat_pane);
+        assert_eq!(model.unread, 0);
+        update(&mut model, chat_from("tom", "three"));
+        assert_eq!(model.unread, 0, "seen while shown");
+        for i in 0..CHAT_HISTORY {
+            update(&mut model, chat_from("tom", &i.to_string()));
+        }
+        assert_eq!(model.chat.len(), CHAT_HISTORY, "bounded");
     }
 
     #[test]

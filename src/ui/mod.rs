@@ -6,6 +6,7 @@
 //! turn I420 frames into colored `▀` cells; [`terminal`] owns raw mode and restores it.
 
 pub mod app;
+pub mod chat;
 mod grid;
 pub mod halfblock;
 pub mod headless;

@@ -113,7 +113,7 @@ async fn event_loop(
         tokio::select! {
             event = events.recv() => match event {
                 Some(timed) => {
-                    update(model, Msg::Event(timed.event));
+                    update(model, Msg::TimedEvent(timed));
                     dirty = true;
                 }
                 None => return Ok(()),
@@ -171,7 +171,7 @@ async fn event_loop(
                     );
                 }
                 // The controller is gone: nothing will answer or close the events.
-                Err(TrySendError::Closed(_)) if command == UserCommand::Quit => return Ok(()),
+                Err(TrySendError::Closed(UserCommand::Quit)) => return Ok(()),
                 Err(TrySendError::Closed(command)) => {
                     tracing::warn!(?command, "the call controller has stopped; key ignored");
                 }

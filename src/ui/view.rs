@@ -16,9 +16,9 @@ use std::sync::Arc;
 use super::app::{
     CallView, Model, NoticeLevel, Role, RoomView, Screen, describe_end, format_clock,
 };
-use super::grid;
 use super::halfblock::{Renderer, fit};
 use super::video::{ColorMode, VideoWidget};
+use super::{chat, grid};
 use crate::call::{CallState, CallStats, MediaState, UserId};
 use crate::media::video::I420Frame;
 
@@ -129,6 +129,10 @@ impl View {
                     .as_ref()
                     .is_some_and(|n| n.text == call_message(call))
             });
+        let in_call = model.call().is_some_and(CallView::is_live) || model.room().is_some();
+        if model.chat_pane && in_call {
+            chat::draw_pane(frame, model, main);
+        }
         if let Some(n) = model.notice.as_ref().filter(|_| !repeated) {
             let color = match n.level {
                 NoticeLevel::Info => Color::Cyan,
@@ -141,7 +145,10 @@ impl View {
             Paragraph::new(status_line(model, status.width)).reversed(),
             status,
         );
-        frame.render_widget(Paragraph::new(help_line(model)).dark_gray(), help);
+        match &model.input {
+            Some(text) => frame.render_widget(Paragraph::new(chat::input_line(text)), help),
+            None => frame.render_widget(Paragraph::new(help_line(model)).dark_gray(), help),
+        }
         if model.help {
             draw_help_overlay(frame, main);
         }
@@ -434,6 +441,11 @@ fn status_line(model: &Model, width: u16) -> Line<'static> {
             )));
         }
     }
+    if model.unread > 0 && spans.len() >= 3 {
+        // Right after the state: the last segment to go when the bar is too narrow.
+        spans.insert(3, sep());
+        spans.insert(4, Span::raw(format!("{} unread [c]", model.unread)).bold());
+    }
     // Keep peer and state; drop trailing (separator, segment) pairs that overflow.
     while spans.len() > 3 && spans.iter().map(Span::width).sum::<usize>() > usize::from(width) {
         spans.truncate(spans.len() - 2);
@@ -479,6 +491,7 @@ fn help_line(model: &Model) -> Line<'static> {
             hang_up,
             mute,
             camera,
+            "[t] chat",
             "[p] self-view",
             "[s] stats",
             "[?] help",
@@ -590,10 +603,12 @@ fn path_line(label: &str, end: Option<crate::call::stats::PathEnd>) -> Line<'sta
 
 /// Every key and what it does, centered over the main area.
 fn draw_help_overlay(frame: &mut Frame, area: Rect) {
-    const KEYS: [(&str, &str); 10] = [
+    const KEYS: [(&str, &str); 12] = [
         ("a", "accept the incoming call"),
         ("r", "refuse the incoming call"),
         ("h", "hang up (or cancel a call)"),
+        ("t", "type a chat message (Enter sends)"),
+        ("c", "show / hide the chat"),
         ("m", "mute / unmute the microphone"),
         ("v", "camera off / on"),
         ("p", "show / hide the self-view"),

@@ -207,6 +207,14 @@ impl Proc {
         })
     }
 
+    /// The event with these fields: the first one already seen, or the next one.
+    pub fn seen_or_wait(&self, fields: &[(&str, &str)]) -> serde_json::Value {
+        match self.all_seen(fields).into_iter().next() {
+            Some(v) => v,
+            None => self.event(fields),
+        }
+    }
+
     /// Every event seen so far (including lines already printed) with these fields, in
     /// order.
     pub fn all_seen(&self, fields: &[(&str, &str)]) -> Vec<serde_json::Value> {

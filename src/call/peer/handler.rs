@@ -16,10 +16,12 @@ use webrtc::peer_connection::{
     RTCPeerConnectionIceEvent, RTCPeerConnectionState,
 };
 
+use super::chat::{CHAT_LABEL, ChatSlot};
 use super::codecs::{AUDIO_CLOCK_RATE_HZ, VIDEO_CLOCK_RATE_HZ};
 use super::media::{ReceivedCounters, RtpPacket, forward_remote_track};
 use super::{FailedStage, PeerEvent};
 use crate::signaling::protocol::IceCandidate;
+use webrtc::data_channel::DataChannel;
 
 /// The remote video track, kept to send PLIs on.
 pub(crate) struct RemoteVideo {
@@ -59,6 +61,8 @@ pub(crate) struct Shared {
     pub(crate) connect_timeout_ms: AtomicU64,
     /// Background tasks, aborted on close.
     pub(crate) tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The chat DataChannel, once opened (offerer) or announced (answerer).
+    pub(crate) chat: ChatSlot,
 }
 
 impl Shared {
@@ -86,6 +90,7 @@ impl Shared {
             local_ufrag: Mutex::new(None),
             connect_timeout_ms: AtomicU64::new(super::CONNECT_TIMEOUT.as_millis() as u64),
             tasks: Mutex::new(Vec::new()),
+            chat: ChatSlot::default(),
         }
     }
 
@@ -237,5 +242,18 @@ impl PeerConnectionEventHandler for PeerHandler {
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
         self.start_remote_track(track).await;
+    }
+
+    async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {
+        match channel.label().await {
+            Ok(label) if label == CHAT_LABEL => {
+                self.shared
+                    .chat
+                    .adopt(channel, Arc::clone(&self.shared))
+                    .await;
+            }
+            Ok(label) => tracing::debug!(%label, "ignoring a DataChannel we do not speak"),
+            Err(e) => tracing::debug!("a DataChannel without a label: {e}"),
+        }
     }
 }

@@ -13,6 +13,7 @@
 //! - [`media`]: sample writers, remote RTP forwarding, RFC 3550 reception statistics.
 //! - `handler`: webrtc's callbacks turned into [`PeerEvent`]s.
 
+pub mod chat;
 pub mod codecs;
 pub mod config;
 mod handler;
@@ -129,6 +130,12 @@ pub enum PeerEvent {
     Closed,
     /// The peer asked for a keyframe (PLI or FIR) on our video track.
     KeyframeRequested(KeyframeRequest),
+    /// The chat DataChannel opened: [`PeerSession::send_chat`] works from now on.
+    ChatOpen,
+    /// A chat message from the peer (UTF-8, at most [`chat::CHAT_MAX_BYTES`]).
+    Chat(String),
+    /// A chat message from the peer was dropped; why.
+    ChatDropped(String),
     /// The peer left the call: its RTCP BYE (RFC 3550 §6.6) came over the media path,
     /// which works while the signaling server is away.
     Goodbye,
@@ -139,6 +146,8 @@ pub enum PeerEvent {
 struct Negotiation {
     /// Our tracks have been added to the PeerConnection.
     tracks_added: bool,
+    /// We opened the chat DataChannel (the offerer does, before its first offer).
+    chat_opened: bool,
     /// Remote candidates that arrived before the description they belong to.
     pending_candidates: Vec<RTCIceCandidateInit>,
 }
@@ -239,6 +248,18 @@ impl PeerSession {
     pub async fn create_offer(&self) -> anyhow::Result<String> {
         let mut negotiation = self.negotiation.lock().await;
         self.add_tracks(&mut negotiation).await?;
+        if !negotiation.chat_opened {
+            let channel = self
+                .pc
+                .create_data_channel(chat::CHAT_LABEL, None)
+                .await
+                .context("opening the chat DataChannel")?;
+            self.shared
+                .chat
+                .adopt(channel, Arc::clone(&self.shared))
+                .await;
+            negotiation.chat_opened = true;
+        }
         let sdp = self.offer(None).await?;
         self.arm_connect_deadline();
         Ok(sdp)
@@ -390,6 +411,14 @@ impl PeerSession {
             .with_context(|| format!("sending a {request:?}"))?;
         self.shared.pli_sent.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Sends a chat message over the chat DataChannel.
+    ///
+    /// # Errors
+    /// Over [`chat::CHAT_MAX_BYTES`], the channel not open, or failing.
+    pub async fn send_chat(&self, text: &str) -> Result<(), chat::ChatError> {
+        self.shared.chat.send(text).await
     }
 
     /// Tells the peer over the media path that we are leaving: an RTCP BYE (RFC 3550
