@@ -301,6 +301,15 @@ pub struct MediaArgs {
     /// ends `ice-failed` [default: 30s]
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub reconnect_timeout: Option<Duration>,
+    /// Where received files are saved [default: the XDG download dir, ~/Downloads]
+    #[arg(long, value_name = "DIR")]
+    pub download_dir: Option<PathBuf>,
+    /// Refuse received files larger than this many MiB [default: 2048]
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_file_size: Option<u64>,
+    /// Refuse every file a peer sends
+    #[arg(long)]
+    pub refuse_files: bool,
 }
 
 /// Parses durations like `1s`, `500ms`, `2m`, `30d`.

@@ -251,6 +251,22 @@ pub struct MediaSettings {
     /// How long a dropped connection is given to come back through ICE restarts
     /// (`--reconnect-timeout`, 30 s).
     pub reconnect_timeout: std::time::Duration,
+    /// What to do with files a peer sends (`--download-dir`, `--max-file-size`,
+    /// `--refuse-files`).
+    pub files: crate::call::peer::files::FilePolicy,
+}
+
+/// The receive policy of file transfers from the flags, defaults where they are silent.
+fn file_policy(args: &MediaArgs) -> crate::call::peer::files::FilePolicy {
+    use crate::call::peer::files::FilePolicy;
+    let default = FilePolicy::default();
+    FilePolicy {
+        download_dir: args.download_dir.clone().unwrap_or(default.download_dir),
+        max_bytes: args
+            .max_file_size
+            .map_or(default.max_bytes, |mib| mib.saturating_mul(1 << 20)),
+        refuse_all: args.refuse_files,
+    }
 }
 
 /// [`MediaSettings::reconnect_timeout`] when nothing sets it.
@@ -314,6 +330,7 @@ impl MediaSettings {
                 .unwrap_or_default(),
             max_draw_fps: args.max_draw_fps.or(m.max_draw_fps).unwrap_or(30),
             reconnect_timeout,
+            files: file_policy(args),
         })
     }
 }

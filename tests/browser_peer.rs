@@ -50,9 +50,13 @@ fn start_peer_page(url: &str, id: &str, peer: &str, mode: PageMode) -> Start {
 
 /// The media sections of a page line `… codecs audio: opus; video: H264 VP8`, sorted:
 /// `["audio: opus", "video: H264 VP8"]`.
+/// The chat DataChannel's `application` section carries no codecs and is left out.
 fn codec_sections(line: &str) -> Vec<&str> {
     let list = line.split_once("codecs ").map_or("", |(_, l)| l);
-    let mut sections: Vec<&str> = list.split("; ").collect();
+    let mut sections: Vec<&str> = list
+        .split("; ")
+        .filter(|s| !s.starts_with("application"))
+        .collect();
     sections.sort_unstable();
     sections
 }

@@ -13,7 +13,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
-use common::chromium::{Browser, Start, WAIT, chromium_missing};
+use common::chromium::{Browser, WAIT, open_web_client};
 use common::media_check::read_y4m;
 use common::process::{Home, Proc, TONE_NO_SPEAKER, test_pattern};
 use rtc_cli::signaling::protocol::{ClientMessage, PROTOCOL_VERSION, ServerMessage};
@@ -107,23 +107,6 @@ async fn the_websocket_is_at_ws_and_still_at_the_root() {
     }
 }
 
-/// Starts headless Chromium on the served page with `query` (see web/app.js), and
-/// waits for its login; `None` (with the reason printed) where Chromium cannot run.
-fn open_page(url: &str, query: &str) -> Option<Browser> {
-    if let Some(why) = chromium_missing() {
-        eprintln!("skipped: {why}");
-        return None;
-    }
-    let page = format!("http://{}/?only=127.0.0.1&{query}", authority(url));
-    match Browser::start(&page, "web: ", "logged in as") {
-        Start::Ready(b) => Some(b),
-        Start::Unavailable(why) => {
-            eprintln!("skipped: {why}");
-            None
-        }
-    }
-}
-
 /// Waits for the page to report at least `min` frames decoded from `peer`.
 fn page_decodes(browser: &mut Browser, peer: &str, min: u64) {
     let prefix = format!("decoded {peer} ");
@@ -178,7 +161,7 @@ fn the_page_calls_rtc_cli_and_hangs_up() {
         "id=web&call=jerry&hangup_after=8&say={}",
         url_encode(from_page)
     );
-    let Some(mut page) = open_page(&url, &query) else {
+    let Some(mut page) = open_web_client(&url, &query) else {
         return;
     };
     page_decodes(&mut page, "jerry", 30);
@@ -208,7 +191,7 @@ fn rtc_cli_calls_the_page_which_answers() {
     let _turn = common::one_call_at_a_time();
     let home = Home::new().with_wait(WAIT);
     let (_server, url) = home.serve(&[]);
-    let Some(mut page) = open_page(&url, "id=web&answer=1") else {
+    let Some(mut page) = open_web_client(&url, "id=web&answer=1") else {
         return;
     };
     let video = home.path("from-page.y4m");
@@ -230,7 +213,7 @@ fn two_browsers_call_each_other_through_the_page() {
     let _turn = common::one_call_at_a_time();
     let home = Home::new().with_wait(WAIT);
     let (_server, url) = home.serve(&[]);
-    let Some(mut alice) = open_page(&url, "id=alice&answer=1") else {
+    let Some(mut alice) = open_web_client(&url, "id=alice&answer=1") else {
         return;
     };
     // bob says something that would run as script if the page ever made it HTML.
@@ -240,7 +223,7 @@ fn two_browsers_call_each_other_through_the_page() {
         "id=bob&call=alice&hangup_after=6&say={}",
         url_encode(hostile)
     );
-    let Some(mut bob) = open_page(&url, &query) else {
+    let Some(mut bob) = open_web_client(&url, &query) else {
         return;
     };
     page_decodes(&mut alice, "bob", 30);

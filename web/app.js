@@ -10,6 +10,7 @@
 //   say=TEXT      send TEXT in the chat once a chat channel opens
 //   hangup_after=S  hang up (or leave the room) S seconds after the first connection
 //   only=PREFIX   send only local ICE candidates whose address starts with PREFIX
+//   sendfile=BYTES&sendname=N  send that many random bytes as file N once connected
 // Progress goes to console.log, lines starting with "web:".
 "use strict";
 
@@ -177,6 +178,132 @@ function sendChat(text) {
   return true;
 }
 
+// ---- file transfer ---------------------------------------------------------------
+// One DataChannel labelled "file" per transfer, opened by the sender: an offer
+// {type, name, size, sha256}, the answer {type: accept|refuse}, the bytes in binary
+// messages of 16 KiB paced by bufferedAmount, then {type: done|failed} from the receiver
+// (docs/protocol.md section 11).
+
+const FILE_CHUNK = 16 * 1024;
+const FILE_HIGH_WATER = 1024 * 1024;
+const FILE_MAX_BYTES = 2 * 1024 * 1024 * 1024;
+
+async function sha256Hex(buffer) {
+  const digest = await crypto.subtle.digest("SHA-256", buffer);
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// The channel's messages, one at a time: strings parsed as JSON, binary as ArrayBuffer.
+function messages(channel) {
+  const queue = [], waiting = [];
+  channel.binaryType = "arraybuffer";
+  channel.onmessage = ({ data }) => {
+    const m = typeof data === "string" ? JSON.parse(data) : data;
+    if (waiting.length) waiting.shift()(m); else queue.push(m);
+  };
+  channel.onclose = () => { while (waiting.length) waiting.shift()(null); };
+  return () => queue.length ? Promise.resolve(queue.shift())
+    : new Promise((resolve) => waiting.push(resolve));
+}
+
+function progressRow(label) {
+  const li = document.createElement("li");
+  const text = document.createElement("span");
+  const bar = document.createElement("progress");
+  bar.max = 100;
+  text.textContent = label + " ";
+  li.append(text, bar);
+  $("messages").append(li);
+  return (fraction, done) => {
+    bar.value = Math.round(100 * fraction);
+    if (done) text.textContent = done + " ";
+  };
+}
+
+function safeName(name) {
+  const last = String(name).split(/[\/\\]/).pop().replace(/[\u0000-\u001f\u007f-\u009f]/g, "").trim();
+  return last.replace(/^\.+/, "") || "download";
+}
+
+async function sendFile(leg, name, data) {
+  const sha256 = await sha256Hex(data);
+  const channel = leg.pc.createDataChannel("file");
+  const next = messages(channel);
+  const progress = progressRow(`sending ${name} to ${leg.peer}`);
+  await new Promise((resolve) => { channel.onopen = resolve; });
+  channel.send(JSON.stringify({ type: "offer", name, size: data.byteLength, sha256 }));
+  log("file offered", name, data.byteLength, sha256);
+  const answer = await next();
+  if (!answer || answer.type !== "accept") {
+    progress(0, `${name}: refused (${answer && answer.reason})`);
+    log("file refused", name, answer && answer.reason);
+    return;
+  }
+  channel.bufferedAmountLowThreshold = FILE_HIGH_WATER / 4;
+  for (let at = 0; at < data.byteLength; at += FILE_CHUNK) {
+    if (channel.bufferedAmount > FILE_HIGH_WATER) {
+      await new Promise((resolve) => { channel.onbufferedamountlow = resolve; });
+    }
+    channel.send(data.slice(at, at + FILE_CHUNK));
+    progress(Math.min(1, (at + FILE_CHUNK) / data.byteLength));
+  }
+  const end = await next();
+  const ok = end && end.type === "done";
+  progress(1, ok ? `sent ${name}` : `${name} failed: ${end && end.reason}`);
+  log(ok ? "file sent" : "file failed", name, ok ? sha256 : end && end.reason);
+  channel.close();
+}
+
+async function receiveFile(leg, channel) {
+  const next = messages(channel);
+  const offer = await next();
+  if (!offer || offer.type !== "offer") return;
+  const name = safeName(offer.name);
+  if (!(offer.size >= 0 && offer.size <= FILE_MAX_BYTES)) {
+    channel.send(JSON.stringify({ type: "refuse", reason: "too large" }));
+    return;
+  }
+  channel.send(JSON.stringify({ type: "accept" }));
+  const progress = progressRow(`receiving ${name} from ${leg.peer}`);
+  const parts = [];
+  let got = 0;
+  while (got < offer.size) {
+    const part = await next();
+    if (!(part instanceof ArrayBuffer)) {
+      progress(got / offer.size, `${name}: broke off`);
+      return;
+    }
+    parts.push(part);
+    got += part.byteLength;
+    progress(got / offer.size);
+  }
+  const blob = new Blob(parts);
+  const sha256 = await sha256Hex(await blob.arrayBuffer());
+  if (got !== offer.size || sha256 !== String(offer.sha256).toLowerCase()) {
+    channel.send(JSON.stringify({ type: "failed", reason: "SHA-256 mismatch" }));
+    progress(1, `${name}: corrupt, discarded`);
+    log("file corrupt", name);
+    return;
+  }
+  channel.send(JSON.stringify({ type: "done" }));
+  progress(1, `received ${name}`);
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = name;
+  link.textContent = `save ${name}`;
+  $("messages").lastElementChild.append(link);
+  log("file received", name, got, sha256);
+}
+
+async function sendPicked(files) {
+  const open = [...app.legs.values()].filter((l) => l.pc && l.state === "connected");
+  if (!open.length) { notice("no call to send a file in"); return; }
+  for (const file of files) {
+    const data = await file.arrayBuffer();
+    for (const leg of open) sendFile(leg, file.name, data).catch((err) => notice(String(err)));
+  }
+}
+
 // ---- media ---------------------------------------------------------------------
 
 async function localStream() {
@@ -232,6 +359,16 @@ async function startMedia(leg, offerer) {
       if (!leg.connectedAt) leg.connectedAt = Date.now();
       if (!app.firstConnectedAt) {
         app.firstConnectedAt = Date.now();
+        const testSize = Number(params.get("sendfile") || 0);
+        if (testSize > 0) {
+          // A test file of random bytes (crypto.getRandomValues fills 64 KiB at a time).
+          const data = new Uint8Array(testSize);
+          for (let at = 0; at < testSize; at += 65536) {
+            crypto.getRandomValues(data.subarray(at, Math.min(testSize, at + 65536)));
+          }
+          sendFile(leg, params.get("sendname") || "test.bin", data.buffer)
+            .catch((err) => notice(String(err)));
+        }
         const after = Number(params.get("hangup_after") || 0);
         if (after > 0) setTimeout(hangup, after * 1000);
       }
@@ -254,7 +391,10 @@ async function startMedia(leg, offerer) {
     if (t.receiver.track.kind === "video") preferH264(t);
   }
   if (offerer) setupChat(leg, pc.createDataChannel("chat"));
-  else pc.ondatachannel = ({ channel }) => { if (channel.label === "chat") setupChat(leg, channel); };
+  pc.ondatachannel = ({ channel }) => {
+    if (channel.label === "chat") setupChat(leg, channel);
+    if (channel.label === "file") receiveFile(leg, channel).catch((err) => notice(String(err)));
+  };
   watchStats(leg);
   sendMediaState(leg);
   if (offerer) {
@@ -498,6 +638,10 @@ $("camera").onclick = () => {
   applyMediaState();
   for (const l of app.legs.values()) sendMediaState(l);
   refresh();
+};
+$("filepick").onchange = (e) => {
+  sendPicked([...e.target.files]).catch((err) => notice(String(err)));
+  e.target.value = "";
 };
 $("chatform").onsubmit = (e) => {
   e.preventDefault();

@@ -16,7 +16,8 @@ use super::peer::turn_check;
 use super::peer::{FailedStage, IceServer, PeerEvent};
 use super::{
     AppEvent, CallId, CallState, Direction, EndReason, ExitCode, MediaState, TimedEvent,
-    UserCommand, UserId, ViewChannels, chat_event, close_signaling, sleep_until,
+    UserCommand, UserId, ViewChannels, chat_event, close_signaling, file_event, sendable_file,
+    sleep_until,
 };
 use crate::config::{IceServerConfig, MediaSettings};
 use crate::signaling::client::{self, ClientConfig, Fatal, SignalingEvent, SignalingHandle};
@@ -845,6 +846,9 @@ impl Controller {
             MediaEvent::Peer(PeerEvent::ChatDropped(why)) => {
                 self.emit(chat_event(call_id, peer, Err(why))).await;
             }
+            MediaEvent::Peer(PeerEvent::File(update)) => {
+                self.emit(file_event(call_id, peer, update)).await;
+            }
             MediaEvent::Peer(PeerEvent::Goodbye) => {
                 info!(call_id = %call_id, "the peer's RTCP BYE arrived");
                 return self.end_call(EndReason::RemoteHangup).await;
@@ -966,6 +970,10 @@ impl Controller {
             self.say(&text).await;
             return Next::Continue;
         }
+        if let UserCommand::SendFile(path) = cmd {
+            self.send_file(path).await;
+            return Next::Continue;
+        }
         let state = self
             .call
             .as_ref()
@@ -1040,6 +1048,25 @@ impl Controller {
                 })
                 .await;
             }
+        }
+    }
+
+    /// Starts sending a file to the peer of the call; says why when it cannot.
+    async fn send_file(&mut self, path: std::path::PathBuf) {
+        let Some(media) = &self.media else {
+            self.notice("no call to send a file in").await;
+            return;
+        };
+        let started = match sendable_file(&path) {
+            Ok(()) => media.peer().send_file(path).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = started {
+            self.emit(AppEvent::Error {
+                message: format!("{e:#}"),
+                fatal: false,
+            })
+            .await;
         }
     }
 

@@ -17,6 +17,8 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 pub use crate::signaling::protocol::{CallId, MediaState, RoomId, UserId};
+pub use peer::files::TransferDirection;
+use peer::files::{TransferState, TransferUpdate};
 pub use stats::CallStats;
 
 /// Which side of a call we are.
@@ -183,18 +185,27 @@ pub enum UserCommand {
     Quit,
     /// Send a chat message to the peer (in a room: to every member).
     Say(String),
+    /// Send a file to the peer (in a room: to every member).
+    SendFile(std::path::PathBuf),
 }
 
 impl std::str::FromStr for UserCommand {
     type Err = String;
 
     /// Parses a headless command line (`accept`, `refuse`, `hangup`, `mute`, `unmute`,
-    /// `camera off`, `camera on`, `quit`, `say TEXT`); surrounding and repeated spaces
+    /// `camera off`, `camera on`, `quit`, `say TEXT`, `send-file PATH`); surrounding and repeated spaces
     /// are ignored, except inside the text of `say`, which is kept as typed.
     fn from_str(line: &str) -> Result<Self, Self::Err> {
         let trimmed = line.trim_start();
         if let Some(text) = trimmed.strip_prefix("say ") {
             return Ok(Self::Say(text.to_owned()));
+        }
+        if let Some(path) = trimmed.strip_prefix("send-file ") {
+            let path = path.trim();
+            if path.is_empty() {
+                return Err("send-file needs a path".into());
+            }
+            return Ok(Self::SendFile(path.into()));
         }
         let words: Vec<&str> = line.split_whitespace().collect();
         Ok(match words.as_slice() {
@@ -209,7 +220,7 @@ impl std::str::FromStr for UserCommand {
             _ => {
                 return Err(format!(
                     "unknown command {:?}; expected accept, refuse, hangup, mute, unmute, \
-                     camera off, camera on, say TEXT or quit",
+                     camera off, camera on, say TEXT, send-file PATH or quit",
                     line.trim()
                 ));
             }
@@ -289,6 +300,58 @@ pub enum AppEvent {
         /// The text, as written (a view must not print its control characters raw).
         text: String,
     },
+    /// A file transfer moved on: `bytes` of `size` (a few times a second at most).
+    FileProgress {
+        /// The call it goes over.
+        call_id: CallId,
+        /// The other side.
+        peer: UserId,
+        /// The transfer's number in this process.
+        transfer: u64,
+        /// The file's name as offered.
+        name: String,
+        /// `out` (we send) or `in`.
+        direction: TransferDirection,
+        /// Bytes moved so far.
+        bytes: u64,
+        /// The file's size, bytes.
+        size: u64,
+    },
+    /// A file transfer completed with a matching SHA-256.
+    FileDone {
+        /// The call it went over.
+        call_id: CallId,
+        /// The other side.
+        peer: UserId,
+        /// The transfer's number in this process.
+        transfer: u64,
+        /// The file's name as offered.
+        name: String,
+        /// `out` or `in`.
+        direction: TransferDirection,
+        /// The file's size, bytes.
+        size: u64,
+        /// The file's SHA-256, hex.
+        sha256: String,
+        /// Where a received file was saved.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        path: Option<std::path::PathBuf>,
+    },
+    /// A file transfer failed, or was refused.
+    FileFailed {
+        /// The call it went over.
+        call_id: CallId,
+        /// The other side.
+        peer: UserId,
+        /// The transfer's number in this process.
+        transfer: u64,
+        /// The file's name as offered.
+        name: String,
+        /// `out` or `in`.
+        direction: TransferDirection,
+        /// Why.
+        reason: String,
+    },
     /// We joined a room; `members` (in the order they joined) will each call us.
     RoomJoined {
         /// The room.
@@ -365,6 +428,61 @@ fn chat_event(call_id: CallId, peer: UserId, message: Result<String, String>) ->
         },
         Err(why) => AppEvent::Notice {
             message: format!("dropped {why} from {peer}"),
+        },
+    }
+}
+
+/// Checks that `path` names a regular file we can read, before a transfer starts.
+///
+/// # Errors
+/// Missing, unreadable, or not a regular file; the message names the path.
+fn sendable_file(path: &std::path::Path) -> anyhow::Result<()> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| anyhow::anyhow!("cannot send {}: {e}", path.display()))?;
+    if !meta.is_file() {
+        anyhow::bail!("cannot send {}: not a regular file", path.display());
+    }
+    std::fs::File::open(path)
+        .map_err(|e| anyhow::anyhow!("cannot send {}: {e}", path.display()))?;
+    Ok(())
+}
+
+/// What the view gets for a file transfer's news on the call `call_id` with `peer`.
+fn file_event(call_id: CallId, peer: UserId, update: TransferUpdate) -> AppEvent {
+    let TransferUpdate {
+        id: transfer,
+        name,
+        direction,
+        size,
+        state,
+    } = update;
+    match state {
+        TransferState::Progress { bytes } => AppEvent::FileProgress {
+            call_id,
+            peer,
+            transfer,
+            name,
+            direction,
+            bytes,
+            size,
+        },
+        TransferState::Done { sha256, path } => AppEvent::FileDone {
+            call_id,
+            peer,
+            transfer,
+            name,
+            direction,
+            size,
+            sha256,
+            path,
+        },
+        TransferState::Failed { reason } => AppEvent::FileFailed {
+            call_id,
+            peer,
+            transfer,
+            name,
+            direction,
+            reason,
         },
     }
 }

@@ -21,7 +21,8 @@ use super::media::{LocalMedia, MediaEvent, PeerMedia, Recording};
 use super::peer::{FailedStage, PeerEvent, chat};
 use super::{
     AppEvent, CallId, CallState, Direction, EndReason, ExitCode, MediaState, RoomId, TimedEvent,
-    UserCommand, UserId, ViewChannels, chat_event, close_signaling, sleep_until,
+    UserCommand, UserId, ViewChannels, chat_event, close_signaling, file_event, sendable_file,
+    sleep_until,
 };
 use crate::config::{IceServerConfig, MediaSettings};
 use crate::media::video::{FrameReceiver, FrameSender};
@@ -595,6 +596,9 @@ impl Room {
             MediaEvent::Peer(PeerEvent::ChatDropped(why)) => {
                 self.emit(chat_event(call_id, peer, Err(why))).await;
             }
+            MediaEvent::Peer(PeerEvent::File(update)) => {
+                self.emit(file_event(call_id, peer, update)).await;
+            }
         }
         Next::Continue
     }
@@ -639,6 +643,10 @@ impl Room {
             }
             UserCommand::Say(text) => {
                 self.say(&text).await;
+                Next::Continue
+            }
+            UserCommand::SendFile(path) => {
+                self.send_file(path).await;
                 Next::Continue
             }
             UserCommand::Accept | UserCommand::Refuse => {
@@ -688,6 +696,34 @@ impl Room {
             } else {
                 format!("chat message not sent to {}", missed.join(", "))
             };
+            self.emit(AppEvent::Error {
+                message,
+                fatal: false,
+            })
+            .await;
+        }
+    }
+
+    /// Starts sending a file to every member we are connected to (a transfer each).
+    async fn send_file(&mut self, path: std::path::PathBuf) {
+        let mut problems = Vec::new();
+        if let Err(e) = sendable_file(&path) {
+            problems.push(format!("{e:#}"));
+        } else {
+            let mut any = false;
+            for leg in self.legs.values() {
+                if let Some(media) = &leg.media {
+                    any = true;
+                    if let Err(e) = media.peer().send_file(path.clone()).await {
+                        problems.push(format!("{}: {e:#}", leg.peer));
+                    }
+                }
+            }
+            if !any {
+                problems.push("nobody in the room to send a file to".into());
+            }
+        }
+        for message in problems {
             self.emit(AppEvent::Error {
                 message,
                 fatal: false,

@@ -11,7 +11,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use super::halfblock::CellSize;
 use crate::call::{
     AppEvent, CallId, CallState, CallStats, Direction, EndReason, MediaState, RoomId, TimedEvent,
-    UserCommand, UserId,
+    TransferDirection, UserCommand, UserId,
 };
 
 /// How long an ended call stays on screen before `listen` shows the listening
@@ -195,8 +195,27 @@ pub struct Model {
     pub chat_pane: bool,
     /// Chat messages that came while the pane was hidden.
     pub unread: usize,
-    /// The message being typed (`t` opens it; Enter sends, Esc cancels).
-    pub input: Option<String>,
+    /// The line being typed: a chat message (`t`) or a file's path (`f`); Enter sends,
+    /// Esc cancels.
+    pub input: Option<Input>,
+}
+
+/// What the input line is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputPurpose {
+    /// A chat message (`t`).
+    Chat,
+    /// The path of a file to send (`f`).
+    SendFile,
+}
+
+/// The line being typed at the bottom of the call screen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    /// What Enter does with it.
+    pub purpose: InputPurpose,
+    /// The text so far.
+    pub text: String,
 }
 
 /// Chat lines kept for the pane.
@@ -385,9 +404,19 @@ fn on_key(model: &mut Model, key: KeyEvent) -> Option<UserCommand> {
     match key.code {
         _ if ctrl => None,
         KeyCode::Char('t') if in_call => {
-            model.input = Some(String::new());
+            model.input = Some(Input {
+                purpose: InputPurpose::Chat,
+                text: String::new(),
+            });
             model.chat_pane = true;
             model.unread = 0;
+            None
+        }
+        KeyCode::Char('f') if in_call => {
+            model.input = Some(Input {
+                purpose: InputPurpose::SendFile,
+                text: String::new(),
+            });
             None
         }
         KeyCode::Char('c') if in_call => {
@@ -453,13 +482,19 @@ fn on_input_key(model: &mut Model, key: KeyEvent, ctrl: bool) -> Option<UserComm
     match key.code {
         KeyCode::Esc => model.input = None,
         KeyCode::Enter => {
-            let text = model.input.take().unwrap_or_default();
-            return (!text.trim().is_empty()).then_some(UserCommand::Say(text));
+            let Input { purpose, text } = model.input.take()?;
+            if text.trim().is_empty() {
+                return None;
+            }
+            return Some(match purpose {
+                InputPurpose::Chat => UserCommand::Say(text),
+                InputPurpose::SendFile => UserCommand::SendFile(text.trim().into()),
+            });
         }
         KeyCode::Backspace => {
-            input.pop();
+            input.text.pop();
         }
-        KeyCode::Char(c) if !ctrl => input.push(c),
+        KeyCode::Char(c) if !ctrl => input.text.push(c),
         _ => {}
     }
     None
@@ -532,6 +567,47 @@ fn on_event(model: &mut Model, event: AppEvent) {
             if !model.chat_pane {
                 model.unread += 1;
             }
+        }
+        AppEvent::FileProgress {
+            name,
+            direction,
+            bytes,
+            size,
+            ..
+        } => {
+            let text = format!(
+                "{} {}",
+                transfer_verb(direction),
+                transfer_bar(&name, bytes, size)
+            );
+            model.set_notice(text, NoticeLevel::Info, Some(NOTICE_TTL));
+        }
+        AppEvent::FileDone {
+            name,
+            direction,
+            size,
+            path,
+            ..
+        } => {
+            let text = match (direction, path) {
+                (TransferDirection::In, Some(path)) => {
+                    format!(
+                        "received {name} ({size} bytes, SHA-256 checked): {}",
+                        path.display()
+                    )
+                }
+                _ => format!("sent {name} ({size} bytes, SHA-256 checked)"),
+            };
+            model.set_notice(text, NoticeLevel::Info, Some(NOTICE_TTL));
+        }
+        AppEvent::FileFailed {
+            name,
+            direction,
+            reason,
+            ..
+        } => {
+            let text = format!("{} {name} failed: {reason}", transfer_verb(direction));
+            model.set_notice(text, NoticeLevel::Error, Some(2 * NOTICE_TTL));
         }
         AppEvent::RoomJoined { room, members } => {
             let text = match members.len() {
@@ -636,6 +712,31 @@ fn on_state(
         model.set_notice(text, level, Some(ENDED_LINGER + NOTICE_TTL));
     }
     model.screen = Screen::Call(call);
+}
+
+/// `sending` or `receiving`.
+fn transfer_verb(direction: TransferDirection) -> &'static str {
+    match direction {
+        TransferDirection::Out => "sending",
+        TransferDirection::In => "receiving",
+    }
+}
+
+/// `name ▕██████░░░░▏ 60 %`: a transfer's progress bar, 20 cells wide.
+pub fn transfer_bar(name: &str, bytes: u64, size: u64) -> String {
+    const CELLS: u64 = 20;
+    let filled = (bytes.saturating_mul(CELLS))
+        .checked_div(size)
+        .unwrap_or(CELLS)
+        .min(CELLS);
+    let percent = (bytes.saturating_mul(100))
+        .checked_div(size)
+        .unwrap_or(100)
+        .min(100);
+    let bar: String = (0..CELLS)
+        .map(|i| if i < filled { '█' } else { '░' })
+        .collect();
+    format!("{name} ▕{bar}▏ {percent} %")
 }
 
 /// A room call changed state: its tile appears, follows it, and goes when it ends.
@@ -786,7 +887,7 @@ mod tests {
             state(CallState::Connected, Direction::Outgoing, None),
         );
         update(&mut model, key('t'));
-        assert_eq!(model.input.as_deref(), Some(""));
+        assert_eq!(model.input.as_ref().map(|i| i.text.as_str()), Some(""));
         assert!(model.chat_pane, "typing shows the pane");
         // Keys type text now: h and q do not hang up or quit.
         for c in "hi q".chars() {

@@ -8,7 +8,7 @@ use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
-use super::app::{ChatLine, Model};
+use super::app::{ChatLine, Input, InputPurpose, Model};
 
 /// What a control character in chat text is shown as.
 pub const REPLACEMENT: char = '\u{FFFD}';
@@ -74,11 +74,15 @@ pub fn draw_pane(frame: &mut Frame, model: &Model, area: Rect) {
     frame.render_widget(paragraph.scroll((scroll, 0)), rect);
 }
 
-/// The input line that replaces the help line while a message is typed.
-pub fn input_line(text: &str) -> Line<'static> {
+/// The input line that replaces the help line while a message or path is typed.
+pub fn input_line(input: &Input) -> Line<'static> {
+    let prompt = match input.purpose {
+        InputPurpose::Chat => " say: ",
+        InputPurpose::SendFile => " send file: ",
+    };
     Line::from(vec![
-        Span::raw(" say: ").bold(),
-        Span::raw(printable(text)),
+        Span::raw(prompt).bold(),
+        Span::raw(printable(&input.text)),
         Span::styled("▏", Style::default().fg(Color::Cyan)),
         Span::raw("   Enter send · Esc cancel").dark_gray(),
     ])

@@ -146,7 +146,7 @@ impl View {
             status,
         );
         match &model.input {
-            Some(text) => frame.render_widget(Paragraph::new(chat::input_line(text)), help),
+            Some(input) => frame.render_widget(Paragraph::new(chat::input_line(input)), help),
             None => frame.render_widget(Paragraph::new(help_line(model)).dark_gray(), help),
         }
         if model.help {
@@ -603,12 +603,13 @@ fn path_line(label: &str, end: Option<crate::call::stats::PathEnd>) -> Line<'sta
 
 /// Every key and what it does, centered over the main area.
 fn draw_help_overlay(frame: &mut Frame, area: Rect) {
-    const KEYS: [(&str, &str); 12] = [
+    const KEYS: [(&str, &str); 13] = [
         ("a", "accept the incoming call"),
         ("r", "refuse the incoming call"),
         ("h", "hang up (or cancel a call)"),
         ("t", "type a chat message (Enter sends)"),
         ("c", "show / hide the chat"),
+        ("f", "send a file (type its path)"),
         ("m", "mute / unmute the microphone"),
         ("v", "camera off / on"),
         ("p", "show / hide the self-view"),

@@ -205,3 +205,22 @@ impl Browser {
         Some(rest[..end].to_owned())
     }
 }
+
+/// The web client `serve` hosts at `ws_url` (its `ws://host:port`), opened in headless
+/// Chromium with `query` (see web/app.js; ICE candidates on 127.0.0.1 only), once it has
+/// logged in; `None`, with the reason printed, where Chromium cannot run here.
+pub fn open_web_client(ws_url: &str, query: &str) -> Option<Browser> {
+    if let Some(why) = chromium_missing() {
+        eprintln!("skipped: {why}");
+        return None;
+    }
+    let host = ws_url.trim_start_matches("ws://");
+    let page = format!("http://{host}/?only=127.0.0.1&{query}");
+    match Browser::start(&page, "web: ", "logged in as") {
+        Start::Ready(b) => Some(b),
+        Start::Unavailable(why) => {
+            eprintln!("skipped: {why}");
+            None
+        }
+    }
+}

@@ -22,5 +22,10 @@ pub fn loopback_media(video_size: (u32, u32), fps: u32, video_bitrate_kbps: u32)
         ice_transport_policy: Default::default(),
         max_draw_fps: 30,
         reconnect_timeout: rtc_cli::config::DEFAULT_RECONNECT_TIMEOUT,
+        // In-process calls take no files: nothing is written outside the test's dirs.
+        files: rtc_cli::call::peer::files::FilePolicy {
+            refuse_all: true,
+            ..Default::default()
+        },
     }
 }

@@ -55,6 +55,7 @@ fn peer_config(settings: &MediaSettings) -> PeerConfig {
         bind: settings.bind.clone(),
         max_send_bitrate_kbps: send_budget_kbps(settings),
         ice_transport_policy: settings.ice_transport_policy,
+        files: settings.files.clone(),
     }
 }
 

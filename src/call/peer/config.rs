@@ -77,6 +77,8 @@ pub struct PeerConfig {
     pub max_send_bitrate_kbps: u32,
     /// Which candidates ICE may use (`relay`: TURN only).
     pub ice_transport_policy: IceTransportPolicy,
+    /// What to do with files the peer sends.
+    pub files: super::files::FilePolicy,
 }
 
 /// [`PeerConfig::max_send_bitrate_kbps`] when nothing says otherwise: the default video
@@ -90,6 +92,7 @@ impl Default for PeerConfig {
             bind: Vec::new(),
             max_send_bitrate_kbps: DEFAULT_MAX_SEND_BITRATE_KBPS,
             ice_transport_policy: IceTransportPolicy::All,
+            files: super::files::FilePolicy::default(),
         }
     }
 }

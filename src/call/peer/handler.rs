@@ -18,6 +18,7 @@ use webrtc::peer_connection::{
 
 use super::chat::{CHAT_LABEL, ChatSlot};
 use super::codecs::{AUDIO_CLOCK_RATE_HZ, VIDEO_CLOCK_RATE_HZ};
+use super::files::{self, FILE_LABEL, FilePolicy};
 use super::media::{ReceivedCounters, RtpPacket, forward_remote_track};
 use super::{FailedStage, PeerEvent};
 use crate::signaling::protocol::IceCandidate;
@@ -63,6 +64,8 @@ pub(crate) struct Shared {
     pub(crate) tasks: Mutex<Vec<JoinHandle<()>>>,
     /// The chat DataChannel, once opened (offerer) or announced (answerer).
     pub(crate) chat: ChatSlot,
+    /// What to do with files the peer sends.
+    pub(crate) file_policy: FilePolicy,
 }
 
 impl Shared {
@@ -70,6 +73,7 @@ impl Shared {
         events: mpsc::UnboundedSender<PeerEvent>,
         video_tx: mpsc::Sender<RtpPacket>,
         audio_tx: mpsc::Sender<RtpPacket>,
+        file_policy: FilePolicy,
     ) -> Self {
         Self {
             events,
@@ -91,6 +95,7 @@ impl Shared {
             connect_timeout_ms: AtomicU64::new(super::CONNECT_TIMEOUT.as_millis() as u64),
             tasks: Mutex::new(Vec::new()),
             chat: ChatSlot::default(),
+            file_policy,
         }
     }
 
@@ -251,6 +256,11 @@ impl PeerConnectionEventHandler for PeerHandler {
                     .chat
                     .adopt(channel, Arc::clone(&self.shared))
                     .await;
+            }
+            Ok(label) if label == FILE_LABEL => {
+                let policy = self.shared.file_policy.clone();
+                let task = tokio::spawn(files::receive(channel, policy, Arc::clone(&self.shared)));
+                self.shared.keep(task);
             }
             Ok(label) => tracing::debug!(%label, "ignoring a DataChannel we do not speak"),
             Err(e) => tracing::debug!("a DataChannel without a label: {e}"),

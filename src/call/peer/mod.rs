@@ -16,6 +16,7 @@
 pub mod chat;
 pub mod codecs;
 pub mod config;
+pub mod files;
 mod handler;
 pub mod media;
 pub mod nack;
@@ -25,6 +26,7 @@ mod path;
 pub mod rtcp;
 pub mod turn_check;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -94,6 +96,10 @@ pub const GOODBYE_WAIT: Duration = Duration::from_millis(100);
 /// Time left for the queued BYE to leave before the connection closes.
 const GOODBYE_FLUSH: Duration = Duration::from_millis(20);
 
+/// Bytes a DataChannel may hold unsent before `send` waits: the flow control of file
+/// transfers (1 MiB, the high-water mark of webrtc's flow-control example and pion's).
+const DATA_CHANNEL_SEND_BUFFER_BYTES: usize = 1 << 20;
+
 /// Remote video RTP packets buffered for the pipeline: about two keyframes at 720p.
 pub const REMOTE_VIDEO_QUEUE: usize = 512;
 /// Remote audio RTP packets buffered for the pipeline: 2.56 s of 20 ms Opus packets.
@@ -136,6 +142,8 @@ pub enum PeerEvent {
     Chat(String),
     /// A chat message from the peer was dropped; why.
     ChatDropped(String),
+    /// News of a file transfer, either way.
+    File(files::TransferUpdate),
     /// The peer left the call: its RTCP BYE (RFC 3550 §6.6) came over the media path,
     /// which works while the signaling server is away.
     Goodbye,
@@ -203,7 +211,12 @@ impl PeerSession {
         let (internal_tx, internal_rx) = mpsc::unbounded_channel();
         let (video_tx, video_rx) = mpsc::channel(REMOTE_VIDEO_QUEUE);
         let (audio_tx, audio_rx) = mpsc::channel(REMOTE_AUDIO_QUEUE);
-        let shared = Arc::new(Shared::new(internal_tx, video_tx, audio_tx));
+        let shared = Arc::new(Shared::new(
+            internal_tx,
+            video_tx,
+            audio_tx,
+            config.files.clone(),
+        ));
         shared.keep(tokio::spawn(forward_events(internal_rx, events)));
 
         let pc = PeerConnectionBuilder::new()
@@ -215,6 +228,7 @@ impl PeerSession {
                 shared: shared.clone(),
             }))
             .with_udp_addrs(config.udp_addrs())
+            .with_data_channel_send_buffer_limit(DATA_CHANNEL_SEND_BUFFER_BYTES)
             .build()
             .await
             .with_context(|| format!("building the peer connection on {:?}", config.udp_addrs()))?;
@@ -410,6 +424,22 @@ impl PeerSession {
             .await
             .with_context(|| format!("sending a {request:?}"))?;
         self.shared.pli_sent.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Starts sending the file at `path` on a DataChannel of its own; its progress and
+    /// outcome come as [`PeerEvent::File`].
+    ///
+    /// # Errors
+    /// The DataChannel could not be opened (the connection is gone).
+    pub async fn send_file(&self, path: PathBuf) -> anyhow::Result<()> {
+        let channel = self
+            .pc
+            .create_data_channel(files::FILE_LABEL, None)
+            .await
+            .context("opening a file DataChannel")?;
+        let task = tokio::spawn(files::send(channel, path, Arc::clone(&self.shared)));
+        self.shared.keep(task);
         Ok(())
     }
 
