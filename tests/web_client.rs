@@ -256,3 +256,121 @@ fn url_encode(s: &str) -> String {
         })
         .collect()
 }
+
+/// One DevTools protocol command on `ws` (its `id` is 1); its `result`.
+async fn devtools(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    method: &str,
+    params: serde_json::Value,
+) -> serde_json::Value {
+    use futures_util::{SinkExt, StreamExt};
+    let command = serde_json::json!({ "id": 1, "method": method, "params": params });
+    ws.send(tokio_tungstenite::tungstenite::Message::text(
+        command.to_string(),
+    ))
+    .await
+    .unwrap();
+    loop {
+        let message = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a DevTools answer")
+            .expect("DevTools open")
+            .unwrap();
+        let Ok(text) = message.to_text() else {
+            continue;
+        };
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        if v["id"] == 1 {
+            return v["result"].clone();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_screenshot_of_the_page_in_a_call_shows_the_remote_video() {
+    let _turn = common::one_call_at_a_time();
+    let home = Home::new().with_wait(WAIT);
+    let (_server, url) = home.serve(&[]);
+    let video = home.path("from-page.y4m");
+    let mut listen = vec!["--auto-accept".to_owned()];
+    listen.extend(media(&video));
+    let listen: Vec<&str> = listen.iter().map(String::as_str).collect();
+    let _jerry = home.listener(&url, "jerry", &listen);
+    if let Some(why) = common::chromium::chromium_missing() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let page_url = format!(
+        "http://{}/?only=127.0.0.1&id=web&call=jerry",
+        authority(&url)
+    );
+    let mut page = match Browser::start_with(
+        &page_url,
+        "web: ",
+        "logged in as",
+        &["--remote-debugging-port=0", "--window-size=1280,720"],
+    ) {
+        common::chromium::Start::Ready(b) => b,
+        common::chromium::Start::Unavailable(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    page_decodes(&mut page, "jerry", 30);
+    let target = page.devtools_page().unwrap_or_else(|e| panic!("{e}"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(target.as_str())
+        .await
+        .unwrap();
+    let rect = devtools(
+        &mut ws,
+        "Runtime.evaluate",
+        serde_json::json!({
+            "expression": "JSON.stringify(document.querySelector('.tile video').getBoundingClientRect())",
+            "returnByValue": true,
+        }),
+    )
+    .await;
+    let rect: serde_json::Value =
+        serde_json::from_str(rect["result"]["value"].as_str().expect("a box")).unwrap();
+    let shot = devtools(
+        &mut ws,
+        "Page.captureScreenshot",
+        serde_json::json!({ "format": "png" }),
+    )
+    .await;
+    use base64::Engine;
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(shot["data"].as_str().expect("PNG data"))
+        .unwrap();
+    std::fs::write(home.path("page.png"), &png).unwrap();
+    let image = image::load_from_memory(&png).unwrap().to_rgb8();
+    let (x0, y0) = (
+        rect["x"].as_f64().unwrap() as u32,
+        rect["y"].as_f64().unwrap() as u32,
+    );
+    let (w, h) = (
+        rect["width"].as_f64().unwrap() as u32,
+        rect["height"].as_f64().unwrap() as u32,
+    );
+    assert!(w >= 100 && h >= 100, "the video element is {w}x{h}");
+    let mut lit = 0u64;
+    let mut total = 0u64;
+    for y in y0..(y0 + h).min(image.height()) {
+        for x in x0..(x0 + w).min(image.width()) {
+            let p = image.get_pixel(x, y);
+            total += 1;
+            if p.0.iter().any(|&c| c > 40) {
+                lit += 1;
+            }
+        }
+    }
+    eprintln!("{lit} of {total} pixels in the video's box are not black");
+    // The test pattern fills the picture; letterboxing (object-fit: contain) may add
+    // black bars, so a quarter of the box is plenty of margin.
+    assert!(
+        lit * 4 > total,
+        "the remote video is black: {lit} of {total} lit"
+    );
+}

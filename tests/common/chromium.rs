@@ -72,6 +72,12 @@ impl Browser {
     /// logged nothing means Chromium cannot run here; one that logged something else
     /// is a failure (the panic shows its console).
     pub fn start(url: &str, prefix: &str, ready: &str) -> Start {
+        Self::start_with(url, prefix, ready, &[])
+    }
+
+    /// [`Browser::start`] with `extra` command-line switches (e.g.
+    /// `--remote-debugging-port=0` for [`Browser::devtools_page`]).
+    pub fn start_with(url: &str, prefix: &str, ready: &str, extra: &[&str]) -> Start {
         let profile = tempfile::tempdir().expect("temp dir");
         let spawned = Command::new(CHROMIUM)
             .args([
@@ -91,6 +97,7 @@ impl Browser {
                 "--v=0",
             ])
             .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(extra)
             .arg(url)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -127,6 +134,55 @@ impl Browser {
                 browser.page_report()
             ),
         }
+    }
+
+    /// The DevTools WebSocket URL of the first page target, when Chromium was started
+    /// with `--remote-debugging-port=0`: the port from `DevToolsActivePort` in the
+    /// profile, the target from `GET /json/list` on 127.0.0.1.
+    pub fn devtools_page(&self) -> Result<String, String> {
+        use std::io::{Read, Write};
+        let file = self._profile.path().join("DevToolsActivePort");
+        let ports =
+            std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let port = ports
+            .lines()
+            .next()
+            .ok_or("empty DevToolsActivePort")?
+            .trim()
+            .to_owned();
+        let mut s = std::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+            .map_err(|e| format!("DevTools port {port}: {e}"))?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+        // Chromium builds the targets' WebSocket URLs from the Host header.
+        let request = format!(
+            "GET /json/list HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        );
+        s.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
+        // Chromium keeps the connection open: read until the body parses.
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        let targets: serde_json::Value = loop {
+            let n = s
+                .read(&mut buf)
+                .map_err(|e| format!("reading /json/list: {e}"))?;
+            if n == 0 {
+                return Err("/json/list ended without a body".into());
+            }
+            answer.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&answer);
+            if let Some((_, body)) = text.split_once("\r\n\r\n")
+                && let Ok(v) = serde_json::from_str(body)
+            {
+                break v;
+            }
+        };
+        let body = targets.to_string();
+        targets
+            .as_array()
+            .and_then(|list| list.iter().find(|t| t["type"] == "page"))
+            .and_then(|t| t["webSocketDebuggerUrl"].as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| format!("no page target in {body}"))
     }
 
     /// Waits for a page console line containing `needle`; the reason it did not come.
