@@ -288,8 +288,33 @@ async fn devtools(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_screenshot_of_the_page_in_a_call_shows_the_remote_video() {
+/// The remote video element's box (its `getBoundingClientRect`) and a PNG screenshot
+/// (`Page.captureScreenshot`, base64 in `data`) of the page behind the DevTools URL
+/// `target`.
+async fn screenshot_and_video_box(target: &str) -> (serde_json::Value, serde_json::Value) {
+    let (mut ws, _) = tokio_tungstenite::connect_async(target).await.unwrap();
+    let rect = devtools(
+        &mut ws,
+        "Runtime.evaluate",
+        serde_json::json!({
+            "expression": "JSON.stringify(document.querySelector('.tile video').getBoundingClientRect())",
+            "returnByValue": true,
+        }),
+    )
+    .await;
+    let rect: serde_json::Value =
+        serde_json::from_str(rect["result"]["value"].as_str().expect("a box")).unwrap();
+    let shot = devtools(
+        &mut ws,
+        "Page.captureScreenshot",
+        serde_json::json!({ "format": "png" }),
+    )
+    .await;
+    (rect, shot)
+}
+
+#[test]
+fn a_screenshot_of_the_page_in_a_call_shows_the_remote_video() {
     let _turn = common::one_call_at_a_time();
     let home = Home::new().with_wait(WAIT);
     let (_server, url) = home.serve(&[]);
@@ -320,26 +345,8 @@ async fn a_screenshot_of_the_page_in_a_call_shows_the_remote_video() {
     };
     page_decodes(&mut page, "jerry", 30);
     let target = page.devtools_page().unwrap_or_else(|e| panic!("{e}"));
-    let (mut ws, _) = tokio_tungstenite::connect_async(target.as_str())
-        .await
-        .unwrap();
-    let rect = devtools(
-        &mut ws,
-        "Runtime.evaluate",
-        serde_json::json!({
-            "expression": "JSON.stringify(document.querySelector('.tile video').getBoundingClientRect())",
-            "returnByValue": true,
-        }),
-    )
-    .await;
-    let rect: serde_json::Value =
-        serde_json::from_str(rect["result"]["value"].as_str().expect("a box")).unwrap();
-    let shot = devtools(
-        &mut ws,
-        "Page.captureScreenshot",
-        serde_json::json!({ "format": "png" }),
-    )
-    .await;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (rect, shot) = runtime.block_on(screenshot_and_video_box(&target));
     use base64::Engine;
     let png = base64::engine::general_purpose::STANDARD
         .decode(shot["data"].as_str().expect("PNG data"))
