@@ -381,3 +381,44 @@ fn a_screenshot_of_the_page_in_a_call_shows_the_remote_video() {
         "the remote video is black: {lit} of {total} lit"
     );
 }
+
+#[test]
+fn the_page_joins_a_room_with_two_rtc_cli_members_and_sees_both() {
+    let _turn = common::one_call_at_a_time();
+    let home = Home::new().with_wait(WAIT);
+    let (_server, url) = home.serve(&[]);
+    let member = |id: &str| {
+        let mut args = vec![
+            "--headless",
+            "--server",
+            &url,
+            "--id",
+            id,
+            "room",
+            "standup",
+        ];
+        args.extend(test_pattern("160x120", "15"));
+        args.extend(TONE_NO_SPEAKER);
+        args.extend(["--bind", "127.0.0.1"]);
+        let p = home.spawn(id, &args);
+        p.event(&[("event", "room_joined")]);
+        p
+    };
+    let mut ann = member("ann");
+    let mut bob = member("bob");
+    let Some(mut page) = open_web_client(&url, "id=web&room=standup") else {
+        return;
+    };
+    page_decodes(&mut page, "ann", 30);
+    page_decodes(&mut page, "bob", 30);
+    for p in [&ann, &bob] {
+        p.seen_or_wait(&[("event", "state"), ("state", "connected"), ("peer", "web")]);
+    }
+    ann.send("quit");
+    assert_eq!(ann.wait_exit(), 0);
+    if let Err(why) = page.seen_or_wait("ended ann") {
+        panic!("{why}\n{}", page.page_report());
+    }
+    bob.send("quit");
+    assert_eq!(bob.wait_exit(), 0);
+}
