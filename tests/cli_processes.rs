@@ -226,3 +226,41 @@ fn manpage_and_completions_describe_every_subcommand() {
         "{bash}"
     );
 }
+
+#[test]
+fn a_listener_dials_with_call_id_on_stdin_and_listens_again_after() {
+    let _turn = common::one_call_at_a_time();
+    let home = Home::new();
+    let (_server, url) = home.serve(&[]);
+    let media: Vec<&str> = [
+        test_pattern("160x120", "15").as_slice(),
+        &TONE_NO_SPEAKER,
+        &LOOPBACK_ONLY,
+    ]
+    .concat();
+    let mut listen = vec!["--auto-accept"];
+    listen.extend(&media);
+    let _jerry = home.listener(&url, "jerry", &listen);
+    let mut tom = home.listener(&url, "tom", &media);
+    // A bad id is refused without a call; dialing oneself is refused by the client.
+    tom.send("call ../jerry");
+    tom.event(&[("event", "error")]);
+    tom.send("call tom");
+    tom.event(&[("event", "notice"), ("message", "you cannot call yourself")]);
+    for _ in 0..2 {
+        tom.send("call jerry");
+        tom.event(&[
+            ("event", "state"),
+            ("state", "connected"),
+            ("peer", "jerry"),
+        ]);
+        tom.send("hangup");
+        tom.event(&[("event", "state"), ("state", "ended"), ("reason", "hangup")]);
+    }
+    tom.send("quit");
+    assert_eq!(
+        tom.wait_exit(),
+        0,
+        "a listener that dialed still exits 0 on quit"
+    );
+}

@@ -588,20 +588,28 @@ fn room_screen_shows_a_named_tile_per_member_in_a_2x2_grid_and_leaves_with_h() {
     drop(server);
 }
 
+/// jerry as a headless `listen --auto-accept`, and tom running `command` (`call jerry`,
+/// `listen`) in a fresh tmux pane, both with [`pane_media`]; the pane writes tom's exit
+/// code to the returned file.
+fn tom_in_pane_with_jerry(home: &Home, url: &str, command: &[&str]) -> (Proc, Tmux, PathBuf) {
+    let mut listen = vec!["--auto-accept"];
+    listen.extend(pane_media());
+    let jerry = home.listener(url, "jerry", &listen);
+    let tmux = Tmux::start(home.dir.path());
+    let exit_file = home.path("exit");
+    let mut args = vec!["--server", url, "--id", "tom"];
+    args.extend(command);
+    args.extend(pane_media());
+    run_in_pane(&tmux, home, "tom", &args, &exit_file);
+    (jerry, tmux, exit_file)
+}
+
 #[test]
 fn chat_in_the_call_screen_shows_hostile_text_inert_and_sends_what_is_typed() {
     require_tmux!();
     let home = Home::new();
     let (server, url) = home.serve(&[]);
-    let mut listen = vec!["--auto-accept"];
-    listen.extend(pane_media());
-    let mut jerry = home.listener(&url, "jerry", &listen);
-
-    let tmux = Tmux::start(home.dir.path());
-    let exit_file = home.path("exit");
-    let mut args = vec!["--server", &url, "--id", "tom", "call", "jerry"];
-    args.extend(pane_media());
-    run_in_pane(&tmux, &home, "tom", &args, &exit_file);
+    let (mut jerry, tmux, exit_file) = tom_in_pane_with_jerry(&home, &url, &["call", "jerry"]);
     jerry.event(&[("event", "state"), ("state", "connected")]);
     let title_before = tmux.display("#{pane_title}");
 
@@ -649,6 +657,33 @@ fn chat_in_the_call_screen_shows_hostile_text_inert_and_sends_what_is_typed() {
 
     tmux.type_text("h", false);
     let exit = wait_for_file(&tmux, &exit_file, "call exiting after h");
+    assert_eq!(exit.trim(), "EXIT=0");
+    jerry.send("quit");
+    assert_eq!(jerry.wait_exit(), 0);
+    drop(tmux);
+    drop(server);
+}
+
+#[test]
+fn the_listen_screen_dials_with_c_and_listens_again_after_the_call() {
+    require_tmux!();
+    let home = Home::new();
+    let (server, url) = home.serve(&[]);
+    let (mut jerry, tmux, exit_file) = tom_in_pane_with_jerry(&home, &url, &["listen"]);
+    wait_for_text(&tmux, "the listening screen", "[c] call someone");
+    tmux.type_text("c", false);
+    wait_for_text(&tmux, "the call prompt", "call:");
+    tmux.type_text("jerry", false);
+    tmux.run(&["send-keys", "-t", "t", "Enter"]);
+    jerry.event(&[("event", "state"), ("state", "connected")]);
+    wait_for(&tmux, "a connected call in the pane", |screen| {
+        shows_connected_clock(screen.status_line()).then_some(())
+    });
+    tmux.type_text("h", false);
+    jerry.event(&[("event", "state"), ("state", "ended")]);
+    wait_for_text(&tmux, "listening again", "[c] call someone");
+    tmux.type_text("q", false);
+    let exit = wait_for_file(&tmux, &exit_file, "listen exiting after q");
     assert_eq!(exit.trim(), "EXIT=0");
     jerry.send("quit");
     assert_eq!(jerry.wait_exit(), 0);

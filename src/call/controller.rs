@@ -397,6 +397,12 @@ impl Controller {
             return;
         }
         self.started = true;
+        let peer = peer.clone();
+        self.place_call(peer).await;
+    }
+
+    /// Calls `peer` under a fresh call id.
+    async fn place_call(&mut self, peer: UserId) {
         let id = CallId::random();
         self.call = Some(ActiveCall::new(
             id.clone(),
@@ -405,11 +411,25 @@ impl Controller {
         ));
         self.send(ClientMessage::Call {
             call_id: id,
-            to: peer.clone(),
+            to: peer,
             room: None,
         })
         .await;
         self.set_state(CallState::Calling).await;
+    }
+
+    /// `listen`: calls `peer` from the running client; the client listens again after.
+    async fn dial(&mut self, peer: UserId) {
+        let refusal = match (&self.mode, &self.call) {
+            (Mode::Call { .. }, _) => Some("this process calls one id; use listen to dial"),
+            (_, Some(_)) => Some("already in a call; hang up first"),
+            _ if peer == self.me => Some("you cannot call yourself"),
+            _ => None,
+        };
+        match refusal {
+            Some(why) => self.notice(why).await,
+            None => self.place_call(peer).await,
+        }
     }
 
     async fn on_server_message(&mut self, msg: ServerMessage) -> Next {
@@ -972,6 +992,10 @@ impl Controller {
         }
         if let UserCommand::SendFile(path) = cmd {
             self.send_file(path).await;
+            return Next::Continue;
+        }
+        if let UserCommand::Call(peer) = cmd {
+            self.dial(peer).await;
             return Next::Continue;
         }
         let state = self

@@ -187,18 +187,25 @@ pub enum UserCommand {
     Say(String),
     /// Send a file to the peer (in a room: to every member).
     SendFile(std::path::PathBuf),
+    /// Call this id (from `listen`, while no call is on).
+    Call(UserId),
 }
 
 impl std::str::FromStr for UserCommand {
     type Err = String;
 
     /// Parses a headless command line (`accept`, `refuse`, `hangup`, `mute`, `unmute`,
-    /// `camera off`, `camera on`, `quit`, `say TEXT`, `send-file PATH`); surrounding and repeated spaces
+    /// `camera off`, `camera on`, `quit`, `say TEXT`, `send-file PATH`, `call ID`); surrounding and repeated spaces
     /// are ignored, except inside the text of `say`, which is kept as typed.
     fn from_str(line: &str) -> Result<Self, Self::Err> {
         let trimmed = line.trim_start();
         if let Some(text) = trimmed.strip_prefix("say ") {
             return Ok(Self::Say(text.to_owned()));
+        }
+        if let Some(id) = trimmed.strip_prefix("call ") {
+            return UserId::parse(id.trim())
+                .map(Self::Call)
+                .map_err(|e| format!("call: {e}"));
         }
         if let Some(path) = trimmed.strip_prefix("send-file ") {
             let path = path.trim();
@@ -220,7 +227,7 @@ impl std::str::FromStr for UserCommand {
             _ => {
                 return Err(format!(
                     "unknown command {:?}; expected accept, refuse, hangup, mute, unmute, \
-                     camera off, camera on, say TEXT, send-file PATH or quit",
+                     camera off, camera on, say TEXT, send-file PATH, call ID or quit",
                     line.trim()
                 ));
             }
@@ -540,6 +547,11 @@ mod tests {
             "  say  hi  there ".parse(),
             Ok(UserCommand::Say(" hi  there ".into()))
         );
+        assert_eq!(
+            "call jerry".parse(),
+            Ok(UserCommand::Call(UserId::parse("jerry").unwrap()))
+        );
+        assert!("call ../x".parse::<UserCommand>().is_err());
     }
 
     #[test]

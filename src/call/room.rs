@@ -649,9 +649,9 @@ impl Room {
                 self.send_file(path).await;
                 Next::Continue
             }
-            UserCommand::Accept | UserCommand::Refuse => {
+            UserCommand::Accept | UserCommand::Refuse | UserCommand::Call(_) => {
                 self.emit(AppEvent::Notice {
-                    message: "in a room, members' calls are answered by themselves".into(),
+                    message: "in a room, members call each other by themselves".into(),
                 })
                 .await;
                 Next::Continue

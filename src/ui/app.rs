@@ -207,6 +207,8 @@ pub enum InputPurpose {
     Chat,
     /// The path of a file to send (`f`).
     SendFile,
+    /// An id to call, from the listening screen (`c`).
+    Dial,
 }
 
 /// The line being typed at the bottom of the call screen.
@@ -426,6 +428,13 @@ fn on_key(model: &mut Model, key: KeyEvent) -> Option<UserCommand> {
             }
             None
         }
+        KeyCode::Char('c') if model.role == Role::Listen && model.session.is_some() => {
+            model.input = Some(Input {
+                purpose: InputPurpose::Dial,
+                text: String::new(),
+            });
+            None
+        }
         KeyCode::Char('q') => quit(model),
         KeyCode::Char('a') => match &model.screen {
             Screen::Incoming { .. } => Some(UserCommand::Accept),
@@ -486,10 +495,21 @@ fn on_input_key(model: &mut Model, key: KeyEvent, ctrl: bool) -> Option<UserComm
             if text.trim().is_empty() {
                 return None;
             }
-            return Some(match purpose {
-                InputPurpose::Chat => UserCommand::Say(text),
-                InputPurpose::SendFile => UserCommand::SendFile(text.trim().into()),
-            });
+            return match purpose {
+                InputPurpose::Chat => Some(UserCommand::Say(text)),
+                InputPurpose::SendFile => Some(UserCommand::SendFile(text.trim().into())),
+                InputPurpose::Dial => match UserId::parse(text.trim()) {
+                    Ok(id) => Some(UserCommand::Call(id)),
+                    Err(e) => {
+                        model.set_notice(
+                            format!("cannot call {:?}: {e}", text.trim()),
+                            NoticeLevel::Error,
+                            Some(NOTICE_TTL),
+                        );
+                        None
+                    }
+                },
+            };
         }
         KeyCode::Backspace => {
             input.text.pop();
@@ -907,6 +927,40 @@ mod tests {
         );
         assert_eq!(model.input, None, "Esc cancels");
         assert_eq!(update(&mut model, key('h')), Some(UserCommand::Hangup));
+    }
+
+    #[test]
+    fn c_on_the_listening_screen_dials_the_id_typed() {
+        let mut model = Model::new(Role::Listen, Instant::now());
+        assert_eq!(update(&mut model, key('c')), None);
+        assert_eq!(model.input, None, "not before the login");
+        update(
+            &mut model,
+            Msg::Event(AppEvent::LoggedIn {
+                id: id("jerry"),
+                server: "ws://x".into(),
+            }),
+        );
+        update(&mut model, key('c'));
+        for c in "tom".chars() {
+            update(&mut model, key(c));
+        }
+        assert_eq!(
+            update(&mut model, Msg::Key(KeyEvent::from(KeyCode::Enter))),
+            Some(UserCommand::Call(id("tom")))
+        );
+        update(&mut model, key('c'));
+        for c in "no way".chars() {
+            update(&mut model, key(c));
+        }
+        assert_eq!(
+            update(&mut model, Msg::Key(KeyEvent::from(KeyCode::Enter))),
+            None
+        );
+        assert_eq!(
+            model.notice.as_ref().map(|n| n.level),
+            Some(NoticeLevel::Error)
+        );
     }
 
     #[test]

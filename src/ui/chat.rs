@@ -79,6 +79,7 @@ pub fn input_line(input: &Input) -> Line<'static> {
     let prompt = match input.purpose {
         InputPurpose::Chat => " say: ",
         InputPurpose::SendFile => " send file: ",
+        InputPurpose::Dial => " call: ",
     };
     Line::from(vec![
         Span::raw(prompt).bold(),

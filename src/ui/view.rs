@@ -327,7 +327,7 @@ fn draw_idle(frame: &mut Frame, model: &Model, area: Rect) {
     };
     let mut lines = vec![Line::from(first).bold()];
     if model.session.is_some() && model.role == Role::Listen {
-        lines.push(Line::from("Waiting for calls").dark_gray());
+        lines.push(Line::from("Waiting for calls · [c] call someone").dark_gray());
     }
     centered_text(frame, area, lines);
 }
@@ -608,7 +608,7 @@ fn draw_help_overlay(frame: &mut Frame, area: Rect) {
         ("r", "refuse the incoming call"),
         ("h", "hang up (or cancel a call)"),
         ("t", "type a chat message (Enter sends)"),
-        ("c", "show / hide the chat"),
+        ("c", "show / hide the chat; listening: call someone"),
         ("f", "send a file (type its path)"),
         ("m", "mute / unmute the microphone"),
         ("v", "camera off / on"),
