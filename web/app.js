@@ -181,7 +181,7 @@ function sendChat(text) {
 // ---- file transfer ---------------------------------------------------------------
 // One DataChannel labelled "file" per transfer, opened by the sender: an offer
 // {type, name, size, sha256}, the answer {type: accept|refuse}, the bytes in binary
-// messages of 16 KiB paced by bufferedAmount, then {type: done|failed} from the receiver
+// messages (16 KiB from this page) paced by bufferedAmount, then {type: done|failed} from the receiver
 // (docs/protocol.md section 11).
 
 const FILE_CHUNK = 16 * 1024;
