@@ -276,6 +276,7 @@ impl Speaker {
     pub(super) fn run(mut self) {
         let mut inputs: Vec<PeerAudio> = Vec::new();
         let mut frames: Vec<AudioFrame> = Vec::new();
+        let mut live: Vec<bool> = Vec::new();
         let mut mixer = audio::mix::Mixer::new();
         let mut pacer = crate::media::pacer::Pacer::new(Duration::from_millis(20));
         let mut mixed: AudioFrame = [0.0; FRAME_SAMPLES];
@@ -291,19 +292,22 @@ impl Speaker {
                 }
                 !gone
             });
+            // Resized only when peers come or go: no allocation on a normal tick.
             frames.resize(inputs.len(), [0.0; FRAME_SAMPLES]);
+            live.resize(inputs.len(), false);
             let now = Instant::now();
-            let mut playing = Vec::with_capacity(inputs.len());
-            for (input, frame) in inputs.iter_mut().zip(frames.iter_mut()) {
-                if input.next_frame(now, frame).is_some() {
-                    let frame: &AudioFrame = frame;
-                    playing.push(frame);
-                }
+            for ((input, frame), live) in inputs.iter_mut().zip(&mut frames).zip(&mut live) {
+                *live = input.next_frame(now, frame).is_some();
             }
-            started |= !playing.is_empty();
+            started |= live.contains(&true);
             if !started {
                 continue;
             }
+            let playing = frames
+                .iter()
+                .zip(&live)
+                .filter(|(_, l)| **l)
+                .map(|(f, _)| f);
             mixer.mix(playing, &mut mixed);
             self.play(&mixed);
         }
