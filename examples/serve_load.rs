@@ -70,6 +70,7 @@ async fn login(url: &str, who: &str) -> Result<Ws> {
             version: PROTOCOL_VERSION,
             id: UserId::parse(who)?,
             token: None,
+            presence: false,
         },
     )
     .await?;

@@ -169,6 +169,19 @@ pub struct ServeArgs {
     /// How long the TURN credentials handed out at login stay valid
     #[arg(long, default_value = "12h", value_parser = parse_duration, value_name = "DURATION")]
     pub turn_ttl: Duration,
+
+    /// Whether clients that ask learn who is online (all: a friends' server; none: nobody)
+    #[arg(long, value_enum, default_value = "all")]
+    pub presence: PresenceArg,
+}
+
+/// `serve --presence`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PresenceArg {
+    /// Clients that subscribe see every online id and whether it is busy
+    All,
+    /// Nobody sees who is online
+    None,
 }
 
 /// Subcommands of `serve`.

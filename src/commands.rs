@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 use tracing::info;
 
 use crate::call::controller::{self, ControllerConfig, Mode};
+use crate::call::history::History;
 use crate::call::media::VideoSlots;
 use crate::call::room::{RoomConfig, RoomVideo};
 use crate::call::{ExitCode, UserCommand, ViewChannels};
@@ -17,7 +18,9 @@ use crate::cli::{
 use crate::config::{MediaSettings, Settings};
 use crate::signaling::auth::{self, Auth};
 use crate::signaling::client::{self, ClientConfig, Fatal, SignalingEvent};
-use crate::signaling::server::{ConnectionLimits, Server, ServerConfig, raise_open_file_limit};
+use crate::signaling::server::{
+    ConnectionLimits, PresenceSharing, Server, ServerConfig, raise_open_file_limit,
+};
 use crate::signaling::turn::{IceOffer, TurnRest, TurnSecret};
 use crate::ui::{Role, TuiOptions, VideoFeeds, ViewLink};
 
@@ -117,6 +120,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         limits: ConnectionLimits {
             total: args.max_connections as usize,
             per_address: args.max_connections_per_address as usize,
+        },
+        presence: match args.presence {
+            crate::cli::PresenceArg::All => PresenceSharing::All,
+            crate::cli::PresenceArg::None => PresenceSharing::None,
         },
         ..ServerConfig::default()
     };
@@ -363,6 +370,7 @@ async fn session(
     } = prepare(global, media_args).await?;
     if matches!(mode, Mode::Listen { .. }) {
         client.initial_attempts = None;
+        client.presence = true;
     }
     info!(%id, server = %client.server, ?mode, headless, "session starting");
 
@@ -396,6 +404,7 @@ async fn session(
             hangup_after,
             media,
             slots,
+            history: crate::call::history::default_path().map(History::at),
         },
         ViewChannels {
             events: events_tx,

@@ -39,6 +39,7 @@ fn start(server_url: &str, who: &str, mode: Mode, hangup_after: Option<Duration>
             hangup_after,
             media: loopback_media((160, 120), 10, 200),
             slots: VideoSlots::new(),
+            history: None,
         },
         ViewChannels {
             events: events_tx,

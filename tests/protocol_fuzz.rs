@@ -39,7 +39,8 @@ fn client_message() -> impl Strategy<Value = ClientMessage> {
         (user_id(), 0u32..3).prop_map(|(id, version)| ClientMessage::Login {
             version,
             id,
-            token: None
+            token: None,
+            presence: false,
         }),
         (call_id(), user_id(), proptest::option::of(room_id()))
             .prop_map(|(call_id, to, room)| ClientMessage::Call { call_id, to, room }),

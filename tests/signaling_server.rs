@@ -10,9 +10,9 @@ use common::{RawClient, TestServer, call_id, id, ring};
 use rtc_cli::signaling::auth::{Auth, issue_token};
 use rtc_cli::signaling::protocol::{
     ClientMessage, ErrorCode, IceCandidate, MAX_MESSAGE_BYTES, MediaState, PROTOCOL_VERSION,
-    ServerEndReason, ServerMessage,
+    PresenceStatus, ServerEndReason, ServerMessage,
 };
-use rtc_cli::signaling::server::ServerConfig;
+use rtc_cli::signaling::server::{PresenceSharing, ServerConfig};
 
 fn expect_error(msg: ServerMessage, want: ErrorCode) {
     match msg {
@@ -460,6 +460,7 @@ async fn malformed_input_gets_coded_errors_and_the_connection_stays_open() {
         version: PROTOCOL_VERSION,
         id: id("tom"),
         token: None,
+        presence: false,
     })
     .await;
     expect_error(c.recv().await, ErrorCode::AlreadyLoggedIn);
@@ -483,6 +484,7 @@ async fn wrong_protocol_version_is_refused_and_closed() {
         version: 99,
         id: id("tom"),
         token: None,
+        presence: false,
     })
     .await;
     expect_error(c.recv().await, ErrorCode::UnsupportedVersion);
@@ -518,6 +520,7 @@ async fn token_login(
         version: PROTOCOL_VERSION,
         id: id(who),
         token,
+        presence: false,
     })
     .await;
     c.recv().await
@@ -667,4 +670,75 @@ async fn login_ok_without_ice_servers_leaves_the_field_out() {
     let json = serde_json::to_string(&msg).unwrap();
     assert!(!json.contains("ice_servers"), "{json}");
     server.stop().await;
+}
+
+/// The statuses of a `presence_changed` as (id, status) pairs.
+fn presence_changes(msg: ServerMessage) -> Vec<(String, PresenceStatus)> {
+    match msg {
+        ServerMessage::PresenceChanged { users } => users
+            .into_iter()
+            .map(|p| (p.id.as_str().to_owned(), p.status))
+            .collect(),
+        other => panic!("expected presence_changed, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn presence_subscribers_see_logins_calls_and_logouts_within_a_second() {
+    let server = TestServer::with_ring_timeout(Duration::from_secs(45)).await;
+    let mut spike = RawClient::login(&server, "spike").await;
+    let (mut tom, list) = RawClient::login_with(&server, "tom", true).await;
+    let list = list.expect("the server shares presence by default");
+    assert_eq!(list.len(), 1);
+    assert_eq!(
+        (list[0].id.as_str(), list[0].status),
+        ("spike", PresenceStatus::Available)
+    );
+    let wait = Duration::from_secs(1);
+    // The batch of spike's and tom's own logins, which the snapshot already covered.
+    while let Some(msg) = tom.try_recv(Duration::from_millis(400)).await {
+        presence_changes(msg);
+    }
+    let mut jerry = RawClient::login(&server, "jerry").await;
+    let changed = tom.try_recv(wait).await.expect("jerry's login within 1 s");
+    assert_eq!(
+        presence_changes(changed),
+        [("jerry".to_owned(), PresenceStatus::Available)]
+    );
+    ring(&mut jerry, &mut spike, "c1").await;
+    let changed = tom.try_recv(wait).await.expect("the call within 1 s");
+    assert_eq!(
+        presence_changes(changed),
+        [
+            ("jerry".to_owned(), PresenceStatus::Busy),
+            ("spike".to_owned(), PresenceStatus::Busy)
+        ]
+    );
+    spike.send(ClientMessage::Logout).await;
+    let changed = tom.try_recv(wait).await.expect("spike's logout within 1 s");
+    assert_eq!(
+        presence_changes(changed),
+        [
+            ("jerry".to_owned(), PresenceStatus::Available),
+            ("spike".to_owned(), PresenceStatus::Offline)
+        ]
+    );
+    // jerry did not subscribe: it hears only of its call.
+    let about_call = jerry.recv().await;
+    assert!(about_call.call_id().is_some(), "{about_call:?}");
+    jerry.expect_silence(Duration::from_millis(600)).await;
+}
+
+#[tokio::test]
+async fn presence_none_shares_nothing() {
+    let server = TestServer::start(ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        presence: PresenceSharing::None,
+        ..ServerConfig::default()
+    })
+    .await;
+    let (mut tom, list) = RawClient::login_with(&server, "tom", true).await;
+    assert_eq!(list, None, "no list in login_ok");
+    let _jerry = RawClient::login(&server, "jerry").await;
+    tom.expect_silence(Duration::from_millis(700)).await;
 }

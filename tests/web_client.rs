@@ -98,6 +98,7 @@ async fn the_websocket_is_at_ws_and_still_at_the_root() {
                 version: PROTOCOL_VERSION,
                 id: common::id(id),
                 token: None,
+                presence: false,
             })
             .await;
         assert!(
@@ -226,6 +227,10 @@ fn two_browsers_call_each_other_through_the_page() {
     let Some(mut bob) = open_web_client(&url, &query) else {
         return;
     };
+    // alice's page lists bob once he is online (available, or busy calling her).
+    if let Err(why) = alice.seen_or_wait("online: bob=") {
+        panic!("{why}\n{}", alice.page_report());
+    }
     page_decodes(&mut alice, "bob", 30);
     page_decodes(&mut bob, "alice", 30);
     let shown = alice.seen_or_wait("shown bob").unwrap_or_else(|why| {

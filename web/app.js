@@ -33,6 +33,7 @@ const app = {
   queue: Promise.resolve(),
   firstConnectedAt: 0,
   said: false,
+  online: null,        // Map id -> "available" | "busy", when the server shares presence
 };
 
 class Leg {
@@ -490,11 +491,16 @@ async function onMessage(m) {
     case "login_ok":
       app.id = m.id;
       app.iceServers = m.ice_servers || [];
+      app.online = m.presence ? new Map() : null;
+      applyPresence(m.presence || []);
       $("status").textContent = `logged in as ${m.id}`;
       log("logged in as", m.id);
       refresh();
       if (params.get("call")) placeCall(params.get("call"), null);
       if (params.get("room")) joinRoom(params.get("room"));
+      break;
+    case "presence_changed":
+      applyPresence(m.users || []);
       break;
     case "ringing":
       if (leg) leg.state = "ringing";
@@ -584,6 +590,34 @@ async function onMessage(m) {
   refresh();
 }
 
+// Who is online (docs/protocol.md section 13): a list of ids, each a button that calls
+// it; busy ones are marked and disabled. Ids go into the page as text only.
+function applyPresence(users) {
+  if (!app.online) return;
+  for (const u of users) {
+    if (u.id === app.id) continue;
+    if (u.status === "offline") app.online.delete(u.id);
+    else app.online.set(u.id, u.status);
+  }
+  const list = $("online");
+  list.replaceChildren();
+  const ids = [...app.online.keys()].sort();
+  for (const id of ids) {
+    const item = document.createElement("li");
+    const button = document.createElement("button");
+    const busy = app.online.get(id) === "busy";
+    button.textContent = busy ? `${id} (busy)` : id;
+    button.disabled = busy;
+    button.dataset.id = id;
+    button.onclick = () => placeCall(id, null);
+    item.append(button);
+    list.append(item);
+  }
+  $("onlinehead").textContent = `Online (${ids.length})`;
+  $("presence").hidden = false;
+  log("online:", ids.map((id) => `${id}=${app.online.get(id)}`).join(",") || "(nobody)");
+}
+
 function joinRoom(name) {
   send({ type: "join_room", room: name });
 }
@@ -593,7 +627,7 @@ function connect(id, token) {
   const ws = new WebSocket(`${scheme}//${location.host}/ws`);
   app.ws = ws;
   ws.onopen = () => {
-    const login = { type: "login", version: 1, id };
+    const login = { type: "login", version: 1, id, presence: true };
     if (token) login.token = token;
     send(login);
   };

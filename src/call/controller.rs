@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::history::{History, HistoryEntry};
 use super::media::{MediaCall, MediaEvent, VideoSlots};
 use super::peer::turn_check;
 use super::peer::{FailedStage, IceServer, PeerEvent};
@@ -22,6 +23,10 @@ use super::{
 use crate::config::{IceServerConfig, MediaSettings};
 use crate::signaling::client::{self, ClientConfig, Fatal, SignalingEvent, SignalingHandle};
 use crate::signaling::protocol::{ClientMessage, ErrorCode, ServerEndReason, ServerMessage};
+use crate::signaling::roster::Roster;
+
+/// Past calls the listening screen shows.
+pub const RECENT_CALLS: usize = 20;
 
 /// Seconds in a row with no media from a peer the server reported gone before the call
 /// ends `peer-gone` (a peer that is merely muted with its camera off is found out by ICE
@@ -71,6 +76,8 @@ pub struct ControllerConfig {
     pub media: MediaSettings,
     /// Where decoded remote video and our self-view go.
     pub slots: VideoSlots,
+    /// Where finished calls are recorded (`None`: nowhere).
+    pub history: Option<History>,
 }
 
 /// The call in progress.
@@ -98,6 +105,8 @@ struct ActiveCall {
     /// The DTLS fingerprint (`a=fingerprint`) of the peer's current SDP, which tells a
     /// fresh PeerConnection's offer from an ICE restart.
     remote_fingerprint: Option<String>,
+    /// When the call was placed or rang, for the history.
+    began: std::time::SystemTime,
 }
 
 impl ActiveCall {
@@ -114,6 +123,7 @@ impl ActiveCall {
             setup_attempt: 1,
             fresh_offer_pending: false,
             remote_fingerprint: None,
+            began: std::time::SystemTime::now(),
         }
     }
 }
@@ -163,6 +173,9 @@ pub async fn run(config: ControllerConfig, view: ViewChannels) -> ExitCode {
         slots: config.slots,
         media: None,
         media_events: None,
+        roster: Roster::default(),
+        history: config.history,
+        logged_in_once: false,
     };
     let code = controller.event_loop(client.events, view.commands).await;
     drop(controller);
@@ -198,6 +211,12 @@ struct Controller {
     /// Events of the active call's media (a fresh channel per call, so nothing from an
     /// earlier call leaks into the next).
     media_events: Option<mpsc::Receiver<MediaEvent>>,
+    /// Who is online (`listen`, when the server shares presence).
+    roster: Roster,
+    /// Where finished calls are recorded.
+    history: Option<History>,
+    /// Whether a login succeeded yet (the history is shown after the first).
+    logged_in_once: bool,
 }
 
 impl Controller {
@@ -297,6 +316,7 @@ impl Controller {
             return Next::Continue;
         };
         info!(call_id = %call.id, %reason, "call ended");
+        self.record(&call, reason).await;
         self.media_events = None;
         if let Some(media) = self.media.take() {
             let stats = media.final_stats().await;
@@ -323,19 +343,62 @@ impl Controller {
         }
     }
 
+    /// Appends the finished `call` to the history and, on the listening screen, shows
+    /// the newest entries. A history that cannot be written is a notice, not an error.
+    async fn record(&self, call: &ActiveCall, reason: EndReason) {
+        let Some(history) = &self.history else { return };
+        let entry = HistoryEntry {
+            time: call.began,
+            peer: call.peer.clone(),
+            direction: call.direction,
+            duration_secs: call.connected_at.map_or(0, |t| t.elapsed().as_secs()),
+            connected: call.connected_at.is_some(),
+            reason,
+            call_id: call.id.clone(),
+        };
+        if let Err(e) = history.append(&entry) {
+            warn!("call history: {e:#}");
+            self.notice(format!("cannot record the call: {e:#}")).await;
+        }
+        self.emit_history().await;
+    }
+
+    /// `listen`: the newest [`RECENT_CALLS`] calls, for the idle screen.
+    async fn emit_history(&self) {
+        let (Some(history), Mode::Listen { .. }) = (&self.history, &self.mode) else {
+            return;
+        };
+        match history.recent(RECENT_CALLS) {
+            Ok(calls) => self.emit(AppEvent::History { calls }).await,
+            Err(e) => warn!("call history: {e:#}"),
+        }
+    }
+
     fn is_current(&self, call_id: &CallId) -> bool {
         self.call.as_ref().is_some_and(|c| c.id == *call_id)
     }
 
     async fn on_signaling(&mut self, ev: SignalingEvent) -> Next {
         match ev {
-            SignalingEvent::LoggedIn { id, ice_servers } => {
+            SignalingEvent::LoggedIn {
+                id,
+                ice_servers,
+                presence,
+            } => {
                 self.server_ice = ice_servers;
                 self.emit(AppEvent::LoggedIn {
                     id,
                     server: self.server.clone(),
                 })
                 .await;
+                if let Some(snapshot) = presence {
+                    self.roster.replace(&snapshot, &self.me);
+                    self.emit_presence().await;
+                }
+                if !self.logged_in_once {
+                    self.logged_in_once = true;
+                    self.emit_history().await;
+                }
                 self.place_call_once().await;
                 Next::Continue
             }
@@ -432,8 +495,21 @@ impl Controller {
         }
     }
 
+    async fn emit_presence(&self) {
+        self.emit(AppEvent::Presence {
+            users: self.roster.list(),
+        })
+        .await;
+    }
+
     async fn on_server_message(&mut self, msg: ServerMessage) -> Next {
         match msg {
+            ServerMessage::PresenceChanged { users } => {
+                if self.roster.apply(&users, &self.me) {
+                    self.emit_presence().await;
+                }
+                Next::Continue
+            }
             ServerMessage::Incoming { call_id, from, .. } => self.on_incoming(call_id, from).await,
             ServerMessage::Ringing { call_id, .. } if self.is_current(&call_id) => {
                 self.set_state(CallState::Ringing).await;

@@ -6,6 +6,7 @@
 //! answer, failed, …).
 
 pub mod controller;
+pub mod history;
 pub mod media;
 pub mod peer;
 pub mod room;
@@ -14,15 +15,17 @@ pub mod stats;
 use std::fmt;
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-pub use crate::signaling::protocol::{CallId, MediaState, RoomId, UserId};
+pub use crate::signaling::protocol::{
+    CallId, MediaState, Presence, PresenceStatus, RoomId, UserId,
+};
 pub use peer::files::TransferDirection;
 use peer::files::{TransferState, TransferUpdate};
 pub use stats::CallStats;
 
 /// Which side of a call we are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// We called.
@@ -63,7 +66,7 @@ impl fmt::Display for CallState {
 }
 
 /// Why a call ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EndReason {
     /// We hung up a connected call.
@@ -246,6 +249,18 @@ pub enum AppEvent {
         id: UserId,
         /// The server URL.
         server: String,
+    },
+    /// Who is online changed (or arrived with a login): everyone online but us, sorted
+    /// by id. Only when we subscribed (`listen`) and the server shares presence.
+    Presence {
+        /// Each online user and whether they are available or busy.
+        users: Vec<Presence>,
+    },
+    /// The newest calls of the history, newest first (`listen`: at the first login and
+    /// after each call).
+    History {
+        /// At most [`controller::RECENT_CALLS`] calls.
+        calls: Vec<history::HistoryEntry>,
     },
     /// Someone calls us.
     Incoming {

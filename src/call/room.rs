@@ -233,7 +233,9 @@ impl Room {
 
     async fn on_signaling(&mut self, ev: SignalingEvent) -> Next {
         match ev {
-            SignalingEvent::LoggedIn { id, ice_servers } => {
+            SignalingEvent::LoggedIn {
+                id, ice_servers, ..
+            } => {
                 self.server_ice = ice_servers;
                 self.emit(AppEvent::LoggedIn {
                     id,

@@ -10,7 +10,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tracing::{debug, info, warn};
 
 use super::protocol::{
-    ClientMessage, ErrorCode, IceServer, PROTOCOL_VERSION, ServerMessage, UserId,
+    ClientMessage, ErrorCode, IceServer, PROTOCOL_VERSION, Presence, ServerMessage, UserId,
 };
 
 /// Where and as whom to log in.
@@ -32,6 +32,9 @@ pub struct ClientConfig {
     /// Roots trusted for `wss://` (see [`super::tls::client_config`]); `None` trusts the
     /// public webpki roots only.
     pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// Subscribe to presence (`login` with `presence: true`): who is online arrives
+    /// with [`SignalingEvent::LoggedIn`] and changes as `presence_changed` messages.
+    pub presence: bool,
 }
 
 impl ClientConfig {
@@ -44,6 +47,7 @@ impl ClientConfig {
             initial_attempts: Some(3),
             dead_after: Duration::from_secs(15),
             tls: None,
+            presence: false,
         }
     }
 }
@@ -77,6 +81,8 @@ pub enum SignalingEvent {
         /// STUN/TURN servers the server offers for calls (its `login_ok`); each login
         /// brings fresh TURN credentials.
         ice_servers: Vec<IceServer>,
+        /// Who else is online, when we subscribed and the server shares presence.
+        presence: Option<Vec<Presence>>,
     },
     /// A message from the server (everything but `login_ok` and `conflict`).
     Message(ServerMessage),
@@ -298,6 +304,7 @@ async fn session(
         version: PROTOCOL_VERSION,
         id: config.id.clone(),
         token: config.token.clone(),
+        presence: config.presence,
     };
     let retry = |reason: String| Ended::Retry {
         reason,
@@ -352,10 +359,17 @@ async fn on_server_message(
 ) -> Option<Ended> {
     let event = match msg {
         ServerMessage::LoginOk {
-            id, ice_servers, ..
+            id,
+            ice_servers,
+            presence,
+            ..
         } => {
             *logged_in = true;
-            SignalingEvent::LoggedIn { id, ice_servers }
+            SignalingEvent::LoggedIn {
+                id,
+                ice_servers,
+                presence,
+            }
         }
         ServerMessage::Conflict { message } => return Some(Ended::Fatal(Fatal::Conflict(message))),
         ServerMessage::Error { code, message, .. } if !*logged_in && is_login_error(code) => {

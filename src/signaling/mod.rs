@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod client;
 pub mod protocol;
+pub mod roster;
 pub mod server;
 pub mod tls;
 pub mod turn;

@@ -202,6 +202,11 @@ pub enum ClientMessage {
         /// A JWT (HS256, `sub` = id) when the server runs `--auth token`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         token: Option<String>,
+        /// Subscribe to presence: `login_ok` carries who is online and
+        /// `presence_changed` follows, when the server shares presence
+        /// (`serve --presence all`). A compatible addition to version 1.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        presence: bool,
     },
     /// Start a call to `to` under a fresh `call_id`. With `room`, a call between two
     /// members of that room (an existing member calls each newcomer): neither party is
@@ -299,6 +304,37 @@ pub struct IceServer {
     pub credential: Option<String>,
 }
 
+/// One user's presence (`login_ok.presence`, `presence_changed.users`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Presence {
+    /// The user.
+    pub id: UserId,
+    /// What they are doing.
+    pub status: PresenceStatus,
+}
+
+/// What an online user is doing, as the server sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PresenceStatus {
+    /// Logged in and in no call: a call to them rings.
+    Available,
+    /// In a call (ringing or connected) or a room: a call to them gets `busy`.
+    Busy,
+    /// Logged out or gone (only in `presence_changed`).
+    Offline,
+}
+
+impl fmt::Display for PresenceStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Available => "available",
+            Self::Busy => "busy",
+            Self::Offline => "offline",
+        })
+    }
+}
+
 /// Messages the server sends. Relayed messages carry `from`, stamped by the server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -317,6 +353,17 @@ pub enum ServerMessage {
         /// version 1: older clients ignore it.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         ice_servers: Vec<IceServer>,
+        /// Who else is online, for a client that asked (`login` with `presence: true`)
+        /// on a server that shares presence; left out otherwise. Changes follow as
+        /// `presence_changed`. A compatible addition to version 1.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        presence: Option<Vec<Presence>>,
+    },
+    /// To presence subscribers: users whose status changed since the last update,
+    /// batched (at most one message every 250 ms). A compatible addition to version 1.
+    PresenceChanged {
+        /// The new status of each user that changed (`offline`: logged out or gone).
+        users: Vec<Presence>,
     },
     /// A request failed; the connection stays open unless `code` is fatal for it
     /// (`auth-failed`, `unsupported-version`).
@@ -658,6 +705,7 @@ impl ServerMessage {
             | Self::CallEnded { call_id, .. } => Some(call_id),
             Self::Error { call_id, .. } => call_id.as_ref(),
             Self::LoginOk { .. }
+            | Self::PresenceChanged { .. }
             | Self::Conflict { .. }
             | Self::Shutdown { .. }
             | Self::RoomJoined { .. }
@@ -698,9 +746,40 @@ mod tests {
             version: 1,
             id: id("tom"),
             token: None,
+            presence: false,
         };
         assert_eq!(msg.encode(), r#"{"type":"login","version":1,"id":"tom"}"#);
         assert_eq!(ClientMessage::decode(&msg.encode()).unwrap(), msg);
+    }
+
+    #[test]
+    fn presence_has_its_documented_shape() {
+        let login = r#"{"type":"login","version":1,"id":"tom","presence":true}"#;
+        assert!(matches!(
+            ClientMessage::decode(login).unwrap(),
+            ClientMessage::Login { presence: true, .. }
+        ));
+        let changed = ServerMessage::PresenceChanged {
+            users: vec![
+                Presence {
+                    id: id("jerry"),
+                    status: PresenceStatus::Busy,
+                },
+                Presence {
+                    id: id("spike"),
+                    status: PresenceStatus::Offline,
+                },
+            ],
+        };
+        assert_eq!(
+            changed.encode(),
+            r#"{"type":"presence_changed","users":[{"id":"jerry","status":"busy"},{"id":"spike","status":"offline"}]}"#
+        );
+        let ok = r#"{"type":"login_ok","id":"tom","version":1,"heartbeat_secs":5}"#;
+        assert!(matches!(
+            serde_json::from_str::<ServerMessage>(ok).unwrap(),
+            ServerMessage::LoginOk { presence: None, .. }
+        ));
     }
 
     #[test]

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant, SystemTime};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use super::halfblock::CellSize;
+use crate::call::history::HistoryEntry;
 use crate::call::{
-    AppEvent, CallId, CallState, CallStats, Direction, EndReason, MediaState, RoomId, TimedEvent,
-    TransferDirection, UserCommand, UserId,
+    AppEvent, CallId, CallState, CallStats, Direction, EndReason, MediaState, Presence, RoomId,
+    TimedEvent, TransferDirection, UserCommand, UserId,
 };
 
 /// How long an ended call stays on screen before `listen` shows the listening
@@ -198,6 +199,13 @@ pub struct Model {
     /// The line being typed: a chat message (`t`) or a file's path (`f`); Enter sends,
     /// Esc cancels.
     pub input: Option<Input>,
+    /// Who is online (sorted by id), when the server shares presence; `None` when it
+    /// does not (or has not said yet).
+    pub online: Option<Vec<Presence>>,
+    /// The newest calls of the history, newest first.
+    pub recent: Vec<HistoryEntry>,
+    /// The selected entry of [`Model::recent`] (Up/Down; Enter calls back).
+    pub selected: usize,
 }
 
 /// What the input line is for.
@@ -255,7 +263,22 @@ impl Model {
             chat_pane: false,
             unread: 0,
             input: None,
+            online: None,
+            recent: Vec::new(),
+            selected: 0,
         }
+    }
+
+    /// Whether the listening screen is up (logged in, no call, `listen`): the keys
+    /// that dial and call back work there.
+    pub fn phone_idle(&self) -> bool {
+        self.role == Role::Listen
+            && self.session.is_some()
+            && match &self.screen {
+                Screen::Idle => true,
+                Screen::Call(call) => !call.is_live(),
+                _ => false,
+            }
     }
 
     /// The call on screen, if any.
@@ -428,13 +451,25 @@ fn on_key(model: &mut Model, key: KeyEvent) -> Option<UserCommand> {
             }
             None
         }
-        KeyCode::Char('c') if model.role == Role::Listen && model.session.is_some() => {
+        KeyCode::Char('c') if model.phone_idle() => {
             model.input = Some(Input {
                 purpose: InputPurpose::Dial,
                 text: String::new(),
             });
             None
         }
+        KeyCode::Up if model.phone_idle() => {
+            model.selected = model.selected.saturating_sub(1);
+            None
+        }
+        KeyCode::Down if model.phone_idle() => {
+            model.selected = (model.selected + 1).min(model.recent.len().saturating_sub(1));
+            None
+        }
+        KeyCode::Enter | KeyCode::Char('b') if model.phone_idle() => model
+            .recent
+            .get(model.selected)
+            .map(|entry| UserCommand::Call(entry.peer.clone())),
         KeyCode::Char('q') => quit(model),
         KeyCode::Char('a') => match &model.screen {
             Screen::Incoming { .. } => Some(UserCommand::Accept),
@@ -514,10 +549,35 @@ fn on_input_key(model: &mut Model, key: KeyEvent, ctrl: bool) -> Option<UserComm
         KeyCode::Backspace => {
             input.text.pop();
         }
+        KeyCode::Tab if input.purpose == InputPurpose::Dial => {
+            if let Some(id) = complete(model.online.as_deref().unwrap_or_default(), &input.text) {
+                input.text = id;
+            }
+        }
         KeyCode::Char(c) if !ctrl => input.text.push(c),
         _ => {}
     }
     None
+}
+
+/// The completion of a typed id prefix from the online list: the one id that starts
+/// with it, or the longest prefix all matching ids share; `None` when nothing matches
+/// or nothing would be added.
+fn complete(online: &[Presence], typed: &str) -> Option<String> {
+    let mut matches = online
+        .iter()
+        .map(|p| p.id.as_str())
+        .filter(|id| id.starts_with(typed));
+    let first = matches.next()?;
+    let common = matches.fold(first, |common, id| {
+        let same = common
+            .bytes()
+            .zip(id.bytes())
+            .take_while(|(a, b)| a == b)
+            .count();
+        &common[..same]
+    });
+    (common.len() > typed.len()).then(|| common.to_owned())
 }
 
 fn quit(model: &mut Model) -> Option<UserCommand> {
@@ -538,6 +598,11 @@ fn on_event(model: &mut Model, event: AppEvent) {
             }
             model.server_lost = false;
             model.session = Some(Session { id, server });
+        }
+        AppEvent::Presence { users } => model.online = Some(users),
+        AppEvent::History { calls } => {
+            model.recent = calls;
+            model.selected = 0;
         }
         AppEvent::Incoming { call_id, from } => {
             if !model.call().is_some_and(CallView::is_live) {
@@ -856,6 +921,77 @@ pub fn format_clock(duration: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_listening_screen_dials_completes_and_calls_back() {
+        use crate::call::history::HistoryEntry;
+        use crate::call::{Presence, PresenceStatus};
+        let mut model = Model::new(Role::Listen, Instant::now());
+        assert_eq!(update(&mut model, key('c')), None);
+        assert!(model.input.is_none(), "not logged in: no dialing");
+        update(
+            &mut model,
+            Msg::Event(AppEvent::LoggedIn {
+                id: id("jerry"),
+                server: "ws://x".into(),
+            }),
+        );
+        let online = ["tom", "tomas", "tyke"].map(|who| Presence {
+            id: id(who),
+            status: PresenceStatus::Available,
+        });
+        update(
+            &mut model,
+            Msg::Event(AppEvent::Presence {
+                users: online.to_vec(),
+            }),
+        );
+        update(&mut model, key('c'));
+        update(&mut model, key('t'));
+        update(&mut model, Msg::Key(KeyEvent::from(KeyCode::Tab)));
+        assert_eq!(
+            model.input.as_ref().unwrap().text,
+            "t",
+            "t: tom, tomas, tyke"
+        );
+        update(&mut model, key('o'));
+        update(&mut model, Msg::Key(KeyEvent::from(KeyCode::Tab)));
+        assert_eq!(model.input.as_ref().unwrap().text, "tom");
+        update(&mut model, key('a'));
+        update(&mut model, Msg::Key(KeyEvent::from(KeyCode::Tab)));
+        assert_eq!(
+            update(&mut model, Msg::Key(KeyEvent::from(KeyCode::Enter))),
+            Some(UserCommand::Call(id("tomas")))
+        );
+        let entry = |who: &str| HistoryEntry {
+            time: SystemTime::UNIX_EPOCH,
+            peer: id(who),
+            direction: Direction::Incoming,
+            duration_secs: 0,
+            connected: false,
+            reason: EndReason::NoAnswer,
+            call_id: call_id(),
+        };
+        update(
+            &mut model,
+            Msg::Event(AppEvent::History {
+                calls: vec![entry("spike"), entry("tyke")],
+            }),
+        );
+        let down = || Msg::Key(KeyEvent::from(KeyCode::Down));
+        update(&mut model, down());
+        update(&mut model, down());
+        assert_eq!(model.selected, 1, "the selection stops at the last call");
+        assert_eq!(
+            update(&mut model, Msg::Key(KeyEvent::from(KeyCode::Enter))),
+            Some(UserCommand::Call(id("tyke")))
+        );
+        update(&mut model, Msg::Key(KeyEvent::from(KeyCode::Up)));
+        assert_eq!(
+            update(&mut model, key('b')),
+            Some(UserCommand::Call(id("spike")))
+        );
+    }
 
     fn key(c: char) -> Msg {
         Msg::Key(KeyEvent::from(KeyCode::Char(c)))

@@ -10,6 +10,7 @@ pub mod chat;
 mod grid;
 pub mod halfblock;
 pub mod headless;
+pub mod phone;
 pub mod terminal;
 pub mod tui;
 pub mod video;

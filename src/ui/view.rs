@@ -18,7 +18,7 @@ use super::app::{
 };
 use super::halfblock::{Renderer, fit};
 use super::video::{ColorMode, VideoWidget};
-use super::{chat, grid};
+use super::{chat, grid, phone};
 use crate::call::{CallState, CallStats, MediaState, UserId};
 use crate::media::video::I420Frame;
 
@@ -318,6 +318,9 @@ fn call_message(call: &CallView) -> String {
 }
 
 fn draw_idle(frame: &mut Frame, model: &Model, area: Rect) {
+    if model.phone_idle() {
+        return phone::draw(frame, model, area);
+    }
     let first = match (&model.session, model.role) {
         (None, _) if model.server_lost => "Reconnecting to the server…".to_string(),
         (None, _) => "Connecting to the server…".to_string(),
@@ -325,11 +328,7 @@ fn draw_idle(frame: &mut Frame, model: &Model, area: Rect) {
         (Some(s), Role::Call) => format!("Logged in as {} on {}", s.id, s.server),
         (Some(s), Role::Room) => format!("Joining the room as {} on {}", s.id, s.server),
     };
-    let mut lines = vec![Line::from(first).bold()];
-    if model.session.is_some() && model.role == Role::Listen {
-        lines.push(Line::from("Waiting for calls · [c] call someone").dark_gray());
-    }
-    centered_text(frame, area, lines);
+    centered_text(frame, area, vec![Line::from(first).bold()]);
 }
 
 /// `lines` centered horizontally and vertically in `area`.
@@ -723,6 +722,49 @@ mod tests {
         );
         assert!(contains(&rows[ROWS as usize - 1..], "[q] quit"));
         assert!(!contains(&rows, "[a] accept"));
+    }
+
+    #[test]
+    fn listening_screen_lists_who_is_online_and_the_recent_calls() {
+        use crate::call::history::HistoryEntry;
+        use crate::call::{Presence, PresenceStatus};
+        let mut model = logged_in(Role::Listen);
+        let (rows, _) = screen(&model, None, None);
+        assert!(contains(&rows, "does not share presence"), "{rows:#?}");
+        assert!(contains(&rows, "no calls yet"));
+        let presence = |id: &str, status| Presence {
+            id: UserId::parse(id).unwrap(),
+            status,
+        };
+        update(
+            &mut model,
+            Msg::Event(AppEvent::Presence {
+                users: vec![
+                    presence("spike", PresenceStatus::Busy),
+                    presence("tom", PresenceStatus::Available),
+                ],
+            }),
+        );
+        let entry = HistoryEntry {
+            time: std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_123_640),
+            peer: UserId::parse("tyke").unwrap(),
+            direction: Direction::Outgoing,
+            duration_secs: 190,
+            connected: true,
+            reason: EndReason::Hangup,
+            call_id: CallId::parse("c9").unwrap(),
+        };
+        update(
+            &mut model,
+            Msg::Event(AppEvent::History { calls: vec![entry] }),
+        );
+        let (rows, _) = screen(&model, None, None);
+        assert!(contains(&rows, "Online (2)"), "{rows:#?}");
+        assert!(contains(&rows, "● spike (busy)") && contains(&rows, "● tom"));
+        assert!(
+            contains(&rows, "12-01 11:14 ↗ tyke 00:03:10 you hung up"),
+            "{rows:#?}"
+        );
     }
 
     #[test]

@@ -112,19 +112,35 @@ impl RawClient {
 
     /// Connects and logs in as `who`, asserting `login_ok`.
     pub async fn login(server: &TestServer, who: &str) -> Self {
+        Self::login_with(server, who, false).await.0
+    }
+
+    /// Connects and logs in as `who`, subscribed to presence or not; the client and the
+    /// `login_ok`'s presence list.
+    pub async fn login_with(
+        server: &TestServer,
+        who: &str,
+        presence: bool,
+    ) -> (Self, Option<Vec<rtc_cli::signaling::protocol::Presence>>) {
         let mut c = Self::connect(server).await;
         c.send(ClientMessage::Login {
             version: PROTOCOL_VERSION,
             id: id(who),
             token: None,
+            presence,
         })
         .await;
-        match c.recv().await {
-            ServerMessage::LoginOk { id: got, .. } => assert_eq!(got.as_str(), who),
+        let list = match c.recv().await {
+            ServerMessage::LoginOk {
+                id: got, presence, ..
+            } => {
+                assert_eq!(got.as_str(), who);
+                presence
+            }
             other => panic!("expected login_ok, got {other:?}"),
-        }
+        };
         c.id = Some(id(who));
-        c
+        (c, list)
     }
 
     pub async fn send(&mut self, msg: ClientMessage) {

@@ -10,6 +10,7 @@
 //! - `calls`: call control and relaying between the two parties of a call;
 //! - `registry`: who is online and which calls exist, behind one mutex that is never
 //!   held across an await;
+//! - `presence`: who is online, batched to the clients that subscribe;
 //! - `memory`: handing freed heap back to the system after a mass disconnect.
 
 mod calls;
@@ -17,6 +18,7 @@ mod http;
 mod limits;
 mod listener;
 mod memory;
+mod presence;
 mod registry;
 mod rooms;
 mod session;
@@ -30,6 +32,7 @@ use tokio::sync::watch;
 use tracing::info;
 
 pub use limits::{ConnectionLimits, Refusal, raise_open_file_limit};
+pub use presence::PresenceSharing;
 
 use self::limits::{Admission, Pending};
 use self::registry::Registry;
@@ -62,6 +65,8 @@ pub struct ServerConfig {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// STUN/TURN servers handed out in every `login_ok` (`--stun`, `--turn`).
     pub ice: IceOffer,
+    /// Whether subscribers learn who is online (`--presence`, default all).
+    pub presence: PresenceSharing,
 }
 
 impl Default for ServerConfig {
@@ -77,6 +82,7 @@ impl Default for ServerConfig {
             limits: ConnectionLimits::default(),
             tls: None,
             ice: IceOffer::default(),
+            presence: PresenceSharing::All,
         }
     }
 }
@@ -111,11 +117,15 @@ impl Server {
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+        let registry = match config.presence {
+            PresenceSharing::All => Registry::with_presence(),
+            PresenceSharing::None => Registry::default(),
+        };
         Ok(Self {
             listener,
             shared: Arc::new(Shared {
                 config,
-                registry: Mutex::default(),
+                registry: Mutex::new(registry),
             }),
         })
     }
@@ -134,6 +144,7 @@ impl Server {
         info!(addr = %self.local_addr(), limits = ?self.shared.config.limits, "signaling server listening");
         let admission = Admission::new(self.shared.config.limits);
         let trimmer = tokio::spawn(memory::trim_after_disconnects(Arc::clone(&admission)));
+        let presence = tokio::spawn(presence::publish(Arc::clone(&self.shared)));
         let listener = listener::Listener {
             listener: self.listener,
             shared: Arc::clone(&self.shared),
@@ -143,6 +154,7 @@ impl Server {
         };
         listener.run(shutdown).await;
         trimmer.abort();
+        presence.abort();
         info!("signaling server shutting down");
         let _ = stop_tx.send(true);
         // Give the writer tasks a moment to deliver `shutdown` and close frames.

@@ -2,11 +2,13 @@
 //! behind a mutex that is never held across an await.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tracing::warn;
 
+use super::presence::Changes;
 use crate::signaling::protocol::{CallId, RoomId, ServerEndReason, ServerMessage, UserId};
 
 /// What a session's writer task sends.
@@ -14,6 +16,8 @@ use crate::signaling::protocol::{CallId, RoomId, ServerEndReason, ServerMessage,
 pub(super) enum Outbound {
     /// An encoded [`ServerMessage`], queued as text so a queue slot stays small.
     Text(String),
+    /// An encoded [`ServerMessage`] sent to many sessions (presence), encoded once.
+    Shared(Arc<str>),
     /// Send a close frame (with a code and reason, when given) and end the session.
     Close(Option<CloseFrame>),
 }
@@ -24,18 +28,27 @@ pub(super) struct SessionHandle {
     /// Distinguishes a session from a newer one with the same id.
     pub(super) conn: u64,
     pub(super) tx: mpsc::Sender<Outbound>,
+    /// Whether the client subscribed to presence (`login` with `presence: true`, on a
+    /// server that shares it).
+    pub(super) presence: bool,
 }
 
 impl SessionHandle {
     /// Queues a message without waiting; a full queue drops it (and says so).
     pub(super) fn send(&self, msg: ServerMessage) -> bool {
-        match self.tx.try_send(Outbound::Text(msg.encode())) {
+        self.queue(Outbound::Text(msg.encode()))
+    }
+
+    /// Queues a message encoded once for many sessions; a full queue drops it.
+    pub(super) fn send_shared(&self, text: Arc<str>) -> bool {
+        self.queue(Outbound::Shared(text))
+    }
+
+    fn queue(&self, out: Outbound) -> bool {
+        match self.tx.try_send(out) {
             Ok(()) => true,
             Err(e) => {
-                warn!(
-                    conn = self.conn,
-                    "outbound queue full or closed, dropped: {e}"
-                );
+                warn!(conn = self.conn, "outbound queue full or closed, dropped: {e}");
                 false
             }
         }
@@ -110,9 +123,44 @@ pub(super) struct Registry {
     pub(super) room_of: HashMap<UserId, RoomId>,
     /// The last [`CallInstance`] handed out.
     last_instance: u64,
+    /// Ids whose presence may have changed since the last `presence_changed`.
+    pub(super) presence_changes: Changes,
 }
 
 impl Registry {
+    /// A registry that tracks presence changes (`serve --presence all`).
+    pub(super) fn with_presence() -> Self {
+        Self {
+            presence_changes: Changes::tracking(),
+            ..Self::default()
+        }
+    }
+
+    /// Registers `id`'s session; the session it replaces, if any (its calls and room
+    /// are ended as [`Departure::Gone`]).
+    pub(super) fn log_in(&mut self, id: UserId, handle: SessionHandle) -> Option<SessionHandle> {
+        self.presence_changes.touch(&id);
+        let old = self.sessions.insert(id.clone(), handle);
+        if old.is_some() {
+            self.end_calls_of_departed(&id);
+            self.leave_room(&id, Departure::Gone);
+        }
+        old
+    }
+
+    /// Unregisters `id`'s session `conn` and ends its calls and room, unless a newer
+    /// login replaced it; whether it did.
+    pub(super) fn log_out(&mut self, id: &UserId, conn: u64) -> bool {
+        if self.sessions.get(id).map(|s| s.conn) != Some(conn) {
+            return false;
+        }
+        self.sessions.remove(id);
+        self.presence_changes.touch(id);
+        self.end_calls_of_departed(id);
+        self.leave_room(id, Departure::Gone);
+        true
+    }
+
     pub(super) fn send_to(&self, id: &UserId, msg: ServerMessage) {
         if let Some(s) = self.sessions.get(id) {
             s.send(msg);
@@ -130,6 +178,8 @@ impl Registry {
     ) -> CallInstance {
         self.last_instance += 1;
         let instance = CallInstance(self.last_instance);
+        self.presence_changes.touch(&caller);
+        self.presence_changes.touch(&callee);
         match room.as_ref().and_then(|r| self.rooms.get_mut(r)) {
             Some(r) => r.calls.push(call_id.clone()),
             None => {
@@ -164,6 +214,8 @@ impl Registry {
 
     pub(super) fn remove_call(&mut self, call_id: &CallId) -> Option<Call> {
         let call = self.calls.remove(call_id)?;
+        self.presence_changes.touch(&call.caller);
+        self.presence_changes.touch(&call.callee);
         for id in [&call.caller, &call.callee] {
             if self.call_of.get(id) == Some(call_id) {
                 self.call_of.remove(id);
@@ -184,6 +236,7 @@ impl Registry {
         }
         let before = r.members.clone();
         r.members.push(id.clone());
+        self.presence_changes.touch(id);
         self.room_of.insert(id.clone(), room.clone());
         for member in &before {
             self.send_to(
@@ -204,6 +257,7 @@ impl Registry {
         let Some(room_id) = self.room_of.remove(id) else {
             return;
         };
+        self.presence_changes.touch(id);
         let Some(room) = self.rooms.get(&room_id) else {
             return;
         };
@@ -267,6 +321,16 @@ impl Registry {
                 },
             );
         }
+    }
+}
+
+/// A session handle for unit tests (its queue is dropped: sends fail quietly).
+#[cfg(test)]
+pub(super) fn test_handle(conn: u64, presence: bool) -> SessionHandle {
+    SessionHandle {
+        conn,
+        tx: mpsc::channel(1).0,
+        presence,
     }
 }
 

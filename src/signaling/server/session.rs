@@ -19,6 +19,7 @@ use tracing::{debug, info, warn};
 use super::Shared;
 use super::http::serve_until_upgrade;
 use super::limits::{LoggedInPermit, PendingGuard};
+use super::presence::PresenceSharing;
 use super::registry::{Departure, Outbound, SessionHandle};
 use crate::signaling::protocol::{
     CallId, ClientMessage, ErrorCode, MAX_MESSAGE_BYTES, PROTOCOL_VERSION, ServerMessage, UserId,
@@ -146,7 +147,11 @@ async fn serve_upgraded<S>(
     let writer = tokio::spawn(write_loop(sink, rx, shared.config.heartbeat));
     let mut session = Session {
         shared,
-        handle: SessionHandle { conn, tx },
+        handle: SessionHandle {
+            conn,
+            tx,
+            presence: false,
+        },
         id: None,
         peer,
         pending,
@@ -185,6 +190,11 @@ async fn write_loop<S>(
         match out {
             Some(Outbound::Text(text)) => {
                 if sink.send(Message::text(text)).await.is_err() {
+                    break;
+                }
+            }
+            Some(Outbound::Shared(text)) => {
+                if sink.send(Message::text(&*text)).await.is_err() {
                     break;
                 }
             }
@@ -351,7 +361,13 @@ impl Session {
     }
 
     fn on_login(&mut self, msg: ClientMessage) -> Flow {
-        let ClientMessage::Login { version, id, token } = msg else {
+        let ClientMessage::Login {
+            version,
+            id,
+            token,
+            presence,
+        } = msg
+        else {
             self.error(ErrorCode::NotLoggedIn, "log in first", None);
             return Flow::Continue;
         };
@@ -373,14 +389,13 @@ impl Session {
             return Flow::Close;
         };
         self.permit = Some(permit);
-        let replaced = {
+        let sharing = self.shared.config.presence == PresenceSharing::All;
+        self.handle.presence = presence && sharing;
+        let (replaced, snapshot) = {
             let mut reg = self.shared.registry();
-            let old = reg.sessions.insert(id.clone(), self.handle.clone());
-            if old.is_some() {
-                reg.end_calls_of_departed(&id);
-                reg.leave_room(&id, Departure::Gone);
-            }
-            old
+            let old = reg.log_in(id.clone(), self.handle.clone());
+            let snapshot = self.handle.presence.then(|| reg.presence_snapshot(&id));
+            (old, snapshot)
         };
         if let Some(old) = replaced {
             info!(%id, "newer login replaces the older session");
@@ -399,6 +414,7 @@ impl Session {
                 .config
                 .ice
                 .for_user(&id, std::time::SystemTime::now()),
+            presence: snapshot,
         });
         self.id = Some(id);
         Flow::Continue
@@ -407,11 +423,7 @@ impl Session {
     /// Unregisters this session (unless a newer login already replaced it) and ends its call.
     fn depart(&mut self) {
         let Some(id) = self.id.take() else { return };
-        let mut reg = self.shared.registry();
-        if reg.sessions.get(&id).map(|s| s.conn) == Some(self.handle.conn) {
-            reg.sessions.remove(&id);
-            reg.end_calls_of_departed(&id);
-            reg.leave_room(&id, Departure::Gone);
+        if self.shared.registry().log_out(&id, self.handle.conn) {
             info!(%id, "offline");
         }
     }
