@@ -30,9 +30,9 @@ pub struct Cli {
     /// Options every subcommand takes.
     #[command(flatten)]
     pub global: GlobalArgs,
-    /// What to do.
+    /// What to do; without a subcommand, `listen` on the saved profile.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// Options every subcommand takes. Precedence: flag > environment > config file > default.
@@ -85,6 +85,10 @@ pub enum Command {
     /// hears every other
     #[command(after_help = EXIT_CODES)]
     Room(RoomArgs),
+    /// Who is online (asks the running listen of our id, else logs in briefly)
+    Who(WhoArgs),
+    /// Past calls, newest first
+    History(HistoryArgs),
     /// List cameras (with formats), microphones and speakers
     Devices(DevicesArgs),
     /// Print shell completions
@@ -251,6 +255,25 @@ pub struct RoomArgs {
     /// Sources, sinks, codecs and ICE.
     #[command(flatten)]
     pub media: MediaArgs,
+}
+
+/// `rtc-cli who` options.
+#[derive(Debug, Args)]
+pub struct WhoArgs {
+    /// One JSON array of {id, status}
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `rtc-cli history` options.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// One JSON array of calls
+    #[arg(long)]
+    pub json: bool,
+    /// How many calls to show
+    #[arg(short, default_value_t = 20, value_name = "N")]
+    pub n: usize,
 }
 
 /// `rtc-cli devices` options.
@@ -448,7 +471,7 @@ mod tests {
         ])
         .unwrap();
         assert!(cli.global.headless);
-        let Command::Call(args) = cli.command else {
+        let Some(Command::Call(args)) = cli.command else {
             panic!("expected call")
         };
         assert_eq!(args.peer.as_str(), "jerry");

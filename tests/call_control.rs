@@ -40,6 +40,7 @@ fn start(server_url: &str, who: &str, mode: Mode, hangup_after: Option<Duration>
             media: loopback_media((160, 120), 10, 200),
             slots: VideoSlots::new(),
             history: None,
+            control: None,
         },
         ViewChannels {
             events: events_tx,

@@ -232,12 +232,7 @@ fn a_listener_dials_with_call_id_on_stdin_and_listens_again_after() {
     let _turn = common::one_call_at_a_time();
     let home = Home::new();
     let (_server, url) = home.serve(&[]);
-    let media: Vec<&str> = [
-        test_pattern("160x120", "15").as_slice(),
-        &TONE_NO_SPEAKER,
-        &LOOPBACK_ONLY,
-    ]
-    .concat();
+    let media = phone_media();
     let mut listen = vec!["--auto-accept"];
     listen.extend(&media);
     let _jerry = home.listener(&url, "jerry", &listen);
@@ -263,4 +258,181 @@ fn a_listener_dials_with_call_id_on_stdin_and_listens_again_after() {
         0,
         "a listener that dialed still exits 0 on quit"
     );
+}
+
+/// The media of the phone tests: a small test pattern, a tone, loopback candidates.
+fn phone_media() -> Vec<&'static str> {
+    [
+        test_pattern("160x120", "15").as_slice(),
+        &TONE_NO_SPEAKER,
+        &LOOPBACK_ONLY,
+    ]
+    .concat()
+}
+
+#[test]
+fn a_second_call_process_dials_through_the_running_listener_without_conflict() {
+    use std::os::unix::fs::PermissionsExt;
+    let _turn = common::one_call_at_a_time();
+    let home = Home::new();
+    let (_server, url) = home.serve(&[]);
+    let media = phone_media();
+    // A socket file left by a crashed run: nobody answers on it, so it is replaced.
+    let socket_dir = home.path("run/rtc-cli");
+    std::fs::create_dir_all(&socket_dir).unwrap();
+    let socket = socket_dir.join("jerry.sock");
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    assert!(socket.exists());
+    let mut listen = vec!["--auto-accept"];
+    listen.extend(&media);
+    let _tom = home.listener(&url, "tom", &listen);
+    let mut jerry = home.listener(&url, "jerry", &media);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode(&socket_dir),
+        0o700,
+        "only its owner enters the directory"
+    );
+    assert_eq!(mode(&socket), 0o600);
+
+    // `rtc-cli who` asks the running listener (a login of its own would kick it).
+    let who = home.run(&["--server", &url, "--id", "jerry", "who", "--json"]);
+    assert!(who.status.success(), "{who:?}");
+    let online: serde_json::Value = serde_json::from_slice(&who.stdout).unwrap();
+    assert_eq!(
+        online,
+        serde_json::json!([{"id": "tom", "status": "available"}])
+    );
+
+    let dial = home.spawn(
+        "jerry-dial",
+        &call_args(&url, "jerry", "tom", &["--hangup-after", "2s"]),
+    );
+    jerry.event(&[("event", "state"), ("state", "connected"), ("peer", "tom")]);
+    dial.event(&[("event", "state"), ("state", "connected")]);
+    dial.event(&[("event", "state"), ("state", "ended"), ("reason", "hangup")]);
+    dial.event(&[("event", "done")]);
+    assert_eq!(dial.wait_exit(), 0, "the dialer exits with the call's code");
+    jerry.event(&[("event", "state"), ("state", "ended"), ("reason", "hangup")]);
+    // Still logged in and listening: a second dial gets an answer from it.
+    let busy_self = home.run(&[
+        "--server",
+        &url,
+        "--id",
+        "jerry",
+        "--headless",
+        "call",
+        "jerry",
+    ]);
+    assert_eq!(busy_self.status.code(), Some(1), "{busy_self:?}");
+    let said = String::from_utf8_lossy(&busy_self.stdout);
+    assert!(said.contains("you cannot call yourself"), "{said}");
+    jerry.send("quit");
+    assert_eq!(jerry.wait_exit(), 0, "never kicked by conflict");
+    assert!(!socket.exists(), "the socket goes with its listener");
+    // Another user cannot reach the socket: the directory is closed to them even when
+    // every directory above it is open (tried as nobody when we are root, who could).
+    let python = Path::new("/usr/bin/python3");
+    if unsafe { libc::geteuid() } == 0 && python.exists() {
+        let _jerry = home.listener(&url, "jerry", &media);
+        for open in [home.path(""), home.path("run")] {
+            std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let script = format!(
+            "import socket; s = socket.socket(socket.AF_UNIX); s.connect({:?})",
+            socket.display().to_string()
+        );
+        let other = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(python)
+            .args(["-c", &script])
+            .output()
+            .expect("setpriv");
+        let err = String::from_utf8_lossy(&other.stderr);
+        assert!(
+            !other.status.success() && err.contains("PermissionError"),
+            "another user reached the control socket: {other:?}"
+        );
+    }
+}
+
+#[test]
+fn history_lists_calls_with_their_reasons_and_durations() {
+    let _turn = common::one_call_at_a_time();
+    let home = Home::new();
+    let (_server, url) = home.serve(&[]);
+    let media = phone_media();
+    // tom in a home of his own: the history file is per home (per machine user).
+    let toms = Home::new();
+    let mut tom = toms.listener(&url, "tom", &media);
+    let mut jerry = home.listener(&url, "jerry", &media);
+    jerry.event(&[("event", "history")]);
+    // 1: connected, hung up after ~2 s.
+    jerry.send("call tom");
+    tom.event(&[("event", "incoming"), ("from", "jerry")]);
+    tom.send("accept");
+    jerry.event(&[("event", "state"), ("state", "connected")]);
+    std::thread::sleep(std::time::Duration::from_millis(2_300));
+    jerry.send("hangup");
+    jerry.event(&[("event", "state"), ("state", "ended"), ("reason", "hangup")]);
+    // 2: refused.
+    jerry.send("call tom");
+    tom.event(&[("event", "incoming"), ("from", "jerry")]);
+    tom.send("refuse");
+    jerry.event(&[
+        ("event", "state"),
+        ("state", "ended"),
+        ("reason", "refused"),
+    ]);
+    // 3: offline.
+    jerry.send("call spike");
+    jerry.event(&[
+        ("event", "state"),
+        ("state", "ended"),
+        ("reason", "offline"),
+    ]);
+    let shown = jerry.event(&[("event", "history")]);
+    assert_eq!(shown["calls"].as_array().map(Vec::len), Some(3), "{shown}");
+    jerry.send("quit");
+    assert_eq!(jerry.wait_exit(), 0);
+
+    let out = home.run(&["history", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let calls: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let calls = calls.as_array().expect("an array");
+    let summary: Vec<(&str, &str, bool)> = calls
+        .iter()
+        .map(|c| {
+            (
+                c["peer"].as_str().unwrap(),
+                c["reason"].as_str().unwrap(),
+                c["connected"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("spike", "offline", false),
+            ("tom", "refused", false),
+            ("tom", "hangup", true)
+        ],
+        "newest first"
+    );
+    let connected_secs = calls[2]["duration_secs"].as_u64().unwrap();
+    assert!((2..=6).contains(&connected_secs), "{connected_secs} s");
+    assert_eq!(calls[0]["duration_secs"], 0);
+    let text = home.run(&["history", "-n", "1"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("spike") && text.contains("is offline") && !text.contains("tom"),
+        "{text}"
+    );
+    // tom's side, in his own home: two incoming calls.
+    tom.send("quit");
+    tom.wait_exit();
+    let out = toms.run(&["history", "--json"]);
+    let calls: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(calls[0]["direction"], "incoming");
+    assert_eq!(calls.as_array().map(Vec::len), Some(2));
 }

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::control::{ControlRequest, Reply};
 use super::history::{History, HistoryEntry};
 use super::media::{MediaCall, MediaEvent, VideoSlots};
 use super::peer::turn_check;
@@ -64,7 +65,7 @@ pub enum Mode {
 }
 
 /// How a controller runs.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ControllerConfig {
     /// Call or listen.
     pub mode: Mode,
@@ -78,6 +79,9 @@ pub struct ControllerConfig {
     pub slots: VideoSlots,
     /// Where finished calls are recorded (`None`: nowhere).
     pub history: Option<History>,
+    /// Requests from the local control socket (`listen`: a second `rtc-cli call` or
+    /// `rtc-cli who` on this machine).
+    pub control: Option<mpsc::Receiver<ControlRequest>>,
 }
 
 /// The call in progress.
@@ -107,6 +111,8 @@ struct ActiveCall {
     remote_fingerprint: Option<String>,
     /// When the call was placed or rang, for the history.
     began: std::time::SystemTime,
+    /// This call's own `--hangup-after` (a call asked for over the control socket).
+    hangup_after: Option<Duration>,
 }
 
 impl ActiveCall {
@@ -124,6 +130,7 @@ impl ActiveCall {
             fresh_offer_pending: false,
             remote_fingerprint: None,
             began: std::time::SystemTime::now(),
+            hangup_after: None,
         }
     }
 }
@@ -176,6 +183,9 @@ pub async fn run(config: ControllerConfig, view: ViewChannels) -> ExitCode {
         roster: Roster::default(),
         history: config.history,
         logged_in_once: false,
+        control: config.control,
+        dialer: None,
+        presence_shared: false,
     };
     let code = controller.event_loop(client.events, view.commands).await;
     drop(controller);
@@ -217,6 +227,13 @@ struct Controller {
     history: Option<History>,
     /// Whether a login succeeded yet (the history is shown after the first).
     logged_in_once: bool,
+    /// Requests from the local control socket.
+    control: Option<mpsc::Receiver<ControlRequest>>,
+    /// The control-socket dialer of the active call: it gets the call's events and
+    /// its outcome.
+    dialer: Option<mpsc::Sender<Reply>>,
+    /// Whether the server shares presence (the latest `login_ok` had a list).
+    presence_shared: bool,
 }
 
 impl Controller {
@@ -246,7 +263,7 @@ impl Controller {
                         Next::Continue
                     }
                 },
-                ev = recv_media(&mut self.media_events) => match ev {
+                ev = recv_or_pending(&mut self.media_events) => match ev {
                     Some(ev) => self.on_media(ev).await,
                     None => {
                         self.media_events = None;
@@ -258,6 +275,13 @@ impl Controller {
                     self.on_command(UserCommand::Hangup).await
                 }
                 _ = sleep_until(reconnect_at) => self.reconnect_step().await,
+                req = recv_or_pending(&mut self.control) => match req {
+                    Some(req) => self.on_control(req).await,
+                    None => {
+                        self.control = None;
+                        Next::Continue
+                    }
+                },
             };
             if let Next::Exit(code) = next {
                 return code;
@@ -267,11 +291,24 @@ impl Controller {
 
     fn hangup_deadline(&self) -> Option<Instant> {
         let call = self.call.as_ref()?;
-        Some(call.connected_at? + self.hangup_after?)
+        Some(call.connected_at? + call.hangup_after.or(self.hangup_after)?)
     }
 
     async fn emit(&self, event: AppEvent) {
-        if self.events.send(TimedEvent::now(event)).await.is_err() {
+        let event = TimedEvent::now(event);
+        if let Some(dialer) = &self.dialer
+            && matches!(
+                event.event,
+                AppEvent::State { .. }
+                    | AppEvent::PeerMedia { .. }
+                    | AppEvent::Notice { .. }
+                    | AppEvent::Error { .. }
+            )
+        {
+            // A dialer that stopped reading loses lines, never stalls the call.
+            let _ = dialer.try_send(Reply::event(&event));
+        }
+        if self.events.send(event).await.is_err() {
             debug!("view is gone");
         }
     }
@@ -316,7 +353,7 @@ impl Controller {
             return Next::Continue;
         };
         info!(call_id = %call.id, %reason, "call ended");
-        self.record(&call, reason).await;
+        let entry = history_entry(&call, reason);
         self.media_events = None;
         if let Some(media) = self.media.take() {
             let stats = media.final_stats().await;
@@ -336,27 +373,23 @@ impl Controller {
             reason: Some(reason),
         })
         .await;
+        let code = ExitCode::for_end(reason, call.connected_at.is_some());
+        if let Some(dialer) = self.dialer.take() {
+            let _ = dialer.try_send(Reply::done(code, None));
+        }
+        self.record(&entry).await;
         match self.mode {
-            Mode::Call { .. } => Next::Exit(ExitCode::for_end(reason, call.connected_at.is_some())),
+            Mode::Call { .. } => Next::Exit(code),
             Mode::Listen { .. } if self.quitting => Next::Exit(ExitCode::Ok),
             Mode::Listen { .. } => Next::Continue,
         }
     }
 
-    /// Appends the finished `call` to the history and, on the listening screen, shows
-    /// the newest entries. A history that cannot be written is a notice, not an error.
-    async fn record(&self, call: &ActiveCall, reason: EndReason) {
+    /// Appends a finished call to the history and, on the listening screen, shows the
+    /// newest entries. A history that cannot be written is a notice, not an error.
+    async fn record(&self, entry: &HistoryEntry) {
         let Some(history) = &self.history else { return };
-        let entry = HistoryEntry {
-            time: call.began,
-            peer: call.peer.clone(),
-            direction: call.direction,
-            duration_secs: call.connected_at.map_or(0, |t| t.elapsed().as_secs()),
-            connected: call.connected_at.is_some(),
-            reason,
-            call_id: call.id.clone(),
-        };
-        if let Err(e) = history.append(&entry) {
+        if let Err(e) = history.append(entry) {
             warn!("call history: {e:#}");
             self.notice(format!("cannot record the call: {e:#}")).await;
         }
@@ -391,6 +424,7 @@ impl Controller {
                     server: self.server.clone(),
                 })
                 .await;
+                self.presence_shared = presence.is_some();
                 if let Some(snapshot) = presence {
                     self.roster.replace(&snapshot, &self.me);
                     self.emit_presence().await;
@@ -483,16 +517,53 @@ impl Controller {
 
     /// `listen`: calls `peer` from the running client; the client listens again after.
     async fn dial(&mut self, peer: UserId) {
-        let refusal = match (&self.mode, &self.call) {
-            (Mode::Call { .. }, _) => Some("this process calls one id; use listen to dial"),
-            (_, Some(_)) => Some("already in a call; hang up first"),
-            _ if peer == self.me => Some("you cannot call yourself"),
-            _ => None,
-        };
-        match refusal {
+        match self.dial_refusal(&peer) {
             Some(why) => self.notice(why).await,
             None => self.place_call(peer).await,
         }
+    }
+
+    /// Why `peer` cannot be dialed now, if it cannot.
+    fn dial_refusal(&self, peer: &UserId) -> Option<&'static str> {
+        match (&self.mode, &self.call) {
+            (Mode::Call { .. }, _) => Some("this process calls one id; use listen to dial"),
+            (_, Some(_)) => Some("already in a call; hang up first"),
+            _ if *peer == self.me => Some("you cannot call yourself"),
+            _ => None,
+        }
+    }
+
+    /// A request from the control socket: a call placed for another process (which
+    /// gets the call's events and outcome), or who is online.
+    async fn on_control(&mut self, req: ControlRequest) -> Next {
+        match req {
+            ControlRequest::Who { reply } => {
+                let _ = reply.send(self.presence_shared.then(|| self.roster.list()));
+            }
+            ControlRequest::Call {
+                to,
+                hangup_after,
+                replies,
+            } => {
+                if let Some(why) = self.dial_refusal(&to) {
+                    let code = if self.call.is_some() {
+                        ExitCode::Busy
+                    } else {
+                        ExitCode::Error
+                    };
+                    let _ = replies.try_send(Reply::done(code, Some(why.into())));
+                    return Next::Continue;
+                }
+                self.notice(format!("calling {to} for another rtc-cli process"))
+                    .await;
+                self.dialer = Some(replies);
+                self.place_call(to).await;
+                if let Some(call) = self.call.as_mut() {
+                    call.hangup_after = hangup_after;
+                }
+            }
+        }
+        Next::Continue
     }
 
     async fn emit_presence(&self) {
@@ -1219,7 +1290,22 @@ fn command_verb(cmd: &UserCommand) -> &'static str {
     }
 }
 
-async fn recv_media(rx: &mut Option<mpsc::Receiver<MediaEvent>>) -> Option<MediaEvent> {
+/// The history entry of `call`, which ends now for `reason`.
+fn history_entry(call: &ActiveCall, reason: EndReason) -> HistoryEntry {
+    HistoryEntry {
+        time: call.began,
+        peer: call.peer.clone(),
+        direction: call.direction,
+        duration_secs: call.connected_at.map_or(0, |t| t.elapsed().as_secs()),
+        connected: call.connected_at.is_some(),
+        reason,
+        call_id: call.id.clone(),
+    }
+}
+
+/// The next message of `rx`, or never when there is no channel (so a `select!` arm
+/// for an absent channel never fires).
+async fn recv_or_pending<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

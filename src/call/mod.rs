@@ -5,6 +5,7 @@
 //! carries an [`EndReason`] (closed normally, canceled, refused, busy, offline, no
 //! answer, failed, …).
 
+pub mod control;
 pub mod controller;
 pub mod history;
 pub mod media;
@@ -518,6 +519,32 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 }
 
 impl ExitCode {
+    /// Every exit code, in numeric order.
+    pub const ALL: [Self; 13] = [
+        Self::Ok,
+        Self::Error,
+        Self::Usage,
+        Self::Refused,
+        Self::Busy,
+        Self::Offline,
+        Self::NoAnswer,
+        Self::Canceled,
+        Self::AuthFailed,
+        Self::ServerUnreachable,
+        Self::ConnectionFailed,
+        Self::Conflict,
+        Self::RoomFull,
+    ];
+
+    /// The exit code with the number `code` (from another process); unknown numbers
+    /// are [`ExitCode::Error`].
+    pub fn from_code(code: i32) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|c| *c as i32 == code)
+            .unwrap_or(Self::Error)
+    }
+
     /// The exit code when the signaling client stopped for good.
     pub fn for_fatal(fatal: &crate::signaling::client::Fatal) -> Self {
         use crate::signaling::client::Fatal;

@@ -367,6 +367,8 @@ impl Home {
             ("RTC_CLI_CONFIG".to_owned(), path(&self.config())),
             ("HOME".to_owned(), path(self.dir.path())),
             ("XDG_STATE_HOME".to_owned(), path(&self.path("state"))),
+            // Control sockets of running listeners (`call` and `who` find them here).
+            ("XDG_RUNTIME_DIR".to_owned(), path(&self.path("run"))),
         ];
         vars.extend(self.env.iter().cloned());
         vars

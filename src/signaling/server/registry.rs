@@ -48,7 +48,10 @@ impl SessionHandle {
         match self.tx.try_send(out) {
             Ok(()) => true,
             Err(e) => {
-                warn!(conn = self.conn, "outbound queue full or closed, dropped: {e}");
+                warn!(
+                    conn = self.conn,
+                    "outbound queue full or closed, dropped: {e}"
+                );
                 false
             }
         }

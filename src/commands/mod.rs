@@ -1,5 +1,7 @@
 //! What each subcommand does, given its parsed arguments. `main.rs` dispatches here.
 
+mod phone;
+
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
@@ -7,6 +9,7 @@ use anyhow::Context;
 use tokio::sync::mpsc;
 use tracing::info;
 
+use crate::call::control::ControlServer;
 use crate::call::controller::{self, ControllerConfig, Mode};
 use crate::call::history::History;
 use crate::call::media::VideoSlots;
@@ -31,14 +34,27 @@ use crate::ui::{Role, TuiOptions, VideoFeeds, ViewLink};
 /// (bad config, unreadable files, a server that cannot bind).
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let Cli { global, command } = cli;
+    let Some(command) = command else {
+        return listen_on_profile(&global).await;
+    };
     match command {
         Command::Serve(args) => serve(args).await,
         Command::Login(args) => login(&global, args).await,
         Command::Logout => logout(&global),
         Command::Call(args) => {
+            let settings = Settings::resolve(&global)?;
+            let id = settings.require_id()?;
+            let json = global.headless || !std::io::stdout().is_terminal();
+            if let Some(code) =
+                phone::call_via_running(&id, &args.peer, args.hangup_after, json).await
+            {
+                return Ok(code);
+            }
             let mode = Mode::Call { peer: args.peer };
             session(&global, mode, args.hangup_after, &args.media).await
         }
+        Command::Who(args) => phone::who(&global, args).await,
+        Command::History(args) => phone::history(args),
         Command::Listen(args) => {
             let mode = Mode::Listen {
                 auto_accept: args.auto_accept,
@@ -71,6 +87,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::Ok)
         }
     }
+}
+
+/// `rtc-cli` alone: `listen` with its defaults when a profile is saved, else the help.
+async fn listen_on_profile(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    use clap::{Args, CommandFactory, FromArgMatches};
+    let settings = Settings::resolve(global)?;
+    if settings.id.is_none() {
+        Cli::command().print_help()?;
+        eprintln!(
+            "\nrtc-cli: no saved profile: run `rtc-cli login <id>` first, then `rtc-cli` listens"
+        );
+        return Ok(ExitCode::Usage);
+    }
+    let matches = crate::cli::ListenArgs::augment_args(clap::Command::new("listen"))
+        .try_get_matches_from(["listen"])?;
+    let args = crate::cli::ListenArgs::from_arg_matches(&matches)?;
+    let mode = Mode::Listen {
+        auto_accept: args.auto_accept,
+    };
+    session(global, mode, args.hangup_after, &args.media).await
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -368,10 +404,21 @@ async fn session(
         mut client,
         headless,
     } = prepare(global, media_args).await?;
-    if matches!(mode, Mode::Listen { .. }) {
-        client.initial_attempts = None;
-        client.presence = true;
-    }
+    let (control, control_rx) = match mode {
+        Mode::Listen { .. } => {
+            client.initial_attempts = None;
+            client.presence = true;
+            let (tx, rx) = mpsc::channel(8);
+            match ControlServer::bind(&id, tx).await {
+                Ok(server) => (Some(server), Some(rx)),
+                Err(e) => {
+                    tracing::warn!("no control socket: {e:#}");
+                    (None, None)
+                }
+            }
+        }
+        Mode::Call { .. } => (None, None),
+    };
     info!(%id, server = %client.server, ?mode, headless, "session starting");
 
     let (events_tx, events_rx) = mpsc::channel(256);
@@ -405,6 +452,7 @@ async fn session(
             media,
             slots,
             history: crate::call::history::default_path().map(History::at),
+            control: control_rx,
         },
         ViewChannels {
             events: events_tx,
@@ -412,6 +460,7 @@ async fn session(
         },
     )
     .await;
+    drop(control);
     // The call screen is gone: say on the restored terminal how it ended.
     finish_view(view, stderr_to_log).await?;
     Ok(code)
