@@ -308,6 +308,10 @@ pub struct MediaArgs {
     /// Opus bitrate, kbit/s [default: 32]
     #[arg(long, value_parser = clap::value_parser!(u32).range(6..=510), value_name = "KBPS")]
     pub audio_bitrate: Option<u32>,
+    /// No ring tone for incoming calls and no ringback while an outgoing call rings
+    /// (the terminal bell and notification still come)
+    #[arg(long)]
+    pub no_ring: bool,
     /// Write every decoded remote frame to this Y4M file
     #[arg(long, value_name = "PATH.y4m")]
     pub record_video: Option<PathBuf>,

@@ -46,6 +46,8 @@ pub struct MediaFile {
     pub reconnect_timeout: Option<String>,
     /// Default `--ice-transport-policy`: "all" or "relay".
     pub ice_transport_policy: Option<IceTransportPolicy>,
+    /// `false` is `--no-ring`.
+    pub ring: Option<bool>,
 }
 
 /// The config file's contents. Every field is optional.
@@ -254,6 +256,8 @@ pub struct MediaSettings {
     /// What to do with files a peer sends (`--download-dir`, `--max-file-size`,
     /// `--refuse-files`).
     pub files: crate::call::peer::files::FilePolicy,
+    /// Play the ring and ringback tones on the speaker (`--no-ring` turns them off).
+    pub ring: bool,
 }
 
 /// The receive policy of file transfers from the flags, defaults where they are silent.
@@ -331,6 +335,7 @@ impl MediaSettings {
             max_draw_fps: args.max_draw_fps.or(m.max_draw_fps).unwrap_or(30),
             reconnect_timeout,
             files: file_policy(args),
+            ring: !args.no_ring && m.ring.unwrap_or(true),
         })
     }
 }

@@ -436,3 +436,78 @@ fn history_lists_calls_with_their_reasons_and_durations() {
     assert_eq!(calls[0]["direction"], "incoming");
     assert_eq!(calls.as_array().map(Vec::len), Some(2));
 }
+
+/// Borrowed views of owned arguments.
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// RMS of each 20 ms of a 48 kHz mono WAV file.
+fn wav_frame_levels(path: &Path) -> Vec<f32> {
+    let mut reader = hound::WavReader::open(path).expect("a WAV file");
+    let samples: Vec<f32> = reader
+        .samples::<i16>()
+        .map(|s| f32::from(s.unwrap()) / 32768.0)
+        .collect();
+    samples
+        .chunks_exact(960)
+        .map(|c| (c.iter().map(|s| s * s).sum::<f32>() / 960.0).sqrt())
+        .collect()
+}
+
+#[test]
+fn a_ringing_call_plays_the_ring_and_the_ringback_on_the_speakers() {
+    let _turn = common::one_call_at_a_time();
+    let home = Home::new();
+    let (_server, url) = home.serve(&[]);
+    let ring = home.path("ring.wav");
+    let ringback = home.path("ringback.wav");
+    let base = [test_pattern("160x120", "15").as_slice(), &LOOPBACK_ONLY].concat();
+    let owned = |wav: &Path, extra: &[&str]| -> Vec<String> {
+        let speaker = format!("file:{}", wav.display());
+        base.iter()
+            .chain(&["--mic", "tone", "--speaker", speaker.as_str()])
+            .chain(extra)
+            .map(|s| (*s).to_owned())
+            .collect()
+    };
+    let (jerrys, toms) = (owned(&ring, &[]), owned(&ringback, &[]));
+    let mut jerry = home.listener(&url, "jerry", &strs(&jerrys));
+    let mut tom = home.caller(&url, "tom", "jerry", &strs(&toms));
+    jerry.event(&[("event", "incoming"), ("from", "tom")]);
+    tom.event(&[("event", "state"), ("state", "ringing")]);
+    // Nobody answers for 1.5 s; tom gives up.
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    tom.send("hangup");
+    tom.event(&[("event", "state"), ("reason", "canceled")]);
+    assert_eq!(tom.wait_exit(), 7);
+    jerry.event(&[("event", "state"), ("reason", "canceled")]);
+    let heard = wav_frame_levels(&ring);
+    assert!(
+        heard.len() >= 50,
+        "about 1.5 s of ring: {} frames",
+        heard.len()
+    );
+    // The double ring: 0.4 s on, 0.2 s off, 0.4 s on.
+    assert!(heard[2..18].iter().all(|&l| l > 0.05), "{heard:?}");
+    assert!(heard[22..28].iter().all(|&l| l < 0.01), "{heard:?}");
+    assert!(heard[32..48].iter().all(|&l| l > 0.05), "{heard:?}");
+    let back = wav_frame_levels(&ringback);
+    assert!(back.len() >= 50, "{} frames", back.len());
+    assert!(
+        back[2..48].iter().all(|&l| l > 0.05),
+        "1 s of ringback: {back:?}"
+    );
+    // --no-ring: no tone, the speaker is never opened for one.
+    jerry.send("quit");
+    jerry.wait_exit();
+    std::fs::remove_file(&ring).unwrap();
+    let quiet = owned(&ring, &["--no-ring"]);
+    let jerry = home.listener(&url, "jerry", &strs(&quiet));
+    let mut tom = home.caller(&url, "tom", "jerry", &base);
+    jerry.event(&[("event", "incoming"), ("from", "tom")]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    tom.send("hangup");
+    assert_eq!(tom.wait_exit(), 7);
+    assert!(!ring.exists(), "--no-ring plays nothing");
+}

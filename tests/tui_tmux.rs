@@ -443,6 +443,20 @@ fn listen_screen_prompts_for_incoming_calls_refuses_accepts_and_quits() {
     let (server, url) = home.serve(&[]);
 
     let tmux = Tmux::start(home.dir.path());
+    // What the program writes, before tmux interprets it; with passthrough on, the
+    // desktop notification goes out wrapped for the outer terminal.
+    let raw = home.path("pane.raw");
+    let pipe = format!("cat >> {}", sh_quote(&raw.display().to_string()));
+    assert!(
+        tmux.run(&["set-option", "-g", "allow-passthrough", "on"])
+            .status
+            .success()
+    );
+    assert!(
+        tmux.run(&["pipe-pane", "-t", "t", "-o", &pipe])
+            .status
+            .success()
+    );
     let exit_file = home.path("exit");
     let mut args = vec!["--server", &url, "--id", "spike", "listen"];
     args.extend(pane_media());
@@ -459,6 +473,13 @@ fn listen_screen_prompts_for_incoming_calls_refuses_accepts_and_quits() {
         &tmux,
         "the incoming-call prompt",
         "tyke is calling: [a] accept  [r] refuse",
+    );
+    let written = std::fs::read(&raw).unwrap_or_default();
+    let written = String::from_utf8_lossy(&written);
+    assert!(written.contains('\x07'), "the incoming call rings the bell");
+    assert!(
+        written.contains("\x1bPtmux;\x1b\x1b]777;notify;rtc-cli;tyke is calling"),
+        "and notifies through tmux passthrough"
     );
     tmux.type_text("r", false);
     tyke.event(&[("event", "state"), ("reason", "refused")]);
@@ -670,10 +691,15 @@ fn the_listen_screen_dials_with_c_and_listens_again_after_the_call() {
     let home = Home::new();
     let (server, url) = home.serve(&[]);
     let (mut jerry, tmux, exit_file) = tom_in_pane_with_jerry(&home, &url, &["listen"]);
-    wait_for_text(&tmux, "the listening screen", "[c] call someone");
+    let idle = wait_for_text(&tmux, "the listening screen", "[c] call someone");
+    assert!(idle.text.contains("no calls yet"), "{}", idle.text);
+    // jerry is online; Tab completes the id from the online list.
+    wait_for_text(&tmux, "jerry in the online list", "● jerry");
     tmux.type_text("c", false);
     wait_for_text(&tmux, "the call prompt", "call:");
-    tmux.type_text("jerry", false);
+    tmux.type_text("je", false);
+    tmux.run(&["send-keys", "-t", "t", "Tab"]);
+    wait_for_text(&tmux, "the completed id", "call: jerry");
     tmux.run(&["send-keys", "-t", "t", "Enter"]);
     jerry.event(&[("event", "state"), ("state", "connected")]);
     wait_for(&tmux, "a connected call in the pane", |screen| {
@@ -681,7 +707,13 @@ fn the_listen_screen_dials_with_c_and_listens_again_after_the_call() {
     });
     tmux.type_text("h", false);
     jerry.event(&[("event", "state"), ("state", "ended")]);
-    wait_for_text(&tmux, "listening again", "[c] call someone");
+    let again = wait_for_text(&tmux, "the call in the recent calls", "↗ jerry 00:00:");
+    assert!(
+        again.text.contains("[c] call someone"),
+        "listening again:\n{}",
+        again.text
+    );
+    assert!(again.text.contains("you hung up"), "{}", again.text);
     tmux.type_text("q", false);
     let exit = wait_for_file(&tmux, &exit_file, "listen exiting after q");
     assert_eq!(exit.trim(), "EXIT=0");

@@ -16,12 +16,14 @@ use super::history::{History, HistoryEntry};
 use super::media::{MediaCall, MediaEvent, VideoSlots};
 use super::peer::turn_check;
 use super::peer::{FailedStage, IceServer, PeerEvent};
+use super::ringer::Ringer;
 use super::{
     AppEvent, CallId, CallState, Direction, EndReason, ExitCode, MediaState, TimedEvent,
     UserCommand, UserId, ViewChannels, chat_event, close_signaling, file_event, sendable_file,
     sleep_until,
 };
 use crate::config::{IceServerConfig, MediaSettings};
+use crate::media::audio::ring::Cadence;
 use crate::signaling::client::{self, ClientConfig, Fatal, SignalingEvent, SignalingHandle};
 use crate::signaling::protocol::{ClientMessage, ErrorCode, ServerEndReason, ServerMessage};
 use crate::signaling::roster::Roster;
@@ -186,6 +188,7 @@ pub async fn run(config: ControllerConfig, view: ViewChannels) -> ExitCode {
         control: config.control,
         dialer: None,
         presence_shared: false,
+        ringer: None,
     };
     let code = controller.event_loop(client.events, view.commands).await;
     drop(controller);
@@ -234,6 +237,8 @@ struct Controller {
     dialer: Option<mpsc::Sender<Reply>>,
     /// Whether the server shares presence (the latest `login_ok` had a list).
     presence_shared: bool,
+    /// The ring or ringback tone playing, while a call rings.
+    ringer: Option<Ringer>,
 }
 
 impl Controller {
@@ -345,6 +350,30 @@ impl Controller {
         };
         info!(call_id = %call.id, %state, "call state");
         self.emit(event).await;
+        self.ring_for_state().await;
+    }
+
+    /// Plays the tone the active call's state calls for (the ring while a call to us
+    /// rings, the ringback while ours does; nothing otherwise or with `--no-ring`),
+    /// stopping the previous one first.
+    async fn ring_for_state(&mut self) {
+        let want = match &self.call {
+            Some(call) if call.state == CallState::Ringing && self.media_config.ring => {
+                match (call.direction, &self.mode) {
+                    (Direction::Incoming, Mode::Listen { auto_accept: true }) => None,
+                    (Direction::Incoming, _) => Some(Cadence::Ring),
+                    (Direction::Outgoing, _) => Some(Cadence::Ringback),
+                }
+            }
+            _ => None,
+        };
+        if self.ringer.as_ref().map(Ringer::cadence) == want {
+            return;
+        }
+        if let Some(old) = self.ringer.take() {
+            old.stop().await;
+        }
+        self.ringer = want.map(|cadence| Ringer::start(&self.media_config.speaker, cadence));
     }
 
     /// Ends the active call for `reason`; returns how the process goes on.
@@ -353,6 +382,7 @@ impl Controller {
             return Next::Continue;
         };
         info!(call_id = %call.id, %reason, "call ended");
+        self.ring_for_state().await;
         let entry = history_entry(&call, reason);
         self.media_events = None;
         if let Some(media) = self.media.take() {

@@ -10,6 +10,7 @@ pub mod controller;
 pub mod history;
 pub mod media;
 pub mod peer;
+pub mod ringer;
 pub mod room;
 pub mod stats;
 

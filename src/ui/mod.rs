@@ -5,6 +5,7 @@
 //! and `update`; [`view`] draws; [`tui`] runs the loop; [`halfblock`] and [`video`]
 //! turn I420 frames into colored `▀` cells; [`terminal`] owns raw mode and restores it.
 
+pub mod alert;
 pub mod app;
 pub mod chat;
 mod grid;

@@ -21,6 +21,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::time::MissedTickBehavior;
 
+use super::alert::{self, Host};
 use super::app::{Model, Msg, update};
 use super::halfblock::prepare_ansi256;
 use super::terminal::{TerminalGuard, cell_size, draw_synchronized};
@@ -28,7 +29,7 @@ use super::video::ColorMode;
 use super::view::{Frames, View};
 use super::{TuiOptions, VideoFeeds, ViewLink};
 use crate::call::room::RoomVideo;
-use crate::call::{UserCommand, UserId};
+use crate::call::{AppEvent, UserCommand, UserId};
 use crate::media::video::FrameReceiver;
 
 /// How long to wait for the controller to finish after Quit before leaving anyway.
@@ -59,10 +60,11 @@ pub async fn run(link: ViewLink, opts: TuiOptions) -> anyhow::Result<Vec<String>
         // The palette table takes a moment to build: not on the first video frame.
         tokio::task::spawn_blocking(prepare_ansi256);
     }
+    let host = Host::detect();
     let slot = Arc::new(DrawSlot::default());
     let drawer = spawn_drawer(Arc::clone(&slot), colors)?;
     let mut model = Model::new(opts.role, Instant::now());
-    let result = event_loop(link, &opts, &mut model, &slot, &drawer).await;
+    let result = event_loop(link, &opts, &mut model, &slot, &drawer, host).await;
     slot.close();
     let drawn = drawer
         .join()
@@ -79,6 +81,7 @@ async fn event_loop(
     model: &mut Model,
     slot: &DrawSlot,
     drawer: &JoinHandle<io::Result<()>>,
+    host: Host,
 ) -> anyhow::Result<()> {
     let ViewLink {
         mut events,
@@ -113,6 +116,9 @@ async fn event_loop(
         tokio::select! {
             event = events.recv() => match event {
                 Some(timed) => {
+                    if let AppEvent::Incoming { from, .. } = &timed.event {
+                        slot.alert(&alert::incoming_call(from, host));
+                    }
                     update(model, Msg::TimedEvent(timed));
                     dirty = true;
                 }
@@ -271,6 +277,9 @@ struct DrawSlot {
 #[derive(Default)]
 struct SlotState {
     pending: Option<Snapshot>,
+    /// Bytes to write before the next frame (the incoming-call alert); kept, not
+    /// replaced, when a snapshot is.
+    alert: String,
     closed: bool,
 }
 
@@ -283,6 +292,15 @@ impl DrawSlot {
         self.ready.notify_one();
     }
 
+    /// Queues `bytes` for the terminal, written before the next frame is drawn.
+    fn alert(&self, bytes: &str) {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .alert
+            .push_str(bytes);
+    }
+
     fn close(&self) {
         self.state
             .lock()
@@ -291,15 +309,16 @@ impl DrawSlot {
         self.ready.notify_one();
     }
 
-    /// The next snapshot to draw, or `None` once closed.
-    fn take(&self) -> Option<Snapshot> {
+    /// The next snapshot to draw with the alert bytes to write first, or `None` once
+    /// closed.
+    fn take(&self) -> Option<(Snapshot, String)> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
             if state.closed {
                 return None;
             }
             if let Some(snapshot) = state.pending.take() {
-                return Some(snapshot);
+                return Some((snapshot, std::mem::take(&mut state.alert)));
             }
             state = self
                 .ready
@@ -320,7 +339,13 @@ fn spawn_drawer(
             let mut terminal = Terminal::new(CrosstermBackend::new(writer))?;
             terminal.clear()?;
             let mut view = View::new(colors);
-            while let Some(snap) = slot.take() {
+            while let Some((snap, alert)) = slot.take() {
+                if !alert.is_empty() {
+                    use std::io::Write;
+                    let out = terminal.backend_mut();
+                    out.write_all(alert.as_bytes())?;
+                    out.flush()?;
+                }
                 draw_synchronized(&mut terminal, |frame| {
                     view.draw(frame, &snap.model, &snap.frames)
                 })?;
@@ -349,11 +374,23 @@ mod tests {
         slot.publish(snapshot(t0));
         slot.publish(snapshot(t0 + Duration::from_secs(1)));
         assert_eq!(
-            slot.take().map(|s| s.model.now),
+            slot.take().map(|(s, _)| s.model.now),
             Some(t0 + Duration::from_secs(1))
         );
         slot.close();
         assert!(slot.take().is_none(), "closed slot ends the drawer");
+    }
+
+    #[test]
+    fn an_alert_is_written_once_even_when_its_snapshot_is_replaced() {
+        let slot = DrawSlot::default();
+        let t0 = Instant::now();
+        slot.publish(snapshot(t0));
+        slot.alert("\x07");
+        slot.publish(snapshot(t0 + Duration::from_secs(1)));
+        assert_eq!(slot.take().map(|(_, alert)| alert).as_deref(), Some("\x07"));
+        slot.publish(snapshot(t0));
+        assert_eq!(slot.take().map(|(_, alert)| alert).as_deref(), Some(""));
     }
 
     #[test]

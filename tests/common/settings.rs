@@ -27,5 +27,6 @@ pub fn loopback_media(video_size: (u32, u32), fps: u32, video_bitrate_kbps: u32)
             refuse_all: true,
             ..Default::default()
         },
+        ring: false,
     }
 }

@@ -44,6 +44,7 @@ pub mod mix;
 pub mod opus;
 pub mod quality;
 pub mod resample;
+pub mod ring;
 pub mod sink;
 pub mod source;
 mod stream;

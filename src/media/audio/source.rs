@@ -55,7 +55,7 @@ pub enum Pacing {
 }
 
 /// The shared schedule for real-time pacing, or none when unpaced.
-fn pacer(pacing: Pacing) -> Option<Pacer> {
+pub(super) fn pacer(pacing: Pacing) -> Option<Pacer> {
     match pacing {
         Pacing::RealTime => Some(Pacer::with_max_lag(FRAME_DURATION, MAX_SCHEDULE_LAG)),
         Pacing::Unpaced => None,
