@@ -41,6 +41,7 @@ fn start(server_url: &str, who: &str, mode: Mode, hangup_after: Option<Duration>
             slots: VideoSlots::new(),
             history: None,
             control: None,
+            preview: false,
         },
         ViewChannels {
             events: events_tx,

@@ -693,6 +693,10 @@ fn the_listen_screen_dials_with_c_and_listens_again_after_the_call() {
     let (mut jerry, tmux, exit_file) = tom_in_pane_with_jerry(&home, &url, &["listen"]);
     let idle = wait_for_text(&tmux, "the listening screen", "[c] call someone");
     assert!(idle.text.contains("no calls yet"), "{}", idle.text);
+    // While idle, the camera preview shows in the self-view corner.
+    wait_for(&tmux, "the camera preview", |screen| {
+        (screen.half_blocks() > 50 && screen.colors.len() >= 8).then_some(())
+    });
     // jerry is online; Tab completes the id from the online list.
     wait_for_text(&tmux, "jerry in the online list", "● jerry");
     tmux.type_text("c", false);

@@ -13,7 +13,7 @@ use tracing::{debug, info, warn};
 
 use super::control::{ControlRequest, Reply};
 use super::history::{History, HistoryEntry};
-use super::media::{MediaCall, MediaEvent, VideoSlots};
+use super::media::{MediaCall, MediaEvent, Preview, VideoSlots};
 use super::peer::turn_check;
 use super::peer::{FailedStage, IceServer, PeerEvent};
 use super::ringer::Ringer;
@@ -84,6 +84,9 @@ pub struct ControllerConfig {
     /// Requests from the local control socket (`listen`: a second `rtc-cli call` or
     /// `rtc-cli who` on this machine).
     pub control: Option<mpsc::Receiver<ControlRequest>>,
+    /// `listen` on a screen: show the camera in the self-view while no call's media
+    /// runs.
+    pub preview: bool,
 }
 
 /// The call in progress.
@@ -165,6 +168,7 @@ enum Next {
 /// Runs the controller until the process should exit, returning its exit code.
 pub async fn run(config: ControllerConfig, view: ViewChannels) -> ExitCode {
     let client = client::spawn(config.client.clone());
+    let previewing = config.preview && matches!(config.mode, Mode::Listen { .. });
     let mut controller = Controller {
         me: config.client.id.clone(),
         signaling: client.handle,
@@ -189,7 +193,10 @@ pub async fn run(config: ControllerConfig, view: ViewChannels) -> ExitCode {
         dialer: None,
         presence_shared: false,
         ringer: None,
+        preview: None,
+        previewing,
     };
+    controller.update_preview().await;
     let code = controller.event_loop(client.events, view.commands).await;
     drop(controller);
     close_signaling(client.task).await;
@@ -239,6 +246,10 @@ struct Controller {
     presence_shared: bool,
     /// The ring or ringback tone playing, while a call rings.
     ringer: Option<Ringer>,
+    /// The camera preview, while idle.
+    preview: Option<Preview>,
+    /// Whether this controller shows a preview while idle.
+    previewing: bool,
 }
 
 impl Controller {
@@ -395,6 +406,7 @@ impl Controller {
             .await;
             media.close().await;
         }
+        self.update_preview().await;
         self.emit(AppEvent::State {
             call_id: call.id,
             peer: call.peer,
@@ -412,6 +424,16 @@ impl Controller {
             Mode::Call { .. } => Next::Exit(code),
             Mode::Listen { .. } if self.quitting => Next::Exit(ExitCode::Ok),
             Mode::Listen { .. } => Next::Continue,
+        }
+    }
+
+    /// Starts the camera preview when it is wanted and nothing else holds the camera.
+    async fn update_preview(&mut self) {
+        let wanted = self.previewing && self.media.is_none() && !self.quitting;
+        if wanted && self.preview.is_none() {
+            self.preview = Some(Preview::start(&self.media_config, self.slots.local.clone()));
+        } else if !wanted && let Some(preview) = self.preview.take() {
+            preview.stop().await;
         }
     }
 
@@ -811,10 +833,13 @@ impl Controller {
     }
 
     /// Starts the call's media (devices, encoders, a new PeerConnection), closing the
-    /// previous one if there is one.
+    /// previous one (or the preview) if there is one.
     async fn start_media(&mut self) -> anyhow::Result<()> {
         if let Some(old) = self.media.take() {
             old.close().await;
+        }
+        if let Some(preview) = self.preview.take() {
+            preview.stop().await;
         }
         let (tx, rx) = mpsc::channel(64);
         let mut settings = self.media_config.clone();

@@ -453,6 +453,7 @@ async fn session(
             slots,
             history: crate::call::history::default_path().map(History::at),
             control: control_rx,
+            preview: !headless,
         },
         ViewChannels {
             events: events_tx,

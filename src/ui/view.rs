@@ -91,13 +91,22 @@ impl View {
         ])
         .areas(frame.area());
         match &model.screen {
-            Screen::Idle => draw_idle(frame, model, main),
+            Screen::Idle => {
+                draw_idle(frame, model, main);
+                if model.self_view && model.phone_idle() {
+                    // The camera preview, to check the picture before answering.
+                    self.draw_self_view(frame, model, false, main, local);
+                }
+            }
             Screen::Incoming { from, .. } => {
                 centered_text(
                     frame,
                     main,
                     vec![Line::from(format!("{from} {INCOMING_PROMPT}")).bold()],
                 );
+                if model.self_view {
+                    self.draw_self_view(frame, model, false, main, local);
+                }
             }
             Screen::Call(call) => {
                 self.draw_call(frame, model, call, main, frames.remote.as_deref());

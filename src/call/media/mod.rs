@@ -16,6 +16,7 @@ mod clock;
 mod fanout;
 mod local;
 mod peer_media;
+mod preview;
 mod receive;
 mod record;
 mod send;
@@ -25,6 +26,7 @@ pub use check::check_media;
 pub use fanout::PeerKey;
 pub use local::LocalMedia;
 pub use peer_media::{PeerMedia, Recording};
+pub use preview::Preview;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
