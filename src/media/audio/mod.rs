@@ -42,6 +42,7 @@ pub mod jitter;
 pub mod level;
 pub mod mix;
 pub mod opus;
+pub mod processing;
 pub mod quality;
 pub mod resample;
 pub mod ring;

@@ -1,0 +1,432 @@
+//! The send path's audio processing: high-pass filter, acoustic echo cancellation
+//! (AEC3) fed with what the speaker plays, noise suppression and automatic gain control
+//! (AGC2), in 10 ms frames at 48 kHz, through `sonora` (WebRTC's audio processing
+//! module in Rust).
+//!
+//! The far-end reference travels from the speaker thread to the audio-send thread in a
+//! lock-free ring ([`echo_reference`]): the speaker thread pushes each mixed 20 ms frame
+//! as it hands it to the sink, with the sink's output delay; the send thread feeds what
+//! arrived to the canceller before it processes each microphone frame. Nothing here runs
+//! in a device callback.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use ringbuf::traits::{Consumer as _, Observer as _, Producer as _, Split as _};
+use ringbuf::{HeapCons, HeapProd, HeapRb};
+use sonora::config::{
+    EchoCanceller, GainController2, HighPassFilter, NoiseSuppression, NoiseSuppressionLevel,
+};
+
+use super::{AudioFrame, FRAME_SAMPLES, SAMPLE_RATE_HZ};
+
+/// Samples in one 10 ms processing frame at 48 kHz (the module's frame size).
+pub const CHUNK: usize = SAMPLE_RATE_HZ as usize / 100;
+
+/// Far-end audio the reference ring holds at most (500 ms): past it, the oldest is
+/// dropped (the send thread was stalled; stale reference would mislead the canceller).
+const REFERENCE_RING: usize = SAMPLE_RATE_HZ as usize / 2;
+
+/// Reference audio kept when the send thread catches up after a stall (60 ms: the
+/// canceller's own delay estimator covers the rest).
+const REFERENCE_KEEP: usize = 3 * FRAME_SAMPLES;
+
+/// How hard noise is suppressed (`--noise-suppression`), after WebRTC's levels: about
+/// 6, 12, 18 and 20 dB less stationary noise (BENCHMARKS.md).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum NoiseLevel {
+    /// ~6 dB.
+    Low,
+    /// ~12 dB.
+    Moderate,
+    /// ~18 dB.
+    High,
+    /// ~20 dB.
+    VeryHigh,
+}
+
+impl NoiseLevel {
+    fn sonora(self) -> NoiseSuppressionLevel {
+        match self {
+            Self::Low => NoiseSuppressionLevel::Low,
+            Self::Moderate => NoiseSuppressionLevel::Moderate,
+            Self::High => NoiseSuppressionLevel::High,
+            Self::VeryHigh => NoiseSuppressionLevel::VeryHigh,
+        }
+    }
+}
+
+/// Which processing runs on the microphone's audio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ProcessingSettings {
+    /// Acoustic echo cancellation (`--echo-cancellation`).
+    pub echo_cancellation: bool,
+    /// Noise suppression and its level; `None` is off (`--noise-suppression`).
+    pub noise_suppression: Option<NoiseLevel>,
+    /// Automatic gain control (`--auto-gain`).
+    pub auto_gain: bool,
+}
+
+impl ProcessingSettings {
+    /// Everything on, noise suppression `high`: the default with device microphone and
+    /// speaker.
+    pub const ALL_ON: Self = Self {
+        echo_cancellation: true,
+        noise_suppression: Some(NoiseLevel::High),
+        auto_gain: true,
+    };
+
+    /// Whether any processing runs (the high-pass filter comes with any of it).
+    pub fn any(&self) -> bool {
+        self.echo_cancellation || self.noise_suppression.is_some() || self.auto_gain
+    }
+}
+
+/// The canceller's own figures, as of the latest processed frame.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct EchoStats {
+    /// Echo return loss enhancement, dB: how much the canceller takes off the echo.
+    pub erle_db: Option<f64>,
+    /// Likelihood (0-1) that echo is left in the output.
+    pub residual_echo_likelihood: Option<f64>,
+    /// The echo path delay the canceller estimates, ms.
+    pub delay_ms: Option<i32>,
+}
+
+/// The processing of one microphone stream.
+pub struct AudioProcessor {
+    apm: sonora::AudioProcessing,
+    settings: ProcessingSettings,
+    /// The far-end reference, when echo cancellation is on.
+    reference: Option<ReferenceReader>,
+    /// One 10 ms chunk of reference (reused).
+    far: [f32; CHUNK],
+    /// One 10 ms chunk of capture as read (reused).
+    near: [f32; CHUNK],
+    /// The delay hint last given to the canceller, ms.
+    delay_hint_ms: Option<u32>,
+}
+
+impl AudioProcessor {
+    /// The processing `settings` ask for, with echo cancellation fed from `reference`;
+    /// `None` when nothing is on. Echo cancellation without a reference is left off.
+    pub fn new(settings: ProcessingSettings, reference: Option<ReferenceReader>) -> Option<Self> {
+        if !settings.any() {
+            return None;
+        }
+        Some(Self::build(settings, reference))
+    }
+
+    /// The processor of `settings`, with the high-pass filter whatever they say.
+    fn build(settings: ProcessingSettings, reference: Option<ReferenceReader>) -> Self {
+        let reference = reference.filter(|_| settings.echo_cancellation);
+        let config = sonora::Config {
+            high_pass_filter: Some(HighPassFilter::default()),
+            echo_canceller: reference.is_some().then(EchoCanceller::default),
+            noise_suppression: settings.noise_suppression.map(|level| NoiseSuppression {
+                level: level.sonora(),
+                ..Default::default()
+            }),
+            gain_controller2: settings.auto_gain.then(GainController2::default),
+            ..Default::default()
+        };
+        let stream = sonora::StreamConfig::new(SAMPLE_RATE_HZ, 1);
+        let apm = sonora::AudioProcessing::builder()
+            .config(config)
+            .capture_config(stream)
+            .render_config(stream)
+            .build();
+        Self {
+            apm,
+            settings,
+            reference,
+            far: [0.0; CHUNK],
+            near: [0.0; CHUNK],
+            delay_hint_ms: None,
+        }
+    }
+
+    /// What runs.
+    pub fn settings(&self) -> ProcessingSettings {
+        self.settings
+    }
+
+    /// Feeds the far-end audio that arrived since the last call to the canceller.
+    fn take_reference(&mut self) {
+        let Some(reference) = self.reference.as_mut() else {
+            return;
+        };
+        reference.drop_stale();
+        let delay = reference.delay_ms();
+        if delay != self.delay_hint_ms
+            && let Some(ms) = delay
+        {
+            // A hint only: AEC3 estimates the delay itself and refines it.
+            let _ = self.apm.set_stream_delay_ms(ms as i32);
+            self.delay_hint_ms = delay;
+        }
+        while reference.read_chunk(&mut self.far) {
+            let mut unused = [0.0f32; CHUNK];
+            let _ = self
+                .apm
+                .process_render_f32(&[&self.far[..]], &mut [&mut unused[..]]);
+        }
+    }
+
+    /// Processes one 20 ms microphone frame in place (two 10 ms chunks).
+    pub fn process(&mut self, frame: &mut AudioFrame) {
+        self.take_reference();
+        for chunk in frame.chunks_exact_mut(CHUNK) {
+            self.near.copy_from_slice(chunk);
+            if self
+                .apm
+                .process_capture_f32(&[&self.near[..]], &mut [chunk])
+                .is_err()
+            {
+                // Leave the chunk as captured rather than send silence.
+                chunk.copy_from_slice(&self.near);
+            }
+        }
+    }
+
+    /// The canceller's figures now.
+    pub fn stats(&self) -> EchoStats {
+        let s = self.apm.statistics();
+        EchoStats {
+            erle_db: s.echo_return_loss_enhancement,
+            residual_echo_likelihood: s.residual_echo_likelihood,
+            delay_ms: s.delay_ms,
+        }
+    }
+}
+
+/// Creates the far-end reference ring: the speaker thread writes, the send thread reads.
+pub fn echo_reference() -> (ReferenceWriter, ReferenceReader) {
+    let (samples_in, samples_out) = HeapRb::<f32>::new(REFERENCE_RING).split();
+    let delay = Arc::new(AtomicU32::new(u32::MAX));
+    (
+        ReferenceWriter {
+            samples: samples_in,
+            delay_ms: Arc::clone(&delay),
+        },
+        ReferenceReader {
+            samples: samples_out,
+            delay_ms: delay,
+        },
+    )
+}
+
+/// The speaker thread's end of the reference ring.
+pub struct ReferenceWriter {
+    samples: HeapProd<f32>,
+    delay_ms: Arc<AtomicU32>,
+}
+
+impl ReferenceWriter {
+    /// Records `frame` as handed to the speaker, which plays it `delay` from now (its
+    /// reported output latency, if it reports one). Never blocks: a full ring drops
+    /// the frame's tail.
+    pub fn push(&mut self, frame: &AudioFrame, delay: Option<std::time::Duration>) {
+        self.samples.push_slice(frame);
+        let ms = delay.map_or(u32::MAX, |d| d.as_millis().min(1_000) as u32);
+        self.delay_ms.store(ms, Ordering::Relaxed);
+    }
+}
+
+/// The send thread's end of the reference ring.
+pub struct ReferenceReader {
+    samples: HeapCons<f32>,
+    delay_ms: Arc<AtomicU32>,
+}
+
+impl ReferenceReader {
+    /// Drops reference audio beyond [`REFERENCE_KEEP`] that piled up while nobody read
+    /// (before sending started, or after a stall).
+    fn drop_stale(&mut self) {
+        let queued = self.samples.occupied_len();
+        if queued > REFERENCE_KEEP + CHUNK {
+            self.samples.skip(queued - REFERENCE_KEEP);
+        }
+    }
+
+    /// Fills `out` with the next 10 ms of reference; false when less is queued.
+    fn read_chunk(&mut self, out: &mut [f32; CHUNK]) -> bool {
+        if self.samples.occupied_len() < CHUNK {
+            return false;
+        }
+        self.samples.pop_slice(out) == CHUNK
+    }
+
+    /// The speaker's output delay last reported, ms.
+    fn delay_ms(&self) -> Option<u32> {
+        match self.delay_ms.load(Ordering::Relaxed) {
+            u32::MAX => None,
+            ms => Some(ms),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bundled speech clip, 48 kHz mono, as samples in [-1, 1].
+    fn speech() -> Vec<f32> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/speech_48k_mono.wav"
+        );
+        let mut reader = hound::WavReader::open(path).expect("the bundled speech clip");
+        reader
+            .samples::<i16>()
+            .map(|s| f32::from(s.unwrap()) / 32768.0)
+            .collect()
+    }
+
+    fn power(x: &[f32]) -> f64 {
+        x.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / x.len().max(1) as f64
+    }
+
+    fn correlation(a: &[f32], b: &[f32]) -> f64 {
+        let ab: f64 = a
+            .iter()
+            .zip(b)
+            .map(|(&x, &y)| f64::from(x) * f64::from(y))
+            .sum();
+        (ab / (power(a) * power(b)).sqrt()) / a.len().min(b.len()) as f64
+    }
+
+    /// The best correlation of `out` with `reference` over output lags of 0-25 ms (the
+    /// module's band split and canceller delay the output by a few ms).
+    fn aligned_correlation(out: &[f32], reference: &[f32]) -> f64 {
+        (0..1200)
+            .map(|lag| correlation(&out[lag..], &reference[..reference.len() - lag]))
+            .fold(f64::MIN, f64::max)
+    }
+
+    /// Runs `mic` through `processor` in 20 ms frames, with `far` as the speaker's
+    /// audio (pushed as the speaker thread would).
+    fn run(settings: ProcessingSettings, mic: &[f32], far: Option<&[f32]>) -> Vec<f32> {
+        let (mut writer, reader) = echo_reference();
+        let mut processor = AudioProcessor::build(settings, Some(reader));
+        let mut out = Vec::with_capacity(mic.len());
+        for (i, chunk) in mic.chunks_exact(FRAME_SAMPLES).enumerate() {
+            let mut speaker = [0.0; FRAME_SAMPLES];
+            if let Some(far) = far {
+                speaker.copy_from_slice(&far[i * FRAME_SAMPLES..(i + 1) * FRAME_SAMPLES]);
+            }
+            writer.push(&speaker, None);
+            let mut frame: AudioFrame = chunk.try_into().unwrap();
+            processor.process(&mut frame);
+            out.extend_from_slice(&frame);
+        }
+        out
+    }
+
+    const RATE: usize = SAMPLE_RATE_HZ as usize;
+
+    /// The high-pass filter alone: the linear part of the processing, which the other
+    /// figures are measured against (it shifts low frequencies' phase).
+    const HPF_ONLY: ProcessingSettings = ProcessingSettings {
+        echo_cancellation: false,
+        noise_suppression: None,
+        auto_gain: false,
+    };
+
+    #[test]
+    fn the_canceller_removes_a_synthetic_echo_and_keeps_double_talk() {
+        let clip = speech();
+        let far_src = &clip[..RATE * 7 / 2];
+        let near_src = &clip[RATE * 7 / 2..RATE * 7];
+        let total = RATE * 9;
+        let far: Vec<f32> = (0..total)
+            .map(|i| 0.8 * far_src[i % far_src.len()])
+            .collect();
+        // The echo path: 120 ms of delay and a decaying impulse response, -6 dB overall.
+        let delay = RATE * 120 / 1000;
+        let taps: Vec<f32> = (0..480)
+            .map(|k| (-(k as f32) / 100.0).exp() * if k % 2 == 0 { 1.0 } else { -0.5 })
+            .collect();
+        let gain = 0.5 / taps.iter().map(|t| t * t).sum::<f32>().sqrt();
+        let echo: Vec<f32> = (0..total)
+            .map(|n| {
+                let taps_in = taps.iter().enumerate().take_while(|(k, _)| delay + k <= n);
+                gain * taps_in.map(|(k, t)| t * far[n - delay - k]).sum::<f32>()
+            })
+            .collect();
+        // Near-end speech from 6 s to 9 s: double talk.
+        let mut near = vec![0.0f32; total];
+        near[RATE * 6..RATE * 9].copy_from_slice(&near_src[..RATE * 3]);
+        let mic: Vec<f32> = echo.iter().zip(&near).map(|(a, b)| a + b).collect();
+        let settings = ProcessingSettings {
+            echo_cancellation: true,
+            noise_suppression: None,
+            auto_gain: false,
+        };
+        let out = run(settings, &mic, Some(&far));
+        // Far end only, after 2 s of convergence.
+        let erle =
+            10.0 * (power(&echo[RATE * 2..RATE * 6]) / power(&out[RATE * 2..RATE * 6])).log10();
+        assert!(erle >= 25.0, "ERLE {erle:.1} dB");
+        // Double talk: the near end as the linear part of the processing leaves it.
+        let near_ref = run(HPF_ONLY, &near, None);
+        let kept = aligned_correlation(&out[RATE * 6..RATE * 9], &near_ref[RATE * 6..RATE * 9]);
+        assert!(kept >= 0.7, "near-end correlation {kept:.3}");
+        eprintln!("synthetic echo: ERLE {erle:.1} dB, double-talk correlation {kept:.3}");
+    }
+
+    #[test]
+    fn noise_suppression_takes_stationary_noise_down_and_keeps_speech() {
+        let clip = speech();
+        let n = clip.len() / FRAME_SAMPLES * FRAME_SAMPLES;
+        let clean: Vec<f32> = clip[..n].iter().map(|v| v * 0.8).collect();
+        // White noise at 5 dB SNR (xorshift: the same every run).
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut noise: Vec<f32> = (0..n)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                (seed as f64 / u64::MAX as f64) as f32 * 2.0 - 1.0
+            })
+            .collect();
+        let scale = ((power(&clean) / power(&noise)) / 10f64.powf(0.5)).sqrt() as f32;
+        noise.iter_mut().for_each(|v| *v *= scale);
+        let settings = ProcessingSettings {
+            echo_cancellation: false,
+            noise_suppression: Some(NoiseLevel::Moderate),
+            auto_gain: false,
+        };
+        // Noise alone, after 1 s: how much the suppressor takes off.
+        let noise_out = run(settings, &noise, None);
+        let noise_ref = run(HPF_ONLY, &noise, None);
+        let attenuation = 10.0 * (power(&noise_ref[RATE..]) / power(&noise_out[RATE..])).log10();
+        assert!(attenuation >= 10.0, "noise down {attenuation:.1} dB");
+        // Speech in the noise still follows the clean speech.
+        let noisy: Vec<f32> = clean.iter().zip(&noise).map(|(a, b)| a + b).collect();
+        let out = run(settings, &noisy, None);
+        let clean_ref = run(HPF_ONLY, &clean, None);
+        let kept = aligned_correlation(&out[RATE..], &clean_ref[RATE..]);
+        let before = aligned_correlation(&run(HPF_ONLY, &noisy, None)[RATE..], &clean_ref[RATE..]);
+        assert!(kept > before, "speech correlation {before:.3} -> {kept:.3}");
+        eprintln!("noise: down {attenuation:.1} dB; speech correlation {before:.3} -> {kept:.3}");
+    }
+
+    #[test]
+    fn nothing_on_is_no_processor_and_stale_reference_is_dropped() {
+        assert!(AudioProcessor::new(ProcessingSettings::default(), None).is_none());
+        let (mut writer, mut reader) = echo_reference();
+        for _ in 0..20 {
+            writer.push(
+                &[0.1; FRAME_SAMPLES],
+                Some(std::time::Duration::from_millis(45)),
+            );
+        }
+        reader.drop_stale();
+        assert_eq!(reader.samples.occupied_len(), REFERENCE_KEEP);
+        assert_eq!(reader.delay_ms(), Some(45));
+    }
+}
