@@ -64,11 +64,11 @@ impl Drop for StderrSilenced {
             use std::os::fd::AsRawFd;
             let mut state = silenced_state();
             state.0 = state.0.saturating_sub(1);
-            if state.0 == 0 {
-                if let Some(saved) = state.1.take() {
-                    // SAFETY: restores the descriptor saved by the first guard.
-                    unsafe { libc::dup2(saved.as_raw_fd(), libc::STDERR_FILENO) };
-                }
+            if state.0 == 0
+                && let Some(saved) = state.1.take()
+            {
+                // SAFETY: restores the descriptor saved by the first guard.
+                unsafe { libc::dup2(saved.as_raw_fd(), libc::STDERR_FILENO) };
             }
         }
     }

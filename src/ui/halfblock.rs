@@ -220,7 +220,7 @@ impl CellGrid {
     fn set_pixel(&mut self, x: u16, y: u16, color: Rgb, hysteresis: u8) {
         let index = usize::from(y / 2) * usize::from(self.cols) + usize::from(x);
         let cell = &mut self.cells[index];
-        let slot = if y % 2 == 0 {
+        let slot = if y.is_multiple_of(2) {
             &mut cell.top
         } else {
             &mut cell.bottom

@@ -99,7 +99,7 @@ impl AudioMatch {
 /// envelope hops (test setup errors).
 pub fn match_windows(source: &[f32], recording: &[f32], window: usize, min_rms: f64) -> AudioMatch {
     assert!(
-        source.len() >= window && window % HOP == 0 && window > 0,
+        source.len() >= window && window.is_multiple_of(HOP) && window > 0,
         "source of {} samples, window of {window}",
         source.len()
     );

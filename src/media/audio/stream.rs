@@ -61,13 +61,13 @@ pub(super) fn candidate_configs(
     let frames = (f64::from(supported.sample_rate().0) * buffer.as_secs_f64()) as u32;
     let frames = frames / PERIODS * PERIODS;
     let mut candidates = Vec::with_capacity(2);
-    if let SupportedBufferSize::Range { min, max } = supported.buffer_size() {
-        if (*min..=*max).contains(&frames) {
-            candidates.push(StreamConfig {
-                buffer_size: cpal::BufferSize::Fixed(frames),
-                ..default.clone()
-            });
-        }
+    if let SupportedBufferSize::Range { min, max } = supported.buffer_size()
+        && (*min..=*max).contains(&frames)
+    {
+        candidates.push(StreamConfig {
+            buffer_size: cpal::BufferSize::Fixed(frames),
+            ..default.clone()
+        });
     }
     candidates.push(default);
     candidates
