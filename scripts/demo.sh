@@ -24,7 +24,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 packages=(libclang-dev libasound2-dev cmake nasm pkg-config)
-min_rust="1.85" # Cargo.toml rust-version (edition 2024)
+min_rust="1.91" # Cargo.toml rust-version (sonora needs 1.91)
 
 say() { echo "demo: $*" >&2; }
 die() {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::call::peer::IceTransportPolicy;
+use crate::media::audio::processing::{NoiseSuppressionLevel, Switch};
 use crate::media::spec::{AudioSinkSpec, AudioSourceSpec, VideoSourceSpec};
 use crate::signaling::protocol::{RoomId, UserId};
 
@@ -308,6 +309,16 @@ pub struct MediaArgs {
     /// Opus bitrate, kbit/s [default: 32]
     #[arg(long, value_parser = clap::value_parser!(u32).range(6..=510), value_name = "KBPS")]
     pub audio_bitrate: Option<u32>,
+    /// Acoustic echo cancellation of what the speaker plays [default: on when the
+    /// microphone and the speaker are devices, else off]
+    #[arg(long, value_enum, value_name = "on|off")]
+    pub echo_cancellation: Option<Switch>,
+    /// Noise suppression of the microphone [default: high with devices, else off]
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub noise_suppression: Option<NoiseSuppressionLevel>,
+    /// Automatic gain control of the microphone [default: on with devices, else off]
+    #[arg(long, value_enum, value_name = "on|off")]
+    pub auto_gain: Option<Switch>,
     /// No ring tone for incoming calls and no ringback while an outgoing call rings
     /// (the terminal bell and notification still come)
     #[arg(long)]

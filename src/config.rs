@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::call::peer::IceTransportPolicy;
 use crate::cli::{GlobalArgs, MediaArgs};
+use crate::media::audio::processing::{NoiseSuppressionLevel, ProcessingSettings, Switch};
 use crate::media::spec::{AudioSinkSpec, AudioSourceSpec, VideoSourceSpec};
 use crate::signaling::protocol::UserId;
 
@@ -48,6 +49,12 @@ pub struct MediaFile {
     pub ice_transport_policy: Option<IceTransportPolicy>,
     /// `false` is `--no-ring`.
     pub ring: Option<bool>,
+    /// Default `--echo-cancellation`: "on" or "off".
+    pub echo_cancellation: Option<Switch>,
+    /// Default `--noise-suppression`: "off", "low", "moderate", "high", "very-high".
+    pub noise_suppression: Option<NoiseSuppressionLevel>,
+    /// Default `--auto-gain`: "on" or "off".
+    pub auto_gain: Option<Switch>,
 }
 
 /// The config file's contents. Every field is optional.
@@ -258,6 +265,8 @@ pub struct MediaSettings {
     pub files: crate::call::peer::files::FilePolicy,
     /// Play the ring and ringback tones on the speaker (`--no-ring` turns them off).
     pub ring: bool,
+    /// Echo cancellation, noise suppression and gain control of the microphone.
+    pub processing: ProcessingSettings,
 }
 
 /// The receive policy of file transfers from the flags, defaults where they are silent.
@@ -270,6 +279,42 @@ fn file_policy(args: &MediaArgs) -> crate::call::peer::files::FilePolicy {
             .max_file_size
             .map_or(default.max_bytes, |mib| mib.saturating_mul(1 << 20)),
         refuse_all: args.refuse_files,
+    }
+}
+
+/// The microphone processing from the flags over the file, defaults where both are
+/// silent: everything on ([`ProcessingSettings::ALL_ON`]) when the microphone and the
+/// speaker are devices (`auto` or named), everything off when either is a file, a tone
+/// or none, so synthetic media stays bit-exact.
+fn processing(args: &MediaArgs, m: &MediaFile) -> ProcessingSettings {
+    let mic = args.mic.as_ref().or(m.mic.as_ref());
+    let speaker = args.speaker.as_ref().or(m.speaker.as_ref());
+    let devices = matches!(
+        mic,
+        None | Some(AudioSourceSpec::Auto | AudioSourceSpec::Device(_))
+    ) && matches!(
+        speaker,
+        None | Some(AudioSinkSpec::Auto | AudioSinkSpec::Device(_))
+    );
+    let default = if devices {
+        ProcessingSettings::ALL_ON
+    } else {
+        ProcessingSettings::ALL_OFF
+    };
+    let switch = |flag: Option<Switch>, file: Option<Switch>, default: bool| {
+        flag.or(file).map_or(default, Switch::is_on)
+    };
+    ProcessingSettings {
+        echo_cancellation: switch(
+            args.echo_cancellation,
+            m.echo_cancellation,
+            default.echo_cancellation,
+        ),
+        noise_suppression: args
+            .noise_suppression
+            .or(m.noise_suppression)
+            .unwrap_or(default.noise_suppression),
+        auto_gain: switch(args.auto_gain, m.auto_gain, default.auto_gain),
     }
 }
 
@@ -336,6 +381,7 @@ impl MediaSettings {
             reconnect_timeout,
             files: file_policy(args),
             ring: !args.no_ring && m.ring.unwrap_or(true),
+            processing: processing(args, m),
         })
     }
 }
@@ -439,6 +485,41 @@ mod tests {
         assert_eq!(media.ice_servers[1].username.as_deref(), Some("u"));
         let none = MediaSettings::resolve(&MediaArgs::default(), &ConfigFile::default()).unwrap();
         assert!(none.ice_servers.is_empty());
+    }
+
+    #[test]
+    fn processing_is_on_with_devices_off_with_synthetic_media_and_flags_win() {
+        let resolve = |args: &MediaArgs, file: &ConfigFile| {
+            MediaSettings::resolve(args, file).unwrap().processing
+        };
+        let none = ConfigFile::default();
+        assert_eq!(
+            resolve(&MediaArgs::default(), &none),
+            ProcessingSettings::ALL_ON
+        );
+        let tone = MediaArgs {
+            mic: Some(AudioSourceSpec::Tone { hz: 440 }),
+            ..Default::default()
+        };
+        assert_eq!(resolve(&tone, &none), ProcessingSettings::ALL_OFF);
+        let file: ConfigFile =
+            toml::from_str("[media]\nspeaker = \"none\"\nnoise_suppression = \"very-high\"\n")
+                .unwrap();
+        let from_file = resolve(&MediaArgs::default(), &file);
+        assert_eq!(from_file.noise_suppression, NoiseSuppressionLevel::VeryHigh);
+        assert!(
+            !from_file.echo_cancellation,
+            "a speaker of none: no echo to cancel"
+        );
+        let flags = MediaArgs {
+            echo_cancellation: Some(Switch::On),
+            noise_suppression: Some(NoiseSuppressionLevel::Off),
+            ..Default::default()
+        };
+        let flagged = resolve(&flags, &file);
+        assert!(flagged.echo_cancellation);
+        assert_eq!(flagged.noise_suppression, NoiseSuppressionLevel::Off);
+        assert!(!flagged.auto_gain);
     }
 
     #[test]

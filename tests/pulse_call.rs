@@ -314,3 +314,164 @@ fn the_matcher_aligns_each_window_and_rejects_other_audio() {
     let ncc = other.weighted_ncc().expect("speech windows");
     assert!(ncc < 0.4, "{ncc}\n{}", other.describe(SAMPLE_RATE_HZ));
 }
+
+/// `samples` through the audio processing module's high-pass filter alone (sonora, as
+/// `media::audio::processing` configures it), in 10 ms chunks.
+fn high_passed(samples: &[f32]) -> Vec<f32> {
+    let stream = sonora::StreamConfig::new(SAMPLE_RATE_HZ, 1);
+    let mut apm = sonora::AudioProcessing::builder()
+        .config(sonora::Config {
+            high_pass_filter: Some(sonora::config::HighPassFilter::default()),
+            ..Default::default()
+        })
+        .capture_config(stream)
+        .render_config(stream)
+        .build();
+    let mut out = vec![0.0; samples.len()];
+    for (src, dst) in samples.chunks_exact(480).zip(out.chunks_exact_mut(480)) {
+        apm.process_capture_f32(&[src], &mut [dst])
+            .expect("high-pass");
+    }
+    out
+}
+
+/// Writes `samples` (48 kHz mono) to a WAV file at `path`.
+fn write_wav(path: &Path, samples: &[f32]) {
+    let mut writer = rtc_cli::media::audio::wav::WavWriter::create(path).expect("create WAV");
+    writer.write(samples).expect("write WAV");
+    writer.finish().expect("finish WAV");
+}
+
+/// RMS of `samples[from..to]` (seconds), in dBFS.
+fn dbfs(samples: &[f32], from: f64, to: f64) -> f64 {
+    let rate = f64::from(SAMPLE_RATE_HZ);
+    let end = ((to * rate) as usize).min(samples.len());
+    let span = &samples[((from * rate) as usize).min(end)..end];
+    let power = span.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / span.len().max(1) as f64;
+    10.0 * power.max(1e-12).log10()
+}
+
+/// One call for the echo test: jerry's speaker plays into the sink whose monitor is his
+/// microphone (the echo path), tom sends `far` and records what he hears from jerry;
+/// `near` is played into the sink from `near_at` after the call connects. Returns tom's
+/// recording and jerry's last stats event.
+fn echo_call(
+    call: &PulseCall,
+    cancel: &str,
+    far: &Path,
+    near: &Path,
+    near_at: Duration,
+) -> (Vec<f32>, serde_json::Value) {
+    let (home, sink, url) = (&call.home, &call.sink, &call.url);
+    let heard = home.path(&format!("heard-aec-{cancel}.wav"));
+    let far_arg = format!("file:{}", far.display());
+    let mut jerry = home.listener(
+        url,
+        "jerry",
+        &[
+            "--auto-accept",
+            "--mic",
+            "pulse",
+            "--speaker",
+            "pulse",
+            "--echo-cancellation",
+            cancel,
+            "--noise-suppression",
+            "off",
+            "--auto-gain",
+            "off",
+        ],
+    );
+    let heard_arg = heard.display().to_string();
+    let tom = home.caller(
+        url,
+        "tom",
+        "jerry",
+        &[
+            "--mic",
+            &far_arg,
+            "--speaker",
+            "none",
+            "--record-audio",
+            &heard_arg,
+            "--hangup-after",
+            "14s",
+        ],
+    );
+    both_connected(&tom, &jerry);
+    thread::sleep(near_at);
+    let played = sink
+        .command("paplay")
+        .args(["-d", &sink.name])
+        .arg(near)
+        .output()
+        .expect("run paplay");
+    assert_success("paplay", &played);
+    hung_up_on_schedule(tom, &jerry);
+    let stats = jerry
+        .all_seen(&[("event", "stats")])
+        .pop()
+        .unwrap_or_default();
+    jerry.send("quit");
+    jerry.wait_exit();
+    let recorded = read_mono(&heard)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", heard.display()))
+        .samples;
+    (recorded, stats)
+}
+
+#[test]
+fn echo_cancellation_takes_the_far_ends_echo_out_and_keeps_the_near_end() {
+    let Some(call) = PulseCall::start("echo") else {
+        return;
+    };
+    let clip = speech();
+    let rate = SAMPLE_RATE_HZ as usize;
+    let (far, near) = (call.home.path("far.wav"), call.home.path("near.wav"));
+    // Two halves of the clip: tom's speech (looped) and what jerry says over it.
+    write_wav(&far, &clip[..rate * 7 / 2]);
+    write_wav(&near, &clip[rate * 7 / 2..rate * 7]);
+    let near_at = Duration::from_secs(7);
+    let (without, _) = echo_call(&call, "off", &far, &near, near_at);
+    let (with, stats) = echo_call(&call, "on", &far, &near, near_at);
+    for (name, rec) in [("off", &without), ("on", &with)] {
+        let bins: Vec<String> = (0..28)
+            .map(|i| {
+                format!(
+                    "{:.0}",
+                    dbfs(rec, f64::from(i) * 0.5, f64::from(i) * 0.5 + 0.5)
+                )
+            })
+            .collect();
+        eprintln!(
+            "tom's recording, echo cancellation {name}, dBFS per 0.5 s: {}",
+            bins.join(" ")
+        );
+    }
+    // Far end only: from 1.5 s (the canceller converges within a second here) to 4.5 s
+    // of tom's recording, well before jerry speaks (7 s after both saw `connected`).
+    let (echo_off, echo_on) = (dbfs(&without, 1.5, 4.5), dbfs(&with, 1.5, 4.5));
+    eprintln!(
+        "tom hears his own echo at {echo_off:.1} dBFS without cancellation, {echo_on:.1} dBFS with; jerry's stats {stats}"
+    );
+    assert!(echo_off > -40.0, "the echo path works: {echo_off:.1} dBFS");
+    assert!(
+        echo_off - echo_on >= 20.0,
+        "echo down {:.1} dB",
+        echo_off - echo_on
+    );
+    assert!(
+        stats["echo_erle_db"].is_number(),
+        "the canceller's figures in stats: {stats}"
+    );
+    // jerry's own speech still reaches tom, as the processing's linear part (its
+    // high-pass filter, which turns the phase of low frequencies) leaves it.
+    let near_ref = high_passed(&clip[rate * 7 / 2..rate * 7]);
+    let kept = match_windows(&near_ref, &with, WINDOW, MIN_SPEECH_RMS);
+    let ncc = kept.weighted_ncc().unwrap_or(0.0);
+    eprintln!(
+        "near end through the canceller: NCC {ncc:.3}\n{}",
+        kept.describe(SAMPLE_RATE_HZ)
+    );
+    assert!(ncc >= 0.6, "near-end speech kept: NCC {ncc:.3}");
+}

@@ -39,6 +39,13 @@ pub struct CallStats {
     pub audio_level_out_dbfs: f64,
     /// Level of the audio we receive, dBFS.
     pub audio_level_in_dbfs: f64,
+    /// The echo canceller's echo return loss enhancement, dB (how much echo it takes
+    /// off); none when it does not run or has no estimate yet.
+    pub echo_erle_db: Option<f64>,
+    /// The likelihood (0-1) that echo is left in what we send.
+    pub residual_echo_likelihood: Option<f64>,
+    /// The echo path delay the canceller estimates, ms.
+    pub echo_delay_ms: Option<i32>,
     /// Size of the remote video as decoded, `[width, height]` in pixels.
     pub video_size_in: Option<[u32; 2]>,
     /// Keyframe requests (PLI or FIR) we sent since the call connected.

@@ -522,6 +522,22 @@ fn help_line(model: &Model) -> Line<'static> {
     Line::from(format!(" {}", keys.join("  ")))
 }
 
+/// The echo canceller's figures: `echo         ERLE 31 dB, 64 ms` (the residual echo
+/// likelihood too when the canceller gives it), or `–` when none runs.
+fn echo_line(s: &CallStats) -> String {
+    let Some(erle) = s.echo_erle_db else {
+        return "echo         –".into();
+    };
+    let mut line = format!("echo         ERLE {erle:.0} dB");
+    if let Some(delay) = s.echo_delay_ms {
+        line.push_str(&format!(", {delay} ms"));
+    }
+    if let Some(residual) = s.residual_echo_likelihood {
+        line.push_str(&format!(", residual {residual:.2}"));
+    }
+    line
+}
+
 /// The detailed network panel of one call in the top-right corner of `area`.
 fn draw_stats_panel(frame: &mut Frame, stats: Option<&CallStats>, area: Rect) {
     let lines: Vec<Line> = match stats {
@@ -563,6 +579,7 @@ fn draw_stats_panel(frame: &mut Frame, stats: Option<&CallStats>, area: Rect) {
                     "level in/out {:.0}/{:.0} dBFS",
                     s.audio_level_in_dbfs, s.audio_level_out_dbfs
                 )),
+                Line::from(echo_line(s)),
                 Line::from(format!(
                     "playout      {:.0} ms, {} concealed",
                     s.audio_playout_delay_ms, s.audio_concealed_frames

@@ -28,5 +28,6 @@ pub fn loopback_media(video_size: (u32, u32), fps: u32, video_bitrate_kbps: u32)
             ..Default::default()
         },
         ring: false,
+        processing: rtc_cli::media::audio::processing::ProcessingSettings::ALL_OFF,
     }
 }

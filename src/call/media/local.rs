@@ -18,6 +18,7 @@ use super::send::{AudioSender, VideoSender};
 use super::{MediaEvent, START_ESTIMATE_BPS, SendControls, SendCounters, video_budget_kbps};
 use crate::call::peer::PeerSession;
 use crate::config::MediaSettings;
+use crate::media::audio::processing::{AudioProcessor, ReferenceReader, echo_reference};
 use crate::media::audio::{self, AudioSink, AudioSource};
 use crate::media::spec::VideoSourceSpec;
 use crate::media::video::encode::{EncoderSettings, H264Encoder};
@@ -68,6 +69,8 @@ struct PendingSend {
     video: Option<Box<dyn VideoSource>>,
     stamp_clock: bool,
     audio: Option<Box<dyn AudioSource>>,
+    /// The far-end reference for the echo canceller, when it runs.
+    reference: Option<ReferenceReader>,
 }
 
 /// Our camera, microphone and speaker, shared by every peer of a call or room.
@@ -113,6 +116,13 @@ impl LocalMedia {
             stop: AtomicBool::new(false),
         });
         let (joins_tx, joins_rx) = std::sync::mpsc::channel();
+        let (reference_in, reference_out) = match config.processing.echo_cancellation {
+            true => {
+                let (writer, reader) = echo_reference();
+                (Some(writer), Some(reader))
+            }
+            false => (None, None),
+        };
         let local = Arc::new(Self {
             config: config.clone(),
             controls: Arc::clone(&controls),
@@ -123,6 +133,7 @@ impl LocalMedia {
                 video: endpoints.video,
                 stamp_clock: endpoints.stamp_clock,
                 audio: endpoints.audio,
+                reference: reference_out,
             })),
             events: events.clone(),
             local_slot,
@@ -131,6 +142,7 @@ impl LocalMedia {
         });
         let speaker = Speaker {
             sink: endpoints.sink,
+            reference: reference_in,
             joins: joins_rx,
             controls,
             events,
@@ -229,6 +241,7 @@ impl LocalMedia {
             video,
             stamp_clock,
             audio,
+            reference,
         }) = pending
         else {
             return;
@@ -237,7 +250,7 @@ impl LocalMedia {
             self.start_video(source, stamp_clock);
         }
         if let Some(source) = audio {
-            self.start_audio(source);
+            self.start_audio(source, reference);
         }
     }
 
@@ -276,15 +289,17 @@ impl LocalMedia {
         }
     }
 
-    fn start_audio(&self, source: Box<dyn AudioSource>) {
+    fn start_audio(&self, source: Box<dyn AudioSource>, reference: Option<ReferenceReader>) {
         let settings = audio::opus::EncoderSettings {
             bitrate_bps: (self.config.audio_bitrate_kbps * 1000) as i32,
             ..Default::default()
         };
         match audio::opus::OpusEncoder::with_settings(settings) {
             Ok(encoder) => {
+                let processor = AudioProcessor::new(self.config.processing, reference);
                 let sender = AudioSender {
                     source,
+                    processor,
                     encoder,
                     fanout: Arc::clone(&self.fanout),
                     controls: Arc::clone(&self.controls),

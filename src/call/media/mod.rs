@@ -29,7 +29,7 @@ pub use peer_media::{PeerMedia, Recording};
 pub use preview::Preview;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -40,6 +40,7 @@ use super::peer::codecs::START_ESTIMATE_BPS;
 use super::peer::{PeerConfig, PeerEvent, PeerSession};
 use crate::config::MediaSettings;
 use crate::media::audio;
+use crate::media::audio::processing::EchoStats;
 use crate::media::video::FrameSender;
 use crate::media::video::freeze::FreezeDetector;
 use crate::media::video::jitter::{KeyframeRequest, VideoJitterStats};
@@ -147,6 +148,11 @@ struct SendCounters {
     video_target_kbps: AtomicU64,
     video_size_out: AtomicU64,
     video_fps_target: AtomicU64,
+    /// The echo canceller's ERLE (dB) and residual echo likelihood as `f64::to_bits`,
+    /// NaN when it has none; its delay estimate in ms, `i64::MIN` when none.
+    echo_erle_db: AtomicU64,
+    echo_residual: AtomicU64,
+    echo_delay_ms: AtomicI64,
 }
 
 impl SendCounters {
@@ -163,9 +169,33 @@ impl SendCounters {
             .store(u64::from(rung.fps), Ordering::Relaxed);
     }
 
+    /// Publishes the echo canceller's figures.
+    fn record_echo(&self, echo: EchoStats) {
+        let bits = |v: Option<f64>| v.unwrap_or(f64::NAN).to_bits();
+        self.echo_erle_db
+            .store(bits(echo.erle_db), Ordering::Relaxed);
+        self.echo_residual
+            .store(bits(echo.residual_echo_likelihood), Ordering::Relaxed);
+        self.echo_delay_ms
+            .store(echo.delay_ms.map_or(i64::MIN, i64::from), Ordering::Relaxed);
+    }
+
+    /// The echo canceller's figures as last published.
+    fn echo(&self) -> EchoStats {
+        let value =
+            |v: &AtomicU64| Some(f64::from_bits(v.load(Ordering::Relaxed))).filter(|f| !f.is_nan());
+        let delay = self.echo_delay_ms.load(Ordering::Relaxed);
+        EchoStats {
+            erle_db: value(&self.echo_erle_db),
+            residual_echo_likelihood: value(&self.echo_residual),
+            delay_ms: (delay != i64::MIN).then_some(delay as i32),
+        }
+    }
+
     fn new() -> Self {
         let c = Self::default();
         c.level_out.store(SILENCE_DBFS.to_bits(), Ordering::Relaxed);
+        c.record_echo(EchoStats::default());
         c
     }
 }
@@ -433,6 +463,10 @@ fn fill_pipeline_stats(stats: &mut CallStats, s: &SendCounters, c: &ReceiveCount
     let size = c.video_size_in.load(Ordering::Relaxed);
     stats.video_size_in = (size != 0).then_some([(size >> 32) as u32, size as u32]);
     stats.audio_level_out_dbfs = f64::from_bits(s.level_out.load(Ordering::Relaxed));
+    let echo = s.echo();
+    stats.echo_erle_db = echo.erle_db;
+    stats.residual_echo_likelihood = echo.residual_echo_likelihood;
+    stats.echo_delay_ms = echo.delay_ms;
     stats.audio_level_in_dbfs = c.level_in_dbfs();
     let g2g = c.glass_to_glass_us.load(Ordering::Relaxed);
     stats.glass_to_glass_ms = (g2g != 0).then(|| g2g as f64 / 1000.0);

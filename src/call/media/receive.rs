@@ -17,6 +17,7 @@ use super::record::VideoRecorder;
 use super::{MediaEvent, ReceiveControls, ReceiveCounters, SendControls};
 use crate::call::peer::RtpPacket;
 use crate::media::audio::jitter::{Adjustment, Playout};
+use crate::media::audio::processing::ReferenceWriter;
 use crate::media::audio::{self, AudioFrame, AudioSink, FRAME_SAMPLES};
 use crate::media::video::decode::H264Decoder;
 use crate::media::video::freeze::FreezeDetector;
@@ -267,6 +268,8 @@ impl PeerAudio {
 /// when their media closes.
 pub(super) struct Speaker {
     pub(super) sink: Box<dyn AudioSink>,
+    /// Where what is played goes as the echo canceller's far-end reference, when one runs.
+    pub(super) reference: Option<ReferenceWriter>,
     pub(super) joins: std::sync::mpsc::Receiver<PeerAudio>,
     pub(super) controls: Arc<SendControls>,
     pub(super) events: mpsc::Sender<MediaEvent>,
@@ -317,6 +320,9 @@ impl Speaker {
     }
 
     fn play(&mut self, frame: &AudioFrame) {
+        if let Some(reference) = self.reference.as_mut() {
+            reference.push(frame, self.sink.output_latency());
+        }
         if let Err(e) = self.sink.write_frame(frame) {
             let _ = self.events.try_send(MediaEvent::Notice(format!(
                 "audio output failed ({}: {e:#}); playing to none",

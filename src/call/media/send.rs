@@ -14,6 +14,7 @@ use super::clock::clock_stamp_ms;
 use super::fanout::Fanout;
 use super::{MediaEvent, SILENCE_DBFS, SendControls, SendCounters};
 use crate::call::peer::TrackWriteError;
+use crate::media::audio::processing::AudioProcessor;
 use crate::media::audio::{self, AudioFrame, AudioSource, FRAME_SAMPLES};
 use crate::media::video::encode::{EncoderSettings, H264Encoder};
 use crate::media::video::ladder::{Rung, SendLadder, SendTarget};
@@ -197,8 +198,13 @@ const BITRATE_STEP: f64 = 0.05;
 /// each at once sent 3 keyframes in the first 0.75 s into a 100 ms queue.
 const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(300);
 
+/// Audio frames between two updates of the canceller's figures (1 s).
+const STATS_EVERY_FRAMES: u64 = 50;
+
 pub(super) struct AudioSender {
     pub(super) source: Box<dyn AudioSource>,
+    /// Echo cancellation, noise suppression and gain control, when any is on.
+    pub(super) processor: Option<AudioProcessor>,
     pub(super) encoder: audio::opus::OpusEncoder,
     pub(super) fanout: Arc<Fanout>,
     pub(super) controls: Arc<SendControls>,
@@ -210,7 +216,9 @@ pub(super) struct AudioSender {
 impl AudioSender {
     pub(super) fn run(mut self) {
         let mut frame: AudioFrame = [0.0; FRAME_SAMPLES];
-        info!(source = %self.source.describe(), "audio sending");
+        let processing = self.processor.as_ref().map(AudioProcessor::settings);
+        info!(source = %self.source.describe(), ?processing, "audio sending");
+        let mut frames = 0u64;
         while !self.controls.stop.load(Ordering::Relaxed) {
             if let Err(e) = self.source.read_frame(&mut frame) {
                 let _ = self.events.try_send(MediaEvent::Notice(format!(
@@ -218,6 +226,14 @@ impl AudioSender {
                     self.source.describe()
                 )));
                 return;
+            }
+            // Also while muted: the canceller keeps following the echo path.
+            if let Some(processor) = self.processor.as_mut() {
+                processor.process(&mut frame);
+                frames += 1;
+                if frames.is_multiple_of(STATS_EVERY_FRAMES) {
+                    self.counters.record_echo(processor.stats());
+                }
             }
             if self.controls.muted.load(Ordering::Relaxed) {
                 self.counters

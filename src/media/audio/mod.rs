@@ -35,6 +35,13 @@ pub trait AudioSink: Send {
 
     /// A short description for notices and logs.
     fn describe(&self) -> String;
+
+    /// How long from `write_frame` until the frame is heard: the audio queued ahead of
+    /// it plus the device's reported output latency; `None` for sinks that play nothing
+    /// aloud (files, none). The echo canceller's delay hint.
+    fn output_latency(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 pub mod device;

@@ -14,9 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use ringbuf::traits::{Consumer as _, Observer as _, Producer as _, Split as _};
 use ringbuf::{HeapCons, HeapProd, HeapRb};
-use sonora::config::{
-    EchoCanceller, GainController2, HighPassFilter, NoiseSuppression, NoiseSuppressionLevel,
-};
+use sonora::config::{EchoCanceller, GainController2, HighPassFilter, NoiseSuppression};
 
 use super::{AudioFrame, FRAME_SAMPLES, SAMPLE_RATE_HZ};
 
@@ -31,13 +29,16 @@ const REFERENCE_RING: usize = SAMPLE_RATE_HZ as usize / 2;
 /// canceller's own delay estimator covers the rest).
 const REFERENCE_KEEP: usize = 3 * FRAME_SAMPLES;
 
-/// How hard noise is suppressed (`--noise-suppression`), after WebRTC's levels: about
-/// 6, 12, 18 and 20 dB less stationary noise (BENCHMARKS.md).
+/// How hard noise is suppressed (`--noise-suppression`, `noise_suppression` in the
+/// config), after WebRTC's levels: about 6, 12, 18 and 20 dB less stationary noise
+/// (BENCHMARKS.md "Echo cancellation").
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
 )]
 #[serde(rename_all = "kebab-case")]
-pub enum NoiseLevel {
+pub enum NoiseSuppressionLevel {
+    /// No noise suppression.
+    Off,
     /// ~6 dB.
     Low,
     /// ~12 dB.
@@ -48,24 +49,45 @@ pub enum NoiseLevel {
     VeryHigh,
 }
 
-impl NoiseLevel {
-    fn sonora(self) -> NoiseSuppressionLevel {
-        match self {
-            Self::Low => NoiseSuppressionLevel::Low,
-            Self::Moderate => NoiseSuppressionLevel::Moderate,
-            Self::High => NoiseSuppressionLevel::High,
-            Self::VeryHigh => NoiseSuppressionLevel::VeryHigh,
-        }
+impl NoiseSuppressionLevel {
+    fn sonora(self) -> Option<sonora::config::NoiseSuppressionLevel> {
+        use sonora::config::NoiseSuppressionLevel as Level;
+        Some(match self {
+            Self::Off => return None,
+            Self::Low => Level::Low,
+            Self::Moderate => Level::Moderate,
+            Self::High => Level::High,
+            Self::VeryHigh => Level::VeryHigh,
+        })
+    }
+}
+
+/// `on` or `off` (`--echo-cancellation`, `--auto-gain` and their config keys).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Switch {
+    /// On.
+    On,
+    /// Off.
+    Off,
+}
+
+impl Switch {
+    /// Whether it is on.
+    pub fn is_on(self) -> bool {
+        self == Self::On
     }
 }
 
 /// Which processing runs on the microphone's audio.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcessingSettings {
     /// Acoustic echo cancellation (`--echo-cancellation`).
     pub echo_cancellation: bool,
-    /// Noise suppression and its level; `None` is off (`--noise-suppression`).
-    pub noise_suppression: Option<NoiseLevel>,
+    /// Noise suppression and its level (`--noise-suppression`).
+    pub noise_suppression: NoiseSuppressionLevel,
     /// Automatic gain control (`--auto-gain`).
     pub auto_gain: bool,
 }
@@ -75,13 +97,23 @@ impl ProcessingSettings {
     /// speaker.
     pub const ALL_ON: Self = Self {
         echo_cancellation: true,
-        noise_suppression: Some(NoiseLevel::High),
+        noise_suppression: NoiseSuppressionLevel::High,
         auto_gain: true,
+    };
+
+    /// Everything off: the default when the microphone or the speaker is a file, a tone
+    /// or none (media stays bit-exact).
+    pub const ALL_OFF: Self = Self {
+        echo_cancellation: false,
+        noise_suppression: NoiseSuppressionLevel::Off,
+        auto_gain: false,
     };
 
     /// Whether any processing runs (the high-pass filter comes with any of it).
     pub fn any(&self) -> bool {
-        self.echo_cancellation || self.noise_suppression.is_some() || self.auto_gain
+        self.echo_cancellation
+            || self.noise_suppression != NoiseSuppressionLevel::Off
+            || self.auto_gain
     }
 }
 
@@ -126,10 +158,13 @@ impl AudioProcessor {
         let config = sonora::Config {
             high_pass_filter: Some(HighPassFilter::default()),
             echo_canceller: reference.is_some().then(EchoCanceller::default),
-            noise_suppression: settings.noise_suppression.map(|level| NoiseSuppression {
-                level: level.sonora(),
-                ..Default::default()
-            }),
+            noise_suppression: settings
+                .noise_suppression
+                .sonora()
+                .map(|level| NoiseSuppression {
+                    level,
+                    ..Default::default()
+                }),
             gain_controller2: settings.auto_gain.then(GainController2::default),
             ..Default::default()
         };
@@ -330,11 +365,7 @@ mod tests {
 
     /// The high-pass filter alone: the linear part of the processing, which the other
     /// figures are measured against (it shifts low frequencies' phase).
-    const HPF_ONLY: ProcessingSettings = ProcessingSettings {
-        echo_cancellation: false,
-        noise_suppression: None,
-        auto_gain: false,
-    };
+    const HPF_ONLY: ProcessingSettings = ProcessingSettings::ALL_OFF;
 
     #[test]
     fn the_canceller_removes_a_synthetic_echo_and_keeps_double_talk() {
@@ -363,8 +394,7 @@ mod tests {
         let mic: Vec<f32> = echo.iter().zip(&near).map(|(a, b)| a + b).collect();
         let settings = ProcessingSettings {
             echo_cancellation: true,
-            noise_suppression: None,
-            auto_gain: false,
+            ..ProcessingSettings::ALL_OFF
         };
         let out = run(settings, &mic, Some(&far));
         // Far end only, after 2 s of convergence.
@@ -396,9 +426,8 @@ mod tests {
         let scale = ((power(&clean) / power(&noise)) / 10f64.powf(0.5)).sqrt() as f32;
         noise.iter_mut().for_each(|v| *v *= scale);
         let settings = ProcessingSettings {
-            echo_cancellation: false,
-            noise_suppression: Some(NoiseLevel::Moderate),
-            auto_gain: false,
+            noise_suppression: NoiseSuppressionLevel::Moderate,
+            ..ProcessingSettings::ALL_OFF
         };
         // Noise alone, after 1 s: how much the suppressor takes off.
         let noise_out = run(settings, &noise, None);
@@ -417,7 +446,7 @@ mod tests {
 
     #[test]
     fn nothing_on_is_no_processor_and_stale_reference_is_dropped() {
-        assert!(AudioProcessor::new(ProcessingSettings::default(), None).is_none());
+        assert!(AudioProcessor::new(ProcessingSettings::ALL_OFF, None).is_none());
         let (mut writer, mut reader) = echo_reference();
         for _ in 0..20 {
             writer.push(

@@ -102,6 +102,8 @@ pub struct SpeakerSink {
     counters: Arc<CallbackCounters>,
     /// For messages.
     name: String,
+    /// The device's sample rate, Hz.
+    rate: u32,
 }
 
 impl SpeakerSink {
@@ -155,6 +157,7 @@ impl SpeakerSink {
             overflow: 0,
             counters,
             name,
+            rate,
         })
     }
 
@@ -191,6 +194,14 @@ impl AudioSink for SpeakerSink {
 
     fn describe(&self) -> String {
         format!("speaker {}", self.name)
+    }
+
+    fn output_latency(&self) -> Option<Duration> {
+        use ringbuf::traits::Observer as _;
+        let queued =
+            Duration::from_secs_f64(self.ring.occupied_len() as f64 / f64::from(self.rate));
+        let device = Duration::from_micros(self.counters.device_latency_us.load(Ordering::Relaxed));
+        Some(queued + device)
     }
 }
 

@@ -145,6 +145,9 @@ pub(super) struct CallbackCounters {
     pub(super) xruns: AtomicU64,
     /// Output only: old samples skipped to bring the queued audio back down.
     pub(super) skipped: AtomicU64,
+    /// Output only: the device's latency from the callback to playback, µs, as the
+    /// latest callback reported it (0 until one does).
+    pub(super) device_latency_us: AtomicU64,
 }
 
 /// How much queued audio an output callback keeps after serving its request.
@@ -271,7 +274,13 @@ where
     let channels = usize::from(config.channels.max(1));
     let stream = device.build_output_stream(
         config,
-        move |data: &mut [T], _: &cpal::OutputCallbackInfo| {
+        move |data: &mut [T], info: &cpal::OutputCallbackInfo| {
+            let stamp = info.timestamp();
+            if let Some(latency) = stamp.playback.duration_since(&stamp.callback) {
+                counters
+                    .device_latency_us
+                    .store(latency.as_micros() as u64, Ordering::Relaxed);
+            }
             let excess = limits.excess(ring.occupied_len(), data.len() / channels);
             if excess > 0 {
                 let skipped = ring.skip(excess);
