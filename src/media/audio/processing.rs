@@ -335,8 +335,11 @@ mod tests {
     }
 
     /// The best correlation of `out` with `reference` over output lags of 0-25 ms (the
-    /// module's band split and canceller delay the output by a few ms).
+    /// module's band split and canceller delay the output by a few ms), over their
+    /// first 3 s.
     fn aligned_correlation(out: &[f32], reference: &[f32]) -> f64 {
+        let span = (3 * RATE).min(out.len()).min(reference.len());
+        let (out, reference) = (&out[..span], &reference[..span]);
         (0..1200)
             .map(|lag| correlation(&out[lag..], &reference[..reference.len() - lag]))
             .fold(f64::MIN, f64::max)
@@ -408,40 +411,101 @@ mod tests {
         eprintln!("synthetic echo: ERLE {erle:.1} dB, double-talk correlation {kept:.3}");
     }
 
+    /// The SNR of `x`, a noisy signal, in the manner of ITU-T G.160 Appendix II: 10 ms
+    /// frames are speech where the clean signal is within 20 dB of its loudest frame,
+    /// pauses where it is more than 30 dB below it (the bundled reading has ~0.5 s of
+    /// those); the speech power is what the speech frames carry above the pauses' noise
+    /// floor. `None` with under 20 pause frames.
+    fn g160_snr(x: &[f32], clean: &[f32]) -> Option<f64> {
+        let frame_power = |v: &[f32]| -> Vec<f64> { v.chunks_exact(CHUNK).map(power).collect() };
+        let (px, pc) = (frame_power(x), frame_power(clean));
+        let peak = pc.iter().cloned().fold(0.0, f64::max);
+        let picked = |keep: &dyn Fn(f64) -> bool| -> Vec<f64> {
+            px.iter()
+                .zip(&pc)
+                .filter(|(_, c)| keep(**c))
+                .map(|(p, _)| *p)
+                .collect()
+        };
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+        let speech = mean(&picked(&|c| c > peak * 1e-2));
+        let pauses = picked(&|c| c < peak * 1e-3);
+        if pauses.len() < 20 {
+            return None;
+        }
+        let noise = mean(&pauses);
+        Some(10.0 * ((speech - noise).max(1e-12) / noise).log10())
+    }
+
+    /// `n` samples of white (`pink` false) or pink noise, the same every run: xorshift,
+    /// through Paul Kellet's pink filter for pink.
+    fn noise(n: usize, pink: bool) -> Vec<f32> {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut b = [0.0f32; 7];
+        (0..n)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let w = (seed as f64 / u64::MAX as f64) as f32 * 2.0 - 1.0;
+                if !pink {
+                    return w;
+                }
+                b[0] = 0.99886 * b[0] + w * 0.055_517_9;
+                b[1] = 0.99332 * b[1] + w * 0.075_075_9;
+                b[2] = 0.96900 * b[2] + w * 0.153_852;
+                b[3] = 0.86650 * b[3] + w * 0.310_485_6;
+                b[4] = 0.55000 * b[4] + w * 0.532_952_2;
+                b[5] = -0.7616 * b[5] - w * 0.016_898;
+                let p = b.iter().sum::<f32>() + w * 0.5362;
+                b[6] = w * 0.115_926;
+                p
+            })
+            .collect()
+    }
+
     #[test]
     fn noise_suppression_takes_stationary_noise_down_and_keeps_speech() {
         let clip = speech();
         let n = clip.len() / FRAME_SAMPLES * FRAME_SAMPLES;
         let clean: Vec<f32> = clip[..n].iter().map(|v| v * 0.8).collect();
-        // White noise at 5 dB SNR (xorshift: the same every run).
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut noise: Vec<f32> = (0..n)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                (seed as f64 / u64::MAX as f64) as f32 * 2.0 - 1.0
-            })
-            .collect();
-        let scale = ((power(&clean) / power(&noise)) / 10f64.powf(0.5)).sqrt() as f32;
-        noise.iter_mut().for_each(|v| *v *= scale);
         let settings = ProcessingSettings {
             noise_suppression: NoiseSuppressionLevel::Moderate,
             ..ProcessingSettings::ALL_OFF
         };
-        // Noise alone, after 1 s: how much the suppressor takes off.
-        let noise_out = run(settings, &noise, None);
-        let noise_ref = run(HPF_ONLY, &noise, None);
-        let attenuation = 10.0 * (power(&noise_ref[RATE..]) / power(&noise_out[RATE..])).log10();
-        assert!(attenuation >= 10.0, "noise down {attenuation:.1} dB");
-        // Speech in the noise still follows the clean speech.
-        let noisy: Vec<f32> = clean.iter().zip(&noise).map(|(a, b)| a + b).collect();
-        let out = run(settings, &noisy, None);
         let clean_ref = run(HPF_ONLY, &clean, None);
-        let kept = aligned_correlation(&out[RATE..], &clean_ref[RATE..]);
-        let before = aligned_correlation(&run(HPF_ONLY, &noisy, None)[RATE..], &clean_ref[RATE..]);
-        assert!(kept > before, "speech correlation {before:.3} -> {kept:.3}");
-        eprintln!("noise: down {attenuation:.1} dB; speech correlation {before:.3} -> {kept:.3}");
+        for pink in [false, true] {
+            // Noise at 5 dB SNR.
+            let mut noise = noise(n, pink);
+            let scale = ((power(&clean) / power(&noise)) / 10f64.powf(0.5)).sqrt() as f32;
+            noise.iter_mut().for_each(|v| *v *= scale);
+            // Noise alone, after 1 s: how much the suppressor takes off.
+            let noise_out = run(settings, &noise, None);
+            let noise_ref = run(HPF_ONLY, &noise, None);
+            let down = 10.0 * (power(&noise_ref[RATE..]) / power(&noise_out[RATE..])).log10();
+            assert!(down >= 10.0, "pink {pink}: noise down {down:.1} dB");
+            // Speech in the noise: the SNR (G.160) rises by 10 dB, and what is left still
+            // follows the clean speech closely.
+            let noisy: Vec<f32> = clean.iter().zip(&noise).map(|(a, b)| a + b).collect();
+            let out = run(settings, &noisy, None);
+            let snr_in = g160_snr(&noisy[RATE..], &clean[RATE..]).expect("pauses");
+            let snr_out = g160_snr(&out[RATE..], &clean[RATE..]).expect("pauses");
+            assert!(
+                snr_out - snr_in >= 10.0,
+                "pink {pink}: SNR {snr_in:.1} -> {snr_out:.1} dB"
+            );
+            let before =
+                aligned_correlation(&run(HPF_ONLY, &noisy, None)[RATE..], &clean_ref[RATE..]);
+            let kept = aligned_correlation(&out[RATE..], &clean_ref[RATE..]);
+            assert!(
+                kept >= 0.85,
+                "pink {pink}: speech correlation {before:.3} -> {kept:.3}"
+            );
+            eprintln!(
+                "{} noise: down {down:.1} dB; SNR {snr_in:.1} -> {snr_out:.1} dB; speech correlation {before:.3} -> {kept:.3}",
+                if pink { "pink" } else { "white" }
+            );
+        }
     }
 
     #[test]
