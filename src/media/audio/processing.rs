@@ -173,6 +173,8 @@ impl AudioProcessor {
             .config(config)
             .capture_config(stream)
             .render_config(stream)
+            // The residual echo detector: the likelihood that echo is left, for stats.
+            .echo_detector(reference.is_some())
             .build();
         Self {
             apm,
