@@ -357,6 +357,30 @@ fn a_second_call_process_dials_through_the_running_listener_without_conflict() {
 }
 
 #[test]
+fn stopping_the_dialing_process_cancels_the_call_it_placed() {
+    let _turn = common::one_call_at_a_time();
+    let home = Home::new();
+    let (_server, url) = home.serve(&[]);
+    let media = phone_media();
+    let tom = home.listener(&url, "tom", &media);
+    let jerry = home.listener(&url, "jerry", &media);
+    let dial = home.spawn("jerry-dial", &call_args(&url, "jerry", "tom", &[]));
+    tom.event(&[("event", "incoming"), ("from", "jerry")]);
+    dial.event(&[("event", "state"), ("state", "ringing")]);
+    drop(dial); // killed, as Ctrl-C would
+    jerry.event(&[
+        ("event", "state"),
+        ("state", "ended"),
+        ("reason", "canceled"),
+    ]);
+    tom.event(&[
+        ("event", "state"),
+        ("state", "ended"),
+        ("reason", "canceled"),
+    ]);
+}
+
+#[test]
 fn history_lists_calls_with_their_reasons_and_durations() {
     let _turn = common::one_call_at_a_time();
     let home = Home::new();

@@ -12,11 +12,13 @@
 //! listener closes. `{"request":"call","to":"tom","hangup_after_secs":5}` is answered
 //! with the call's events (the headless `state`, `error` and `notice` objects) and a
 //! last `{"event":"done","exit_code":N}` with `rtc-cli call`'s exit code for the
-//! outcome; `{"request":"who"}` with one `{"event":"presence","users":[…]}`, or
+//! outcome (the dialer closing the connection before that hangs the call up, as
+//! stopping `rtc-cli call` would); `{"request":"who"}` with one `{"event":"presence","users":[…]}`, or
 //! `{"event":"done","exit_code":1,"message":…}` when the server shares no presence.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -31,6 +33,9 @@ use crate::ui::headless::event_line;
 
 /// Longest request line accepted, bytes.
 const MAX_REQUEST_BYTES: u64 = 4096;
+
+/// Numbers the dialing connections, so a vanished dialer ends its own call only.
+static NEXT_DIALER: AtomicU64 = AtomicU64::new(1);
 
 /// Time a connected dialer gets to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
@@ -105,6 +110,14 @@ pub enum ControlRequest {
         hangup_after: Option<Duration>,
         /// The dialer's answer lines.
         replies: mpsc::Sender<Reply>,
+        /// The dialing connection, for [`ControlRequest::DialerGone`].
+        dialer: u64,
+    },
+    /// The process that asked for call `dialer` went away before the call ended
+    /// (Ctrl-C, killed): hang that call up, as the `call` process would have.
+    DialerGone {
+        /// The dialing connection.
+        dialer: u64,
     },
     /// Who is online: `None` when the server shares no presence.
     Who {
@@ -251,18 +264,35 @@ async fn serve_dialer(stream: UnixStream, requests: mpsc::Sender<ControlRequest>
             to,
             hangup_after_secs,
         } => {
+            let dialer = NEXT_DIALER.fetch_add(1, Ordering::Relaxed);
             let (tx, mut rx) = mpsc::channel(64);
             let asked = ControlRequest::Call {
                 to,
                 hangup_after: hangup_after_secs.map(Duration::from_secs),
                 replies: tx,
+                dialer,
             };
             if requests.send(asked).await.is_err() {
                 return;
             }
-            while let Some(reply) = rx.recv().await {
-                if write_line(&mut write, &reply).await.is_err() {
-                    break;
+            // The request line is read: anything more from the dialer is its end.
+            let mut read = reader.into_inner().into_inner();
+            let mut byte = [0u8; 1];
+            loop {
+                tokio::select! {
+                    reply = rx.recv() => match reply {
+                        Some(reply) => {
+                            if write_line(&mut write, &reply).await.is_err() {
+                                let _ = requests.send(ControlRequest::DialerGone { dialer }).await;
+                                break;
+                            }
+                        }
+                        None => break, // the call is over (its `done` was written)
+                    },
+                    _ = read.read(&mut byte) => {
+                        let _ = requests.send(ControlRequest::DialerGone { dialer }).await;
+                        break;
+                    }
                 }
             }
         }

@@ -159,6 +159,14 @@ fn restart_backoff(attempt: u32) -> Duration {
     Duration::from_secs(u64::from(attempt.clamp(1, 3)))
 }
 
+/// The process that asked over the control socket for the active call.
+struct Dialer {
+    /// Its connection's number.
+    id: u64,
+    /// Its answer lines.
+    replies: mpsc::Sender<Reply>,
+}
+
 /// What the controller loop does next.
 enum Next {
     Continue,
@@ -241,7 +249,7 @@ struct Controller {
     control: Option<mpsc::Receiver<ControlRequest>>,
     /// The control-socket dialer of the active call: it gets the call's events and
     /// its outcome.
-    dialer: Option<mpsc::Sender<Reply>>,
+    dialer: Option<Dialer>,
     /// Whether the server shares presence (the latest `login_ok` had a list).
     presence_shared: bool,
     /// The ring or ringback tone playing, while a call rings.
@@ -322,7 +330,7 @@ impl Controller {
             )
         {
             // A dialer that stopped reading loses lines, never stalls the call.
-            let _ = dialer.try_send(Reply::event(&event));
+            let _ = dialer.replies.try_send(Reply::event(&event));
         }
         if self.events.send(event).await.is_err() {
             debug!("view is gone");
@@ -417,7 +425,7 @@ impl Controller {
         .await;
         let code = ExitCode::for_end(reason, call.connected_at.is_some());
         if let Some(dialer) = self.dialer.take() {
-            let _ = dialer.try_send(Reply::done(code, None));
+            let _ = dialer.replies.try_send(Reply::done(code, None));
         }
         self.record(&entry).await;
         match self.mode {
@@ -592,10 +600,19 @@ impl Controller {
             ControlRequest::Who { reply } => {
                 let _ = reply.send(self.presence_shared.then(|| self.roster.list()));
             }
+            ControlRequest::DialerGone { dialer } => {
+                if self.dialer.as_ref().is_some_and(|d| d.id == dialer) {
+                    self.dialer = None;
+                    self.notice("the rtc-cli that placed this call stopped; hanging up")
+                        .await;
+                    return self.on_command(UserCommand::Hangup).await;
+                }
+            }
             ControlRequest::Call {
                 to,
                 hangup_after,
                 replies,
+                dialer,
             } => {
                 if let Some(why) = self.dial_refusal(&to) {
                     let code = if self.call.is_some() {
@@ -608,7 +625,10 @@ impl Controller {
                 }
                 self.notice(format!("calling {to} for another rtc-cli process"))
                     .await;
-                self.dialer = Some(replies);
+                self.dialer = Some(Dialer {
+                    id: dialer,
+                    replies,
+                });
                 self.place_call(to).await;
                 if let Some(call) = self.call.as_mut() {
                     call.hangup_after = hangup_after;
