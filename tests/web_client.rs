@@ -85,6 +85,20 @@ fn serve_answers_http_with_the_page_and_its_script_and_nothing_else() {
     let head = http(&url, "HEAD /");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(!head.contains("<html"), "HEAD has no body: {head}");
+
+    // The health check counts who is logged in.
+    let _jerry = home.listener(
+        &url,
+        "jerry",
+        &["--camera", "none", "--mic", "none", "--speaker", "none"],
+    );
+    let health = http(&url, "GET /healthz");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert_eq!(header(&health, "content-type"), Some("application/json"));
+    let body = health.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let status: serde_json::Value = serde_json::from_str(body.trim()).expect(body);
+    assert_eq!(status["status"], "ok");
+    assert_eq!(status["logged_in"], 1, "{status}");
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! HTTP/1.1 on the signaling listener (hyper): the web client's files, embedded from
-//! `web/` (GET `/` and `/app.js`), and the WebSocket upgrade (RFC 6455 §4.2) at `/ws`
-//! and at `/`, the path clients used before the web client existed.
+//! `web/` (GET `/` and `/app.js`), a health check for operators and load balancers
+//! (GET `/healthz`), and the WebSocket upgrade (RFC 6455 §4.2) at `/ws` and at `/`,
+//! the path clients used before the web client existed.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -19,6 +20,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
+use super::Shared;
 use super::session::websocket_config;
 
 /// The byte stream of a connection after its WebSocket upgrade.
@@ -41,7 +43,10 @@ const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// Serves HTTP on `stream` until a WebSocket upgrade, and returns the WebSocket. A
 /// connection that ends without one (a browser that loaded the page, a bad request)
 /// is an `Err` saying so, for the caller's debug log.
-pub(super) async fn serve_until_upgrade<S>(stream: S) -> Result<WebSocketStream<Upgraded>, String>
+pub(super) async fn serve_until_upgrade<S>(
+    stream: S,
+    shared: Arc<Shared>,
+) -> Result<WebSocketStream<Upgraded>, String>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -49,7 +54,8 @@ where
     let slot = Arc::new(Mutex::new(Some(tx)));
     let service = service_fn(move |req| {
         let slot = Arc::clone(&slot);
-        async move { Ok::<_, Infallible>(respond(req, &slot)) }
+        let shared = Arc::clone(&shared);
+        async move { Ok::<_, Infallible>(respond(req, &slot, &shared)) }
     });
     let connection = http1::Builder::new()
         .max_buf_size(MAX_HEAD_BYTES)
@@ -66,7 +72,11 @@ where
 type UpgradeSlot = Mutex<Option<oneshot::Sender<WebSocketStream<Upgraded>>>>;
 
 /// The answer to one request: the upgrade, a file, or an error status.
-fn respond(mut req: Request<Incoming>, slot: &Arc<UpgradeSlot>) -> Response<Full<Bytes>> {
+fn respond(
+    mut req: Request<Incoming>,
+    slot: &Arc<UpgradeSlot>,
+    shared: &Shared,
+) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     if wants_websocket(&req) {
         if path != "/" && path != "/ws" {
@@ -79,6 +89,9 @@ fn respond(mut req: Request<Incoming>, slot: &Arc<UpgradeSlot>) -> Response<Full
         r.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return r;
+    }
+    if path == "/healthz" {
+        return health(shared);
     }
     let (body, content_type) = match path {
         "/" | "/index.html" => (INDEX_HTML, "text/html; charset=utf-8"),
@@ -160,6 +173,29 @@ fn upgrade(req: &mut Request<Incoming>, slot: &Arc<UpgradeSlot>) -> Response<Ful
     if let Ok(value) = HeaderValue::from_str(&accept) {
         h.insert(header::SEC_WEBSOCKET_ACCEPT, value);
     }
+    r
+}
+
+/// `GET /healthz`: 200 and `{"status":"ok","logged_in":N,"calls":N,"rooms":N}` while
+/// the server serves (it answers from the same registry the sessions use).
+fn health(shared: &Shared) -> Response<Full<Bytes>> {
+    let body = {
+        let reg = shared.registry();
+        serde_json::json!({
+            "status": "ok",
+            "logged_in": reg.sessions.len(),
+            "calls": reg.calls.len(),
+            "rooms": reg.rooms.len(),
+        })
+        .to_string()
+    };
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 

@@ -96,18 +96,24 @@ async fn upgrade_and_serve<S>(
     let upgrade_timeout = shared.config.upgrade_timeout;
     let tls = shared.config.tls.clone();
     let Some(tls) = tls else {
-        match within(upgrade_timeout, serve_until_upgrade(stream)).await {
+        match within(
+            upgrade_timeout,
+            serve_until_upgrade(stream, Arc::clone(&shared)),
+        )
+        .await
+        {
             Ok(ws) => serve_upgraded(shared, ws, peer, conn, pending, stop).await,
             Err(e) => debug!(%peer, "{e}"),
         }
         return;
     };
+    let shared_for_http = Arc::clone(&shared);
     let secure = async {
         let stream = tokio_rustls::TlsAcceptor::from(tls)
             .accept(stream)
             .await
             .map_err(|e| format!("TLS handshake failed: {e}"))?;
-        serve_until_upgrade(stream).await
+        serve_until_upgrade(stream, shared_for_http).await
     };
     match within(upgrade_timeout, secure).await {
         Ok(ws) => serve_upgraded(shared, ws, peer, conn, pending, stop).await,
