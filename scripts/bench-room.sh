@@ -51,7 +51,6 @@ RTC_BENCH_LIB="$root/scripts" python3 - "$bin" "$workdir" "$seconds" <<'PY' &
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -59,7 +58,8 @@ import time
 sys.path.insert(0, os.environ["RTC_BENCH_LIB"])
 import bench_common  # noqa: E402
 from bench_common import (  # noqa: E402
-    events, percentile, sample, stop_measured, wait_for)
+    events, kill_all, percentile, sample, stop_measured, terminate_on_sigterm,
+    wait_for)
 
 BIN, WORK, SECONDS = sys.argv[1], sys.argv[2], int(sys.argv[3])
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -75,14 +75,7 @@ def log(msg):
     print(f"bench-room: {msg}", file=sys.stderr, flush=True)
 
 
-def stop_all(*_):
-    for p in children:
-        if p.poll() is None:
-            p.terminate()
-    sys.exit(143)
-
-
-signal.signal(signal.SIGTERM, stop_all)
+terminate_on_sigterm(children)
 sys.stdout.reconfigure(line_buffering=True)
 
 
@@ -209,9 +202,7 @@ try:
     main()
 except Exception as e:  # noqa: BLE001 - report and stop every child
     log(f"failed: {e}")
-    for p in children:
-        if p.poll() is None:
-            p.kill()
+    kill_all(children)
     sys.exit(1)
 PY
 runner=$!

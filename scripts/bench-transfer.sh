@@ -33,7 +33,6 @@ RTC_BENCH_LIB="$root/scripts" python3 - "$bin" "$workdir" "$megabytes" <<'PY' &
 import hashlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -42,7 +41,7 @@ import time
 
 sys.path.insert(0, os.environ["RTC_BENCH_LIB"])
 import bench_common  # noqa: E402
-from bench_common import events, wait_for  # noqa: E402
+from bench_common import events, kill_all, terminate_on_sigterm, wait_for  # noqa: E402
 
 BIN, WORK, MB = sys.argv[1], sys.argv[2], int(sys.argv[3])
 SIZE = MB * 1000 * 1000
@@ -53,14 +52,7 @@ def log(msg):
     print(f"bench-transfer: {msg}", file=sys.stderr, flush=True)
 
 
-def stop_all(*_):
-    for p in children:
-        if p.poll() is None:
-            p.terminate()
-    sys.exit(143)
-
-
-signal.signal(signal.SIGTERM, stop_all)
+terminate_on_sigterm(children)
 
 
 def spawn(name, args, stdin=subprocess.DEVNULL):
@@ -168,9 +160,7 @@ try:
     main()
 except Exception as e:  # noqa: BLE001 - report and stop every child
     log(f"failed: {e}")
-    for p in children:
-        if p.poll() is None:
-            p.kill()
+    kill_all(children)
     sys.exit(1)
 PY
 runner=$!

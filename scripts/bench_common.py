@@ -6,7 +6,9 @@ import datetime
 import json
 import os
 import re
+import signal
 import subprocess
+import sys
 import time
 
 
@@ -134,3 +136,22 @@ def percentile(values, p):
     ranked = sorted(values)
     k = max(0, min(len(ranked) - 1, -(-p * len(ranked) // 100) - 1))
     return ranked[int(k)]
+
+
+def terminate_on_sigterm(children):
+    """On SIGTERM, terminate every child in `children` still running and exit 143."""
+
+    def stop_all(*_):
+        for p in children:
+            if p.poll() is None:
+                p.terminate()
+        sys.exit(143)
+
+    signal.signal(signal.SIGTERM, stop_all)
+
+
+def kill_all(children):
+    """Kill every child in `children` still running (a run that failed)."""
+    for p in children:
+        if p.poll() is None:
+            p.kill()

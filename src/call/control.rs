@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use super::{AppEvent, ExitCode, Presence, TimedEvent, UserId};
-use crate::ui::headless::event_line;
+use crate::ui::headless::event_value;
 
 /// Longest request line accepted, bytes.
 const MAX_REQUEST_BYTES: u64 = 4096;
@@ -95,7 +95,7 @@ impl Reply {
 
     /// An event line, as the headless view prints it (with its `ts`).
     pub fn event(event: &TimedEvent) -> Self {
-        Self::Event(serde_json::from_str(&event_line(event)).unwrap_or_default())
+        Self::Event(event_value(event))
     }
 }
 

@@ -13,6 +13,7 @@ pub mod peer;
 pub mod ringer;
 pub mod room;
 pub mod stats;
+pub mod worker;
 
 use std::fmt;
 use std::time::SystemTime;

@@ -3,11 +3,11 @@
 //! for the tone alone and closed (a WAV file finalized) before the call's media opens
 //! it, so a `--speaker file:` holds the ring of a call that was not answered.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 
 use tracing::{debug, warn};
+
+use super::worker::Worker;
 
 use crate::media::audio::ring::{Cadence, RingTone};
 use crate::media::audio::source::Pacing;
@@ -18,27 +18,16 @@ use crate::media::spec::AudioSinkSpec;
 #[derive(Debug)]
 pub struct Ringer {
     cadence: Cadence,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    worker: Worker,
 }
 
 impl Ringer {
     /// Starts `cadence` on the speaker `spec`. A speaker that cannot be opened is
     /// logged, not an error: the call rings without a tone.
     pub fn start(spec: &AudioSinkSpec, cadence: Cadence) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
         let spec = spec.clone();
-        let thread = std::thread::Builder::new()
-            .name("ringer".into())
-            .spawn(move || play(&spec, cadence, &flag))
-            .map_err(|e| warn!("cannot start the ring tone: {e}"))
-            .ok();
-        Self {
-            cadence,
-            stop,
-            thread,
-        }
+        let worker = Worker::spawn("ringer", move |stop| play(&spec, cadence, stop));
+        Self { cadence, worker }
     }
 
     /// Which tone plays.
@@ -47,17 +36,8 @@ impl Ringer {
     }
 
     /// Stops the tone and waits (at most one 20 ms frame) until the speaker is closed.
-    pub async fn stop(mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-        }
-    }
-}
-
-impl Drop for Ringer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+    pub async fn stop(self) {
+        self.worker.stop().await;
     }
 }
 

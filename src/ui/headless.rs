@@ -14,8 +14,8 @@ use tracing::debug;
 
 use crate::call::{AppEvent, TimedEvent, UserCommand};
 
-/// Serializes one event as a JSON line (without the newline).
-pub fn event_line(event: &TimedEvent) -> String {
+/// One event as the JSON object a line carries: its fields and `ts`.
+pub fn event_value(event: &TimedEvent) -> serde_json::Value {
     let mut value = serde_json::to_value(&event.event)
         .unwrap_or_else(|e| serde_json::json!({"event": "error", "message": e.to_string()}));
     if let Some(obj) = value.as_object_mut() {
@@ -26,7 +26,12 @@ pub fn event_line(event: &TimedEvent) -> String {
                 .into(),
         );
     }
-    value.to_string()
+    value
+}
+
+/// Serializes one event as a JSON line (without the newline).
+pub fn event_line(event: &TimedEvent) -> String {
+    event_value(event).to_string()
 }
 
 fn print_line(line: &str) {

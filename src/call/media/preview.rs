@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 
 use tracing::{debug, warn};
 
+use crate::call::worker::Worker;
 use crate::config::MediaSettings;
 use crate::media::video::FrameSender;
 use crate::media::video::source::open_video_source;
@@ -16,8 +16,7 @@ use crate::media::video::source::open_video_source;
 /// The preview thread, until [`Preview::stop`].
 #[derive(Debug)]
 pub struct Preview {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    worker: Worker,
 }
 
 impl Preview {
@@ -25,29 +24,14 @@ impl Preview {
     /// while) and sends its frames to `slot` until stopped. A source that cannot be
     /// opened is logged; the self-view stays empty.
     pub fn start(config: &MediaSettings, slot: FrameSender) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
         let config = config.clone();
-        let thread = std::thread::Builder::new()
-            .name("preview".into())
-            .spawn(move || run(&config, &slot, &flag))
-            .map_err(|e| warn!("cannot start the camera preview: {e}"))
-            .ok();
-        Self { stop, thread }
+        let worker = Worker::spawn("preview", move |stop| run(&config, &slot, stop));
+        Self { worker }
     }
 
     /// Stops the preview and waits until the source is closed (at most one frame).
-    pub async fn stop(mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-        }
-    }
-}
-
-impl Drop for Preview {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+    pub async fn stop(self) {
+        self.worker.stop().await;
     }
 }
 
