@@ -71,6 +71,7 @@ async fn login(url: &str, who: &str) -> Result<Ws> {
             id: UserId::parse(who)?,
             token: None,
             presence: false,
+            resume: vec![],
         },
     )
     .await?;

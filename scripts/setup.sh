@@ -13,6 +13,8 @@
 #                     (tests/network_nat.rs)
 #   pulseaudio, pulseaudio-utils, libasound2-plugins
 #                     a real audio server with a null sink for the device tests
+#   redis-server      the shared store of several `serve --redis` instances
+#                     (tests/redis_cluster.rs starts its own on a free port)
 #   chromium          an independent WebRTC peer: the browser interop test
 #                     (tests/browser_peer.rs) runs it headless with fake devices
 # Idempotent: installs only what is missing. Runs apt-get as root, else through sudo.
@@ -20,7 +22,7 @@ set -euo pipefail
 
 packages=(libclang-dev libasound2-dev cmake nasm pkg-config tmux
           pulseaudio pulseaudio-utils libasound2-plugins iproute2 util-linux nftables
-          coturn chromium)
+          coturn chromium redis-server)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -39,9 +39,11 @@ pub struct Cli {
 /// Options every subcommand takes. Precedence: flag > environment > config file > default.
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
-    /// Signaling server URL (ws:// or wss://) [default: ws://127.0.0.1:8787]
-    #[arg(long, global = true, env = "RTC_CLI_SERVER", value_name = "URL", value_parser = parse_server_url)]
-    pub server: Option<String>,
+    /// Signaling server URL (ws:// or wss://) [default: ws://127.0.0.1:8787]; repeat
+    /// (or comma-separate in RTC_CLI_SERVER) for servers sharing one Redis: the client
+    /// moves to the next when it loses one
+    #[arg(long, global = true, env = "RTC_CLI_SERVER", value_name = "URL", value_parser = parse_server_url, value_delimiter = ',')]
+    pub server: Vec<String>,
 
     /// Our id (overrides the saved profile): 1-64 of A-Z a-z 0-9 . _ -
     #[arg(long, global = true, env = "RTC_CLI_ID", value_name = "ID")]
@@ -178,6 +180,11 @@ pub struct ServeArgs {
     /// Whether clients that ask learn who is online (all: a friends' server; none: nobody)
     #[arg(long, value_enum, default_value = "all")]
     pub presence: PresenceArg,
+
+    /// Share presence, calls and rooms with the other servers on this Redis,
+    /// e.g. redis://127.0.0.1:6379/0 (without it, everything stays in this process)
+    #[arg(long, env = "RTC_CLI_REDIS", value_name = "URL", value_parser = parse_redis_url)]
+    pub redis: Option<String>,
 }
 
 /// `serve --presence`.
@@ -415,6 +422,16 @@ fn port_text(authority: &str) -> Option<&str> {
         .rsplit_once(']')
         .map_or(host_port, |(_, rest)| rest);
     after_host.rsplit_once(':').map(|(_, port)| port)
+}
+
+/// Checks a `--redis` URL: `redis://[USER[:PASSWORD]@]HOST[:PORT][/DB]`. The error
+/// never repeats the URL (it may hold a password).
+pub fn parse_redis_url(s: &str) -> Result<String, String> {
+    if !s.starts_with("redis://") {
+        return Err("a Redis URL must start with redis:// (redis://HOST:PORT[/DB])".into());
+    }
+    redis::Client::open(s).map_err(|e| format!("not a usable Redis URL ({:?})", e.kind()))?;
+    Ok(s.to_owned())
 }
 
 /// Checks a signaling server URL is `ws://` or `wss://` with a host, and that it parses

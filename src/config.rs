@@ -63,6 +63,10 @@ pub struct MediaFile {
 pub struct ConfigFile {
     /// Saved by `login`: the server URL.
     pub server: Option<String>,
+    /// Saved by `login`: further servers sharing state with `server` (`serve --redis`),
+    /// tried in turn when the connection is lost.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<String>,
     /// Saved by `login`: our id.
     pub id: Option<UserId>,
     /// Saved by `login`: the token, for servers that run `--auth token`.
@@ -166,8 +170,9 @@ pub struct Settings {
     pub config_path: PathBuf,
     /// The file's contents (for `login` to update).
     pub file: ConfigFile,
-    /// Server URL.
-    pub server: String,
+    /// Server URLs (at least one): the first is tried first, the others in turn when
+    /// a connection is lost.
+    pub servers: Vec<String>,
     /// Our id, if known.
     pub id: Option<UserId>,
     /// Login token, if any.
@@ -188,19 +193,34 @@ impl Settings {
             None => default_config_path()?,
         };
         let file = ConfigFile::load(&config_path)?;
-        let server = match global.server.clone().or_else(|| file.server.clone()) {
-            Some(s) => crate::cli::parse_server_url(&s)
-                .map_err(|e| anyhow::anyhow!("{e} (in {})", config_path.display()))?,
-            None => DEFAULT_SERVER.to_owned(),
+        let servers = if global.server.is_empty() {
+            let saved: Vec<String> = file.server.iter().chain(&file.servers).cloned().collect();
+            saved
+                .iter()
+                .map(|s| crate::cli::parse_server_url(s))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| anyhow::anyhow!("{e} (in {})", config_path.display()))?
+        } else {
+            global.server.clone()
+        };
+        let servers = if servers.is_empty() {
+            vec![DEFAULT_SERVER.to_owned()]
+        } else {
+            servers
         };
         Ok(Self {
-            server,
+            servers,
             id: global.id.clone().or_else(|| file.id.clone()),
             token: file.token.clone(),
             ca_file: global.ca_file.clone().or_else(|| file.ca_file.clone()),
             config_path,
             file,
         })
+    }
+
+    /// The first server, the one named in messages.
+    pub fn server(&self) -> &str {
+        &self.servers[0]
     }
 
     /// The TLS roots for `wss://`: `None` (the public roots) without a CA file.
@@ -393,7 +413,7 @@ mod tests {
 
     fn global(config: &Path) -> GlobalArgs {
         GlobalArgs {
-            server: None,
+            server: vec![],
             id: None,
             config: Some(config.to_owned()),
             headless: true,
@@ -409,6 +429,7 @@ mod tests {
         let path = dir.path().join("sub/config.toml");
         let cfg = ConfigFile {
             server: Some("ws://example:1".into()),
+            servers: vec!["ws://example:2".into()],
             id: Some(UserId::parse("tom").unwrap()),
             token: Some("t0k".into()),
             ..Default::default()
@@ -426,19 +447,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");
         let mut g = global(&path);
-        assert_eq!(Settings::resolve(&g).unwrap().server, DEFAULT_SERVER);
+        assert_eq!(Settings::resolve(&g).unwrap().servers, [DEFAULT_SERVER]);
         std::fs::write(
             &path,
             "server = \"ws://file:1\"\nid = \"jerry\"\n[media]\nfps = 15\n",
         )
         .unwrap();
         let s = Settings::resolve(&g).unwrap();
-        assert_eq!(s.server, "ws://file:1");
+        assert_eq!(s.servers, ["ws://file:1"]);
         assert_eq!(s.id.as_ref().map(UserId::as_str), Some("jerry"));
-        g.server = Some("ws://flag:2".into());
+        g.server = vec!["ws://flag:2".into()];
         g.id = Some(UserId::parse("tom").unwrap());
         let s = Settings::resolve(&g).unwrap();
-        assert_eq!(s.server, "ws://flag:2");
+        assert_eq!(s.servers, ["ws://flag:2"]);
         assert_eq!(s.require_id().unwrap().as_str(), "tom");
         let media = MediaSettings::resolve(&MediaArgs::default(), &s.file).unwrap();
         assert_eq!(media.fps, 15);

@@ -28,7 +28,7 @@ struct Running {
 fn start(server_url: &str, who: &str, mode: Mode, hangup_after: Option<Duration>) -> Running {
     let (events_tx, events) = mpsc::channel(256);
     let (commands, commands_rx) = mpsc::channel(32);
-    let mut client = ClientConfig::new(server_url, id(who), None);
+    let mut client = ClientConfig::new(vec![server_url.to_owned()], id(who), None);
     if matches!(mode, Mode::Listen { .. }) {
         client.initial_attempts = None;
     }

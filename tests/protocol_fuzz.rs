@@ -41,6 +41,7 @@ fn client_message() -> impl Strategy<Value = ClientMessage> {
             id,
             token: None,
             presence: false,
+            resume: vec![],
         }),
         (call_id(), user_id(), proptest::option::of(room_id()))
             .prop_map(|(call_id, to, room)| ClientMessage::Call { call_id, to, room }),

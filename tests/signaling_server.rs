@@ -461,6 +461,7 @@ async fn malformed_input_gets_coded_errors_and_the_connection_stays_open() {
         id: id("tom"),
         token: None,
         presence: false,
+        resume: vec![],
     })
     .await;
     expect_error(c.recv().await, ErrorCode::AlreadyLoggedIn);
@@ -485,6 +486,7 @@ async fn wrong_protocol_version_is_refused_and_closed() {
         id: id("tom"),
         token: None,
         presence: false,
+        resume: vec![],
     })
     .await;
     expect_error(c.recv().await, ErrorCode::UnsupportedVersion);
@@ -521,6 +523,7 @@ async fn token_login(
         id: id(who),
         token,
         presence: false,
+        resume: vec![],
     })
     .await;
     c.recv().await

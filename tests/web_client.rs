@@ -113,6 +113,7 @@ async fn the_websocket_is_at_ws_and_still_at_the_root() {
                 id: common::id(id),
                 token: None,
                 presence: false,
+                resume: vec![],
             })
             .await;
         assert!(

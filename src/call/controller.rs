@@ -181,7 +181,6 @@ pub async fn run(config: ControllerConfig, view: ViewChannels) -> ExitCode {
         me: config.client.id.clone(),
         signaling: client.handle,
         events: view.events,
-        server: config.client.server.clone(),
         mode: config.mode,
         hangup_after: config.hangup_after,
         call: None,
@@ -216,8 +215,6 @@ struct Controller {
     me: UserId,
     signaling: SignalingHandle,
     events: mpsc::Sender<TimedEvent>,
-    /// Server URL, for `logged_in`.
-    server: String,
     mode: Mode,
     hangup_after: Option<Duration>,
     call: Option<ActiveCall>,
@@ -359,6 +356,8 @@ impl Controller {
         call.state = state;
         if state == CallState::Connected && call.connected_at.is_none() {
             call.connected_at = Some(Instant::now());
+            // A login after a lost connection carries the call over (`resume`).
+            self.signaling.set_resume(vec![call.id.clone()]);
         }
         let event = AppEvent::State {
             call_id: call.id.clone(),
@@ -401,6 +400,7 @@ impl Controller {
             return Next::Continue;
         };
         info!(call_id = %call.id, %reason, "call ended");
+        self.signaling.set_resume(Vec::new());
         self.ring_for_state().await;
         let entry = history_entry(&call, reason);
         self.media_events = None;
@@ -475,15 +475,12 @@ impl Controller {
         match ev {
             SignalingEvent::LoggedIn {
                 id,
+                server,
                 ice_servers,
                 presence,
             } => {
                 self.server_ice = ice_servers;
-                self.emit(AppEvent::LoggedIn {
-                    id,
-                    server: self.server.clone(),
-                })
-                .await;
+                self.emit(AppEvent::LoggedIn { id, server }).await;
                 self.presence_shared = presence.is_some();
                 if let Some(snapshot) = presence {
                     self.roster.replace(&snapshot, &self.me);

@@ -135,7 +135,6 @@ pub async fn run(config: RoomConfig, view: ViewChannels) -> ExitCode {
         me: config.client.id.clone(),
         signaling: client.handle,
         events: view.events,
-        server: config.client.server.clone(),
         room: config.room,
         hangup_after: config.hangup_after,
         joined_at: None,
@@ -162,7 +161,6 @@ struct Room {
     me: UserId,
     signaling: SignalingHandle,
     events: mpsc::Sender<TimedEvent>,
-    server: String,
     room: RoomId,
     hangup_after: Option<Duration>,
     /// When the server confirmed our membership, for `--hangup-after`.
@@ -234,14 +232,13 @@ impl Room {
     async fn on_signaling(&mut self, ev: SignalingEvent) -> Next {
         match ev {
             SignalingEvent::LoggedIn {
-                id, ice_servers, ..
+                id,
+                server,
+                ice_servers,
+                ..
             } => {
                 self.server_ice = ice_servers;
-                self.emit(AppEvent::LoggedIn {
-                    id,
-                    server: self.server.clone(),
-                })
-                .await;
+                self.emit(AppEvent::LoggedIn { id, server }).await;
                 // After a reconnect the server has dropped us from the room (and told
                 // the others): start over with a fresh membership.
                 self.close_all(EndReason::ServerLost).await;

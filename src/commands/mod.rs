@@ -161,6 +161,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             crate::cli::PresenceArg::All => PresenceSharing::All,
             crate::cli::PresenceArg::None => PresenceSharing::None,
         },
+        redis: args.redis.clone(),
         ..ServerConfig::default()
     };
     check_open_file_limit(config.limits.total);
@@ -209,8 +210,11 @@ async fn shutdown_signal() {
 
 async fn login(global: &GlobalArgs, args: LoginArgs) -> anyhow::Result<ExitCode> {
     let settings = Settings::resolve(global)?;
-    let mut config =
-        ClientConfig::new(settings.server.clone(), args.id.clone(), args.token.clone());
+    let mut config = ClientConfig::new(
+        settings.servers.clone(),
+        args.id.clone(),
+        args.token.clone(),
+    );
     config.initial_attempts = Some(1);
     config.tls = settings.client_tls()?;
     let mut client = client::spawn(config);
@@ -218,13 +222,14 @@ async fn login(global: &GlobalArgs, args: LoginArgs) -> anyhow::Result<ExitCode>
     let code = match outcome {
         Ok(Some(SignalingEvent::LoggedIn { id, .. })) => {
             let mut file = settings.file.clone();
-            file.server = Some(settings.server.clone());
+            file.server = Some(settings.server().to_owned());
+            file.servers = settings.servers[1..].to_vec();
             file.id = Some(id.clone());
             file.token = args.token;
             file.save(&settings.config_path)?;
             println!(
                 "Logged in as {id} on {} (profile saved to {})",
-                settings.server,
+                settings.servers.join(", "),
                 settings.config_path.display()
             );
             ExitCode::Ok
@@ -243,7 +248,7 @@ async fn login(global: &GlobalArgs, args: LoginArgs) -> anyhow::Result<ExitCode>
         Err(_) => {
             eprintln!(
                 "rtc-cli: the server at {} did not answer in 10 s",
-                settings.server
+                settings.server()
             );
             ExitCode::ServerUnreachable
         }
@@ -259,6 +264,7 @@ fn logout(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let who = file.id.take();
     file.token = None;
     file.server = None;
+    file.servers.clear();
     file.save(&settings.config_path)?;
     match who {
         Some(id) => println!(
@@ -288,7 +294,8 @@ async fn prepare(global: &GlobalArgs, media_args: &MediaArgs) -> anyhow::Result<
     tokio::task::spawn_blocking(move || crate::call::media::check_media(&check))
         .await
         .context("the media check panicked")??;
-    let mut client = ClientConfig::new(settings.server.clone(), id.clone(), settings.token.clone());
+    let mut client =
+        ClientConfig::new(settings.servers.clone(), id.clone(), settings.token.clone());
     client.tls = settings.client_tls()?;
     let headless = global.headless || !std::io::stdout().is_terminal();
     Ok(Prepared {
@@ -419,7 +426,7 @@ async fn session(
         }
         Mode::Call { .. } => (None, None),
     };
-    info!(%id, server = %client.server, ?mode, headless, "session starting");
+    info!(%id, servers = ?client.servers, ?mode, headless, "session starting");
 
     let (events_tx, events_rx) = mpsc::channel(256);
     let (commands_tx, commands_rx) = mpsc::channel(32);

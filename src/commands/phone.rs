@@ -128,7 +128,8 @@ async fn from_login(
     settings: &Settings,
     id: &UserId,
 ) -> anyhow::Result<Result<Vec<Presence>, String>> {
-    let mut config = ClientConfig::new(settings.server.clone(), id.clone(), settings.token.clone());
+    let mut config =
+        ClientConfig::new(settings.servers.clone(), id.clone(), settings.token.clone());
     config.initial_attempts = Some(1);
     config.tls = settings.client_tls()?;
     config.presence = true;
@@ -146,7 +147,7 @@ async fn from_login(
         Ok(_) => Err("unexpected answer from the server".to_owned()),
         Err(_) => Err(format!(
             "the server at {} did not answer in 10 s",
-            settings.server
+            settings.server()
         )),
     };
     drop(client.handle);

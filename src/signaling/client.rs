@@ -5,19 +5,21 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tracing::{debug, info, warn};
 
 use super::protocol::{
-    ClientMessage, ErrorCode, IceServer, PROTOCOL_VERSION, Presence, ServerMessage, UserId,
+    CallId, ClientMessage, ErrorCode, IceServer, PROTOCOL_VERSION, Presence, ServerMessage, UserId,
 };
 
 /// Where and as whom to log in.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
-    /// `ws://` or `wss://` URL of the server.
-    pub server: String,
+    /// `ws://` or `wss://` URLs of the servers, tried in turn: the first at start, the
+    /// next after each failed attempt or lost connection (servers sharing state
+    /// through `serve --redis`, or one server given once).
+    pub servers: Vec<String>,
     /// Who we are.
     pub id: UserId,
     /// JWT for servers that run `--auth token`.
@@ -38,10 +40,10 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    /// A config with the defaults for `server`, `id` and `token`.
-    pub fn new(server: impl Into<String>, id: UserId, token: Option<String>) -> Self {
+    /// A config with the defaults for `servers` (at least one), `id` and `token`.
+    pub fn new(servers: Vec<String>, id: UserId, token: Option<String>) -> Self {
         Self {
-            server: server.into(),
+            servers,
             id,
             token,
             initial_attempts: Some(3),
@@ -78,6 +80,8 @@ pub enum SignalingEvent {
     LoggedIn {
         /// Our id as the server confirmed it.
         id: UserId,
+        /// The URL of the server we are logged in to (one of [`ClientConfig::servers`]).
+        server: String,
         /// STUN/TURN servers the server offers for calls (its `login_ok`); each login
         /// brings fresh TURN credentials.
         ice_servers: Vec<IceServer>,
@@ -99,9 +103,16 @@ pub enum SignalingEvent {
 #[derive(Debug, Clone)]
 pub struct SignalingHandle {
     tx: mpsc::Sender<ClientMessage>,
+    resume: std::sync::Arc<watch::Sender<Vec<CallId>>>,
 }
 
 impl SignalingHandle {
+    /// The accepted calls to carry over when the client logs in again after a lost
+    /// connection (`login`'s `resume`); empty when there are none.
+    pub fn set_resume(&self, calls: Vec<CallId>) {
+        self.resume.send_replace(calls);
+    }
+
     /// Queues `msg` for the server. Messages sent while disconnected are dropped:
     /// the server ends calls of a vanished client by itself.
     pub async fn send(&self, msg: ClientMessage) {
@@ -126,9 +137,13 @@ pub struct SignalingClient {
 pub fn spawn(config: ClientConfig) -> SignalingClient {
     let (out_tx, out_rx) = mpsc::channel(256);
     let (ev_tx, ev_rx) = mpsc::channel(256);
-    let task = tokio::spawn(run(config, out_rx, ev_tx));
+    let (resume_tx, resume_rx) = watch::channel(Vec::new());
+    let task = tokio::spawn(run(config, out_rx, ev_tx, resume_rx));
     SignalingClient {
-        handle: SignalingHandle { tx: out_tx },
+        handle: SignalingHandle {
+            tx: out_tx,
+            resume: std::sync::Arc::new(resume_tx),
+        },
         events: ev_rx,
         task,
     }
@@ -155,39 +170,57 @@ async fn run(
     config: ClientConfig,
     mut out_rx: mpsc::Receiver<ClientMessage>,
     ev_tx: mpsc::Sender<SignalingEvent>,
+    resume: watch::Receiver<Vec<CallId>>,
 ) {
     let mut failures = 0u32;
     let mut ever_logged_in = false;
-    loop {
-        let ended = match connect(&config).await {
+    for attempt in 0usize.. {
+        let server = &config.servers[attempt % config.servers.len().max(1)];
+        let ended = match connect(&config, server).await {
             // A certificate we do not trust will not become trusted by retrying.
             Err(ConnectFailure::Untrusted(reason)) => Ended::Fatal(Fatal::Unreachable {
-                server: config.server.clone(),
+                server: server.clone(),
                 reason,
             }),
-            Err(ConnectFailure::Other(reason)) => {
+            Err(ConnectFailure::Other(reason)) => Ended::Retry {
+                reason,
+                after: Duration::ZERO,
+            },
+            Ok(ws) => {
+                let login = ClientMessage::Login {
+                    version: PROTOCOL_VERSION,
+                    id: config.id.clone(),
+                    token: config.token.clone(),
+                    presence: config.presence,
+                    resume: resume.borrow().clone(),
+                };
+                let link = Link { server, ws, login };
+                session(&config, link, &mut out_rx, &ev_tx, &mut ever_logged_in).await
+            }
+        };
+        // Before the first login, every failed attempt counts; after it, only the
+        // attempts since the last connection that logged in (they pace the backoff).
+        let ended = match ended {
+            Ended::Retry { reason, after } if after.is_zero() || !ever_logged_in => {
                 failures += 1;
                 let exhausted = config
                     .initial_attempts
                     .is_some_and(|n| !ever_logged_in && failures >= n);
                 if exhausted {
                     Ended::Fatal(Fatal::Unreachable {
-                        server: config.server.clone(),
+                        server: server.clone(),
                         reason,
                     })
                 } else {
                     Ended::Retry {
                         reason,
-                        after: backoff(failures),
+                        after: after.max(backoff(failures)),
                     }
                 }
             }
-            Ok(ws) => {
-                let ended = session(&config, ws, &mut out_rx, &ev_tx, &mut ever_logged_in).await;
-                if ever_logged_in {
-                    failures = 0;
-                }
-                ended
+            other => {
+                failures = 0;
+                other
             }
         };
         match ended {
@@ -235,14 +268,9 @@ enum ConnectFailure {
     Other(String),
 }
 
-async fn connect(config: &ClientConfig) -> Result<Ws, ConnectFailure> {
+async fn connect(config: &ClientConfig, server: &str) -> Result<Ws, ConnectFailure> {
     let connector = config.tls.clone().map(tokio_tungstenite::Connector::Rustls);
-    let attempt = tokio_tungstenite::connect_async_tls_with_config(
-        config.server.as_str(),
-        None,
-        false,
-        connector,
-    );
+    let attempt = tokio_tungstenite::connect_async_tls_with_config(server, None, false, connector);
     match tokio::time::timeout(Duration::from_secs(5), attempt).await {
         Err(_) => Err(ConnectFailure::Other("connection timed out".into())),
         Ok(Err(e)) if super::tls::is_untrusted_certificate(&e) => {
@@ -290,9 +318,18 @@ fn refusal(response: &tokio_tungstenite::tungstenite::http::Response<Option<Vec<
 /// Longest refusal reason shown.
 const REFUSAL_CHARS: usize = 200;
 
+/// One connection to log in on.
+struct Link<'a> {
+    /// The server's URL.
+    server: &'a str,
+    ws: Ws,
+    /// The `login` to send first.
+    login: ClientMessage,
+}
+
 async fn session(
     config: &ClientConfig,
-    ws: Ws,
+    Link { server, ws, login }: Link<'_>,
     out_rx: &mut mpsc::Receiver<ClientMessage>,
     ev_tx: &mpsc::Sender<SignalingEvent>,
     ever_logged_in: &mut bool,
@@ -300,12 +337,6 @@ async fn session(
     let (mut sink, mut stream) = ws.split();
     // Whether this connection's login succeeded: login errors are fatal only before.
     let mut logged_in = false;
-    let login = ClientMessage::Login {
-        version: PROTOCOL_VERSION,
-        id: config.id.clone(),
-        token: config.token.clone(),
-        presence: config.presence,
-    };
     let retry = |reason: String| Ended::Retry {
         reason,
         after: Duration::from_millis(250),
@@ -330,7 +361,7 @@ async fn session(
                         continue;
                     }
                 };
-                let ended = on_server_message(msg, ev_tx, &mut logged_in).await;
+                let ended = on_server_message(msg, server, ev_tx, &mut logged_in).await;
                 *ever_logged_in |= logged_in;
                 if let Some(ended) = ended {
                     return ended;
@@ -354,6 +385,7 @@ async fn session(
 /// yet succeeded; returns how the session ends, if it does.
 async fn on_server_message(
     msg: ServerMessage,
+    server: &str,
     ev_tx: &mpsc::Sender<SignalingEvent>,
     logged_in: &mut bool,
 ) -> Option<Ended> {
@@ -367,6 +399,7 @@ async fn on_server_message(
             *logged_in = true;
             SignalingEvent::LoggedIn {
                 id,
+                server: server.to_owned(),
                 ice_servers,
                 presence,
             }
@@ -376,6 +409,16 @@ async fn on_server_message(
             return Some(Ended::Fatal(Fatal::AuthFailed(format!(
                 "{code}: {message}"
             ))));
+        }
+        ServerMessage::Error {
+            code: ErrorCode::Unavailable,
+            message,
+            ..
+        } if !*logged_in => {
+            return Some(Ended::Retry {
+                reason: format!("login not possible now: {message}"),
+                after: Duration::from_secs(1),
+            });
         }
         ServerMessage::Shutdown {
             message,

@@ -207,6 +207,11 @@ pub enum ClientMessage {
         /// (`serve --presence all`). A compatible addition to version 1.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         presence: bool,
+        /// Accepted calls this client still has, after a reconnect: when this login
+        /// replaces an older session of the same id, these calls carry over to it
+        /// instead of ending with `peer-gone`. A compatible addition to version 1.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        resume: Vec<CallId>,
     },
     /// Start a call to `to` under a fresh `call_id`. With `room`, a call between two
     /// members of that room (an existing member calls each newcomer): neither party is
@@ -575,6 +580,10 @@ pub enum ErrorCode {
     /// A room message about a room the sender (or, for a room call, the callee) is not
     /// in.
     NotInRoom,
+    /// The server cannot reach the store it shares with other servers (`serve
+    /// --redis`); the message was not acted on. A login refused with it closes the
+    /// connection: try again later or another server.
+    Unavailable,
 }
 
 impl ErrorCode {
@@ -747,6 +756,7 @@ mod tests {
             id: id("tom"),
             token: None,
             presence: false,
+            resume: vec![],
         };
         assert_eq!(msg.encode(), r#"{"type":"login","version":1,"id":"tom"}"#);
         assert_eq!(ClientMessage::decode(&msg.encode()).unwrap(), msg);

@@ -128,6 +128,7 @@ impl RawClient {
             id: id(who),
             token: None,
             presence,
+            resume: vec![],
         })
         .await;
         let list = match c.recv().await {
@@ -231,6 +232,7 @@ pub mod netlab;
 pub mod netns;
 pub mod process;
 pub mod pulse;
+pub mod redis;
 pub mod settings;
 
 /// Tests that run whole calls (several processes, codecs, a browser) take turns within

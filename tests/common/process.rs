@@ -403,6 +403,7 @@ impl Home {
         cmd.args(self.full_args(args))
             .envs(self.env_vars())
             .env_remove("RTC_CLI_SERVER")
+            .env_remove("RTC_CLI_REDIS")
             .env_remove("RTC_CLI_ID")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

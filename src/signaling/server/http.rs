@@ -20,8 +20,9 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
-use super::Shared;
+use super::cluster::Link;
 use super::session::websocket_config;
+use super::{Shared, Store};
 
 /// The byte stream of a connection after its WebSocket upgrade.
 pub(super) type Upgraded = TokioIo<hyper::upgrade::Upgraded>;
@@ -176,20 +177,39 @@ fn upgrade(req: &mut Request<Incoming>, slot: &Arc<UpgradeSlot>) -> Response<Ful
     r
 }
 
-/// `GET /healthz`: 200 and `{"status":"ok","logged_in":N,"calls":N,"rooms":N}` while
-/// the server serves (it answers from the same registry the sessions use).
+/// `GET /healthz`: this server's view of itself, as JSON:
+/// `{"status":"ok"|"degraded","store":"memory"|"redis","redis":"joining"|"up"|"down",
+/// "instance":HEX,"logged_in":N,"local":N,"calls":N,"rooms":N}`, where `logged_in`,
+/// `calls` and `rooms` count every instance sharing the store and `local` the sessions
+/// this one holds. 200 when ok; 503 while it cannot reach Redis, so a load balancer
+/// sends clients elsewhere.
 fn health(shared: &Shared) -> Response<Full<Bytes>> {
+    let link = match &shared.store {
+        Store::Memory => None,
+        Store::Redis(cluster) => Some(cluster.link()),
+    };
+    let ok = link.is_none_or(|l| l == Link::Up);
     let body = {
-        let reg = shared.registry();
-        serde_json::json!({
-            "status": "ok",
+        let state = shared.state();
+        let reg = &state.registry;
+        let mut body = serde_json::json!({
+            "status": if ok { "ok" } else { "degraded" },
+            "store": if link.is_some() { "redis" } else { "memory" },
+            "instance": shared.instance.to_string(),
             "logged_in": reg.sessions.len(),
+            "local": state.local.len(),
             "calls": reg.calls.len(),
             "rooms": reg.rooms.len(),
-        })
-        .to_string()
+        });
+        if let Some(link) = link {
+            body["redis"] = link.as_str().into();
+        }
+        body.to_string()
     };
     let mut r = Response::new(Full::new(Bytes::from(body)));
+    if !ok {
+        *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    }
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,

@@ -7,16 +7,22 @@
 //!   and the open-file limit;
 //! - `session`: one client from WebSocket upgrade to close (reader loop + writer
 //!   task with a bounded queue), with upgrade and first-login deadlines;
-//! - `calls`: call control and relaying between the two parties of a call;
-//! - `registry`: who is online and which calls exist, behind one mutex that is never
-//!   held across an await;
+//! - `registry`: who is online and which calls and rooms exist: a deterministic state
+//!   machine that changes only by `command`s and answers with effects;
+//! - `command`: the commands (a session's message, a login, a timer, a gone instance);
+//! - `calls`, `rooms`: call control and rooms in the registry;
+//! - `local`: the sessions this process holds, and carrying out effects for them;
+//! - `cluster`: several processes sharing one registry through Redis (`--redis`);
 //! - `presence`: who is online, batched to the clients that subscribe;
 //! - `memory`: handing freed heap back to the system after a mass disconnect.
 
 mod calls;
+mod cluster;
+mod command;
 mod http;
 mod limits;
 mod listener;
+mod local;
 mod memory;
 mod presence;
 mod registry;
@@ -29,15 +35,20 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{info, warn};
 
+pub use cluster::Unavailable;
 pub use limits::{ConnectionLimits, Refusal, raise_open_file_limit};
 pub use presence::PresenceSharing;
 
+use self::cluster::Cluster;
+use self::command::Command;
 use self::limits::{Admission, Pending};
-use self::registry::Registry;
+use self::local::State;
+use self::registry::{CallInstance, InstanceId, Registry, SessionKey};
 use super::auth::Auth;
 use super::turn::IceOffer;
+use crate::signaling::protocol::{CallId, ServerMessage};
 
 /// How the server is run (`rtc-cli serve` flags).
 #[derive(Debug, Clone)]
@@ -67,6 +78,9 @@ pub struct ServerConfig {
     pub ice: IceOffer,
     /// Whether subscribers learn who is online (`--presence`, default all).
     pub presence: PresenceSharing,
+    /// Redis shared with other instances (`--redis redis://HOST:PORT[/DB]`); `None`
+    /// keeps everything in this process.
+    pub redis: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -83,6 +97,7 @@ impl Default for ServerConfig {
             tls: None,
             ice: IceOffer::default(),
             presence: PresenceSharing::All,
+            redis: None,
         }
     }
 }
@@ -91,14 +106,108 @@ impl Default for ServerConfig {
 #[derive(Debug)]
 struct Shared {
     config: ServerConfig,
-    registry: Mutex<Registry>,
+    /// This process among those sharing a store.
+    instance: InstanceId,
+    state: Mutex<State>,
+    store: Store,
+}
+
+/// Where commands go to be ordered.
+#[derive(Debug)]
+enum Store {
+    /// This process alone: a command is applied as it is submitted.
+    Memory,
+    /// Redis, shared with other instances.
+    Redis(Arc<Cluster>),
 }
 
 impl Shared {
-    fn registry(&self) -> MutexGuard<'_, Registry> {
+    fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the maps half-updated in a way
         // worse than stopping the server would; keep serving.
-        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The key of this instance's connection `conn`.
+    fn key(&self, conn: u64) -> SessionKey {
+        SessionKey {
+            instance: self.instance,
+            conn,
+        }
+    }
+
+    /// Submits `cmd`: applied now on a single server, appended to the shared log with
+    /// `--redis` (and applied when read back).
+    ///
+    /// # Errors
+    /// The shared store is unreachable; the command was not taken.
+    async fn submit(self: &Arc<Self>, cmd: Command) -> Result<(), Unavailable> {
+        match &self.store {
+            Store::Memory => {
+                self.apply(cmd);
+                Ok(())
+            }
+            Store::Redis(cluster) => cluster.append(&cmd).await,
+        }
+    }
+
+    /// Submits a session's departure; with `--redis`, one that cannot be appended now is
+    /// retried once Redis is back, so its user does not stay online.
+    async fn submit_departure(self: &Arc<Self>, cmd: Command) {
+        match &self.store {
+            Store::Memory => self.apply(cmd),
+            Store::Redis(cluster) => cluster.append_departure(cmd).await,
+        }
+    }
+
+    /// Applies `cmd` to the registry and carries out its effects for this instance.
+    fn apply(self: &Arc<Self>, cmd: Command) {
+        let evicted =
+            matches!(cmd, Command::InstanceGone { instance } if instance == self.instance);
+        let timers = {
+            let mut state = self.state();
+            state.registry.apply(cmd);
+            let timers = state.carry_out(self.instance, &self.config);
+            if evicted {
+                self.close_all(&state, "this server lost its shared store for too long");
+            }
+            timers
+        };
+        for (call_id, instance) in timers {
+            self.start_ring_timer(call_id, instance);
+        }
+    }
+
+    /// Tells every session of this instance to reconnect (the others declared it gone).
+    fn close_all(&self, state: &State, why: &str) {
+        warn!("{why}: closing every session so their clients log in again");
+        for s in state.local.values() {
+            s.send(ServerMessage::Shutdown {
+                message: why.into(),
+                retry_after_ms: 500,
+            });
+            s.close(None);
+        }
+    }
+
+    /// Submits [`Command::RingTimeout`] for call `instance` after `--ring-timeout`
+    /// (retrying while the shared store is unreachable).
+    fn start_ring_timer(self: &Arc<Self>, call_id: CallId, instance: CallInstance) {
+        let shared = Arc::clone(self);
+        let timeout = shared.config.ring_timeout;
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            for _ in 0..60 {
+                let cmd = Command::RingTimeout {
+                    call_id: call_id.clone(),
+                    instance,
+                };
+                if shared.submit(cmd).await.is_ok() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
     }
 }
 
@@ -121,11 +230,20 @@ impl Server {
             PresenceSharing::All => Registry::with_presence(),
             PresenceSharing::None => Registry::default(),
         };
+        let store = match &config.redis {
+            Some(url) => Store::Redis(Arc::new(Cluster::new(url)?)),
+            None => Store::Memory,
+        };
         Ok(Self {
             listener,
             shared: Arc::new(Shared {
                 config,
-                registry: Mutex::new(registry),
+                instance: InstanceId::random(),
+                state: Mutex::new(State {
+                    registry,
+                    local: Default::default(),
+                }),
+                store,
             }),
         })
     }
@@ -145,6 +263,13 @@ impl Server {
         let admission = Admission::new(self.shared.config.limits);
         let trimmer = tokio::spawn(memory::trim_after_disconnects(Arc::clone(&admission)));
         let presence = tokio::spawn(presence::publish(Arc::clone(&self.shared)));
+        let cluster = match &self.shared.store {
+            Store::Redis(cluster) => Some(tokio::spawn(cluster::run(
+                Arc::clone(&self.shared),
+                Arc::clone(cluster),
+            ))),
+            Store::Memory => None,
+        };
         let listener = listener::Listener {
             listener: self.listener,
             shared: Arc::clone(&self.shared),
@@ -159,9 +284,18 @@ impl Server {
         let _ = stop_tx.send(true);
         // Give the writer tasks a moment to deliver `shutdown` and close frames.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-        while !self.shared.registry().sessions.is_empty() && tokio::time::Instant::now() < deadline
-        {
+        while !self.shared.state().local.is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if let Some(reader) = cluster {
+            // Tell the other instances now rather than after the heartbeat expires.
+            if let Store::Redis(cluster) = &self.shared.store {
+                let gone = Command::InstanceGone {
+                    instance: self.shared.instance,
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(1), cluster.append(&gone)).await;
+            }
+            reader.abort();
         }
     }
 }

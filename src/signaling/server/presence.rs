@@ -111,22 +111,22 @@ pub(super) async fn publish(shared: Arc<Shared>) {
     loop {
         tick.tick().await;
         let (users, subscribers) = {
-            let mut reg = shared.registry();
-            if reg.presence_changes.is_empty() {
+            let mut state = shared.state();
+            if state.registry.presence_changes.is_empty() {
                 continue;
             }
-            let subscribers: Vec<_> = reg
-                .sessions
+            let subscribers: Vec<_> = state
+                .local
                 .values()
                 .filter(|s| s.presence)
                 .cloned()
                 .collect();
             if subscribers.is_empty() {
                 // Nobody to tell: drop the changes without building the list.
-                reg.presence_changes.take();
+                state.registry.presence_changes.take();
                 continue;
             }
-            (reg.take_presence_changes(), subscribers)
+            (state.registry.take_presence_changes(), subscribers)
         };
         let text: Arc<str> = ServerMessage::PresenceChanged { users }.encode().into();
         for s in subscribers {
@@ -137,12 +137,9 @@ pub(super) async fn publish(shared: Arc<Shared>) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::registry::tests::{key, user};
     use super::*;
     use crate::signaling::protocol::{CallId, RoomId};
-
-    fn user(s: &str) -> UserId {
-        UserId::parse(s).unwrap()
-    }
 
     fn statuses(list: &[Presence]) -> Vec<(&str, PresenceStatus)> {
         list.iter().map(|p| (p.id.as_str(), p.status)).collect()
@@ -152,8 +149,8 @@ mod tests {
     fn changes_are_batched_and_report_the_status_at_batch_time() {
         let mut reg = Registry::with_presence();
         let (tom, jerry) = (user("tom"), user("jerry"));
-        reg.log_in(tom.clone(), super::super::registry::test_handle(1, true));
-        reg.log_in(jerry.clone(), super::super::registry::test_handle(2, false));
+        reg.log_in(&tom, key(1), &[]);
+        reg.log_in(&jerry, key(2), &[]);
         let call = CallId::parse("c").unwrap();
         reg.add_call(call.clone(), tom.clone(), jerry.clone(), None);
         assert_eq!(
@@ -166,7 +163,7 @@ mod tests {
         );
         assert!(reg.take_presence_changes().is_empty());
         reg.remove_call(&call);
-        reg.log_out(&jerry, 2);
+        reg.log_out(&jerry, key(2));
         assert_eq!(
             statuses(&reg.take_presence_changes()),
             [
@@ -185,7 +182,7 @@ mod tests {
     #[test]
     fn nothing_is_tracked_when_presence_is_not_shared() {
         let mut reg = Registry::default();
-        reg.log_in(user("tom"), super::super::registry::test_handle(1, true));
+        reg.log_in(&user("tom"), key(1), &[]);
         assert!(reg.take_presence_changes().is_empty());
     }
 }

@@ -1,70 +1,75 @@
-//! Who is online and which calls exist: the one piece of state every session shares,
-//! behind a mutex that is never held across an await.
+//! Who is online and which calls and rooms exist: the state every session shares.
+//!
+//! The registry is a deterministic state machine. It changes only through
+//! [`Registry::apply`] (see `command.rs`), and what it wants said or done (messages to
+//! sessions, a conflict, a ring timer) comes out as [`Effect`]s addressed to a
+//! [`SessionKey`]. One server applies commands as its sessions send them; several
+//! servers sharing a Redis (`serve --redis`) each apply the same commands in the same
+//! order to their own copy, and each carries out only the effects addressed to its own
+//! sessions. Nothing here may depend on the process it runs in: no clock, no random
+//! number, no iteration over a hash map whose order decides an outcome.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::fmt;
 
-use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tracing::warn;
+use serde::{Deserialize, Serialize};
 
 use super::presence::Changes;
 use crate::signaling::protocol::{CallId, RoomId, ServerEndReason, ServerMessage, UserId};
 
-/// What a session's writer task sends.
-#[derive(Debug)]
-pub(super) enum Outbound {
-    /// An encoded [`ServerMessage`], queued as text so a queue slot stays small.
-    Text(String),
-    /// An encoded [`ServerMessage`] sent to many sessions (presence), encoded once.
-    Shared(Arc<str>),
-    /// Send a close frame (with a code and reason, when given) and end the session.
-    Close(Option<CloseFrame>),
+/// One `serve` process among those sharing a store: random at start, so a restarted
+/// process is a new instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub(super) struct InstanceId(pub(super) u64);
+
+impl InstanceId {
+    /// A fresh random id.
+    pub(super) fn random() -> Self {
+        Self(rand::random())
+    }
 }
 
-/// Handle to one connected, logged-in client.
-#[derive(Debug, Clone)]
-pub(super) struct SessionHandle {
-    /// Distinguishes a session from a newer one with the same id.
+impl fmt::Display for InstanceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// One client connection anywhere: the instance that holds it and its connection
+/// number there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub(super) struct SessionKey {
+    pub(super) instance: InstanceId,
     pub(super) conn: u64,
-    pub(super) tx: mpsc::Sender<Outbound>,
-    /// Whether the client subscribed to presence (`login` with `presence: true`, on a
-    /// server that shares it).
-    pub(super) presence: bool,
 }
 
-impl SessionHandle {
-    /// Queues a message without waiting; a full queue drops it (and says so).
-    pub(super) fn send(&self, msg: ServerMessage) -> bool {
-        self.queue(Outbound::Text(msg.encode()))
-    }
-
-    /// Queues a message encoded once for many sessions; a full queue drops it.
-    pub(super) fn send_shared(&self, text: Arc<str>) -> bool {
-        self.queue(Outbound::Shared(text))
-    }
-
-    fn queue(&self, out: Outbound) -> bool {
-        match self.tx.try_send(out) {
-            Ok(()) => true,
-            Err(e) => {
-                warn!(
-                    conn = self.conn,
-                    "outbound queue full or closed, dropped: {e}"
-                );
-                false
-            }
-        }
-    }
-
-    /// Asks the writer to send a close frame and end the session.
-    pub(super) fn close(&self, frame: Option<CloseFrame>) {
-        let _ = self.tx.try_send(Outbound::Close(frame));
-    }
+/// Something the state machine wants done, for the instance that holds `to`/`session`.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Effect {
+    /// Queue `msg` to the session.
+    Send { to: SessionKey, msg: ServerMessage },
+    /// Queue a message relayed from `from`'s session; when `to` cannot take it (a full
+    /// queue) and `from` is held by the same instance, `from` gets `rate-limited`.
+    Relay {
+        to: SessionKey,
+        from: SessionKey,
+        msg: ServerMessage,
+    },
+    /// A newer login of `id` replaced this session: `conflict`, then close it.
+    Replaced { old: SessionKey, id: UserId },
+    /// `id` is logged in on this session: send `login_ok`.
+    LoggedIn { session: SessionKey, id: UserId },
+    /// Start the ring timer of a call placed from `origin`: when it fires, the instance
+    /// that holds `origin` submits [`super::command::Command::RingTimeout`].
+    RingTimer {
+        origin: SessionKey,
+        call_id: CallId,
+        instance: CallInstance,
+    },
 }
 
 /// Whether a call still rings or was accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) enum CallPhase {
     Ringing,
     Active,
@@ -73,11 +78,11 @@ pub(super) enum CallPhase {
 /// One call's identity on this server: a serial number no other call ever gets, even
 /// one that reuses its `call_id` after it ended. Per-call timers hold this, so they can
 /// only end the call that started them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct CallInstance(u64);
 
 /// A call between two logged-in users.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct Call {
     pub(super) instance: CallInstance,
     pub(super) caller: UserId,
@@ -88,7 +93,7 @@ pub(super) struct Call {
 }
 
 /// A room: its members in the order they joined, and the calls between them.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(super) struct Room {
     pub(super) members: Vec<UserId>,
     pub(super) calls: Vec<CallId>,
@@ -114,10 +119,12 @@ impl Call {
     }
 }
 
-/// Who is online and which calls exist.
-#[derive(Debug, Default)]
+/// Who is online and which calls exist. Serialized whole (without the effects and
+/// presence changes) to hand a joining instance the state (see `cluster.rs`).
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(super) struct Registry {
-    pub(super) sessions: HashMap<UserId, SessionHandle>,
+    /// The session each logged-in id has.
+    pub(super) sessions: HashMap<UserId, SessionKey>,
     pub(super) calls: HashMap<CallId, Call>,
     /// The one 1:1 call each user is a party of (room calls are in [`Room::calls`]).
     pub(super) call_of: HashMap<UserId, CallId>,
@@ -127,7 +134,11 @@ pub(super) struct Registry {
     /// The last [`CallInstance`] handed out.
     last_instance: u64,
     /// Ids whose presence may have changed since the last `presence_changed`.
+    #[serde(skip)]
     pub(super) presence_changes: Changes,
+    /// Effects of the command being applied, taken by [`Registry::take_effects`].
+    #[serde(skip)]
+    effects: Vec<Effect>,
 }
 
 impl Registry {
@@ -139,22 +150,48 @@ impl Registry {
         }
     }
 
-    /// Registers `id`'s session; the session it replaces, if any (its calls and room
-    /// are ended as [`Departure::Gone`]).
-    pub(super) fn log_in(&mut self, id: UserId, handle: SessionHandle) -> Option<SessionHandle> {
-        self.presence_changes.touch(&id);
-        let old = self.sessions.insert(id.clone(), handle);
-        if old.is_some() {
-            self.end_calls_of_departed(&id);
-            self.leave_room(&id, Departure::Gone);
-        }
-        old
+    /// The effects of what was applied since the last call.
+    pub(super) fn take_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.effects)
     }
 
-    /// Unregisters `id`'s session `conn` and ends its calls and room, unless a newer
-    /// login replaced it; whether it did.
-    pub(super) fn log_out(&mut self, id: &UserId, conn: u64) -> bool {
-        if self.sessions.get(id).map(|s| s.conn) != Some(conn) {
+    pub(super) fn effect(&mut self, effect: Effect) {
+        self.effects.push(effect);
+    }
+
+    /// Whether `session` is `id`'s current session (not replaced by a newer login).
+    pub(super) fn is_current(&self, id: &UserId, session: SessionKey) -> bool {
+        self.sessions.get(id) == Some(&session)
+    }
+
+    /// Registers `id`'s `session`. A session it replaces gets [`Effect::Replaced`]; its
+    /// calls and room end as [`Departure::Gone`], except an accepted 1:1 call named in
+    /// `resume` (the same client, reconnected), which carries over to `session`.
+    pub(super) fn log_in(&mut self, id: &UserId, session: SessionKey, resume: &[CallId]) {
+        self.presence_changes.touch(id);
+        if let Some(old) = self.sessions.insert(id.clone(), session) {
+            self.effect(Effect::Replaced {
+                old,
+                id: id.clone(),
+            });
+            let resumed = self.call_of.get(id).is_some_and(|c| {
+                resume.contains(c) && self.calls.get(c).map(|c| c.phase) == Some(CallPhase::Active)
+            });
+            if !resumed {
+                self.end_calls_of_departed(id);
+            }
+            self.leave_room(id, Departure::Gone);
+        }
+        self.effect(Effect::LoggedIn {
+            session,
+            id: id.clone(),
+        });
+    }
+
+    /// Unregisters `id`'s `session` and ends its calls and room, unless a newer login
+    /// replaced it; whether it did.
+    pub(super) fn log_out(&mut self, id: &UserId, session: SessionKey) -> bool {
+        if !self.is_current(id, session) {
             return false;
         }
         self.sessions.remove(id);
@@ -164,10 +201,31 @@ impl Registry {
         true
     }
 
-    pub(super) fn send_to(&self, id: &UserId, msg: ServerMessage) {
-        if let Some(s) = self.sessions.get(id) {
-            s.send(msg);
+    /// Logs out every session `instance` held (it stopped heartbeating), in id order.
+    pub(super) fn instance_gone(&mut self, instance: InstanceId) -> usize {
+        let mut theirs: Vec<(UserId, SessionKey)> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.instance == instance)
+            .map(|(id, s)| (id.clone(), *s))
+            .collect();
+        theirs.sort_by(|a, b| a.0.cmp(&b.0));
+        for (id, session) in &theirs {
+            self.log_out(id, *session);
         }
+        theirs.len()
+    }
+
+    /// Queues `msg` to `id`'s session, if `id` is online.
+    pub(super) fn send_to(&mut self, id: &UserId, msg: ServerMessage) {
+        if let Some(&to) = self.sessions.get(id) {
+            self.effect(Effect::Send { to, msg });
+        }
+    }
+
+    /// Queues `msg` to `session` (the sender of the command being applied).
+    pub(super) fn reply(&mut self, session: SessionKey, msg: ServerMessage) {
+        self.effect(Effect::Send { to: session, msg });
     }
 
     /// Records a new ringing call `caller` → `callee` (in `room`, for a room call); its
@@ -299,9 +357,9 @@ impl Registry {
             self.rooms.remove(&room_id);
             return;
         }
-        for member in &self.rooms[&room_id].members {
+        for member in self.rooms[&room_id].members.clone() {
             self.send_to(
-                member,
+                &member,
                 ServerMessage::MemberLeft {
                     room: room_id.clone(),
                     id: id.clone(),
@@ -327,22 +385,20 @@ impl Registry {
     }
 }
 
-/// A session handle for unit tests (its queue is dropped: sends fail quietly).
 #[cfg(test)]
-pub(super) fn test_handle(conn: u64, presence: bool) -> SessionHandle {
-    SessionHandle {
-        conn,
-        tx: mpsc::channel(1).0,
-        presence,
-    }
-}
-
-#[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn user(s: &str) -> UserId {
+    pub(in super::super) fn user(s: &str) -> UserId {
         UserId::parse(s).unwrap()
+    }
+
+    /// Session `conn` of instance 1.
+    pub(in super::super) fn key(conn: u64) -> SessionKey {
+        SessionKey {
+            instance: InstanceId(1),
+            conn,
+        }
     }
 
     #[test]
@@ -396,5 +452,59 @@ mod tests {
         assert!(reg.calls.contains_key(&bc));
         assert_eq!(reg.rooms[&r].calls, vec![bc]);
         assert_eq!(reg.rooms[&r].members, vec![user("b"), user("c")]);
+    }
+
+    #[test]
+    fn a_newer_login_replaces_and_ends_the_call_unless_it_resumes_it() {
+        let (tom, jerry) = (user("tom"), user("jerry"));
+        let call = CallId::parse("c").unwrap();
+        for resume in [vec![], vec![call.clone()]] {
+            let mut reg = Registry::default();
+            reg.log_in(&tom, key(1), &[]);
+            reg.log_in(&jerry, key(2), &[]);
+            reg.add_call(call.clone(), tom.clone(), jerry.clone(), None);
+            reg.calls.get_mut(&call).unwrap().phase = CallPhase::Active;
+            reg.take_effects();
+            reg.log_in(&tom, key(3), &resume);
+            let effects = reg.take_effects();
+            assert!(effects.contains(&Effect::Replaced {
+                old: key(1),
+                id: tom.clone()
+            }));
+            let peer_gone = effects
+                .iter()
+                .any(|e| matches!(e, Effect::Send { to, msg: ServerMessage::CallEnded { .. } } if *to == key(2)));
+            assert_eq!(peer_gone, resume.is_empty(), "resume {resume:?}");
+            assert_eq!(reg.call_of.contains_key(&jerry), !resume.is_empty());
+            assert!(
+                !reg.log_out(&tom, key(1)),
+                "the replaced session's logout is stale"
+            );
+        }
+    }
+
+    #[test]
+    fn a_gone_instance_takes_its_sessions_and_their_calls() {
+        let mut reg = Registry::default();
+        let other = SessionKey {
+            instance: InstanceId(2),
+            conn: 1,
+        };
+        reg.log_in(&user("tom"), key(1), &[]);
+        reg.log_in(&user("jerry"), other, &[]);
+        reg.add_call(
+            CallId::parse("c").unwrap(),
+            user("tom"),
+            user("jerry"),
+            None,
+        );
+        reg.take_effects();
+        assert_eq!(reg.instance_gone(InstanceId(2)), 1);
+        assert_eq!(reg.sessions.len(), 1);
+        assert!(reg.calls.is_empty() && reg.call_of.is_empty());
+        assert!(matches!(
+            &reg.take_effects()[..],
+            [Effect::Send { to, msg: ServerMessage::CallEnded { reason: ServerEndReason::PeerGone, .. } }] if *to == key(1)
+        ));
     }
 }

@@ -17,10 +17,11 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tracing::{debug, info, warn};
 
 use super::Shared;
+use super::command::Command;
 use super::http::serve_until_upgrade;
 use super::limits::{LoggedInPermit, PendingGuard};
+use super::local::{Outbound, SessionHandle};
 use super::presence::PresenceSharing;
-use super::registry::{Departure, Outbound, SessionHandle};
 use crate::signaling::protocol::{
     CallId, ClientMessage, ErrorCode, MAX_MESSAGE_BYTES, PROTOCOL_VERSION, ServerMessage, UserId,
 };
@@ -164,7 +165,7 @@ async fn serve_upgraded<S>(
         permit: None,
     };
     session.read_loop(stream, stop, login_deadline).await;
-    session.depart();
+    session.depart().await;
     drop(session);
     let _ = writer.await;
     debug!(%peer, conn, "client disconnected");
@@ -276,7 +277,7 @@ impl Session {
                     debug!(peer = %self.peer, "read error: {e}");
                     Flow::Close
                 }
-                Ok(Some(Ok(msg))) => self.on_frame(msg),
+                Ok(Some(Ok(msg))) => self.on_frame(msg).await,
             };
             if let Flow::Close = flow {
                 self.handle.close(None);
@@ -296,10 +297,10 @@ impl Session {
         }));
     }
 
-    fn on_frame(&mut self, msg: Message) -> Flow {
+    async fn on_frame(&mut self, msg: Message) -> Flow {
         match msg {
             Message::Text(text) => match ClientMessage::decode(text.as_str()) {
-                Ok(msg) => self.on_message(msg),
+                Ok(msg) => self.on_message(msg).await,
                 Err(e) => {
                     warn!(peer = %self.peer, id = ?self.id, code = %e.code, "bad message: {}", e.message);
                     self.error(e.code, e.message, None);
@@ -336,42 +337,46 @@ impl Session {
         });
     }
 
-    fn on_message(&mut self, msg: ClientMessage) -> Flow {
+    async fn on_message(&mut self, msg: ClientMessage) -> Flow {
         let Some(me) = self.id.clone() else {
-            return self.on_login(msg);
+            return self.on_login(msg).await;
         };
-        match msg {
+        let flow = match msg {
             ClientMessage::Login { .. } => {
                 self.error(
                     ErrorCode::AlreadyLoggedIn,
                     format!("already logged in as {me}"),
                     None,
                 );
+                return Flow::Continue;
             }
-            ClientMessage::Logout => {
-                info!(id = %me, "logout");
-                self.leave_call(&me);
-                self.shared.registry().leave_room(&me, Departure::Left);
-                return Flow::Close;
-            }
-            ClientMessage::Call { call_id, to, room } => self.on_call(&me, call_id, to, room),
-            ClientMessage::JoinRoom { room } => self.on_join_room(&me, room),
-            ClientMessage::LeaveRoom { room } => self.on_leave_room(&me, room),
-            other => {
-                if let Err((code, text)) = self.route(&me, other.clone()) {
-                    self.error(code, text, other.call_id().cloned());
-                }
-            }
+            ClientMessage::Logout => Flow::Close,
+            _ => Flow::Continue,
+        };
+        let call_id = msg.call_id().cloned();
+        let cmd = Command::Message {
+            id: me,
+            session: self.key(),
+            msg,
+        };
+        if let Err(e) = self.shared.submit(cmd).await {
+            self.error(ErrorCode::Unavailable, e.to_string(), call_id);
         }
-        Flow::Continue
+        flow
     }
 
-    fn on_login(&mut self, msg: ClientMessage) -> Flow {
+    /// This session's key in the registry.
+    fn key(&self) -> super::registry::SessionKey {
+        self.shared.key(self.handle.conn)
+    }
+
+    async fn on_login(&mut self, msg: ClientMessage) -> Flow {
         let ClientMessage::Login {
             version,
             id,
             token,
             presence,
+            resume,
         } = msg
         else {
             self.error(ErrorCode::NotLoggedIn, "log in first", None);
@@ -394,43 +399,39 @@ impl Session {
             // Shed by the listener a moment ago; the task is about to stop.
             return Flow::Close;
         };
-        self.permit = Some(permit);
         let sharing = self.shared.config.presence == PresenceSharing::All;
         self.handle.presence = presence && sharing;
-        let (replaced, snapshot) = {
-            let mut reg = self.shared.registry();
-            let old = reg.log_in(id.clone(), self.handle.clone());
-            let snapshot = self.handle.presence.then(|| reg.presence_snapshot(&id));
-            (old, snapshot)
-        };
-        if let Some(old) = replaced {
-            info!(%id, "newer login replaces the older session");
-            old.send(ServerMessage::Conflict {
-                message: format!("{id} logged in from another place"),
-            });
-            old.close(None);
-        }
-        info!(peer = %self.peer, %id, "logged in");
-        self.reply(ServerMessage::LoginOk {
+        // Held before the login is applied, so `login_ok` finds the session.
+        self.shared
+            .state()
+            .local
+            .insert(self.handle.conn, self.handle.clone());
+        let cmd = Command::LogIn {
             id: id.clone(),
-            version: PROTOCOL_VERSION,
-            heartbeat_secs: self.shared.config.heartbeat.as_secs().max(1),
-            ice_servers: self
-                .shared
-                .config
-                .ice
-                .for_user(&id, std::time::SystemTime::now()),
-            presence: snapshot,
-        });
+            session: self.key(),
+            resume,
+        };
+        if let Err(e) = self.shared.submit(cmd).await {
+            warn!(peer = %self.peer, %id, "login failed: {e}");
+            self.shared.state().local.remove(&self.handle.conn);
+            self.error(ErrorCode::Unavailable, e.to_string(), None);
+            return Flow::Close;
+        }
+        self.permit = Some(permit);
+        info!(peer = %self.peer, %id, "logged in");
         self.id = Some(id);
         Flow::Continue
     }
 
-    /// Unregisters this session (unless a newer login already replaced it) and ends its call.
-    fn depart(&mut self) {
+    /// Unregisters this session (unless a newer login already replaced it), which
+    /// ends its call and room.
+    async fn depart(&mut self) {
+        self.shared.state().local.remove(&self.handle.conn);
         let Some(id) = self.id.take() else { return };
-        if self.shared.registry().log_out(&id, self.handle.conn) {
-            info!(%id, "offline");
-        }
+        let cmd = Command::LogOut {
+            id,
+            session: self.key(),
+        };
+        self.shared.submit_departure(cmd).await;
     }
 }
