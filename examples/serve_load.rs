@@ -1,15 +1,17 @@
 //! Load generator for `rtc-cli serve` (used by `scripts/bench-serve.sh`), on 127.0.0.1.
 //!
-//! - `idle N`: logs in N clients (ids `idle-0`…), answers pings, prints
-//!   `logged_in N <ms>`, then waits for a line on stdin, closes them all and prints
-//!   `closed N`.
+//! - `idle N [PREFIX]`: logs in N clients (ids `PREFIX-0`…, default `idle`), answers
+//!   pings, prints `logged_in N <ms>`, then waits for a line on stdin, closes them all
+//!   and prints `closed N`.
 //! - `calls PAIRS SECONDS`: PAIRS caller/callee pairs repeat the call handshake
 //!   (call → incoming → accept → offer → answer → hangup) for SECONDS; prints the rate
-//!   and the p50/p99 of one handshake.
+//!   and the p50/p99 of one handshake. With two URLs, callers log in to the first and
+//!   callees to the second (servers sharing a Redis).
 //! - `half-open N LOGINS`: holds N connections that sent half an upgrade request, then
 //!   times LOGINS fresh connect + login in a row; prints p50/max.
 //!
-//! Every wait is bounded; the server URL is the first argument (`ws://127.0.0.1:PORT`).
+//! Every wait is bounded; the first argument is the server URL (`ws://127.0.0.1:PORT`),
+//! or two of them joined by a comma.
 
 use std::time::{Duration, Instant};
 
@@ -42,13 +44,26 @@ async fn main() -> Result<()> {
             .ok_or("usage: serve_load URL (idle N | calls PAIRS SECONDS | half-open N LOGINS)")?
             .parse()?)
     };
-    let url = args.first().ok_or("no URL")?.clone();
-    if !url.starts_with("ws://127.") {
+    let urls: Vec<String> = args
+        .first()
+        .ok_or("no URL")?
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    if urls.iter().any(|u| !u.starts_with("ws://127.")) {
         return Err("serve_load only talks to 127.0.0.0/8".into());
     }
+    let url = urls[0].clone();
     match args.get(1).map(String::as_str) {
-        Some("idle") => idle(&url, arg(2)?).await,
-        Some("calls") => calls(&url, arg(2)?, Duration::from_secs(arg(3)? as u64)).await,
+        Some("idle") => {
+            let prefix = args.get(3).map_or("idle", String::as_str);
+            idle(&url, arg(2)?, prefix).await
+        }
+        Some("calls") => {
+            let callee_url = urls.get(1).unwrap_or(&url).clone();
+            let length = Duration::from_secs(arg(3)? as u64);
+            calls(&url, &callee_url, arg(2)?, length).await
+        }
         Some("half-open") => half_open(&url, arg(2)?, arg(3)?).await,
         _ => Err("unknown mode".into()),
     }
@@ -98,10 +113,10 @@ async fn recv(ws: &mut Ws) -> Result<ServerMessage> {
     }
 }
 
-async fn idle(url: &str, n: usize) -> Result<()> {
+async fn idle(url: &str, n: usize, prefix: &str) -> Result<()> {
     let started = Instant::now();
     let clients: Vec<Ws> = futures_util::stream::iter(0..n)
-        .map(|i| async move { login(url, &format!("idle-{i}")).await })
+        .map(|i| async move { login(url, &format!("{prefix}-{i}")).await })
         .buffer_unordered(CONNECT_CONCURRENCY)
         .collect::<Vec<_>>()
         .await
@@ -199,14 +214,14 @@ async fn expect(ws: &mut Ws, kind: &str) -> Result<()> {
     }
 }
 
-async fn calls(url: &str, pairs: usize, length: Duration) -> Result<()> {
+async fn calls(url: &str, callee_url: &str, pairs: usize, length: Duration) -> Result<()> {
     let mut tasks = Vec::new();
     for p in 0..pairs {
-        let url = url.to_owned();
+        let (url, callee_url) = (url.to_owned(), callee_url.to_owned());
         tasks.push(tokio::spawn(async move {
             let mut caller = login(&url, &format!("caller-{p}")).await?;
             let callee_id = UserId::parse(&format!("callee-{p}"))?;
-            let mut callee = login(&url, callee_id.as_str()).await?;
+            let mut callee = login(&callee_url, callee_id.as_str()).await?;
             let mut times = Vec::new();
             let end = Instant::now() + length;
             while Instant::now() < end {

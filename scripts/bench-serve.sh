@@ -24,26 +24,10 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 profile="${1:-debug}"
 idle_counts="${RTC_BENCH_IDLE:-1000 5000 10000}"
 
-say() { echo "bench-serve: $*" >&2; }
-die() {
-    say "$*"
-    exit 1
-}
-
-case "$profile" in
-debug) flags=() ;;
-release) flags=(--release) ;;
-*) die "PROFILE must be debug or release, got '$profile'" ;;
-esac
-
-target="${CARGO_TARGET_DIR:-$root/target}"
-say "building rtc-cli and examples/serve_load ($profile)"
-(cd "$root" && CARGO_TARGET_DIR="$target" cargo build "${flags[@]}" --bin rtc-cli --example serve_load >&2)
-bin="$target/$profile/rtc-cli"
-load="$target/$profile/examples/serve_load"
-
-ulimit -n "$(ulimit -Hn)"
-say "open-file limit: $(ulimit -n)"
+bench=bench-serve
+# shellcheck source=scripts/bench_serve_lib.sh
+. "$root/scripts/bench_serve_lib.sh"
+bench_serve_init "$profile"
 
 workdir="$(mktemp -d "${TMPDIR:-/tmp}/rtc-cli-bench-serve.XXXXXX")"
 server_pid=""
@@ -75,16 +59,7 @@ stop_server() {
     server_pid=""
 }
 
-rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$server_pid/status"; }
 
-# Waits up to $2 seconds for a line matching $1 in file $3.
-wait_line() {
-    for _ in $(seq $(($2 * 10))); do
-        grep -q "$1" "$3" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    die "no '$1' within $2 s in $3: $(tail -5 "$3")"
-}
 
 echo "## idle logged-in clients"
 echo
@@ -93,7 +68,7 @@ echo "| --- | --- | --- | --- | --- | --- |"
 for n in $idle_counts; do
     start_server
     sleep 0.5
-    before=$(rss_kb)
+    before=$(rss_kb "$server_pid")
     ctl="$workdir/ctl.$n"
     out="$workdir/idle.$n.out"
     mkfifo "$ctl"
@@ -103,12 +78,12 @@ for n in $idle_counts; do
     wait_line '^logged_in' 300 "$out"
     # One heartbeat period (5 s) so every client has been pinged and answered.
     sleep 6
-    held=$(rss_kb)
+    held=$(rss_kb "$server_pid")
     echo >&3
     exec 3>&-
     wait_line '^closed' 120 "$out"
     sleep 6
-    after=$(rss_kb)
+    after=$(rss_kb "$server_pid")
     login_ms=$(awk '/^logged_in/ {print $3}' "$out")
     awk -v n="$n" -v b="$before" -v h="$held" -v a="$after" -v ms="$login_ms" 'BEGIN {
         printf "| %d | %.1f | %.1f | %.1f | %.1f | %.1f |\n", n, b/1024, h/1024, (h-b)*1.024/n, a/1024, ms/1000 }'

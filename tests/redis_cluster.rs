@@ -12,21 +12,28 @@ use std::time::{Duration, Instant};
 use common::process::{Home, LOOPBACK_ONLY, TONE_NO_SPEAKER, test_pattern};
 use common::redis::{Redis, health, wait_for_link};
 use common::{RawClient, TestServer, call_id, id};
+use rtc_cli::signaling::auth::{Auth, issue_token};
 use rtc_cli::signaling::protocol::{
     ClientMessage, ErrorCode, RoomId, ServerEndReason, ServerMessage,
 };
-use rtc_cli::signaling::server::ServerConfig;
+use rtc_cli::signaling::server::{PresenceSharing, ServerConfig};
 
 /// Ring timeout of the in-process servers (short, for the no-answer case).
 const RING: Duration = Duration::from_millis(2500);
 
 /// A server on 127.0.0.1:0 with `redis` (or alone), once it has joined.
 async fn instance(redis: Option<String>) -> TestServer {
+    instance_with(redis, Auth::Open).await
+}
+
+async fn instance_with(redis: Option<String>, auth: Auth) -> TestServer {
     let clustered = redis.is_some();
     let server = TestServer::start(ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         ring_timeout: RING,
         redis,
+        auth,
+        presence: PresenceSharing::All,
         ..ServerConfig::default()
     })
     .await;
@@ -182,12 +189,6 @@ async fn calls_across_two_instances_give_the_messages_of_one_server() {
     for ((step, want), (_, got)) in single.iter().zip(&clustered) {
         assert_eq!(got, want, "{step}: across instances vs one server");
     }
-    let (_, h) = health(&a.url()).unwrap();
-    assert_eq!(
-        (h["store"].as_str(), h["logged_in"].as_u64()),
-        (Some("redis"), Some(3)),
-        "{h}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,6 +213,81 @@ async fn a_newer_login_on_another_instance_kicks_the_older_exactly_once() {
         stray.is_empty(),
         "no conflict for the newer session: {stray:?}"
     );
+}
+
+/// Logs `who` in on `server` with `token`, subscribed to presence; the presence list
+/// of its `login_ok`.
+async fn login_with_token(
+    server: &TestServer,
+    who: &str,
+    token: &str,
+) -> (RawClient, Vec<rtc_cli::signaling::protocol::Presence>) {
+    let mut c = RawClient::connect(server).await;
+    c.send(ClientMessage::Login {
+        version: rtc_cli::signaling::protocol::PROTOCOL_VERSION,
+        id: id(who),
+        token: Some(token.to_owned()),
+        presence: true,
+        resume: vec![],
+    })
+    .await;
+    match c.recv().await {
+        ServerMessage::LoginOk {
+            presence: Some(list),
+            ..
+        } => (c, list),
+        other => panic!("{who}: expected login_ok with presence, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_and_presence_hold_across_instances() {
+    let redis = Redis::start();
+    let secret = b"0123456789abcdef0123456789abcdef".to_vec();
+    let auth = || Auth::Token {
+        secret: secret.clone(),
+    };
+    let a = instance_with(Some(redis.url()), auth()).await;
+    let b = instance_with(Some(redis.url()), auth()).await;
+    let token = |who: &str| issue_token(&secret, &id(who), Duration::from_secs(60)).unwrap();
+    // A token signed with the shared secret is good on either instance.
+    let (_jerry, _) = login_with_token(&b, "jerry", &token("jerry")).await;
+    let (mut tom, online) = login_with_token(&a, "tom", &token("tom")).await;
+    let ids: Vec<&str> = online.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(ids, ["jerry"], "tom on A sees jerry on B online");
+    let (_spike, _) = login_with_token(&b, "spike", &token("spike")).await;
+    let change = tom.recv().await;
+    assert!(
+        matches!(&change, ServerMessage::PresenceChanged { users } if users.iter().any(|p| p.id == id("spike"))),
+        "{change:?}"
+    );
+    let (_, h) = health(&a.url()).unwrap();
+    assert_eq!(
+        (
+            h["store"].as_str(),
+            h["logged_in"].as_u64(),
+            h["local"].as_u64()
+        ),
+        (Some("redis"), Some(3), Some(1)),
+        "{h}"
+    );
+    // A token for another id is refused on the other instance too.
+    let mut bad = RawClient::connect(&a).await;
+    bad.send(ClientMessage::Login {
+        version: rtc_cli::signaling::protocol::PROTOCOL_VERSION,
+        id: id("mallory"),
+        token: Some(token("jerry")),
+        presence: false,
+        resume: vec![],
+    })
+    .await;
+    assert!(matches!(
+        bad.recv().await,
+        ServerMessage::Error {
+            code: ErrorCode::AuthFailed,
+            ..
+        }
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -311,10 +387,45 @@ async fn instances_recover_from_a_redis_restart_without_being_restarted() {
     assert_eq!((status, h["calls"].as_u64()), (200, Some(1)), "{h}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_started_before_redis_serves_once_redis_answers() {
+    let mut redis = Redis::start();
+    redis.kill();
+    let a = TestServer::start(ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        redis: Some(redis.url()),
+        ..ServerConfig::default()
+    })
+    .await;
+    let (status, h) = health(&a.url()).unwrap();
+    assert_eq!((status, h["redis"].as_str()), (503, Some("joining")), "{h}");
+    let mut early = RawClient::connect(&a).await;
+    early
+        .send(ClientMessage::Login {
+            version: rtc_cli::signaling::protocol::PROTOCOL_VERSION,
+            id: id("early"),
+            token: None,
+            presence: false,
+            resume: vec![],
+        })
+        .await;
+    assert!(matches!(
+        early.recv().await,
+        ServerMessage::Error {
+            code: ErrorCode::Unavailable,
+            ..
+        }
+    ));
+    redis.start_again();
+    until_link(&a.url(), "up").await;
+    RawClient::login(&a, "early").await;
+}
+
 /// `kill -9` of the instance the caller is on, mid-call: the caller logs in on the
 /// other instance within 5 s carrying the call over (`resume`), the media never stops
 /// (no video freeze, no audio gap over 1 s at the callee), and the call ends normally
-/// later with a hangup the other instance relays.
+/// later with a hangup the other instance relays. A user who knew only the killed
+/// instance expires with it.
 #[test]
 fn a_killed_instance_mid_call_moves_its_caller_to_the_other_and_the_call_goes_on() {
     let _turn = common::one_call_at_a_time();
@@ -335,6 +446,7 @@ fn a_killed_instance_mid_call_moves_its_caller_to_the_other_and_the_call_goes_on
         "jerry",
         &["--auto-accept", "--record-audio", wav_arg],
     );
+    let _spike = home.listener(&url_a, "spike", &[]);
     let mut tom_args = vec!["--headless", "--server", &url_a, "--server", &url_b];
     tom_args.extend(["--id", "tom", "call", "jerry", "--hangup-after", "12s"]);
     let tom = home.spawn("tom", &tom_args);
@@ -358,6 +470,21 @@ fn a_killed_instance_mid_call_moves_its_caller_to_the_other_and_the_call_goes_on
         (h["local"].as_u64(), h["calls"].as_u64()),
         (Some(2), Some(1)),
         "{h}"
+    );
+    // spike (on A only) is logged out once A has been silent for 10 s.
+    let deadline = killed + Duration::from_secs(20);
+    while health(&url_b).unwrap().1["logged_in"] != 2 {
+        assert!(
+            Instant::now() < deadline,
+            "spike never expired: {:?}",
+            health(&url_b)
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+    let expired_after = killed.elapsed();
+    assert!(
+        expired_after >= Duration::from_secs(9),
+        "expired after {expired_after:?}"
     );
 
     let ended = tom.event(&[("event", "state"), ("state", "ended")]);
