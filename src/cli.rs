@@ -355,6 +355,11 @@ pub struct MediaArgs {
     /// Most video frames per second the call screen draws [default: 30]
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=120), value_name = "N")]
     pub max_draw_fps: Option<u32>,
+    /// How the call screen draws video: half-blocks (2 pixels per cell, any font),
+    /// quadrants (4), sextants (6) or octants (8; need a font with Unicode 16 octants)
+    /// [default: auto]
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub render: Option<crate::ui::video::RenderMode>,
     /// How long a call whose connection dropped keeps trying ICE restarts before it
     /// ends `ice-failed` [default: 30s]
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]

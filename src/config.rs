@@ -43,6 +43,8 @@ pub struct MediaFile {
     pub audio_bitrate_kbps: Option<u32>,
     /// Default `--max-draw-fps`.
     pub max_draw_fps: Option<u32>,
+    /// Default `--render`: "auto", "halfblock", "quadrant", "sextant" or "octant".
+    pub render: Option<crate::ui::video::RenderMode>,
     /// Default `--reconnect-timeout`, e.g. "30s".
     pub reconnect_timeout: Option<String>,
     /// Default `--ice-transport-policy`: "all" or "relay".
@@ -277,6 +279,8 @@ pub struct MediaSettings {
     pub ice_transport_policy: IceTransportPolicy,
     /// Most frames per second the call screen draws.
     pub max_draw_fps: u32,
+    /// How the call screen draws video (`--render`, `auto`).
+    pub render: crate::ui::video::RenderMode,
     /// How long a dropped connection is given to come back through ICE restarts
     /// (`--reconnect-timeout`, 30 s).
     pub reconnect_timeout: std::time::Duration,
@@ -398,6 +402,7 @@ impl MediaSettings {
                 .or(m.ice_transport_policy)
                 .unwrap_or_default(),
             max_draw_fps: args.max_draw_fps.or(m.max_draw_fps).unwrap_or(30),
+            render: args.render.or(m.render).unwrap_or_default(),
             reconnect_timeout,
             files: file_policy(args),
             ring: !args.no_ring && m.ring.unwrap_or(true),

@@ -306,6 +306,29 @@ fn run_in_pane(tmux: &Tmux, home: &Home, name: &str, args: &[&str], exit_file: &
     tmux.type_text(&line, true);
 }
 
+/// jerry listening headless with `--auto-accept`, sending the clip at 320x240 and
+/// `mic` as audio, on 127.0.0.1.
+fn jerry_sending_the_clip(home: &Home, url: &str, mic: &str) -> Proc {
+    let clip = file_source(CLIP);
+    home.listener(
+        url,
+        "jerry",
+        &[
+            "--auto-accept",
+            "--camera",
+            &clip,
+            "--video-size",
+            "320x240",
+            "--mic",
+            mic,
+            "--speaker",
+            "none",
+            "--bind",
+            "127.0.0.1",
+        ],
+    )
+}
+
 /// Light loopback media for the side in the pane: a small test pattern, a tone.
 fn pane_media() -> Vec<&'static str> {
     [
@@ -332,25 +355,7 @@ fn call_screen_shows_video_mutes_both_sides_hangs_up_and_restores_the_terminal()
     let home = Home::new();
     let (server, url) = home.serve(&[]);
 
-    let clip = file_source(CLIP);
-    let speech = file_source(SPEECH);
-    let jerry = home.listener(
-        &url,
-        "jerry",
-        &[
-            "--auto-accept",
-            "--camera",
-            &clip,
-            "--video-size",
-            "320x240",
-            "--mic",
-            &speech,
-            "--speaker",
-            "none",
-            "--bind",
-            "127.0.0.1",
-        ],
-    );
+    let jerry = jerry_sending_the_clip(&home, &url, &file_source(SPEECH));
 
     let tmux = Tmux::start(home.dir.path());
     let exit_file = home.path("exit");
@@ -429,6 +434,40 @@ fn call_screen_shows_video_mutes_both_sides_hangs_up_and_restores_the_terminal()
     drop(tmux);
     drop(jerry);
     drop(server);
+}
+
+/// Quadrant characters other than the half blocks (`▀▄▌▐`) and the full block: the
+/// ones only the quadrant blitter draws.
+const QUADRANT_ONLY: &str = "▘▝▖▗▚▞▛▜▙▟";
+
+#[test]
+fn render_quadrant_draws_the_video_in_quadrants_and_names_the_mode() {
+    require_tmux!();
+    let home = Home::new();
+    let (_server, url) = home.serve(&[]);
+    let _jerry = jerry_sending_the_clip(&home, &url, "tone");
+    let tmux = Tmux::start(home.dir.path());
+    let exit_file = home.path("exit");
+    let mut args = vec!["--server", &url, "--id", "tom", "call", "jerry"];
+    args.extend(pane_media());
+    args.extend(["--render", "quadrant"]);
+    run_in_pane(&tmux, &home, "tom", &args, &exit_file);
+    let screen = wait_for(&tmux, "the clip in quadrants", |screen| {
+        let quadrants = screen
+            .text
+            .chars()
+            .filter(|c| QUADRANT_ONLY.contains(*c))
+            .count();
+        (shows_connected_clock(screen.status_line()) && quadrants >= 300).then(|| screen.clone())
+    });
+    assert!(
+        screen.status_line().trim_end().ends_with("quadrants"),
+        "{}",
+        screen.status_line()
+    );
+    tmux.type_text("h", false);
+    let exit = wait_for_file(&tmux, &exit_file, "call exiting after h");
+    assert_eq!(exit.trim(), "EXIT=0");
 }
 
 /// A headless `call` from `caller` to `callee` (test pattern, tone, no speaker).

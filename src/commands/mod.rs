@@ -336,6 +336,7 @@ async fn room(global: &GlobalArgs, args: RoomArgs) -> anyhow::Result<ExitCode> {
         VideoFeeds::Room(tiles.clone()),
         TuiOptions {
             max_fps: media.max_draw_fps,
+            render: media.render,
             title: format!("rtc-cli: {id} in {}", args.room),
             role: Role::Room,
         },
@@ -447,6 +448,7 @@ async fn session(
         },
         TuiOptions {
             max_fps: media.max_draw_fps,
+            render: media.render,
             title: format!("rtc-cli: {id}"),
             role,
         },

@@ -46,7 +46,7 @@ impl Rgb {
     }
 
     /// The largest per-channel difference to `other` (Chebyshev distance).
-    fn max_diff(self, other: Rgb) -> u8 {
+    pub fn max_diff(self, other: Rgb) -> u8 {
         self.r
             .abs_diff(other.r)
             .max(self.g.abs_diff(other.g))
@@ -112,8 +112,24 @@ impl CellSize {
     }
 }
 
-/// Where a picture lands on a cell grid, in half-cell pixels: `x` and `width` count
-/// columns, `y` and `height` count half-rows (two per cell row).
+/// How a cell is divided into picture pixels: `cols x rows` sub-cells (half-blocks
+/// 1x2; the symbol blitters of [`super::symbols`] 2x2, 2x3 and 2x4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SubCells {
+    /// Picture pixels across one cell (1-2).
+    pub cols: u8,
+    /// Picture pixels down one cell (1-4).
+    pub rows: u8,
+}
+
+impl SubCells {
+    /// Two pixels per cell, one above the other: `▀`.
+    pub const HALF_BLOCK: SubCells = SubCells { cols: 1, rows: 2 };
+}
+
+/// Where a picture lands on a cell grid, in sub-cell pixels ([`SubCells`]; half-cell
+/// pixels for [`fit`]): `x` and `width` count pixel columns, `y` and `height` pixel
+/// rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Placement {
     /// First picture column.
@@ -132,14 +148,28 @@ pub struct Placement {
 /// Returns `None` when there is nothing to draw on or nothing to draw (a zero size).
 /// The result always lies inside the grid: `x + width ≤ cols`, `y + height ≤ 2*rows`.
 pub fn fit(frame_w: u32, frame_h: u32, cols: u16, rows: u16, cell: CellSize) -> Option<Placement> {
-    if frame_w == 0 || frame_h == 0 || cols == 0 || rows == 0 {
+    fit_in(frame_w, frame_h, cols, rows, cell, SubCells::HALF_BLOCK)
+}
+
+/// [`fit`] on a grid of `sub` pixels per cell: the result is in those pixels, and lies
+/// inside `cols * sub.cols` by `rows * sub.rows` of them.
+pub fn fit_in(
+    frame_w: u32,
+    frame_h: u32,
+    cols: u16,
+    rows: u16,
+    cell: CellSize,
+    sub: SubCells,
+) -> Option<Placement> {
+    if frame_w == 0 || frame_h == 0 || cols == 0 || rows == 0 || sub.cols == 0 || sub.rows == 0 {
         return None;
     }
-    let (max_w, max_h) = (u64::from(cols), 2 * u64::from(rows));
-    // A half-cell pixel is cell_w wide and cell_h/2 tall, so the picture needs
-    // width * cell_w * frame_h == height * (cell_h / 2) * frame_w.
-    let horizontal = 2 * u64::from(cell.width_px) * u64::from(frame_h);
-    let vertical = u64::from(cell.height_px) * u64::from(frame_w);
+    let (sw, sh) = (u64::from(sub.cols), u64::from(sub.rows));
+    let (max_w, max_h) = (sw * u64::from(cols), sh * u64::from(rows));
+    // A pixel is cell_w/sw wide and cell_h/sh tall, so the picture needs
+    // width * (cell_w / sw) * frame_h == height * (cell_h / sh) * frame_w.
+    let horizontal = sh * u64::from(cell.width_px) * u64::from(frame_h);
+    let vertical = sw * u64::from(cell.height_px) * u64::from(frame_w);
     let rounded_div = |num: u64, den: u64| (num + den / 2) / den;
     let mut height = max_h;
     let mut width = rounded_div(height * vertical, horizontal);
@@ -148,8 +178,8 @@ pub fn fit(frame_w: u32, frame_h: u32, cols: u16, rows: u16, cell: CellSize) -> 
         height = rounded_div(width * horizontal, vertical).min(max_h);
     }
     let (width, height) = (width.clamp(1, max_w), height.clamp(1, max_h));
-    // Both are bounded by cols and 2*rows, so they fit back into u16 (2*rows may not:
-    // the half-row count is capped at u16::MAX, far beyond any terminal).
+    // Both are bounded by the pixel grid; past u16::MAX pixels (far beyond any
+    // terminal) they are capped.
     let to_u16 = |v: u64| u16::try_from(v).unwrap_or(u16::MAX);
     Some(Placement {
         x: to_u16((max_w - width) / 2),
@@ -206,6 +236,23 @@ impl CellGrid {
         &self.cells[start..start + usize::from(self.cols)]
     }
 
+    /// What a terminal whose `▀` exactly fills the upper half of its cell shows for this
+    /// grid with cells of `cell` pixels: `cols * width x rows * height` pixels,
+    /// row-major. For measuring fidelity against the source picture.
+    pub fn rasterize(&self, cell: CellSize) -> Vec<Rgb> {
+        let (cw, ch) = (usize::from(cell.width_px), usize::from(cell.height_px));
+        let width = usize::from(self.cols) * cw;
+        let mut out = vec![Rgb::BLACK; width * usize::from(self.rows) * ch];
+        for (y, line) in out.chunks_exact_mut(width).enumerate() {
+            let (row, lower) = (y / ch, (y % ch) * 2 >= ch);
+            for (x, px) in line.iter_mut().enumerate() {
+                let block = self.cells[row * usize::from(self.cols) + x / cw];
+                *px = if lower { block.bottom } else { block.top };
+            }
+        }
+        out
+    }
+
     fn reset(&mut self, cols: u16, rows: u16) {
         self.cols = cols;
         self.rows = rows;
@@ -213,6 +260,19 @@ impl CellGrid {
         self.cells.clear();
         self.cells
             .resize(usize::from(cols) * usize::from(rows), HalfBlock::default());
+    }
+
+    /// Copies the picture's pixels (`placement.width x placement.height`, row-major)
+    /// into the cells under the placement; see [`CellGrid::set_pixel`].
+    fn fill(&mut self, placement: Placement, pixels: &[Rgb], hysteresis: u8) {
+        let width = usize::from(placement.width);
+        for (dy, row) in pixels.chunks_exact(width).enumerate() {
+            for (dx, &color) in row.iter().enumerate() {
+                // dx < width and dy < height, both u16 by construction.
+                let (x, y) = (placement.x + dx as u16, placement.y + dy as u16);
+                self.set_pixel(x, y, color, hysteresis);
+            }
+        }
     }
 
     /// Sets the pixel at column `x`, half-row `y`; with `hysteresis > 0` a color
@@ -374,6 +434,8 @@ fn yuv_to_rgb(luma255: f32, u: f32, v: f32) -> Rgb {
 pub struct Renderer {
     grid: CellGrid,
     plan: Option<Plan>,
+    /// The scaled picture, `placement.width x placement.height`, row-major.
+    pixels: Vec<Rgb>,
     /// One output row of vertically averaged linear luma, full frame width.
     luma_row: Vec<f32>,
     /// One output row of vertically averaged U and V, chroma width.
@@ -400,32 +462,54 @@ impl Renderer {
     /// ([`fit`]), black elsewhere, and returns the grid. An empty area gives an empty
     /// grid. The grid is reused: a change of size or placement clears it first.
     pub fn render(&mut self, frame: &I420Frame, cols: u16, rows: u16, cell: CellSize) -> &CellGrid {
-        let Some(placement) = fit(frame.width(), frame.height(), cols, rows, cell) else {
+        let Some(placement) = self.scale(frame, cols, rows, cell, SubCells::HALF_BLOCK) else {
             self.grid.reset(cols, rows);
             return &self.grid;
         };
-        let frame_size = (frame.width(), frame.height());
-        let plan_fits = self
-            .plan
-            .as_ref()
-            .is_some_and(|p| p.frame_size == frame_size && p.placement == placement);
         let grid_fits = self.grid.cols == cols
             && self.grid.rows == rows
             && self.grid.placement == Some(placement);
-        if !plan_fits {
-            self.plan = Some(Plan::new(frame, placement));
-        }
         // A new layout starts from black, so hysteresis never keeps stale pixels.
         let hysteresis = if grid_fits { self.hysteresis } else { 0 };
         if !grid_fits {
             self.grid.reset(cols, rows);
             self.grid.placement = Some(placement);
         }
+        self.grid.fill(placement, &self.pixels, hysteresis);
+        &self.grid
+    }
+
+    /// Scales `frame` to fit `cols x rows` cells of `sub` pixels each ([`fit_in`]);
+    /// where the picture lands, its pixels then in [`Renderer::pixels`]. `None` when
+    /// there is nothing to draw on or nothing to draw.
+    pub fn scale(
+        &mut self,
+        frame: &I420Frame,
+        cols: u16,
+        rows: u16,
+        cell: CellSize,
+        sub: SubCells,
+    ) -> Option<Placement> {
+        let placement = fit_in(frame.width(), frame.height(), cols, rows, cell, sub)?;
+        let frame_size = (frame.width(), frame.height());
+        let plan_fits = self
+            .plan
+            .as_ref()
+            .is_some_and(|p| p.frame_size == frame_size && p.placement == placement);
+        if !plan_fits {
+            self.plan = Some(Plan::new(frame, placement));
+        }
         if let Some(plan) = self.plan.take() {
-            self.scale(frame, &plan, hysteresis);
+            self.scale_with(frame, &plan);
             self.plan = Some(plan);
         }
-        &self.grid
+        Some(placement)
+    }
+
+    /// The picture as last scaled ([`Renderer::scale`]): `width x height` of its
+    /// placement, row-major.
+    pub fn pixels(&self) -> &[Rgb] {
+        &self.pixels
     }
 
     /// The grid as last rendered.
@@ -433,7 +517,7 @@ impl Renderer {
         &self.grid
     }
 
-    fn scale(&mut self, frame: &I420Frame, plan: &Plan, hysteresis: u8) {
+    fn scale_with(&mut self, frame: &I420Frame, plan: &Plan) {
         let tables = gamma_tables();
         let width = frame.width() as usize;
         let chroma_width = frame.chroma_size().0 as usize;
@@ -442,6 +526,9 @@ impl Renderer {
         self.v_row.resize(chroma_width, 0.0);
         let top = (LINEAR_STEPS - 1) as f32;
         let p = plan.placement;
+        let out_width = usize::from(p.width);
+        self.pixels
+            .resize(out_width * usize::from(p.height), Rgb::BLACK);
         for out_y in 0..usize::from(p.height) {
             accumulate_rows(
                 &plan.luma_y,
@@ -473,13 +560,7 @@ impl Renderer {
                 let luma255 = tables.linear_to_srgb255[index];
                 let u = plan.chroma_x.apply(out_x, &self.u_row);
                 let v = plan.chroma_x.apply(out_x, &self.v_row);
-                // out_x < width and out_y < height, both u16 by construction.
-                self.grid.set_pixel(
-                    p.x + out_x as u16,
-                    p.y + out_y as u16,
-                    yuv_to_rgb(luma255, u, v),
-                    hysteresis,
-                );
+                self.pixels[out_y * out_width + out_x] = yuv_to_rgb(luma255, u, v);
             }
         }
     }

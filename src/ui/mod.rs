@@ -12,6 +12,7 @@ mod grid;
 pub mod halfblock;
 pub mod headless;
 pub mod phone;
+pub mod symbols;
 pub mod terminal;
 pub mod tui;
 pub mod video;
@@ -50,6 +51,8 @@ pub enum VideoFeeds {
 pub struct TuiOptions {
     /// Most frames drawn per second (`--max-draw-fps`); frames beyond it are dropped.
     pub max_fps: u32,
+    /// How video is drawn (`--render`).
+    pub render: video::RenderMode,
     /// The terminal window title while the screen is up.
     pub title: String,
     /// `listen` or `call`: what the idle screen says and whether an ended call
@@ -61,6 +64,7 @@ impl Default for TuiOptions {
     fn default() -> Self {
         Self {
             max_fps: 30,
+            render: video::RenderMode::Auto,
             title: "rtc-cli".into(),
             role: Role::Listen,
         }

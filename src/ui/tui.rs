@@ -25,7 +25,7 @@ use super::alert::{self, Host};
 use super::app::{Model, Msg, update};
 use super::halfblock::prepare_ansi256;
 use super::terminal::{TerminalGuard, cell_size, draw_synchronized};
-use super::video::ColorMode;
+use super::video::{ColorMode, RenderMode};
 use super::view::{Frames, View};
 use super::{TuiOptions, VideoFeeds, ViewLink};
 use crate::call::room::RoomVideo;
@@ -62,7 +62,7 @@ pub async fn run(link: ViewLink, opts: TuiOptions) -> anyhow::Result<Vec<String>
     }
     let host = Host::detect();
     let slot = Arc::new(DrawSlot::default());
-    let drawer = spawn_drawer(Arc::clone(&slot), colors)?;
+    let drawer = spawn_drawer(Arc::clone(&slot), opts.render, colors)?;
     let mut model = Model::new(opts.role, Instant::now());
     let result = event_loop(link, &opts, &mut model, &slot, &drawer, host).await;
     slot.close();
@@ -330,6 +330,7 @@ impl DrawSlot {
 
 fn spawn_drawer(
     slot: Arc<DrawSlot>,
+    render: RenderMode,
     colors: ColorMode,
 ) -> anyhow::Result<JoinHandle<io::Result<()>>> {
     std::thread::Builder::new()
@@ -338,7 +339,7 @@ fn spawn_drawer(
             let writer = BufWriter::with_capacity(WRITE_BUFFER, io::stdout());
             let mut terminal = Terminal::new(CrosstermBackend::new(writer))?;
             terminal.clear()?;
-            let mut view = View::new(colors);
+            let mut view = View::new(render, colors);
             while let Some((snap, alert)) = slot.take() {
                 if !alert.is_empty() {
                     use std::io::Write;

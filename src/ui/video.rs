@@ -1,12 +1,128 @@
-//! The ratatui widget that puts a half-block [`CellGrid`] on screen, in truecolor or
-//! in the 256-color palette.
+//! Video in cells: the render modes (`--render`), the renderer of one video area in
+//! the chosen mode, and the ratatui widgets that put a half-block [`CellGrid`] or a
+//! [`SymbolGrid`] on screen, in truecolor or in the 256-color palette.
 
+use ratatui::Frame;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Position, Rect};
 use ratatui::style::Color;
 use ratatui::widgets::Widget;
 
-use super::halfblock::{CellGrid, Rgb, to_ansi256};
+use super::halfblock::{CellGrid, CellSize, Renderer, Rgb, to_ansi256};
+use super::symbols::{Blitter, SymbolGrid, SymbolRenderer};
+use crate::media::video::I420Frame;
+
+/// How video is drawn (`--render`, config `render`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum RenderMode {
+    /// The best mode the terminal is known to show: half-blocks for now (octant and
+    /// sextant glyphs need fonts that have them; graphics protocols are not drawn yet).
+    #[default]
+    Auto,
+    /// `▀` with two colors: two pixels per cell, in every font.
+    Halfblock,
+    /// Quadrant blocks: 2x2 pixels per cell, in every font with block elements.
+    Quadrant,
+    /// Sextants (Unicode 13, U+1FB00): 2x3 pixels per cell.
+    Sextant,
+    /// Octants (Unicode 16, U+1CD00): 2x4 pixels per cell.
+    Octant,
+}
+
+impl RenderMode {
+    /// The mode `Auto` stands for in this terminal.
+    pub fn resolve(self) -> Self {
+        match self {
+            Self::Auto => Self::Halfblock,
+            mode => mode,
+        }
+    }
+
+    /// The mode's name, as the status bar shows it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Halfblock => "half-blocks",
+            Self::Quadrant => "quadrants",
+            Self::Sextant => "sextants",
+            Self::Octant => "octants",
+        }
+    }
+
+    fn blitter(self) -> Option<Blitter> {
+        match self.resolve() {
+            Self::Quadrant => Some(Blitter::Quadrant),
+            Self::Sextant => Some(Blitter::Sextant),
+            Self::Octant => Some(Blitter::Octant),
+            Self::Auto | Self::Halfblock => None,
+        }
+    }
+}
+
+/// Codes of per-channel change a shown pixel or cell ignores (see
+/// [`Renderer::set_hysteresis`]): small enough to be invisible, large enough to
+/// absorb camera and codec noise, which keeps the bytes per frame low.
+const VIDEO_HYSTERESIS: u8 = 4;
+
+/// The renderer of one video area, in one [`RenderMode`]; it keeps its buffers
+/// between frames.
+#[derive(Debug)]
+pub enum VideoRenderer {
+    /// Half-blocks, with hysteresis.
+    HalfBlock(Renderer),
+    /// A symbol blitter.
+    Symbols(SymbolRenderer),
+}
+
+impl VideoRenderer {
+    /// A renderer for `mode` (resolved: see [`RenderMode::resolve`]).
+    pub fn new(mode: RenderMode) -> Self {
+        match mode.blitter() {
+            Some(blitter) => {
+                let mut r = SymbolRenderer::new(blitter);
+                r.set_hysteresis(VIDEO_HYSTERESIS);
+                Self::Symbols(r)
+            }
+            None => {
+                let mut r = Renderer::new();
+                r.set_hysteresis(VIDEO_HYSTERESIS);
+                Self::HalfBlock(r)
+            }
+        }
+    }
+
+    /// Renders `picture` into `area` of `frame` (fitted, centered, black bars).
+    pub fn draw(
+        &mut self,
+        frame: &mut Frame,
+        picture: &I420Frame,
+        area: Rect,
+        cell: CellSize,
+        colors: ColorMode,
+    ) {
+        match self {
+            Self::HalfBlock(r) => {
+                let grid = r.render(picture, area.width, area.height, cell);
+                frame.render_widget(VideoWidget::new(grid, colors), area);
+            }
+            Self::Symbols(r) => {
+                let grid = r.render(picture, area.width, area.height, cell);
+                frame.render_widget(SymbolWidget::new(grid, colors), area);
+            }
+        }
+    }
+}
 
 /// The upper half block: its foreground paints the top pixel of a cell, its
 /// background the bottom pixel.
@@ -82,6 +198,40 @@ impl Widget for VideoWidget<'_> {
                     cell.set_symbol(UPPER_HALF_BLOCK)
                         .set_fg(self.colors.color(block.top))
                         .set_bg(self.colors.color(block.bottom));
+                }
+            }
+        }
+    }
+}
+
+/// Draws a [`SymbolGrid`] at the top-left of the area it is given (clipped to it):
+/// each cell is its pattern's glyph in the foreground color over the background.
+#[derive(Debug, Clone, Copy)]
+pub struct SymbolWidget<'a> {
+    grid: &'a SymbolGrid,
+    colors: ColorMode,
+}
+
+impl<'a> SymbolWidget<'a> {
+    /// A widget showing `grid` in `colors`.
+    pub fn new(grid: &'a SymbolGrid, colors: ColorMode) -> Self {
+        Self { grid, colors }
+    }
+}
+
+impl Widget for SymbolWidget<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let area = area.intersection(buf.area);
+        let blitter = self.grid.blitter();
+        for row in 0..area.height.min(self.grid.rows()) {
+            let cells = self.grid.row(row).iter().take(usize::from(area.width));
+            for (col, c) in cells.enumerate() {
+                // col < area.width ≤ u16::MAX.
+                let position = Position::new(area.x + col as u16, area.y + row);
+                if let Some(cell) = buf.cell_mut(position) {
+                    cell.set_char(blitter.glyph(c.pattern))
+                        .set_fg(self.colors.color(c.fg))
+                        .set_bg(self.colors.color(c.bg));
                 }
             }
         }

@@ -16,19 +16,14 @@ use std::sync::Arc;
 use super::app::{
     CallView, Model, NoticeLevel, Role, RoomView, Screen, describe_end, format_clock,
 };
-use super::halfblock::{Renderer, fit};
-use super::video::{ColorMode, VideoWidget};
+use super::halfblock::fit;
+use super::video::{ColorMode, RenderMode, VideoRenderer};
 use super::{chat, grid, phone};
 use crate::call::{CallState, CallStats, MediaState, UserId};
 use crate::media::video::I420Frame;
 
 /// The exact text of the incoming-call prompt after the caller's id.
 pub const INCOMING_PROMPT: &str = "is calling: [a] accept  [r] refuse";
-
-/// Codes of per-channel change a shown video pixel ignores (see
-/// [`Renderer::set_hysteresis`]): small enough to be invisible, large enough to
-/// absorb camera and codec noise, which keeps the bytes per frame low.
-const VIDEO_HYSTERESIS: u8 = 4;
 
 /// The latest frames a drawn screen shows.
 #[derive(Debug, Clone, Default)]
@@ -55,26 +50,24 @@ impl Frames {
 const TILE_COLORS: [Color; 4] = [Color::Cyan, Color::Magenta, Color::Yellow, Color::Green];
 
 /// The call screen's drawing state: renderers for the remote video (one per room
-/// tile) and the self-view, and the terminal's color mode.
+/// tile) and the self-view, the render mode and the terminal's color mode.
 #[derive(Debug)]
 pub struct View {
-    remote: Renderer,
-    tiles: Vec<Renderer>,
-    local: Renderer,
+    remote: VideoRenderer,
+    tiles: Vec<VideoRenderer>,
+    local: VideoRenderer,
+    render: RenderMode,
     colors: ColorMode,
 }
 
 impl View {
-    /// A view drawing in `colors`.
-    pub fn new(colors: ColorMode) -> Self {
-        let mut remote = Renderer::new();
-        remote.set_hysteresis(VIDEO_HYSTERESIS);
-        let mut local = Renderer::new();
-        local.set_hysteresis(VIDEO_HYSTERESIS);
+    /// A view drawing video in `render` mode and `colors`.
+    pub fn new(render: RenderMode, colors: ColorMode) -> Self {
         Self {
-            remote,
+            remote: VideoRenderer::new(render),
             tiles: Vec::new(),
-            local,
+            local: VideoRenderer::new(render),
+            render,
             colors,
         }
     }
@@ -151,7 +144,7 @@ impl View {
             frame.render_widget(Paragraph::new(n.text.as_str()).fg(color), notice);
         }
         frame.render_widget(
-            Paragraph::new(status_line(model, status.width)).reversed(),
+            Paragraph::new(status_line(model, status.width, self.render.resolve())).reversed(),
             status,
         );
         match &model.input {
@@ -177,10 +170,8 @@ impl View {
         ) && call.peer_media.camera;
         match remote.filter(|_| showing_video) {
             Some(picture) => {
-                let grid = self
-                    .remote
-                    .render(picture, area.width, area.height, model.cell_size);
-                frame.render_widget(VideoWidget::new(grid, self.colors), area);
+                self.remote
+                    .draw(frame, picture, area, model.cell_size, self.colors);
             }
             None => {
                 centered_text(frame, area, vec![Line::from(call_message(call))]);
@@ -209,11 +200,9 @@ impl View {
         }
         let areas = grid::tile_areas(area, room.tiles.len());
         if self.tiles.len() < areas.len() {
-            self.tiles.resize_with(areas.len(), || {
-                let mut r = Renderer::new();
-                r.set_hysteresis(VIDEO_HYSTERESIS);
-                r
-            });
+            let mode = self.render;
+            self.tiles
+                .resize_with(areas.len(), || VideoRenderer::new(mode));
         }
         for (i, (tile, rect)) in room.tiles.iter().zip(areas).enumerate() {
             let color = TILE_COLORS[i % TILE_COLORS.len()];
@@ -230,9 +219,7 @@ impl View {
                     && tile.peer_media.camera;
             match frames.member(&tile.peer).filter(|_| showing_video) {
                 Some(picture) => {
-                    let grid =
-                        self.tiles[i].render(picture, inner.width, inner.height, model.cell_size);
-                    frame.render_widget(VideoWidget::new(grid, self.colors), inner);
+                    self.tiles[i].draw(frame, picture, inner, model.cell_size, self.colors);
                 }
                 None => {
                     let text = match tile.state {
@@ -300,10 +287,8 @@ impl View {
             rows,
         )
         .intersection(area);
-        let grid = self
-            .local
-            .render(picture, rect.width, rect.height, model.cell_size);
-        frame.render_widget(VideoWidget::new(grid, self.colors), rect);
+        self.local
+            .draw(frame, picture, rect, model.cell_size, self.colors);
     }
 }
 
@@ -369,7 +354,9 @@ fn media_summary(media: MediaState) -> String {
 /// The status bar: peer, call state (with the clock), both sides' media, network.
 /// Segments that do not fit in `width` columns are dropped from the right (the
 /// network figures first; `s` shows them in full).
-fn status_line(model: &Model, width: u16) -> Line<'static> {
+/// The status bar: who, the call's state, both sides' media, the network figures and
+/// (last, the first to go when the bar is narrow) how video is drawn.
+fn status_line(model: &Model, width: u16, render: RenderMode) -> Line<'static> {
     let sep = || Span::raw(" │ ");
     let mut spans = vec![];
     match &model.screen {
@@ -401,6 +388,8 @@ fn status_line(model: &Model, width: u16) -> Line<'static> {
                 spans.push(sep());
                 spans.push(Span::raw(network_summary(stats)));
             }
+            spans.push(sep());
+            spans.push(Span::raw(render.label()));
         }
         Screen::Room(room) => {
             spans.push(Span::raw(format!(" room {} ", room.room)).bold());
@@ -419,6 +408,8 @@ fn status_line(model: &Model, width: u16) -> Line<'static> {
                 "you: {}",
                 media_summary(model.local_media)
             )));
+            spans.push(sep());
+            spans.push(Span::raw(render.label()));
         }
         Screen::Incoming { from, .. } => {
             spans.push(Span::raw(format!(" {from} ")).bold());
@@ -692,7 +683,7 @@ mod tests {
         local: Option<&I420Frame>,
     ) -> (Vec<String>, ratatui::buffer::Buffer) {
         let mut terminal = Terminal::new(TestBackend::new(COLS, ROWS)).unwrap();
-        let mut view = View::new(ColorMode::TrueColor);
+        let mut view = View::new(RenderMode::Halfblock, ColorMode::TrueColor);
         let frames = Frames {
             remote: remote.cloned().map(Arc::new),
             local: local.cloned().map(Arc::new),
@@ -1019,11 +1010,15 @@ mod tests {
                 stats: Box::default(),
             }),
         );
-        let wide = status_line(&model, 200).to_string();
-        let narrow = status_line(&model, 60).to_string();
+        let wide = status_line(&model, 200, RenderMode::Octant).to_string();
+        let narrow = status_line(&model, 60, RenderMode::Octant).to_string();
         assert!(
             wide.contains("rtt") && !narrow.contains("rtt"),
             "{wide} / {narrow}"
+        );
+        assert!(
+            wide.ends_with("octants") && !narrow.contains("octants"),
+            "the render mode shows, and goes first: {wide} / {narrow}"
         );
         assert!(narrow.contains("connected 00:00:00"), "{narrow}");
         assert!(narrow.chars().count() <= 60, "{narrow}");
@@ -1038,7 +1033,7 @@ mod tests {
         let red = I420Frame::filled(640, 480, (81, 90, 240)).unwrap();
         for (w, h) in [(1, 1), (3, 2), (10, 4), (200, 3)] {
             let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
-            let mut view = View::new(ColorMode::Ansi256);
+            let mut view = View::new(RenderMode::Halfblock, ColorMode::Ansi256);
             let red = Some(Arc::new(red.clone()));
             let frames = Frames {
                 remote: red.clone(),

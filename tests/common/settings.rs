@@ -21,6 +21,7 @@ pub fn loopback_media(video_size: (u32, u32), fps: u32, video_bitrate_kbps: u32)
         bind: vec![[127, 0, 0, 1].into()],
         ice_transport_policy: Default::default(),
         max_draw_fps: 30,
+        render: rtc_cli::ui::video::RenderMode::Auto,
         reconnect_timeout: rtc_cli::config::DEFAULT_RECONNECT_TIMEOUT,
         // In-process calls take no files: nothing is written outside the test's dirs.
         files: rtc_cli::call::peer::files::FilePolicy {

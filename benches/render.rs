@@ -1,10 +1,13 @@
-//! Half-block renderer benchmarks: time to scale an I420 frame onto a cell grid
-//! (per frame and, through criterion's throughput, per cell), and the bytes the call
-//! screen writes per frame of the test clip against a naive 39 bytes per cell.
+//! Video renderer benchmarks, for every `--render` mode that draws in cells: time to
+//! turn an I420 frame into a cell grid (per frame and, through criterion's throughput,
+//! per cell), and the bytes the call screen writes per frame of the test clip against
+//! a naive 39 bytes per cell.
 //!
-//! Targets (issue "Call screen"): 1280x720 → 200x60 cells under 1 ms per frame; on the
-//! clip, under 40 % of the naive bytes. The clip is `tests/fixtures/clip_320x240.y4m`
-//! (or the file `RTC_CLIP` names); without it a moving synthetic gradient stands in.
+//! Targets: half-blocks 1280x720 → 200x60 cells under 1 ms per frame and, on the clip,
+//! under 40 % of the naive bytes (issue "Call screen"); every symbol mode 640x480 →
+//! 160x45 cells (a 1280x720-pixel view) under 2 ms per frame (issue "Real pixels").
+//! The clip is `tests/fixtures/clip_320x240.y4m` (or the file `RTC_CLIP` names);
+//! without it a moving synthetic gradient stands in.
 
 use std::cell::Cell;
 use std::hint::black_box;
@@ -20,9 +23,10 @@ use ratatui::{Terminal, TerminalOptions, Viewport};
 use rtc_cli::call::{AppEvent, CallId, CallState, Direction, UserId};
 use rtc_cli::media::video::I420Frame;
 use rtc_cli::ui::app::{Model, Msg, Role, update};
-use rtc_cli::ui::halfblock::{CellSize, Renderer};
+use rtc_cli::ui::halfblock::{CellSize, Renderer, SubCells};
+use rtc_cli::ui::symbols::{Blitter, SymbolRenderer, psnr};
 use rtc_cli::ui::terminal::draw_synchronized;
-use rtc_cli::ui::video::ColorMode;
+use rtc_cli::ui::video::{ColorMode, RenderMode};
 use rtc_cli::ui::view::{Frames, View};
 
 /// A naive renderer's bytes per cell: `ESC[38;2;r;g;bm` + `ESC[48;2;r;g;bm` + `▀`
@@ -130,9 +134,9 @@ fn connected_model() -> Model {
     model
 }
 
-/// Draws every clip frame through the real view into a byte counter and prints the
-/// bytes per frame (after the first full paint) against the naive figure.
-fn report_bytes_per_frame(cols: u16, rows: u16, colors: ColorMode) {
+/// Draws every clip frame through the real view in `mode` into a byte counter and
+/// prints the bytes per frame (after the first full paint) against the naive figure.
+fn report_bytes_per_frame(cols: u16, rows: u16, colors: ColorMode, mode: RenderMode) {
     let (source, frames) = clip_frames();
     let viewport = Viewport::Fixed(Rect::new(0, 0, cols, rows));
     let counter = ByteCounter::default();
@@ -141,7 +145,7 @@ fn report_bytes_per_frame(cols: u16, rows: u16, colors: ColorMode) {
         TerminalOptions { viewport },
     )
     .expect("a fixed viewport needs no terminal");
-    let mut view = View::new(colors);
+    let mut view = View::new(mode, colors);
     let model = connected_model();
     let mut per_frame = Vec::with_capacity(frames.len());
     for frame in &frames {
@@ -160,13 +164,53 @@ fn report_bytes_per_frame(cols: u16, rows: u16, colors: ColorMode) {
     let steady: Vec<u64> = per_frame.iter().skip(1).copied().collect();
     let mean = steady.iter().sum::<u64>() as f64 / steady.len().max(1) as f64;
     println!(
-        "bytes/frame {colors:?} {cols}x{rows} ({source}, {} frames): first {} B, then mean {:.0} B = {:.1} % of naive {:.0} B ({:.2} B/cell)",
+        "bytes/frame {mode:?} {colors:?} {cols}x{rows} ({source}, {} frames): first {} B, then mean {:.0} B = {:.1} % of naive {:.0} B ({:.2} B/cell)",
         frames.len(),
         per_frame.first().copied().unwrap_or(0),
         mean,
         100.0 * mean / naive,
         naive,
         mean / video_cells,
+    );
+}
+
+/// Prints each cell mode's PSNR on the clip as an ideal terminal would show it (glyphs
+/// exactly filling their sub-cells), 80x30 cells of 8x16 pixels (640x480: the clip's
+/// 4:3 with no bars), against the clip scaled to those pixels by the same scaler.
+fn report_fidelity() {
+    let (source, frames) = clip_frames();
+    let cell = CellSize::new(8, 16).expect("nonzero");
+    let (cols, rows) = (80u16, 30u16);
+    let mut reference = Renderer::new();
+    let mut half = Renderer::new();
+    let mut blitters: Vec<(Blitter, SymbolRenderer)> =
+        [Blitter::Quadrant, Blitter::Sextant, Blitter::Octant]
+            .into_iter()
+            .map(|b| (b, SymbolRenderer::new(b)))
+            .collect();
+    let mut sums = [0.0f64; 4];
+    for frame in &frames {
+        let full = SubCells { cols: 8, rows: 16 };
+        reference
+            .scale(frame, cols, rows, cell, full)
+            .expect("a picture");
+        let truth = reference.pixels().to_vec();
+        sums[0] += psnr(
+            &half.render(frame, cols, rows, cell).rasterize(cell),
+            &truth,
+        );
+        for (i, (_, r)) in blitters.iter_mut().enumerate() {
+            sums[i + 1] += psnr(&r.render(frame, cols, rows, cell).rasterize(cell), &truth);
+        }
+    }
+    let n = frames.len().max(1) as f64;
+    println!(
+        "fidelity ({source}, {} frames, 640x480 px): half-block {:.2} dB, quadrant {:.2} dB, sextant {:.2} dB, octant {:.2} dB",
+        frames.len(),
+        sums[0] / n,
+        sums[1] / n,
+        sums[2] / n,
+        sums[3] / n
     );
 }
 
@@ -185,12 +229,37 @@ fn bench_render(c: &mut Criterion) {
         });
     }
     group.finish();
+    // The symbol blitters at 640x480 into 160x45 cells of 8x16 pixels (1280x720).
+    let mut group = c.benchmark_group("symbols");
+    let (cols, rows) = (160u16, 45u16);
+    let cell = CellSize::new(8, 16).expect("nonzero");
+    let frame = gradient(640, 480, 7);
+    group.throughput(Throughput::Elements(u64::from(cols) * u64::from(rows)));
+    let mut half = Renderer::new();
+    group.bench_function("halfblock 640x480->160x45 cells", |b| {
+        b.iter(|| half.render(black_box(&frame), cols, rows, cell).cols())
+    });
+    for blitter in [Blitter::Quadrant, Blitter::Sextant, Blitter::Octant] {
+        let mut renderer = SymbolRenderer::new(blitter);
+        group.bench_function(format!("{blitter:?} 640x480->160x45 cells"), |b| {
+            b.iter(|| renderer.render(black_box(&frame), cols, rows, cell).cols())
+        });
+    }
+    group.finish();
 }
 
 fn main() {
     for colors in [ColorMode::TrueColor, ColorMode::Ansi256] {
-        report_bytes_per_frame(160, 47, colors);
+        report_bytes_per_frame(160, 47, colors, RenderMode::Halfblock);
     }
+    for mode in [
+        RenderMode::Quadrant,
+        RenderMode::Sextant,
+        RenderMode::Octant,
+    ] {
+        report_bytes_per_frame(160, 47, ColorMode::TrueColor, mode);
+    }
+    report_fidelity();
     let mut criterion = Criterion::default().configure_from_args();
     bench_render(&mut criterion);
     criterion.final_summary();
