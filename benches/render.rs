@@ -24,6 +24,7 @@ use rtc_cli::call::{AppEvent, CallId, CallState, Direction, UserId};
 use rtc_cli::media::video::I420Frame;
 use rtc_cli::ui::app::{Model, Msg, Role, update};
 use rtc_cli::ui::halfblock::{CellSize, Renderer, SubCells};
+use rtc_cli::ui::kitty::{self, CellRect};
 use rtc_cli::ui::symbols::{Blitter, SymbolRenderer, psnr};
 use rtc_cli::ui::terminal::draw_synchronized;
 use rtc_cli::ui::video::{ColorMode, RenderMode};
@@ -246,6 +247,50 @@ fn bench_render(c: &mut Criterion) {
         });
     }
     group.finish();
+    // Kitty graphics: one frame to RGB, (zlib,) base64 and commands.
+    let mut group = c.benchmark_group("kitty");
+    let mut raw = kitty::Encoder::compressing(false);
+    let mut encoder = kitty::Encoder::compressing(true);
+    let at = CellRect {
+        x: 20,
+        y: 0,
+        cols: 120,
+        rows: 45,
+    };
+    let mut out = Vec::new();
+    group.bench_function("640x480 frame raw (gradient)", |b| {
+        b.iter(|| {
+            out.clear();
+            raw.frame(&mut out, 1, -2, black_box(&frame), at);
+            out.len()
+        })
+    });
+    group.bench_function("640x480 frame zlib (gradient)", |b| {
+        b.iter(|| {
+            out.clear();
+            encoder.frame(&mut out, 1, -2, black_box(&frame), at);
+            out.len()
+        })
+    });
+    let (_, clip) = clip_frames();
+    let clip_frame = clip[clip.len() / 2].clone();
+    group.bench_function("320x240 frame zlib (the clip)", |b| {
+        b.iter(|| {
+            out.clear();
+            encoder.frame(&mut out, 1, -2, black_box(&clip_frame), at);
+            out.len()
+        })
+    });
+    group.finish();
+    out.clear();
+    encoder.frame(&mut out, 1, -2, &frame, at);
+    let gradient_bytes = out.len();
+    out.clear();
+    encoder.frame(&mut out, 1, -2, &clip_frame, at);
+    println!(
+        "kitty bytes/frame: 640x480 gradient {gradient_bytes} B, 320x240 clip frame {} B",
+        out.len()
+    );
 }
 
 fn main() {

@@ -428,6 +428,29 @@ fn yuv_to_rgb(luma255: f32, u: f32, v: f32) -> Rgb {
     }
 }
 
+/// `frame` as packed 8-bit RGB (`width * height * 3` bytes, row-major) in `out`
+/// (cleared first), BT.601 limited range, each chroma sample shared by its 2x2 luma
+/// block: the picture a graphics protocol shows pixel for pixel.
+pub fn i420_to_rgb(frame: &I420Frame, out: &mut Vec<u8>) {
+    let (w, h) = (frame.width() as usize, frame.height() as usize);
+    let cw = frame.chroma_size().0 as usize;
+    let (y, u, v) = (frame.y(), frame.u(), frame.v());
+    out.clear();
+    out.reserve(w * h * 3);
+    for row in 0..h {
+        let (luma, chroma) = (&y[row * w..(row + 1) * w], (row / 2) * cw);
+        for (col, &l) in luma.iter().enumerate() {
+            let c = chroma + col / 2;
+            let rgb = yuv_to_rgb(
+                1.164 * (f32::from(l) - 16.0),
+                f32::from(u[c]),
+                f32::from(v[c]),
+            );
+            out.extend_from_slice(&[rgb.r, rgb.g, rgb.b]);
+        }
+    }
+}
+
 /// Renders frames into a reusable [`CellGrid`], keeping its buffers and scaling
 /// weights between frames so that steady-state rendering does not allocate.
 #[derive(Debug, Default)]

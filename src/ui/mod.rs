@@ -11,6 +11,7 @@ pub mod chat;
 mod grid;
 pub mod halfblock;
 pub mod headless;
+pub mod kitty;
 pub mod phone;
 pub mod symbols;
 pub mod terminal;

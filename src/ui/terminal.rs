@@ -24,6 +24,14 @@ use super::halfblock::CellSize;
 
 /// Whether the terminal is in call-screen mode (so restoring twice is harmless).
 static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// Whether kitty graphics were shown, so restoring deletes them.
+static KITTY_IMAGES: AtomicBool = AtomicBool::new(false);
+
+/// Notes that kitty graphics are on screen: every path that restores the terminal
+/// then deletes them ([`super::kitty::DELETE_ALL`]).
+pub fn kitty_images_shown() {
+    KITTY_IMAGES.store(true, Ordering::SeqCst);
+}
 static PANIC_HOOK: Once = Once::new();
 
 /// Puts the terminal in call-screen mode; [`Drop`] puts it back.
@@ -69,6 +77,10 @@ pub fn restore() {
     }
     crate::stderr::release_to_terminal();
     // Best effort: there is nobody left to report a failure to.
+    if KITTY_IMAGES.swap(false, Ordering::SeqCst) {
+        let mut out = io::stdout();
+        let _ = out.write_all(super::kitty::DELETE_ALL);
+    }
     let _ = execute!(
         io::stdout(),
         EndSynchronizedUpdate,
@@ -106,8 +118,26 @@ pub fn draw_synchronized<W: Write>(
     terminal: &mut Terminal<CrosstermBackend<W>>,
     render: impl FnOnce(&mut Frame),
 ) -> io::Result<()> {
+    draw_synchronized_with(terminal, |frame| {
+        render(frame);
+        Vec::new()
+    })
+}
+
+/// [`draw_synchronized`] for a `render` that also returns graphics-protocol commands
+/// (which ratatui's buffer cannot hold): they are written after the frame's cells,
+/// inside the same synchronized update.
+///
+/// # Errors
+/// Writing to the terminal failed.
+pub fn draw_synchronized_with<W: Write>(
+    terminal: &mut Terminal<CrosstermBackend<W>>,
+    render: impl FnOnce(&mut Frame) -> Vec<u8>,
+) -> io::Result<()> {
     queue!(terminal.backend_mut(), BeginSynchronizedUpdate)?;
-    terminal.draw(render)?;
+    let mut graphics = Vec::new();
+    terminal.draw(|frame| graphics = render(frame))?;
+    terminal.backend_mut().write_all(&graphics)?;
     execute!(terminal.backend_mut(), EndSynchronizedUpdate)
 }
 

@@ -24,7 +24,7 @@ use tokio::time::MissedTickBehavior;
 use super::alert::{self, Host};
 use super::app::{Model, Msg, update};
 use super::halfblock::prepare_ansi256;
-use super::terminal::{TerminalGuard, cell_size, draw_synchronized};
+use super::terminal::{TerminalGuard, cell_size, draw_synchronized_with};
 use super::video::{ColorMode, RenderMode};
 use super::view::{Frames, View};
 use super::{TuiOptions, VideoFeeds, ViewLink};
@@ -347,8 +347,9 @@ fn spawn_drawer(
                     out.write_all(alert.as_bytes())?;
                     out.flush()?;
                 }
-                draw_synchronized(&mut terminal, |frame| {
-                    view.draw(frame, &snap.model, &snap.frames)
+                draw_synchronized_with(&mut terminal, |frame| {
+                    view.draw(frame, &snap.model, &snap.frames);
+                    view.take_graphics()
                 })?;
             }
             Ok(())

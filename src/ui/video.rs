@@ -6,9 +6,10 @@ use ratatui::Frame;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Position, Rect};
 use ratatui::style::Color;
-use ratatui::widgets::Widget;
+use ratatui::widgets::{Clear, Widget};
 
 use super::halfblock::{CellGrid, CellSize, Renderer, Rgb, to_ansi256};
+use super::kitty::{self, CellRect};
 use super::symbols::{Blitter, SymbolGrid, SymbolRenderer};
 use crate::media::video::I420Frame;
 
@@ -26,8 +27,9 @@ use crate::media::video::I420Frame;
 )]
 #[serde(rename_all = "lowercase")]
 pub enum RenderMode {
-    /// The best mode the terminal is known to show: half-blocks for now (octant and
-    /// sextant glyphs need fonts that have them; graphics protocols are not drawn yet).
+    /// The best mode the terminal is known to show ([`RenderMode::detect`]): kitty
+    /// graphics in kitty, else half-blocks (octant and sextant glyphs need fonts that
+    /// have them).
     #[default]
     Auto,
     /// `▀` with two colors: two pixels per cell, in every font.
@@ -38,14 +40,38 @@ pub enum RenderMode {
     Sextant,
     /// Octants (Unicode 16, U+1CD00): 2x4 pixels per cell.
     Octant,
+    /// Real pixels through the kitty graphics protocol (kitty, Ghostty, WezTerm,
+    /// Konsole).
+    Kitty,
 }
 
 impl RenderMode {
-    /// The mode `Auto` stands for in this terminal.
+    /// The mode `Auto` stands for in this terminal (see [`RenderMode::detect`]).
     pub fn resolve(self) -> Self {
         match self {
-            Self::Auto => Self::Halfblock,
+            Self::Auto => Self::detect(),
             mode => mode,
+        }
+    }
+
+    /// The best mode the environment announces: kitty graphics in kitty itself
+    /// (`TERM=xterm-kitty` or `KITTY_WINDOW_ID`, and not inside tmux or screen, which
+    /// do not pass graphics through by default), half-blocks everywhere else.
+    pub fn detect() -> Self {
+        let var = |name: &str| std::env::var(name).ok();
+        Self::from_env(
+            var("TERM").as_deref(),
+            var("KITTY_WINDOW_ID").is_some(),
+            var("TMUX").is_some() || var("STY").is_some(),
+        )
+    }
+
+    fn from_env(term: Option<&str>, kitty_window: bool, multiplexer: bool) -> Self {
+        let kitty = term == Some("xterm-kitty") || kitty_window;
+        if kitty && !multiplexer {
+            Self::Kitty
+        } else {
+            Self::Halfblock
         }
     }
 
@@ -57,6 +83,7 @@ impl RenderMode {
             Self::Quadrant => "quadrants",
             Self::Sextant => "sextants",
             Self::Octant => "octants",
+            Self::Kitty => "kitty graphics",
         }
     }
 
@@ -65,8 +92,32 @@ impl RenderMode {
             Self::Quadrant => Some(Blitter::Quadrant),
             Self::Sextant => Some(Blitter::Sextant),
             Self::Octant => Some(Blitter::Octant),
-            Self::Auto | Self::Halfblock => None,
+            Self::Auto | Self::Halfblock | Self::Kitty => None,
         }
+    }
+}
+
+/// Graphics-protocol output of one drawn frame, and which images are on screen.
+#[derive(Debug, Default)]
+pub struct Graphics {
+    /// Commands to write after the frame's cells.
+    out: Vec<u8>,
+    /// Image ids placed in this frame, and in the one before.
+    placed: Vec<u32>,
+    shown: Vec<u32>,
+}
+
+impl Graphics {
+    /// The commands for the frame just drawn, including deletions of images whose area
+    /// is gone; empty when no graphics are involved.
+    pub fn take(&mut self) -> Vec<u8> {
+        for id in &self.shown {
+            if !self.placed.contains(id) {
+                kitty::delete(&mut self.out, *id);
+            }
+        }
+        self.shown = std::mem::take(&mut self.placed);
+        std::mem::take(&mut self.out)
     }
 }
 
@@ -83,11 +134,28 @@ pub enum VideoRenderer {
     HalfBlock(Renderer),
     /// A symbol blitter.
     Symbols(SymbolRenderer),
+    /// Kitty graphics.
+    Kitty {
+        /// The image this area shows (one per area, replaced each frame).
+        id: u32,
+        /// Its depth: negative is below text; a higher one covers a lower one.
+        z: i32,
+        /// The encoder's buffers.
+        encoder: kitty::Encoder,
+    },
 }
 
 impl VideoRenderer {
-    /// A renderer for `mode` (resolved: see [`RenderMode::resolve`]).
-    pub fn new(mode: RenderMode) -> Self {
+    /// A renderer for `mode` (resolved: see [`RenderMode::resolve`]); with kitty
+    /// graphics it shows image `id` at depth `z` (a higher `z` covers a lower one).
+    pub fn new(mode: RenderMode, id: u32, z: i32) -> Self {
+        if mode.resolve() == RenderMode::Kitty {
+            return Self::Kitty {
+                id,
+                z,
+                encoder: kitty::Encoder::for_this_terminal(),
+            };
+        }
         match mode.blitter() {
             Some(blitter) => {
                 let mut r = SymbolRenderer::new(blitter);
@@ -102,7 +170,8 @@ impl VideoRenderer {
         }
     }
 
-    /// Renders `picture` into `area` of `frame` (fitted, centered, black bars).
+    /// Renders `picture` into `area` of `frame` (fitted, centered, black bars); kitty
+    /// images go to `graphics`.
     pub fn draw(
         &mut self,
         frame: &mut Frame,
@@ -110,8 +179,25 @@ impl VideoRenderer {
         area: Rect,
         cell: CellSize,
         colors: ColorMode,
+        graphics: &mut Graphics,
     ) {
         match self {
+            Self::Kitty { id, z, encoder } => {
+                // Blank cells under the image: nothing of the last mode shows through.
+                frame.render_widget(Clear, area);
+                let area = CellRect {
+                    x: area.x,
+                    y: area.y,
+                    cols: area.width,
+                    rows: area.height,
+                };
+                if let Some(at) = kitty::place(picture.width(), picture.height(), area, cell) {
+                    tracing::debug!(id = *id, ?at, ?cell, "kitty placement");
+                    encoder.frame(&mut graphics.out, *id, *z, picture, at);
+                    graphics.placed.push(*id);
+                    super::terminal::kitty_images_shown();
+                }
+            }
             Self::HalfBlock(r) => {
                 let grid = r.render(picture, area.width, area.height, cell);
                 frame.render_widget(VideoWidget::new(grid, colors), area);
@@ -243,6 +329,28 @@ mod tests {
     use super::*;
     use crate::media::video::I420Frame;
     use crate::ui::halfblock::{CellSize, render};
+
+    #[test]
+    fn auto_takes_kitty_graphics_only_in_kitty_outside_multiplexers() {
+        assert_eq!(
+            RenderMode::from_env(Some("xterm-kitty"), false, false),
+            RenderMode::Kitty
+        );
+        assert_eq!(
+            RenderMode::from_env(Some("xterm-256color"), true, false),
+            RenderMode::Kitty,
+            "KITTY_WINDOW_ID set"
+        );
+        assert_eq!(
+            RenderMode::from_env(Some("xterm-kitty"), true, true),
+            RenderMode::Halfblock,
+            "inside tmux: no passthrough by default"
+        );
+        assert_eq!(
+            RenderMode::from_env(Some("xterm-256color"), false, false),
+            RenderMode::Halfblock
+        );
+    }
 
     #[test]
     fn colorterm_values_select_the_mode() {

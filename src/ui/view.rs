@@ -17,7 +17,7 @@ use super::app::{
     CallView, Model, NoticeLevel, Role, RoomView, Screen, describe_end, format_clock,
 };
 use super::halfblock::fit;
-use super::video::{ColorMode, RenderMode, VideoRenderer};
+use super::video::{ColorMode, Graphics, RenderMode, VideoRenderer};
 use super::{chat, grid, phone};
 use crate::call::{CallState, CallStats, MediaState, UserId};
 use crate::media::video::I420Frame;
@@ -49,8 +49,15 @@ impl Frames {
 /// terminal palette.
 const TILE_COLORS: [Color; 4] = [Color::Cyan, Color::Magenta, Color::Yellow, Color::Green];
 
+/// Kitty image ids and depths: the remote video (or a room tile, `TILE_IMAGES + i`)
+/// under the self-view, both under text.
+const REMOTE_IMAGE: (u32, i32) = (1, -2);
+const SELF_VIEW_IMAGE: (u32, i32) = (2, -1);
+const TILE_IMAGES: u32 = 10;
+
 /// The call screen's drawing state: renderers for the remote video (one per room
-/// tile) and the self-view, the render mode and the terminal's color mode.
+/// tile) and the self-view, the render mode, the terminal's color mode, and the
+/// graphics-protocol output of the frame being drawn.
 #[derive(Debug)]
 pub struct View {
     remote: VideoRenderer,
@@ -58,18 +65,31 @@ pub struct View {
     local: VideoRenderer,
     render: RenderMode,
     colors: ColorMode,
+    graphics: Graphics,
 }
 
 impl View {
-    /// A view drawing video in `render` mode and `colors`.
+    /// A view drawing video in `render` mode (`auto` is resolved here, once) and
+    /// `colors`.
     pub fn new(render: RenderMode, colors: ColorMode) -> Self {
+        let render = render.resolve();
+        tracing::info!(?render, ?colors, "drawing video");
+        let (remote, remote_z) = REMOTE_IMAGE;
+        let (local, local_z) = SELF_VIEW_IMAGE;
         Self {
-            remote: VideoRenderer::new(render),
+            remote: VideoRenderer::new(render, remote, remote_z),
             tiles: Vec::new(),
-            local: VideoRenderer::new(render),
+            local: VideoRenderer::new(render, local, local_z),
             render,
             colors,
+            graphics: Graphics::default(),
         }
+    }
+
+    /// The graphics-protocol commands of the frame last drawn (images placed, images
+    /// whose area went away deleted): to write after its cells.
+    pub fn take_graphics(&mut self) -> Vec<u8> {
+        self.graphics.take()
     }
 
     /// Draws the whole screen for `model` with the latest `frames`.
@@ -144,7 +164,7 @@ impl View {
             frame.render_widget(Paragraph::new(n.text.as_str()).fg(color), notice);
         }
         frame.render_widget(
-            Paragraph::new(status_line(model, status.width, self.render.resolve())).reversed(),
+            Paragraph::new(status_line(model, status.width, self.render)).reversed(),
             status,
         );
         match &model.input {
@@ -170,8 +190,14 @@ impl View {
         ) && call.peer_media.camera;
         match remote.filter(|_| showing_video) {
             Some(picture) => {
-                self.remote
-                    .draw(frame, picture, area, model.cell_size, self.colors);
+                self.remote.draw(
+                    frame,
+                    picture,
+                    area,
+                    model.cell_size,
+                    self.colors,
+                    &mut self.graphics,
+                );
             }
             None => {
                 centered_text(frame, area, vec![Line::from(call_message(call))]);
@@ -201,8 +227,11 @@ impl View {
         let areas = grid::tile_areas(area, room.tiles.len());
         if self.tiles.len() < areas.len() {
             let mode = self.render;
-            self.tiles
-                .resize_with(areas.len(), || VideoRenderer::new(mode));
+            let (z, first) = (REMOTE_IMAGE.1, self.tiles.len());
+            self.tiles.extend((first..areas.len()).map(|i| {
+                // i < 4: a room holds four.
+                VideoRenderer::new(mode, TILE_IMAGES + i as u32, z)
+            }));
         }
         for (i, (tile, rect)) in room.tiles.iter().zip(areas).enumerate() {
             let color = TILE_COLORS[i % TILE_COLORS.len()];
@@ -219,7 +248,14 @@ impl View {
                     && tile.peer_media.camera;
             match frames.member(&tile.peer).filter(|_| showing_video) {
                 Some(picture) => {
-                    self.tiles[i].draw(frame, picture, inner, model.cell_size, self.colors);
+                    self.tiles[i].draw(
+                        frame,
+                        picture,
+                        inner,
+                        model.cell_size,
+                        self.colors,
+                        &mut self.graphics,
+                    );
                 }
                 None => {
                     let text = match tile.state {
@@ -287,8 +323,14 @@ impl View {
             rows,
         )
         .intersection(area);
-        self.local
-            .draw(frame, picture, rect, model.cell_size, self.colors);
+        self.local.draw(
+            frame,
+            picture,
+            rect,
+            model.cell_size,
+            self.colors,
+            &mut self.graphics,
+        );
     }
 }
 

@@ -1,0 +1,330 @@
+//! The call screen in a real terminal emulator: kitty (Debian's, software OpenGL
+//! under Xvfb) shows the peer's video through the kitty graphics protocol, chosen by
+//! `--render auto`; a screenshot of the window is compared with the frames the call
+//! decoded (PSNR of the picture area, scaled back to the frame size). Skipped, with the
+//! reason printed, where Xvfb, kitty or xwd is missing (`scripts/setup.sh` installs
+//! them). Everything runs on 127.0.0.1 and a private X display.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::media_check::{CLIP, file_source};
+use common::process::{Home, sh_quote};
+use rtc_cli::media::video::I420Frame;
+use rtc_cli::media::video::y4m::Y4mReader;
+use rtc_cli::ui::halfblock::i420_to_rgb;
+
+/// The window's size in pixels.
+const WINDOW: (u32, u32) = (1280, 720);
+
+/// An X server on a display of its own, killed on drop.
+struct Xvfb {
+    child: Child,
+    display: String,
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Xvfb {
+    /// Starts `Xvfb` on the first free display from :90 (no TCP listener).
+    fn start() -> Self {
+        let number = (90..140)
+            .find(|n| !Path::new(&format!("/tmp/.X{n}-lock")).exists())
+            .expect("a free X display number");
+        let display = format!(":{number}");
+        let screen = format!("{}x{}x24", WINDOW.0, WINDOW.1 + 80);
+        let child = Command::new("Xvfb")
+            .args([
+                &display,
+                "-screen",
+                "0",
+                &screen,
+                "-dpi",
+                "96",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb starts");
+        let socket = format!("/tmp/.X11-unix/X{number}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !Path::new(&socket).exists() {
+            assert!(Instant::now() < deadline, "Xvfb {display} did not come up");
+            thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, display }
+    }
+
+    /// The screen as RGB rows (`xwd -root`).
+    fn screenshot(&self) -> Image {
+        let out = Command::new("xwd")
+            .args(["-root", "-silent", "-display", &self.display])
+            .output()
+            .expect("xwd runs");
+        assert!(out.status.success(), "xwd: {out:?}");
+        Image::from_xwd(&out.stdout)
+    }
+}
+
+/// A picture: `width x height` RGB pixels, row-major.
+struct Image {
+    width: usize,
+    height: usize,
+    rgb: Vec<[u8; 3]>,
+}
+
+impl Image {
+    /// Parses an XWD dump of a 24-bit TrueColor or DirectColor screen (X11's
+    /// `XWDFileHeader`: 25 big-endian 32-bit fields, then the window name, the colormap,
+    /// the pixels, 3 or 4 bytes each).
+    fn from_xwd(data: &[u8]) -> Self {
+        let field = |i: usize| u32::from_be_bytes(data[4 * i..4 * i + 4].try_into().unwrap());
+        let (header, width, height) = (field(0) as usize, field(4) as usize, field(5) as usize);
+        let (lsb_first, bytes_per_pixel) = (field(7) == 0, field(11) as usize / 8);
+        let masks = [field(14), field(15), field(16)];
+        let colormap = field(19) as usize * 12;
+        let pixels = &data[header + colormap..];
+        // Rows as stored (the header's bytes-per-line is not always the stored one).
+        let stride = pixels.len() / height;
+        assert!(
+            matches!(bytes_per_pixel, 3 | 4) && stride >= width * bytes_per_pixel,
+            "a 24-bit screen: {:?}",
+            (0..25).map(field).collect::<Vec<_>>()
+        );
+        let channel = |v: u32, mask: u32| ((v & mask) >> mask.trailing_zeros()) as u8;
+        let rgb = (0..height)
+            .flat_map(|y| (0..width).map(move |x| (y, x)))
+            .map(|(y, x)| {
+                let at = y * stride + bytes_per_pixel * x;
+                let mut b = [0u8; 4];
+                b[..bytes_per_pixel].copy_from_slice(&pixels[at..at + bytes_per_pixel]);
+                let v = if lsb_first {
+                    u32::from_le_bytes(b)
+                } else {
+                    u32::from_be_bytes(b) >> (8 * (4 - bytes_per_pixel))
+                };
+                masks.map(|m| channel(v, m))
+            })
+            .collect();
+        Self { width, height, rgb }
+    }
+
+    /// Writes the picture as a binary PPM (kept with the test's home, `RTC_TEST_KEEP=1`).
+    fn save_ppm(&self, path: &Path) {
+        let mut data = format!("P6\n{} {}\n255\n", self.width, self.height).into_bytes();
+        data.extend(self.rgb.iter().flatten());
+        let _ = std::fs::write(path, data);
+    }
+
+    fn at(&self, x: usize, y: usize) -> [u8; 3] {
+        self.rgb[y * self.width + x]
+    }
+
+    /// The columns of row `y` that are not black, first and last.
+    fn lit_span(&self, y: usize) -> Option<(usize, usize)> {
+        let lit = |x: &usize| self.at(*x, y).iter().any(|&c| c > 24);
+        let first = (0..self.width).find(lit)?;
+        let last = (0..self.width).rev().find(lit)?;
+        Some((first, last + 1))
+    }
+
+    /// The area-averaged `w x h` picture of the region `x0..x1, y0..y1`.
+    fn downscale(
+        &self,
+        (x0, y0, x1, y1): (usize, usize, usize, usize),
+        w: usize,
+        h: usize,
+    ) -> Vec<[u8; 3]> {
+        let mut out = Vec::with_capacity(w * h);
+        for oy in 0..h {
+            let (ya, yb) = (y0 + oy * (y1 - y0) / h, y0 + (oy + 1) * (y1 - y0) / h);
+            for ox in 0..w {
+                let (xa, xb) = (x0 + ox * (x1 - x0) / w, x0 + (ox + 1) * (x1 - x0) / w);
+                let mut sum = [0u32; 3];
+                for y in ya..yb.max(ya + 1) {
+                    for x in xa..xb.max(xa + 1) {
+                        let p = self.at(x, y);
+                        (0..3).for_each(|c| sum[c] += u32::from(p[c]));
+                    }
+                }
+                let n = ((yb.max(ya + 1) - ya) * (xb.max(xa + 1) - xa)) as u32;
+                out.push(sum.map(|s| ((s + n / 2) / n) as u8));
+            }
+        }
+        out
+    }
+}
+
+fn psnr(a: &[[u8; 3]], b: &[u8]) -> f64 {
+    let se: f64 = a
+        .iter()
+        .flatten()
+        .zip(b)
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum();
+    10.0 * (255.0f64.powi(2) / (se / b.len() as f64).max(1e-9)).log10()
+}
+
+/// Whether `program` runs (`--version` or `-help` exits at all).
+fn installed(program: &str) -> bool {
+    Command::new("which")
+        .arg(program)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn kitty_shows_the_peers_video_as_real_pixels() {
+    for program in ["Xvfb", "kitty", "xwd"] {
+        if !installed(program) {
+            eprintln!("skipped: {program} is not installed (scripts/setup.sh installs it)");
+            return;
+        }
+    }
+    let _turn = common::one_call_at_a_time();
+    let home = Home::new();
+    let (_server, url) = home.serve(&[]);
+    let clip = file_source(CLIP);
+    let jerry = home.listener(
+        &url,
+        "jerry",
+        &[
+            "--auto-accept",
+            "--camera",
+            &clip,
+            "--video-size",
+            "320x240",
+            "--mic",
+            "tone",
+            "--speaker",
+            "none",
+            "--bind",
+            "127.0.0.1",
+        ],
+    );
+    let x = Xvfb::start();
+    let recording = home.path("tom.y4m");
+    let rec = recording.display().to_string();
+    let tom = home.shell_command(
+        "tom",
+        &[
+            "--server",
+            &url,
+            "--id",
+            "tom",
+            "call",
+            "jerry",
+            "--render",
+            "auto",
+            "--camera",
+            "none",
+            "--mic",
+            "tone",
+            "--speaker",
+            "none",
+            "--bind",
+            "127.0.0.1",
+            "--record-video",
+            &rec,
+            "--hangup-after",
+            "12s",
+        ],
+    );
+    let exit_file = home.path("exit");
+    let script = format!(
+        "{tom}; echo EXIT=$? > {}",
+        sh_quote(&exit_file.display().to_string())
+    );
+    let mut kitty = Command::new("kitty")
+        .args(["--config", "NONE", "--start-as", "normal"])
+        .args(["-o", &format!("initial_window_width={}", WINDOW.0)])
+        .args(["-o", &format!("initial_window_height={}", WINDOW.1)])
+        .args(["-o", "remember_window_size=no", "-o", "background=#000000"])
+        .args([
+            "-o",
+            "window_padding_width=0",
+            "-o",
+            "placement_strategy=top-left",
+        ])
+        .args(["sh", "-c", &script])
+        .env("DISPLAY", &x.display)
+        .env("LIBGL_ALWAYS_SOFTWARE", "1")
+        .env_remove("TMUX")
+        .env_remove("STY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kitty starts");
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        jerry.event(&[("event", "state"), ("state", "connected")]);
+        // A few seconds of video drawn.
+        thread::sleep(Duration::from_secs(4));
+        let log = std::fs::read_to_string(home.log("tom")).unwrap_or_default();
+        assert!(
+            log.contains("render=Kitty"),
+            "--render auto picks kitty graphics in kitty:\n{}",
+            home.log_tail("tom")
+        );
+        let shot = x.screenshot();
+        shot.save_ppm(&home.path("screen.ppm"));
+        // The picture: its columns from a row in its middle; it starts at the top, and
+        // ends where the status bar (lit from the window's left edge) begins.
+        let middle = (WINDOW.1 / 3) as usize;
+        let (x0, x1) = shot
+            .lit_span(middle)
+            .expect("something drawn in the window");
+        let height = (middle..shot.height)
+            .find(|&y| shot.lit_span(y).is_none_or(|(first, _)| first + 8 < x0))
+            .unwrap_or(shot.height);
+        assert!(
+            x1 - x0 > 300 && height > 300,
+            "picture {x0}..{x1} x 0..{height} on a {}x{} screen",
+            shot.width,
+            shot.height
+        );
+        let seen = shot.downscale((x0, 0, x1, height), 320, 240);
+        let mut frames = Y4mReader::open(&recording).expect("tom's recording");
+        let mut best = f64::MIN;
+        let mut best_rgb = Vec::new();
+        let mut rgb = Vec::new();
+        while let Ok(Some(frame)) = frames.read_frame() {
+            let frame: I420Frame = frame;
+            i420_to_rgb(&frame, &mut rgb);
+            let score = psnr(&seen, &rgb);
+            if score > best {
+                best = score;
+                best_rgb = rgb.clone();
+            }
+        }
+        let as_image = |rgb: Vec<[u8; 3]>| Image {
+            width: 320,
+            height: 240,
+            rgb,
+        };
+        as_image(seen.clone()).save_ppm(&home.path("seen.ppm"));
+        as_image(best_rgb.chunks(3).map(|c| [c[0], c[1], c[2]]).collect())
+            .save_ppm(&home.path("decoded.ppm"));
+        println!(
+            "kitty: picture {}x{} px at x {x0}, best PSNR {best:.2} dB",
+            x1 - x0,
+            height
+        );
+        assert!(best >= 30.0, "kitty shows the decoded frame: {best:.2} dB");
+    }));
+    let _ = kitty.kill();
+    let _ = kitty.wait();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
