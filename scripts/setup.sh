@@ -15,9 +15,9 @@
 #                     a real audio server with a null sink for the device tests
 #   redis-server      the shared store of several `serve --redis` instances
 #                     (tests/redis_cluster.rs starts its own on a free port)
-#   xvfb, kitty, x11-apps
-#                     a real terminal with the kitty graphics protocol, on a private
-#                     X display, screenshotted with xwd (tests/terminal_pixels.rs)
+#   xvfb, kitty, xterm, x11-apps
+#                     real terminals (kitty graphics; xterm's sixel as a VT340) on a
+#                     private X display, screenshotted with xwd (tests/terminal_pixels.rs)
 #   chromium          an independent WebRTC peer: the browser interop test
 #                     (tests/browser_peer.rs) runs it headless with fake devices
 # Idempotent: installs only what is missing. Runs apt-get as root, else through sudo.
@@ -25,7 +25,7 @@ set -euo pipefail
 
 packages=(libclang-dev libasound2-dev cmake nasm pkg-config tmux
           pulseaudio pulseaudio-utils libasound2-plugins iproute2 util-linux nftables
-          coturn chromium redis-server xvfb kitty x11-apps)
+          coturn chromium redis-server xvfb kitty xterm x11-apps)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -43,8 +43,8 @@ pub struct MediaFile {
     pub audio_bitrate_kbps: Option<u32>,
     /// Default `--max-draw-fps`.
     pub max_draw_fps: Option<u32>,
-    /// Default `--render`: "auto", "halfblock", "quadrant", "sextant", "octant" or
-    /// "kitty".
+    /// Default `--render`: "auto", "halfblock", "quadrant", "sextant", "octant",
+    /// "kitty" or "sixel".
     pub render: Option<crate::ui::video::RenderMode>,
     /// Default `--reconnect-timeout`, e.g. "30s".
     pub reconnect_timeout: Option<String>,

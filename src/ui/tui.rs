@@ -347,10 +347,18 @@ fn spawn_drawer(
                     out.write_all(alert.as_bytes())?;
                     out.flush()?;
                 }
-                draw_synchronized_with(&mut terminal, |frame| {
-                    view.draw(frame, &snap.model, &snap.frames);
-                    view.take_graphics()
-                })?;
+                let draw = |terminal: &mut Terminal<_>, view: &mut View| {
+                    draw_synchronized_with(terminal, |frame| {
+                        view.draw(frame, &snap.model, &snap.frames);
+                        view.take_graphics()
+                    })
+                };
+                draw(&mut terminal, &mut view)?;
+                if view.take_clear_request() {
+                    // Sixel pixels of an image that moved or went: start the screen over.
+                    terminal.clear()?;
+                    draw(&mut terminal, &mut view)?;
+                }
             }
             Ok(())
         })

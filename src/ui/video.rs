@@ -10,6 +10,7 @@ use ratatui::widgets::{Clear, Widget};
 
 use super::halfblock::{CellGrid, CellSize, Renderer, Rgb, to_ansi256};
 use super::kitty::{self, CellRect};
+use super::sixel;
 use super::symbols::{Blitter, SymbolGrid, SymbolRenderer};
 use crate::media::video::I420Frame;
 
@@ -43,6 +44,10 @@ pub enum RenderMode {
     /// Real pixels through the kitty graphics protocol (kitty, Ghostty, WezTerm,
     /// Konsole).
     Kitty,
+    /// Real pixels as sixel images, 256 colors per frame (xterm `-ti vt340`, foot,
+    /// WezTerm, mlterm, Windows Terminal). While the help or the network panel is up,
+    /// the video under it is not drawn (sixel pixels would cover the text).
+    Sixel,
 }
 
 impl RenderMode {
@@ -84,6 +89,7 @@ impl RenderMode {
             Self::Sextant => "sextants",
             Self::Octant => "octants",
             Self::Kitty => "kitty graphics",
+            Self::Sixel => "sixel",
         }
     }
 
@@ -92,7 +98,7 @@ impl RenderMode {
             Self::Quadrant => Some(Blitter::Quadrant),
             Self::Sextant => Some(Blitter::Sextant),
             Self::Octant => Some(Blitter::Octant),
-            Self::Auto | Self::Halfblock | Self::Kitty => None,
+            Self::Auto | Self::Halfblock | Self::Kitty | Self::Sixel => None,
         }
     }
 }
@@ -102,14 +108,21 @@ impl RenderMode {
 pub struct Graphics {
     /// Commands to write after the frame's cells.
     out: Vec<u8>,
-    /// Image ids placed in this frame, and in the one before.
+    /// Kitty image ids placed in this frame, and in the one before.
     placed: Vec<u32>,
     shown: Vec<u32>,
+    /// Where sixel images went in this frame, and in the one before.
+    sixels_placed: Vec<CellRect>,
+    sixels_shown: Vec<CellRect>,
+    /// An overlay covers the video: sixel images are not drawn.
+    pub covered: bool,
+    /// Sixel pixels are left where no image goes now: the screen must be redrawn.
+    clear: bool,
 }
 
 impl Graphics {
-    /// The commands for the frame just drawn, including deletions of images whose area
-    /// is gone; empty when no graphics are involved.
+    /// The commands for the frame just drawn, including deletions of kitty images whose
+    /// area is gone; empty when no graphics are involved.
     pub fn take(&mut self) -> Vec<u8> {
         for id in &self.shown {
             if !self.placed.contains(id) {
@@ -117,7 +130,19 @@ impl Graphics {
             }
         }
         self.shown = std::mem::take(&mut self.placed);
+        let stale = self
+            .sixels_shown
+            .iter()
+            .any(|r| !self.sixels_placed.contains(r));
+        self.clear |= stale;
+        self.sixels_shown = std::mem::take(&mut self.sixels_placed);
         std::mem::take(&mut self.out)
+    }
+
+    /// Whether the screen must be cleared and drawn again (sixel pixels of an image
+    /// that moved or went would stay otherwise); asking resets it.
+    pub fn take_clear(&mut self) -> bool {
+        std::mem::take(&mut self.clear)
     }
 }
 
@@ -143,18 +168,24 @@ pub enum VideoRenderer {
         /// The encoder's buffers.
         encoder: kitty::Encoder,
     },
+    /// Sixel images.
+    Sixel(Box<sixel::Encoder>),
 }
 
 impl VideoRenderer {
     /// A renderer for `mode` (resolved: see [`RenderMode::resolve`]); with kitty
     /// graphics it shows image `id` at depth `z` (a higher `z` covers a lower one).
     pub fn new(mode: RenderMode, id: u32, z: i32) -> Self {
-        if mode.resolve() == RenderMode::Kitty {
-            return Self::Kitty {
-                id,
-                z,
-                encoder: kitty::Encoder::for_this_terminal(),
-            };
+        match mode.resolve() {
+            RenderMode::Kitty => {
+                return Self::Kitty {
+                    id,
+                    z,
+                    encoder: kitty::Encoder::for_this_terminal(),
+                };
+            }
+            RenderMode::Sixel => return Self::Sixel(Box::default()),
+            _ => {}
         }
         match mode.blitter() {
             Some(blitter) => {
@@ -182,6 +213,22 @@ impl VideoRenderer {
         graphics: &mut Graphics,
     ) {
         match self {
+            Self::Sixel(encoder) => {
+                frame.render_widget(Clear, area);
+                if graphics.covered {
+                    return;
+                }
+                let area = CellRect {
+                    x: area.x,
+                    y: area.y,
+                    cols: area.width,
+                    rows: area.height,
+                };
+                match encoder.frame(&mut graphics.out, picture, area, cell) {
+                    Ok(()) => graphics.sixels_placed.push(area),
+                    Err(e) => tracing::warn!("sixel frame skipped: {e}"),
+                }
+            }
             Self::Kitty { id, z, encoder } => {
                 // Blank cells under the image: nothing of the last mode shows through.
                 frame.render_widget(Clear, area);

@@ -92,9 +92,17 @@ impl View {
         self.graphics.take()
     }
 
+    /// Whether the frame last drawn left sixel pixels where nothing shows now: clear
+    /// the screen and draw it again.
+    pub fn take_clear_request(&mut self) -> bool {
+        self.graphics.take_clear()
+    }
+
     /// Draws the whole screen for `model` with the latest `frames`.
     pub fn draw(&mut self, frame: &mut Frame, model: &Model, frames: &Frames) {
         let local = frames.local.as_deref();
+        // Sixel pixels would cover the help and the network panel.
+        self.graphics.covered = model.help || model.stats_panel;
         let notice_height = u16::from(model.notice.is_some());
         let [main, notice, status, help] = Layout::vertical([
             Constraint::Min(1),
