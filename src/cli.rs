@@ -357,8 +357,8 @@ pub struct MediaArgs {
     pub max_draw_fps: Option<u32>,
     /// How the call screen draws video: half-blocks (2 pixels per cell, any font),
     /// quadrants (4), sextants (6), octants (8; need a font with Unicode 16 octants),
-    /// kitty graphics or sixel (real pixels) [default: auto: kitty in kitty, else
-    /// half-blocks]
+    /// kitty graphics or sixel (real pixels) [default: auto: asks the terminal, then
+    /// kitty graphics, sixel or half-blocks]
     #[arg(long, value_enum, value_name = "MODE")]
     pub render: Option<crate::ui::video::RenderMode>,
     /// How long a call whose connection dropped keeps trying ICE restarts before it

@@ -13,6 +13,7 @@ pub mod halfblock;
 pub mod headless;
 pub mod kitty;
 pub mod phone;
+pub mod probe;
 pub mod sixel;
 pub mod symbols;
 pub mod terminal;

@@ -23,7 +23,9 @@ use tokio::time::MissedTickBehavior;
 
 use super::alert::{self, Host};
 use super::app::{Model, Msg, update};
+use super::halfblock::CellSize;
 use super::halfblock::prepare_ansi256;
+use super::probe::Probe;
 use super::terminal::{TerminalGuard, cell_size, draw_synchronized_with};
 use super::video::{ColorMode, RenderMode};
 use super::view::{Frames, View};
@@ -37,6 +39,10 @@ const QUIT_GRACE: Duration = Duration::from_secs(3);
 
 /// Redraw at least this often even when nothing changed (the call clock, notice expiry).
 const IDLE_REDRAW: Duration = Duration::from_secs(1);
+
+/// Longest wait for the terminal's answers to the capability queries (a terminal that
+/// answers device attributes answers at once; over a slow link, the rest is late input).
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Bytes buffered per terminal write: a full truecolor frame goes out in a few writes.
 const WRITE_BUFFER: usize = 1 << 16;
@@ -61,10 +67,33 @@ pub async fn run(link: ViewLink, opts: TuiOptions) -> anyhow::Result<Vec<String>
         tokio::task::spawn_blocking(prepare_ansi256);
     }
     let host = Host::detect();
+    // `auto` asks the terminal what it shows, before the input reader starts (its
+    // answers would otherwise arrive as keys).
+    let probe = match opts.render {
+        RenderMode::Auto => match Probe::run(PROBE_TIMEOUT) {
+            Ok(probe) => Some(probe),
+            Err(e) => {
+                tracing::warn!("cannot ask the terminal what it shows: {e}");
+                None
+            }
+        },
+        _ => None,
+    };
+    tracing::info!(?probe, "terminal capabilities");
+    let render = opts.render.resolve_with(probe.as_ref());
     let slot = Arc::new(DrawSlot::default());
-    let drawer = spawn_drawer(Arc::clone(&slot), opts.render, colors)?;
+    let drawer = spawn_drawer(Arc::clone(&slot), render, colors)?;
     let mut model = Model::new(opts.role, Instant::now());
-    let result = event_loop(link, &opts, &mut model, &slot, &drawer, host).await;
+    let fallback_cell = probe.and_then(|p| p.cell);
+    let result = event_loop(
+        link,
+        &opts,
+        &mut model,
+        &slot,
+        &drawer,
+        (host, fallback_cell),
+    )
+    .await;
     slot.close();
     let drawn = drawer
         .join()
@@ -81,8 +110,10 @@ async fn event_loop(
     model: &mut Model,
     slot: &DrawSlot,
     drawer: &JoinHandle<io::Result<()>>,
-    host: Host,
+    (host, fallback_cell): (Host, Option<CellSize>),
 ) -> anyhow::Result<()> {
+    // The cell size from the window size report, else from the terminal's answer.
+    let cell_size = || cell_size().or(fallback_cell);
     let ViewLink {
         mut events,
         commands,

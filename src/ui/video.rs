@@ -28,9 +28,9 @@ use crate::media::video::I420Frame;
 )]
 #[serde(rename_all = "lowercase")]
 pub enum RenderMode {
-    /// The best mode the terminal is known to show ([`RenderMode::detect`]): kitty
-    /// graphics in kitty, else half-blocks (octant and sextant glyphs need fonts that
-    /// have them).
+    /// The best mode the terminal shows ([`RenderMode::resolve_with`]: kitty graphics,
+    /// sixel, else half-blocks; octant and sextant glyphs need fonts that have them, so
+    /// they are never chosen for the user).
     #[default]
     Auto,
     /// `▀` with two colors: two pixels per cell, in every font.
@@ -51,11 +51,28 @@ pub enum RenderMode {
 }
 
 impl RenderMode {
-    /// The mode `Auto` stands for in this terminal (see [`RenderMode::detect`]).
+    /// The mode `Auto` stands for in this terminal, from the environment alone (see
+    /// [`RenderMode::detect`]).
     pub fn resolve(self) -> Self {
-        match self {
-            Self::Auto => Self::detect(),
-            mode => mode,
+        self.resolve_with(None)
+    }
+
+    /// The mode `Auto` stands for given what the terminal answered (`probe`): kitty
+    /// graphics if it answered the kitty query, else sixel if its attributes list it,
+    /// else half-blocks; without an answer, [`RenderMode::detect`].
+    pub fn resolve_with(self, probe: Option<&super::probe::Probe>) -> Self {
+        match (self, probe) {
+            (Self::Auto, Some(p)) if p.answered => {
+                if p.kitty {
+                    Self::Kitty
+                } else if p.sixel {
+                    Self::Sixel
+                } else {
+                    Self::Halfblock
+                }
+            }
+            (Self::Auto, _) => Self::detect(),
+            (mode, _) => mode,
         }
     }
 
