@@ -1,6 +1,8 @@
 //! The call screen's event loop: keys, resizes, controller events and signals become
 //! [`Msg`]s for [`update`]; a dedicated thread owns the terminal and draws the latest
-//! model and frames at most `max_fps` times a second.
+//! model and frames. A new video frame (or any change) is drawn when it arrives, at
+//! most `max_fps` times a second: no fixed tick adds its phase to the latency or
+//! aliases a 30 fps stream against a 30 Hz clock.
 //!
 //! The async side never waits for the terminal: it drops a snapshot in a
 //! latest-value slot, replacing any the drawer has not taken yet. A slow terminal
@@ -39,6 +41,10 @@ const QUIT_GRACE: Duration = Duration::from_secs(3);
 
 /// Redraw at least this often even when nothing changed (the call clock, notice expiry).
 const IDLE_REDRAW: Duration = Duration::from_secs(1);
+
+/// How often the event loop updates the clock and looks for room members who came or
+/// went (video frames do not wait for it).
+const TICK: Duration = Duration::from_millis(100);
 
 /// Longest wait for the terminal's answers to the capability queries (a terminal that
 /// answers device attributes answers at once; over a slow link, the rest is late input).
@@ -134,9 +140,10 @@ async fn event_loop(
     let mut sigterm = signal(SignalKind::terminate()).context("handling SIGTERM")?;
     let mut sighup = signal(SignalKind::hangup()).context("handling SIGHUP")?;
     let mut sigint = signal(SignalKind::interrupt()).context("handling SIGINT")?;
-    let mut ticker = tokio::time::interval(Duration::from_secs_f64(
-        1.0 / f64::from(opts.max_fps.max(1)),
-    ));
+    // Frames are drawn when they arrive, at most `max_fps` a second; the ticker only
+    // keeps the clock, the room's tiles and the idle redraw going.
+    let frame_interval = Duration::from_secs_f64(1.0 / f64::from(opts.max_fps.max(1)));
+    let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
 
     let mut dirty = true;
@@ -144,7 +151,18 @@ async fn event_loop(
     let mut quit_deadline: Option<Instant> = None;
     loop {
         let mut command = None;
+        // The next draw: now, or once the frame interval since the last one has passed.
+        let draw_at = dirty.then(|| last_draw.map_or_else(Instant::now, |at| at + frame_interval));
         tokio::select! {
+            () = feeds.frame_arrived() => dirty = true,
+            () = tokio::time::sleep_until(draw_at.unwrap_or_else(Instant::now).into()), if draw_at.is_some() => {
+                slot.publish(Snapshot {
+                    model: model.clone(),
+                    frames: feeds.latest(),
+                });
+                dirty = false;
+                last_draw = Some(Instant::now());
+            }
             event = events.recv() => match event {
                 Some(timed) => {
                     if let AppEvent::Incoming { from, .. } = &timed.event {
@@ -182,16 +200,9 @@ async fn event_loop(
                     tracing::warn!("the call controller did not finish after quit; leaving anyway");
                     return Ok(());
                 }
-                let new_frame = feeds.changed();
+                // The clock moved; the room's tiles may have come or gone.
                 let stale = last_draw.is_none_or(|at| now.duration_since(at) >= IDLE_REDRAW);
-                if dirty || new_frame || stale {
-                    slot.publish(Snapshot {
-                        model: model.clone(),
-                        frames: feeds.latest(),
-                    });
-                    dirty = false;
-                    last_draw = Some(now);
-                }
+                dirty |= feeds.changed() || stale;
             }
         }
         if let Some(command) = command {
@@ -269,6 +280,27 @@ impl Feeds {
                 reshaped || changed(local) || members.values().any(changed)
             }
         }
+    }
+
+    /// Resolves when a new frame is in any slot (marking it seen); never for a slot
+    /// whose sender is gone.
+    async fn frame_arrived(&mut self) {
+        use futures_util::future::{FutureExt, select_all};
+        let slots: Vec<&mut FrameReceiver> = match self {
+            Self::Call { remote, local } => vec![remote, local],
+            Self::Room { members, local, .. } => {
+                std::iter::once(local).chain(members.values_mut()).collect()
+            }
+        };
+        let waits = slots.into_iter().map(|rx| {
+            async move {
+                if rx.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+            .boxed()
+        });
+        select_all(waits).await;
     }
 
     /// The latest frames, marked as drawn.
