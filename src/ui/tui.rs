@@ -403,6 +403,7 @@ fn spawn_drawer(
             let mut terminal = Terminal::new(CrosstermBackend::new(writer))?;
             terminal.clear()?;
             let mut view = View::new(render, colors);
+            let mut latency = GlassToTerminal::default();
             while let Some((snap, alert)) = slot.take() {
                 if !alert.is_empty() {
                     use std::io::Write;
@@ -422,10 +423,56 @@ fn spawn_drawer(
                     terminal.clear()?;
                     draw(&mut terminal, &mut view)?;
                 }
+                latency.drawn(snap.frames.remote.as_deref());
             }
+            latency.log();
             Ok(())
         })
         .context("starting the drawing thread")
+}
+
+/// Glass-to-terminal latency of a test-pattern peer: from its capture (the clock stamp
+/// in its counter strip; both ends on one machine) to its frame written to the terminal.
+/// Logged when the screen closes, for the latency benchmark.
+#[derive(Debug, Default)]
+struct GlassToTerminal {
+    last_stamp: Option<u32>,
+    samples_ms: Vec<u32>,
+}
+
+impl GlassToTerminal {
+    /// Most samples kept (a 30 fps call of over an hour).
+    const MAX_SAMPLES: usize = 120_000;
+
+    /// Notes a drawn remote `frame` (each stamped frame once).
+    fn drawn(&mut self, frame: Option<&crate::media::video::I420Frame>) {
+        let Some(stamp) = frame.and_then(crate::media::video::pattern::read_counter) else {
+            return;
+        };
+        if self.last_stamp == Some(stamp) || self.samples_ms.len() >= Self::MAX_SAMPLES {
+            return;
+        }
+        self.last_stamp = Some(stamp);
+        let now = std::time::SystemTime::now();
+        if let Some(d) = crate::call::media::clock::glass_to_glass(stamp, now) {
+            self.samples_ms
+                .push(u32::try_from(d.as_millis()).unwrap_or(u32::MAX));
+        }
+    }
+
+    fn log(mut self) {
+        if self.samples_ms.is_empty() {
+            return;
+        }
+        self.samples_ms.sort_unstable();
+        let at = |q: f64| self.samples_ms[((self.samples_ms.len() - 1) as f64 * q) as usize];
+        tracing::info!(
+            frames = self.samples_ms.len(),
+            p50_ms = at(0.5),
+            p95_ms = at(0.95),
+            "glass-to-terminal latency"
+        );
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use crate::media::video::pattern::COUNTER_MODULUS;
 /// Milliseconds of the wall clock modulo the test pattern's counter range: what the
 /// test pattern stamps at capture and the receiver compares after decode (both ends on
 /// one machine share the clock).
-pub(super) fn clock_stamp_ms(at: SystemTime) -> u32 {
+pub(crate) fn clock_stamp_ms(at: SystemTime) -> u32 {
     let ms = at
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
@@ -18,7 +18,7 @@ pub(super) fn clock_stamp_ms(at: SystemTime) -> u32 {
 
 /// Glass-to-glass latency from a clock stamp read back at `now`; `None` when the stamp
 /// is not plausible (not a test pattern, or a stale frame).
-pub(super) fn glass_to_glass(stamp: u32, now: SystemTime) -> Option<Duration> {
+pub(crate) fn glass_to_glass(stamp: u32, now: SystemTime) -> Option<Duration> {
     let elapsed = clock_stamp_ms(now).wrapping_sub(stamp) % COUNTER_MODULUS;
     (elapsed < 10_000).then(|| Duration::from_millis(u64::from(elapsed)))
 }

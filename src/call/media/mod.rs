@@ -12,7 +12,7 @@
 
 mod capacity;
 mod check;
-mod clock;
+pub(crate) mod clock;
 mod fanout;
 mod local;
 mod peer_media;
