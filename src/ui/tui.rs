@@ -142,7 +142,7 @@ async fn event_loop(
     let mut sigint = signal(SignalKind::interrupt()).context("handling SIGINT")?;
     // Frames are drawn when they arrive, at most `max_fps` a second; the ticker only
     // keeps the clock, the room's tiles and the idle redraw going.
-    let frame_interval = Duration::from_secs_f64(1.0 / f64::from(opts.max_fps.max(1)));
+    let mut budget = DrawBudget::new(opts.max_fps, Instant::now());
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
 
@@ -151,8 +151,8 @@ async fn event_loop(
     let mut quit_deadline: Option<Instant> = None;
     loop {
         let mut command = None;
-        // The next draw: now, or once the frame interval since the last one has passed.
-        let draw_at = dirty.then(|| last_draw.map_or_else(Instant::now, |at| at + frame_interval));
+        // The next draw: now, or as soon as the rate cap allows.
+        let draw_at = dirty.then(|| budget.ready_at(Instant::now()));
         tokio::select! {
             () = feeds.frame_arrived() => dirty = true,
             () = tokio::time::sleep_until(draw_at.unwrap_or_else(Instant::now).into()), if draw_at.is_some() => {
@@ -161,7 +161,9 @@ async fn event_loop(
                     frames: feeds.latest(),
                 });
                 dirty = false;
-                last_draw = Some(Instant::now());
+                let now = Instant::now();
+                budget.spend(now);
+                last_draw = Some(now);
             }
             event = events.recv() => match event {
                 Some(timed) => {
@@ -225,6 +227,51 @@ async fn event_loop(
                 }
             }
         }
+    }
+}
+
+/// The `--max-draw-fps` cap as a token bucket: `max_fps` draws a second on average,
+/// with room for one more at once, so a frame that arrives a little early (network or
+/// decode jitter) is drawn at once instead of waiting out a whole frame interval.
+#[derive(Debug)]
+struct DrawBudget {
+    /// Draws available now (at most [`DrawBudget::BURST`]).
+    tokens: f64,
+    /// When `tokens` was counted.
+    at: Instant,
+    /// Draws per second.
+    rate: f64,
+}
+
+impl DrawBudget {
+    /// Draws the bucket holds.
+    const BURST: f64 = 2.0;
+
+    fn new(max_fps: u32, now: Instant) -> Self {
+        Self {
+            tokens: Self::BURST,
+            at: now,
+            rate: f64::from(max_fps.max(1)),
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let earned = now.saturating_duration_since(self.at).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + earned).min(Self::BURST);
+        self.at = now;
+    }
+
+    /// When a draw is allowed: `now`, or when the next token comes in.
+    fn ready_at(&mut self, now: Instant) -> Instant {
+        self.refill(now);
+        let missing = (1.0 - self.tokens).max(0.0);
+        now + Duration::from_secs_f64(missing / self.rate)
+    }
+
+    /// Takes a draw's token.
+    fn spend(&mut self, now: Instant) {
+        self.refill(now);
+        self.tokens -= 1.0;
     }
 }
 
@@ -485,6 +532,34 @@ mod tests {
             model: Model::new(Role::Listen, now),
             frames: Frames::default(),
         }
+    }
+
+    #[test]
+    fn the_draw_budget_holds_the_rate_and_absorbs_jitter() {
+        let t0 = Instant::now();
+        let mut budget = DrawBudget::new(30, t0);
+        // A 30 fps stream with 5 ms of jitter: never made to wait.
+        let mut at = t0;
+        for i in 0..300u32 {
+            let jitter = if i % 2 == 0 { 5_000 } else { 0 };
+            at = t0 + Duration::from_micros(u64::from(i) * 33_334 + jitter);
+            assert_eq!(budget.ready_at(at), at, "frame {i}");
+            budget.spend(at);
+        }
+        // A flood: no more than 30 a second plus the burst.
+        let mut drawn = 0;
+        let mut now = at + Duration::from_secs(1);
+        let end = now + Duration::from_secs(10);
+        while now < end {
+            now = budget.ready_at(now).max(now);
+            budget.spend(now);
+            drawn += 1;
+            now += Duration::from_millis(1);
+        }
+        assert!(
+            (299..=303).contains(&drawn),
+            "{drawn} draws in 10 s at 30 fps"
+        );
     }
 
     #[test]
