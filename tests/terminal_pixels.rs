@@ -29,6 +29,17 @@ struct Xvfb {
 
 impl Drop for Xvfb {
     fn drop(&mut self) {
+        // SIGTERM, so the server removes its lock file and socket.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -37,8 +48,11 @@ impl Drop for Xvfb {
 impl Xvfb {
     /// Starts `Xvfb` on the first free display from :90 (no TCP listener).
     fn start() -> Self {
-        let number = (90..140)
-            .find(|n| !Path::new(&format!("/tmp/.X{n}-lock")).exists())
+        let number = (90..190)
+            .find(|n| {
+                !Path::new(&format!("/tmp/.X{n}-lock")).exists()
+                    && !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+            })
             .expect("a free X display number");
         let display = format!(":{number}");
         let screen = format!("{}x{}x24", WINDOW.0, WINDOW.1 + 80);
@@ -63,6 +77,8 @@ impl Xvfb {
             assert!(Instant::now() < deadline, "Xvfb {display} did not come up");
             thread::sleep(Duration::from_millis(50));
         }
+        // The socket exists a moment before the server accepts on it.
+        thread::sleep(Duration::from_millis(300));
         Self { child, display }
     }
 
@@ -264,6 +280,7 @@ fn screen_fidelity(emulator: Emulator, render: &str, expect_mode: &str) -> Optio
         "{tom}; echo EXIT=$? > {}",
         sh_quote(&home.path("exit").display().to_string())
     );
+    let errors = home.path(&format!("{}.err", emulator.program));
     let mut terminal = Command::new(emulator.program)
         .args(&emulator.args)
         .args(["sh", "-c", &script])
@@ -272,9 +289,20 @@ fn screen_fidelity(emulator: Emulator, render: &str, expect_mode: &str) -> Optio
         .env_remove("TMUX")
         .env_remove("STY")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&errors).expect("a stderr file"))
         .spawn()
         .expect("the terminal starts");
+    // A terminal that cannot run here (kitty needs OpenGL 3.3) exits at once.
+    thread::sleep(Duration::from_secs(2));
+    if let Ok(Some(status)) = terminal.try_wait() {
+        let why = std::fs::read_to_string(&errors).unwrap_or_default();
+        eprintln!(
+            "skipped: {} exited at start ({status}): {}",
+            emulator.program,
+            why.lines().last().unwrap_or("")
+        );
+        return None;
+    }
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         jerry.event(&[("event", "state"), ("state", "connected")]);
         // A few seconds of video drawn.
