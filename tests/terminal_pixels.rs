@@ -209,18 +209,33 @@ struct Emulator {
 }
 
 /// What the screenshot showed: the picture's pixel rectangle and its best PSNR against
-/// the frames the call decoded.
+/// the frames the call decoded; and the frames per second the terminal took.
 struct Shown {
     width: usize,
     height: usize,
     psnr_db: f64,
+    fps: Option<f64>,
+}
+
+/// What jerry sends.
+#[derive(Clone, Copy)]
+enum Source {
+    /// The bundled clip at 320x240 (for fidelity).
+    Clip,
+    /// The test pattern at 640x480@30 (for the frame rate).
+    Pattern,
 }
 
 /// Runs `tom` (`call jerry` with `--render render`) in `emulator` on a private X
 /// display while jerry sends the clip, screenshots it after a few seconds of video and
 /// measures the picture. Asserts the log names `expect_mode` as the mode drawn. `None`
 /// (with the reason printed) where a program is missing.
-fn screen_fidelity(emulator: Emulator, render: &str, expect_mode: &str) -> Option<Shown> {
+fn screen_fidelity(
+    emulator: Emulator,
+    render: &str,
+    expect_mode: &str,
+    source: Source,
+) -> Option<Shown> {
     for program in ["Xvfb", emulator.program, "xwd"] {
         if !installed(program) {
             eprintln!("skipped: {program} is not installed (scripts/setup.sh installs it)");
@@ -231,23 +246,14 @@ fn screen_fidelity(emulator: Emulator, render: &str, expect_mode: &str) -> Optio
     let home = Home::new();
     let (_server, url) = home.serve(&[]);
     let clip = file_source(CLIP);
-    let jerry = home.listener(
-        &url,
-        "jerry",
-        &[
-            "--auto-accept",
-            "--camera",
-            &clip,
-            "--video-size",
-            "320x240",
-            "--mic",
-            "tone",
-            "--speaker",
-            "none",
-            "--bind",
-            "127.0.0.1",
-        ],
-    );
+    let camera: &[&str] = match source {
+        Source::Clip => &["--camera", &clip, "--video-size", "320x240"],
+        Source::Pattern => &["--camera", "test", "--video-size", "640x480", "--fps", "30"],
+    };
+    let mut jerry_args = vec!["--auto-accept"];
+    jerry_args.extend(camera);
+    jerry_args.extend(["--mic", "tone", "--speaker", "none", "--bind", "127.0.0.1"]);
+    let jerry = home.listener(&url, "jerry", &jerry_args);
     let x = Xvfb::start();
     let recording = home.path("tom.y4m");
     let rec = recording.display().to_string();
@@ -305,8 +311,11 @@ fn screen_fidelity(emulator: Emulator, render: &str, expect_mode: &str) -> Optio
     }
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         jerry.event(&[("event", "state"), ("state", "connected")]);
-        // A few seconds of video drawn.
-        thread::sleep(Duration::from_secs(5));
+        // A few seconds of video drawn (the frame rate is logged every 5 s).
+        thread::sleep(Duration::from_secs(match source {
+            Source::Clip => 5,
+            Source::Pattern => 12,
+        }));
         let log = std::fs::read_to_string(home.log("tom")).unwrap_or_default();
         assert!(
             log.contains(&format!("render={expect_mode}")),
@@ -345,10 +354,24 @@ fn screen_fidelity(emulator: Emulator, render: &str, expect_mode: &str) -> Optio
             i420_to_rgb(&frame, &mut rgb);
             best = best.max(psnr(&seen, &rgb));
         }
+        let fps = log
+            .lines()
+            .chain(
+                std::fs::read_to_string(home.log("tom"))
+                    .unwrap_or_default()
+                    .lines(),
+            )
+            .filter(|l| l.contains("video frames drawn"))
+            .filter_map(|l| {
+                let value = l.split("fps=").nth(1)?.split_whitespace().next()?;
+                value.trim_matches('"').parse().ok()
+            })
+            .last();
         Shown {
             width: x1 - x0,
             height,
             psnr_db: best,
+            fps,
         }
     }));
     let _ = terminal.kill();
@@ -356,9 +379,8 @@ fn screen_fidelity(emulator: Emulator, render: &str, expect_mode: &str) -> Optio
     Some(result.unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
 }
 
-#[test]
-fn kitty_shows_the_peers_video_as_real_pixels() {
-    let kitty = Emulator {
+fn kitty() -> Emulator {
+    Emulator {
         program: "kitty",
         args: [
             "--config",
@@ -376,21 +398,11 @@ fn kitty_shows_the_peers_video_as_real_pixels() {
         ]
         .map(String::from)
         .to_vec(),
-    };
-    // `auto` picks kitty graphics in kitty.
-    let Some(shown) = screen_fidelity(kitty, "auto", "Kitty") else {
-        return;
-    };
-    println!(
-        "kitty: picture {}x{} px, best PSNR {:.2} dB",
-        shown.width, shown.height, shown.psnr_db
-    );
-    assert!(shown.psnr_db >= 30.0, "{:.2} dB", shown.psnr_db);
+    }
 }
 
-#[test]
-fn xterm_shows_the_peers_video_as_sixel_images() {
-    let xterm = Emulator {
+fn xterm() -> Emulator {
+    Emulator {
         program: "xterm",
         args: [
             "-ti",
@@ -409,9 +421,26 @@ fn xterm_shows_the_peers_video_as_sixel_images() {
         ]
         .map(String::from)
         .to_vec(),
+    }
+}
+
+#[test]
+fn kitty_shows_the_peers_video_as_real_pixels() {
+    // `auto` picks kitty graphics in kitty.
+    let Some(shown) = screen_fidelity(kitty(), "auto", "Kitty", Source::Clip) else {
+        return;
     };
+    println!(
+        "kitty: picture {}x{} px, best PSNR {:.2} dB",
+        shown.width, shown.height, shown.psnr_db
+    );
+    assert!(shown.psnr_db >= 30.0, "{:.2} dB", shown.psnr_db);
+}
+
+#[test]
+fn xterm_shows_the_peers_video_as_sixel_images() {
     // `auto` picks sixel from the device attributes of a VT340.
-    let Some(shown) = screen_fidelity(xterm, "auto", "Sixel") else {
+    let Some(shown) = screen_fidelity(xterm(), "auto", "Sixel", Source::Clip) else {
         return;
     };
     println!(
@@ -419,4 +448,22 @@ fn xterm_shows_the_peers_video_as_sixel_images() {
         shown.width, shown.height, shown.psnr_db
     );
     assert!(shown.psnr_db >= 30.0, "{:.2} dB", shown.psnr_db);
+}
+
+/// The frame rate each terminal takes of a 640x480@30 stream; a measurement for
+/// BENCHMARKS (`cargo test --release --test terminal_pixels -- --ignored --nocapture`),
+/// not a CI check: a debug build is slower than any terminal.
+#[test]
+#[ignore = "a release-build measurement"]
+fn measure_the_frame_rate_terminals_take() {
+    for (name, emulator, mode) in [
+        ("kitty", kitty(), "Kitty"),
+        ("xterm sixel", xterm(), "Sixel"),
+    ] {
+        let Some(shown) = screen_fidelity(emulator, "auto", mode, Source::Pattern) else {
+            continue;
+        };
+        println!("{name}: 640x480@30 drawn at {:?} fps", shown.fps);
+        assert!(shown.fps.is_some(), "{name}: no frame rate logged");
+    }
 }

@@ -451,6 +451,7 @@ fn spawn_drawer(
             terminal.clear()?;
             let mut view = View::new(render, colors);
             let mut latency = GlassToTerminal::default();
+            let mut rate = DrawnRate::new(std::time::Instant::now());
             while let Some((snap, alert)) = slot.take() {
                 if !alert.is_empty() {
                     use std::io::Write;
@@ -471,11 +472,62 @@ fn spawn_drawer(
                     draw(&mut terminal, &mut view)?;
                 }
                 latency.drawn(snap.frames.remote.as_deref());
+                rate.drawn(snap.frames.remote.as_ref(), std::time::Instant::now());
             }
             latency.log();
             Ok(())
         })
         .context("starting the drawing thread")
+}
+
+/// How many new remote video frames reach the terminal per second: the drawing thread
+/// writes them as fast as the terminal reads (a slow terminal blocks the write and the
+/// frames in between are skipped), so this is the frame rate the terminal shows.
+/// Logged every [`DrawnRate::PERIOD`].
+#[derive(Debug)]
+struct DrawnRate {
+    /// The last frame drawn, held so a new one is never mistaken for it.
+    last: Option<Arc<crate::media::video::I420Frame>>,
+    frames: u32,
+    since: std::time::Instant,
+}
+
+impl DrawnRate {
+    const PERIOD: Duration = Duration::from_secs(5);
+
+    fn new(now: std::time::Instant) -> Self {
+        Self {
+            last: None,
+            frames: 0,
+            since: now,
+        }
+    }
+
+    fn drawn(
+        &mut self,
+        frame: Option<&Arc<crate::media::video::I420Frame>>,
+        now: std::time::Instant,
+    ) {
+        if let Some(frame) = frame
+            && !self
+                .last
+                .as_ref()
+                .is_some_and(|last| Arc::ptr_eq(last, frame))
+        {
+            self.last = Some(Arc::clone(frame));
+            self.frames += 1;
+        }
+        let span = now.duration_since(self.since);
+        if span >= Self::PERIOD {
+            if self.frames > 0 {
+                let fps = f64::from(self.frames) / span.as_secs_f64();
+                let fps = (fps * 10.0).round() / 10.0;
+                tracing::info!(frames = self.frames, fps, "video frames drawn");
+            }
+            self.frames = 0;
+            self.since = now;
+        }
+    }
 }
 
 /// Glass-to-terminal latency of a test-pattern peer: from its capture (the clock stamp
