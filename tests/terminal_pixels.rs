@@ -354,19 +354,16 @@ fn screen_fidelity(
             i420_to_rgb(&frame, &mut rgb);
             best = best.max(psnr(&seen, &rgb));
         }
+        // The latest rate the drawing thread logged.
+        let log = std::fs::read_to_string(home.log("tom")).unwrap_or_default();
         let fps = log
             .lines()
-            .chain(
-                std::fs::read_to_string(home.log("tom"))
-                    .unwrap_or_default()
-                    .lines(),
-            )
+            .rev()
             .filter(|l| l.contains("video frames drawn"))
-            .filter_map(|l| {
+            .find_map(|l| {
                 let value = l.split("fps=").nth(1)?.split_whitespace().next()?;
                 value.trim_matches('"').parse().ok()
-            })
-            .last();
+            });
         Shown {
             width: x1 - x0,
             height,
