@@ -464,3 +464,21 @@ fn measure_the_frame_rate_terminals_take() {
         assert!(shown.fps.is_some(), "{name}: no frame rate logged");
     }
 }
+
+/// How the cell modes look in a real terminal: kitty (which draws block elements and
+/// sextants itself; its 0.26 predates Unicode 16's octants) showing the clip in each
+/// mode, PSNR against the decoded frames. A measurement for BENCHMARKS.
+#[test]
+#[ignore = "a measurement, a minute long"]
+fn measure_cell_modes_in_kitty() {
+    for mode in ["halfblock", "quadrant", "sextant", "octant"] {
+        let expect = format!("{}{}", mode[..1].to_uppercase(), &mode[1..]);
+        let Some(shown) = screen_fidelity(kitty(), mode, &expect, Source::Clip) else {
+            return;
+        };
+        println!(
+            "kitty {mode}: picture {}x{} px, best PSNR {:.2} dB",
+            shown.width, shown.height, shown.psnr_db
+        );
+    }
+}
