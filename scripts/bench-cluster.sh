@@ -65,16 +65,9 @@ health() {
 start_server() {
     local name="$1"
     shift
-    local out="$workdir/$name.out"
-    "$bin" --log-file "$workdir/$name.log" serve --listen 127.0.0.1:0 \
-        --max-connections 30000 --max-connections-per-address 30000 "$@" >"$out" 2>&1 &
-    pid[$name]=$!
-    for _ in $(seq 100); do
-        url[$name]="$(grep -o 'ws://[0-9.:]*' "$out" 2>/dev/null || true)"
-        [ -n "${url[$name]}" ] && break
-        sleep 0.1
-    done
-    [ -n "${url[$name]}" ] || die "$name did not start: $(cat "$out")"
+    launch_serve "$name" "$@"
+    pid[$name]=$launched_pid
+    url[$name]=$launched_url
     if [ "$#" -gt 0 ]; then
         for _ in $(seq 200); do
             health "$name" | grep -q '"redis":"up"' && return 0

@@ -41,16 +41,9 @@ trap cleanup EXIT
 
 # Starts a fresh server (extra flags: "$@"); sets server_pid and url.
 start_server() {
-    local out="$workdir/serve.out"
-    "$bin" --log-file "$workdir/serve.log" serve --listen 127.0.0.1:0 \
-        --max-connections 30000 --max-connections-per-address 30000 "$@" >"$out" 2>&1 &
-    server_pid=$!
-    for _ in $(seq 100); do
-        url="$(grep -o 'ws://[0-9.:]*' "$out" 2>/dev/null || true)"
-        [ -n "$url" ] && return 0
-        sleep 0.1
-    done
-    die "the server did not start: $(cat "$out")"
+    launch_serve serve "$@"
+    server_pid=$launched_pid
+    url=$launched_url
 }
 
 stop_server() {

@@ -1,5 +1,6 @@
 # Shared by the signaling-server benchmarks (bench-serve.sh, bench-cluster.sh); source
-# it after setting `root` and `bench` (the script's name, for messages).
+# it after setting `root` and `bench` (the script's name, for messages); `workdir`
+# must be set before `launch_serve`.
 #
 # bench_serve_init PROFILE: builds rtc-cli and examples/serve_load for PROFILE (debug or
 # release), sets `bin` and `load`, and raises the open-file limit to the hard limit (the
@@ -26,6 +27,23 @@ bench_serve_init() {
     load="$target/$profile/examples/serve_load"
     ulimit -n "$(ulimit -Hn)"
     say "open-file limit: $(ulimit -n)"
+}
+
+# Starts `rtc-cli serve` as $1 (log and output in $workdir/$1.*) on 127.0.0.1:0 with
+# caps that fit the load, extra flags "${@:2}"; sets `launched_pid` and `launched_url`.
+launch_serve() {
+    local name="$1"
+    shift
+    local out="$workdir/$name.out"
+    "$bin" --log-file "$workdir/$name.log" serve --listen 127.0.0.1:0 \
+        --max-connections 30000 --max-connections-per-address 30000 "$@" >"$out" 2>&1 &
+    launched_pid=$!
+    for _ in $(seq 100); do
+        launched_url="$(grep -o 'ws://[0-9.:]*' "$out" 2>/dev/null || true)"
+        [ -n "$launched_url" ] && return 0
+        sleep 0.1
+    done
+    die "$name did not start: $(cat "$out")"
 }
 
 # The resident set of process $1, in KB.

@@ -33,6 +33,9 @@ pub(super) struct SessionHandle {
     /// Whether the client subscribed to presence (`login` with `presence: true`, on a
     /// server that shares it).
     pub(super) presence: bool,
+    /// Whether its login was applied (`login_ok` sent): presence batches go only to
+    /// such sessions, never ahead of `login_ok`.
+    pub(super) logged_in: bool,
 }
 
 impl SessionHandle {
@@ -137,10 +140,21 @@ impl State {
         }
     }
 
-    fn logged_in(&self, me: InstanceId, session: SessionKey, id: &UserId, config: &ServerConfig) {
-        let Some(s) = self.held(me, session) else {
+    fn logged_in(
+        &mut self,
+        me: InstanceId,
+        session: SessionKey,
+        id: &UserId,
+        config: &ServerConfig,
+    ) {
+        if session.instance != me {
+            return;
+        }
+        let Some(s) = self.local.get_mut(&session.conn) else {
             return;
         };
+        s.logged_in = true;
+        let s = s.clone();
         let presence = s.presence.then(|| self.registry.presence_snapshot(id));
         s.send(ServerMessage::LoginOk {
             id: id.clone(),

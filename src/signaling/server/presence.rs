@@ -118,7 +118,7 @@ pub(super) async fn publish(shared: Arc<Shared>) {
             let subscribers: Vec<_> = state
                 .local
                 .values()
-                .filter(|s| s.presence)
+                .filter(|s| s.presence && s.logged_in)
                 .cloned()
                 .collect();
             if subscribers.is_empty() {

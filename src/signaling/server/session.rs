@@ -158,6 +158,7 @@ async fn serve_upgraded<S>(
             conn,
             tx,
             presence: false,
+            logged_in: false,
         },
         id: None,
         peer,
