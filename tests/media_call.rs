@@ -61,8 +61,8 @@ fn footage_and_speech_cross_both_ways_in_one_call() {
     let jerry_sent = frames_sent_before_end(&jerry);
     drop(jerry);
 
-    check_received("tom → jerry", tom_sent, &jv, &ja, 0.8);
-    check_received("jerry → tom", jerry_sent, &tv, &ta, 0.8);
+    check_received("tom → jerry", tom_sent, &jv, &ja);
+    check_received("jerry → tom", jerry_sent, &tv, &ta);
 }
 
 /// The receiver's jitter buffer kept a delay inside its 20-200 ms range and, on a

@@ -193,10 +193,6 @@ fn secret_file(secret: &str) -> tempfile::NamedTempFile {
     file
 }
 
-/// The weighted audio NCC floor of a relayed call (0.8 on loopback; see the relay test):
-/// runs measure 0.70-0.85 through coturn on two loaded cores (0.703 in one CI run).
-const RELAYED_MIN_NCC: f64 = 0.65;
-
 /// `serve --turn <coturn> --turn-secret-file <file>`: the flags that hand out TURN REST
 /// credentials made with the secret in `secret`.
 fn turn_flags(secret: &tempfile::NamedTempFile) -> Vec<String> {
@@ -236,15 +232,10 @@ fn with_direct_udp_blocked_turn_from_serve_alone_relays_the_call() {
     eprintln!("jerry: {:?}", outcome.jerry_stats);
     // Through coturn on shared cores the audio arrives with 7-8 ms of jitter (0 on
     // loopback), so jerry's jitter buffer plays at ~50 ms instead of 20 and now and then
-    // stretches a frame; a stretch inside a 1 s window shifts the rest of it, which costs
-    // that window's NCC (measured 0.60 once). Nothing is lost or concealed.
-    check_received(
-        "tom → jerry via TURN",
-        outcome.sent,
-        &video,
-        &audio,
-        RELAYED_MIN_NCC,
-    );
+    // stretches a frame; a stretch inside a window shifts the rest of it, which costs
+    // that window's NCC (measured 0.60 for a 1 s window once). Nothing is lost or
+    // concealed.
+    check_received("tom → jerry via TURN", outcome.sent, &video, &audio);
 }
 
 /// `serve` hands out credentials made with a secret coturn does not share: the call
