@@ -21,7 +21,8 @@ echo "== cargo build"
 cargo build --workspace --all-targets --locked
 echo "== cargo test"
 trap 'scripts/pulse-down.sh >/dev/null 2>&1 || true' EXIT
-cargo test --workspace --locked 2>&1 | tee target/test-output.txt
+# --no-fail-fast: one flaky binary must not hide how the later ones did.
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee target/test-output.txt
 # One closing line for the whole run, summed over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "%d passed, %d failed\n", p, f }' target/test-output.txt
