@@ -146,7 +146,7 @@ fn report_bytes_per_frame(cols: u16, rows: u16, colors: ColorMode, mode: RenderM
         TerminalOptions { viewport },
     )
     .expect("a fixed viewport needs no terminal");
-    let mut view = View::new(mode, colors);
+    let mut view = View::new(mode, colors, rtc_cli::ui::sixel::Redraw::none());
     let model = connected_model();
     let mut per_frame = Vec::with_capacity(frames.len());
     for frame in &frames {

@@ -34,16 +34,22 @@ fn clock(line: &ChatLine) -> String {
     format!("{:02}:{:02}", secs / 3600 % 24, secs / 60 % 60)
 }
 
-/// The chat pane at the right of `area`: a third of its width (24 to 48 columns), the
-/// latest messages that fit, newest at the bottom.
-pub fn draw_pane(frame: &mut Frame, model: &Model, area: Rect) {
+/// `area` split for the chat pane: what is left at the left (the video goes there, so
+/// the pane never covers it), and the pane at the right, a third of the width (24 to
+/// 48 columns).
+pub fn split(area: Rect) -> (Rect, Rect) {
     let width = (area.width / 3).clamp(24, 48).min(area.width);
-    let rect = Rect::new(
-        area.right().saturating_sub(width),
-        area.y,
-        width,
-        area.height,
-    );
+    let rest = Rect {
+        width: area.width - width,
+        ..area
+    };
+    let pane = Rect::new(rest.right(), area.y, width, area.height);
+    (rest, pane)
+}
+
+/// The chat pane in `rect` (see [`split`]): the latest messages that fit, newest at the
+/// bottom.
+pub fn draw_pane(frame: &mut Frame, model: &Model, rect: Rect) {
     let lines: Vec<Line> = model
         .chat
         .iter()
@@ -103,5 +109,18 @@ mod tests {
             "hi\u{FFFD}[2J\u{FFFD}]0;owned\u{FFFD} there  bye\u{FFFD}31m"
         );
         assert_eq!(printable("héllo <b>"), "héllo <b>");
+    }
+
+    #[test]
+    fn the_pane_takes_a_third_at_the_right_and_leaves_the_rest_beside_it() {
+        let (rest, pane) = split(Rect::new(0, 1, 120, 30));
+        assert_eq!(pane, Rect::new(80, 1, 40, 30));
+        assert_eq!(rest, Rect::new(0, 1, 80, 30));
+        // Narrow screens keep a readable pane; wide ones cap it.
+        assert_eq!(split(Rect::new(0, 0, 60, 5)).1.width, 24);
+        assert_eq!(split(Rect::new(0, 0, 300, 5)).1.width, 48);
+        // Narrower than the pane: all of it is the pane, nothing is left.
+        let (rest, pane) = split(Rect::new(3, 0, 20, 5));
+        assert_eq!((rest.width, pane), (0, Rect::new(3, 0, 20, 5)));
     }
 }

@@ -632,6 +632,67 @@ pub fn to_ansi256(color: Rgb) -> u8 {
 
 static ANSI256_TABLE: OnceLock<Vec<u8>> = OnceLock::new();
 
+/// The 4x4 Bayer matrix (ordered dithering thresholds 0-15).
+const BAYER4: [[u8; 4]; 4] = [[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]];
+
+/// The color cube's levels per channel (entries 16-231: 16 + 36·r + 6·g + b).
+const CUBE_LEVELS: [u8; 6] = [0, 95, 135, 175, 215, 255];
+
+/// The gray levels of the palette in order: black (entry 16), the ramp (232-255: 8,
+/// 18, … 238) and white (231).
+const GRAY_LEVELS: [u8; 26] = [
+    0, 8, 18, 28, 38, 48, 58, 68, 78, 88, 98, 108, 118, 128, 138, 148, 158, 168, 178, 188, 198,
+    208, 218, 228, 238, 255,
+];
+
+/// Channel spread (max - min, codes) under which a color counts as a near-gray, drawn
+/// from the gray levels (26 steps, finer than the cube's six).
+const NEAR_GRAY: u8 = 16;
+
+/// [`to_ansi256`] with ordered dithering, for pixel (`x`, `y`) of a picture: each
+/// channel lies between two palette levels, and the 4x4 Bayer threshold of the pixel
+/// picks the upper one in proportion to how far up the channel lies (one threshold for
+/// all three channels, so the pattern is coherent). Near-grays use the gray levels.
+/// A gradient thus mixes neighbouring entries in proportion instead of banding, the
+/// pattern is fixed in place (a still picture does not shimmer from frame to frame),
+/// and a color on a palette level stays that entry.
+pub fn to_ansi256_dithered(color: Rgb, x: u16, y: u16) -> u8 {
+    let threshold = (f32::from(BAYER4[usize::from(y % 4)][usize::from(x % 4)]) + 0.5) / 16.0;
+    let (max, min) = (
+        color.r.max(color.g).max(color.b),
+        color.r.min(color.g).min(color.b),
+    );
+    if max - min < NEAR_GRAY {
+        let mean = (u16::from(color.r) + u16::from(color.g) + u16::from(color.b)) / 3;
+        // mean ≤ 255.
+        return match dither_level(&GRAY_LEVELS, mean as u8, threshold) {
+            0 => 16,
+            25 => 231,
+            // 1..=24: the ramp.
+            ramp => 231 + ramp as u8,
+        };
+    }
+    let level = |c: u8| dither_level(&CUBE_LEVELS, c, threshold) as u8;
+    16 + 36 * level(color.r) + 6 * level(color.g) + level(color.b)
+}
+
+/// The index in `levels` (ascending, first 0, last 255) that `value` dithers to under
+/// `threshold` (0-1): the level at or below it, or the next one up when the value lies
+/// more than `threshold` of the way there.
+fn dither_level(levels: &[u8], value: u8, threshold: f32) -> usize {
+    let above = levels.partition_point(|&l| l <= value);
+    if above >= levels.len() {
+        return levels.len() - 1;
+    }
+    let (low, high) = (levels[above - 1], levels[above]);
+    let fraction = f32::from(value - low) / f32::from(high - low);
+    if fraction > threshold {
+        above
+    } else {
+        above - 1
+    }
+}
+
 /// Builds the [`to_ansi256`] table now (about 8 M distance computations: tens of
 /// milliseconds optimized, seconds in a debug build), so the first video frame does
 /// not wait for it. Call it off the drawing thread; later calls return at once.
@@ -642,7 +703,6 @@ pub fn prepare_ansi256() {
 /// The sRGB color of xterm palette entry `index` (16-255); `None` for the 16 system
 /// colors, whose look each terminal theme chooses.
 pub fn ansi256_color(index: u8) -> Option<Rgb> {
-    const CUBE_LEVELS: [u8; 6] = [0, 95, 135, 175, 215, 255];
     match index {
         0..=15 => None,
         16..=231 => {
@@ -953,6 +1013,42 @@ mod tests {
         assert_eq!(ansi256_color(231), Some(Rgb::new(255, 255, 255)));
         assert_eq!(ansi256_color(232), Some(Rgb::new(8, 8, 8)));
         assert_eq!(ansi256_color(255), Some(Rgb::new(238, 238, 238)));
+    }
+
+    #[test]
+    fn dithering_keeps_palette_colors_and_mixes_a_gradient_in_proportion() {
+        // Palette entries stay themselves at every position.
+        for y in 0..4 {
+            for x in 0..4 {
+                assert_eq!(to_ansi256_dithered(Rgb::new(175, 215, 95), x, y), 149);
+                assert_eq!(to_ansi256_dithered(Rgb::new(255, 0, 0), x, y), 196);
+                assert_eq!(to_ansi256_dithered(Rgb::new(128, 128, 128), x, y), 244);
+                assert_eq!(to_ansi256_dithered(Rgb::new(0, 0, 0), x, y), 16);
+                assert_eq!(to_ansi256_dithered(Rgb::new(255, 255, 255), x, y), 231);
+            }
+        }
+        // A gray between two ramp entries (123 between 118 and 128) mixes them.
+        let mixed: std::collections::BTreeSet<u8> = (0..16)
+            .map(|i| to_ansi256_dithered(Rgb::new(123, 123, 123), i % 4, i / 4))
+            .collect();
+        assert_eq!(mixed.into_iter().collect::<Vec<_>>(), [243, 244]);
+        // A red ramp between two cube levels: averaged over each 4x4 block, the
+        // dithered output follows the source; nearest-entry mapping steps.
+        let red = |index: u8| f64::from(ansi256_color(index).unwrap().r);
+        let (mut dithered_error, mut nearest_error) = (0.0, 0.0);
+        for r in (140..=210).step_by(5) {
+            let c = Rgb::new(r, 20, 20);
+            let mean = (0..16)
+                .map(|i| red(to_ansi256_dithered(c, i % 4, i / 4)))
+                .sum::<f64>()
+                / 16.0;
+            dithered_error += (mean - f64::from(r)).abs();
+            nearest_error += (red(to_ansi256(c)) - f64::from(r)).abs();
+        }
+        assert!(
+            dithered_error < nearest_error / 2.0,
+            "block means off by {dithered_error:.0} in all, nearest by {nearest_error:.0}"
+        );
     }
 
     #[test]

@@ -42,6 +42,18 @@ pub struct CellRect {
     pub rows: u16,
 }
 
+impl CellRect {
+    /// Whether the two rectangles share a cell.
+    pub fn overlaps(self, other: Self) -> bool {
+        let (x, y) = (u32::from(self.x), u32::from(self.y));
+        let (ox, oy) = (u32::from(other.x), u32::from(other.y));
+        x < ox + u32::from(other.cols)
+            && ox < x + u32::from(self.cols)
+            && y < oy + u32::from(other.rows)
+            && oy < y + u32::from(self.rows)
+    }
+}
+
 /// The cells a `width x height` picture covers when fitted, centered and with its
 /// aspect kept, into the `area` (screen cells) of cells shaped `cell`; `None` for an
 /// empty area or picture. The size is rounded to whole cells.

@@ -390,45 +390,51 @@ struct SlotState {
     /// Bytes to write before the next frame (the incoming-call alert); kept, not
     /// replaced, when a snapshot is.
     alert: String,
+    /// Draw the last snapshot again (a picture encoded off this thread is ready).
+    redraw: bool,
     closed: bool,
 }
 
 impl DrawSlot {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn publish(&self, snapshot: Snapshot) {
-        self.state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pending = Some(snapshot);
+        self.lock().pending = Some(snapshot);
         self.ready.notify_one();
     }
 
     /// Queues `bytes` for the terminal, written before the next frame is drawn.
     fn alert(&self, bytes: &str) {
-        self.state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .alert
-            .push_str(bytes);
+        self.lock().alert.push_str(bytes);
     }
 
-    fn close(&self) {
-        self.state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .closed = true;
+    /// Asks for the last snapshot to be drawn again, unless a newer one is waiting.
+    fn redraw(&self) {
+        self.lock().redraw = true;
         self.ready.notify_one();
     }
 
-    /// The next snapshot to draw with the alert bytes to write first, or `None` once
-    /// closed.
-    fn take(&self) -> Option<(Snapshot, String)> {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+    fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_one();
+    }
+
+    /// What to draw next with the alert bytes to write first: a new snapshot, or
+    /// `None` inside for the last one again (a redraw); `None` once closed.
+    fn take(&self) -> Option<(Option<Snapshot>, String)> {
+        let mut state = self.lock();
         loop {
             if state.closed {
                 return None;
             }
+            let redraw = std::mem::take(&mut state.redraw);
             if let Some(snapshot) = state.pending.take() {
-                return Some((snapshot, std::mem::take(&mut state.alert)));
+                return Some((Some(snapshot), std::mem::take(&mut state.alert)));
+            }
+            if redraw {
+                return Some((None, std::mem::take(&mut state.alert)));
             }
             state = self
                 .ready
@@ -449,10 +455,21 @@ fn spawn_drawer(
             let writer = BufWriter::with_capacity(WRITE_BUFFER, io::stdout());
             let mut terminal = Terminal::new(CrosstermBackend::new(writer))?;
             terminal.clear()?;
-            let mut view = View::new(render, colors);
+            let redraw = {
+                let slot = Arc::clone(&slot);
+                crate::ui::sixel::Redraw::new(move || slot.redraw())
+            };
+            let mut view = View::new(render, colors, redraw);
             let mut latency = GlassToTerminal::default();
             let mut rate = DrawnRate::new(std::time::Instant::now());
-            while let Some((snap, alert)) = slot.take() {
+            let mut last: Option<Snapshot> = None;
+            while let Some((new, alert)) = slot.take() {
+                if let Some(snap) = new {
+                    last = Some(snap);
+                }
+                let Some(snap) = last.as_ref() else {
+                    continue;
+                };
                 if !alert.is_empty() {
                     use std::io::Write;
                     let out = terminal.backend_mut();
@@ -466,13 +483,16 @@ fn spawn_drawer(
                     })
                 };
                 draw(&mut terminal, &mut view)?;
+                let mut shown = view.remote_shown().cloned();
                 if view.take_clear_request() {
                     // Sixel pixels of an image that moved or went: start the screen over.
                     terminal.clear()?;
+                    view.screen_cleared();
                     draw(&mut terminal, &mut view)?;
+                    shown = shown.or_else(|| view.remote_shown().cloned());
                 }
-                latency.drawn(snap.frames.remote.as_deref());
-                rate.drawn(snap.frames.remote.as_ref(), std::time::Instant::now());
+                latency.drawn(shown.as_deref());
+                rate.drawn(shown.as_ref(), std::time::Instant::now());
             }
             latency.log();
             Ok(())
@@ -621,7 +641,7 @@ mod tests {
         slot.publish(snapshot(t0));
         slot.publish(snapshot(t0 + Duration::from_secs(1)));
         assert_eq!(
-            slot.take().map(|(s, _)| s.model.now),
+            slot.take().and_then(|(s, _)| s).map(|s| s.model.now),
             Some(t0 + Duration::from_secs(1))
         );
         slot.close();
@@ -638,6 +658,29 @@ mod tests {
         assert_eq!(slot.take().map(|(_, alert)| alert).as_deref(), Some("\x07"));
         slot.publish(snapshot(t0));
         assert_eq!(slot.take().map(|(_, alert)| alert).as_deref(), Some(""));
+    }
+
+    #[test]
+    fn a_redraw_request_draws_the_last_snapshot_unless_a_newer_one_waits() {
+        let slot = Arc::new(DrawSlot::default());
+        let t0 = Instant::now();
+        slot.publish(snapshot(t0));
+        assert!(matches!(slot.take(), Some((Some(_), _))));
+        // Requested from another thread while the drawer waits: it wakes to redraw.
+        let requester = {
+            let slot = Arc::clone(&slot);
+            std::thread::spawn(move || slot.redraw())
+        };
+        assert!(matches!(slot.take(), Some((None, _))), "a redraw");
+        requester.join().unwrap();
+        // A newer snapshot covers a pending redraw: one draw, of the new snapshot.
+        slot.redraw();
+        slot.publish(snapshot(t0 + Duration::from_secs(1)));
+        assert!(matches!(slot.take(), Some((Some(_), _))));
+        assert!(
+            !slot.state.lock().unwrap().redraw,
+            "the redraw was folded in"
+        );
     }
 
     #[test]

@@ -2,15 +2,17 @@
 //! the chosen mode, and the ratatui widgets that put a half-block [`CellGrid`] or a
 //! [`SymbolGrid`] on screen, in truecolor or in the 256-color palette.
 
+use std::sync::Arc;
+
 use ratatui::Frame;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Position, Rect};
 use ratatui::style::Color;
 use ratatui::widgets::{Clear, Widget};
 
-use super::halfblock::{CellGrid, CellSize, Renderer, Rgb, to_ansi256};
+use super::halfblock::{CellGrid, CellSize, Renderer, Rgb, to_ansi256, to_ansi256_dithered};
 use super::kitty::{self, CellRect};
-use super::sixel;
+use super::sixel::{self, Redraw};
 use super::symbols::{Blitter, SymbolGrid, SymbolRenderer};
 use crate::media::video::I420Frame;
 
@@ -131,8 +133,13 @@ pub struct Graphics {
     /// Where sixel images went in this frame, and in the one before.
     sixels_placed: Vec<CellRect>,
     sixels_shown: Vec<CellRect>,
+    /// Sixel images written in this frame, in drawing order: an image written later
+    /// over one of them must be written again.
+    sixels_written: Vec<CellRect>,
     /// An overlay covers the video: sixel images are not drawn.
     pub covered: bool,
+    /// The screen was cleared before this frame: every sixel image is written again.
+    repaint: bool,
     /// Sixel pixels are left where no image goes now: the screen must be redrawn.
     clear: bool,
 }
@@ -153,7 +160,20 @@ impl Graphics {
             .any(|r| !self.sixels_placed.contains(r));
         self.clear |= stale;
         self.sixels_shown = std::mem::take(&mut self.sixels_placed);
+        self.sixels_written.clear();
+        self.repaint = false;
         std::mem::take(&mut self.out)
+    }
+
+    /// Notes that the screen was cleared: the next frame writes every sixel image again.
+    pub fn screen_cleared(&mut self) {
+        self.repaint = true;
+    }
+
+    /// Whether the sixel image at `area` must be written again: the screen was cleared
+    /// or an image written earlier in this frame overlaps it.
+    fn sixel_damaged(&self, area: CellRect) -> bool {
+        self.repaint || self.sixels_written.iter().any(|r| r.overlaps(area))
     }
 
     /// Whether the screen must be cleared and drawn again (sixel pixels of an image
@@ -185,14 +205,15 @@ pub enum VideoRenderer {
         /// The encoder's buffers.
         encoder: kitty::Encoder,
     },
-    /// Sixel images.
-    Sixel(Box<sixel::Encoder>),
+    /// Sixel images, encoded on a thread of their own.
+    Sixel(Box<sixel::Pipeline>),
 }
 
 impl VideoRenderer {
     /// A renderer for `mode` (resolved: see [`RenderMode::resolve`]); with kitty
-    /// graphics it shows image `id` at depth `z` (a higher `z` covers a lower one).
-    pub fn new(mode: RenderMode, id: u32, z: i32) -> Self {
+    /// graphics it shows image `id` at depth `z` (a higher `z` covers a lower one); with
+    /// sixel it calls `redraw` when an encoded image is ready to be written.
+    pub fn new(mode: RenderMode, id: u32, z: i32, redraw: &Redraw) -> Self {
         match mode.resolve() {
             RenderMode::Kitty => {
                 return Self::Kitty {
@@ -201,7 +222,9 @@ impl VideoRenderer {
                     encoder: kitty::Encoder::for_this_terminal(),
                 };
             }
-            RenderMode::Sixel => return Self::Sixel(Box::default()),
+            RenderMode::Sixel => {
+                return Self::Sixel(Box::new(sixel::Pipeline::new(redraw.clone())));
+            }
             _ => {}
         }
         match mode.blitter() {
@@ -219,21 +242,24 @@ impl VideoRenderer {
     }
 
     /// Renders `picture` into `area` of `frame` (fitted, centered, black bars); kitty
-    /// images go to `graphics`.
+    /// and sixel images go to `graphics`. Returns the frame whose picture this draw put
+    /// on screen: `picture` itself, except in sixel mode, which writes the latest image
+    /// encoded so far (or nothing new).
     pub fn draw(
         &mut self,
         frame: &mut Frame,
-        picture: &I420Frame,
+        picture: &Arc<I420Frame>,
         area: Rect,
         cell: CellSize,
         colors: ColorMode,
         graphics: &mut Graphics,
-    ) {
+    ) -> Option<Arc<I420Frame>> {
         match self {
-            Self::Sixel(encoder) => {
+            Self::Sixel(pipeline) => {
                 frame.render_widget(Clear, area);
                 if graphics.covered {
-                    return;
+                    pipeline.hide();
+                    return None;
                 }
                 let area = CellRect {
                     x: area.x,
@@ -241,9 +267,18 @@ impl VideoRenderer {
                     cols: area.width,
                     rows: area.height,
                 };
-                match encoder.frame(&mut graphics.out, picture, area, cell) {
-                    Ok(()) => graphics.sixels_placed.push(area),
-                    Err(e) => tracing::warn!("sixel frame skipped: {e}"),
+                let damaged = graphics.sixel_damaged(area);
+                match pipeline.draw(&mut graphics.out, picture, area, cell, damaged) {
+                    sixel::Shown::Nothing => None,
+                    sixel::Shown::Kept => {
+                        graphics.sixels_placed.push(area);
+                        None
+                    }
+                    sixel::Shown::Wrote(shown) => {
+                        graphics.sixels_placed.push(area);
+                        graphics.sixels_written.push(area);
+                        Some(shown)
+                    }
                 }
             }
             Self::Kitty { id, z, encoder } => {
@@ -255,20 +290,22 @@ impl VideoRenderer {
                     cols: area.width,
                     rows: area.height,
                 };
-                if let Some(at) = kitty::place(picture.width(), picture.height(), area, cell) {
-                    tracing::debug!(id = *id, ?at, ?cell, "kitty placement");
-                    encoder.frame(&mut graphics.out, *id, *z, picture, at);
-                    graphics.placed.push(*id);
-                    super::terminal::kitty_images_shown();
-                }
+                let at = kitty::place(picture.width(), picture.height(), area, cell)?;
+                tracing::debug!(id = *id, ?at, ?cell, "kitty placement");
+                encoder.frame(&mut graphics.out, *id, *z, picture, at);
+                graphics.placed.push(*id);
+                super::terminal::kitty_images_shown();
+                Some(Arc::clone(picture))
             }
             Self::HalfBlock(r) => {
                 let grid = r.render(picture, area.width, area.height, cell);
                 frame.render_widget(VideoWidget::new(grid, colors), area);
+                Some(Arc::clone(picture))
             }
             Self::Symbols(r) => {
                 let grid = r.render(picture, area.width, area.height, cell);
                 frame.render_widget(SymbolWidget::new(grid, colors), area);
+                Some(Arc::clone(picture))
             }
         }
     }
@@ -305,11 +342,21 @@ impl ColorMode {
         Self::from_colorterm(std::env::var("COLORTERM").ok().as_deref())
     }
 
-    /// The ratatui color for `rgb` in this mode.
+    /// The ratatui color for `rgb` in this mode: in 256 colors the nearest palette
+    /// entry (for text and flat areas).
     pub fn color(self, rgb: Rgb) -> Color {
         match self {
             Self::TrueColor => Color::Rgb(rgb.r, rgb.g, rgb.b),
             Self::Ansi256 => Color::Indexed(to_ansi256(rgb)),
+        }
+    }
+
+    /// The ratatui color for pixel (`x`, `y`) of a picture colored `rgb`: in 256 colors
+    /// ordered-dithered ([`to_ansi256_dithered`]), so gradients do not band.
+    pub fn pixel(self, rgb: Rgb, x: u16, y: u16) -> Color {
+        match self {
+            Self::TrueColor => Color::Rgb(rgb.r, rgb.g, rgb.b),
+            Self::Ansi256 => Color::Indexed(to_ansi256_dithered(rgb, x, y)),
         }
     }
 }
@@ -343,11 +390,14 @@ impl Widget for VideoWidget<'_> {
                 .enumerate()
             {
                 // col < cols ≤ u16::MAX.
-                let position = Position::new(area.x + col as u16, area.y + row);
-                if let Some(cell) = buf.cell_mut(position) {
+                let col = col as u16;
+                if let Some(cell) = buf.cell_mut(Position::new(area.x + col, area.y + row)) {
+                    // The top and bottom pixels of the cell: rows 2·row and 2·row + 1
+                    // (the dither pattern repeats every 4 rows).
+                    let y = 2 * (row % 2);
                     cell.set_symbol(UPPER_HALF_BLOCK)
-                        .set_fg(self.colors.color(block.top))
-                        .set_bg(self.colors.color(block.bottom));
+                        .set_fg(self.colors.pixel(block.top, col, y))
+                        .set_bg(self.colors.pixel(block.bottom, col, y + 1));
                 }
             }
         }
@@ -377,11 +427,13 @@ impl Widget for SymbolWidget<'_> {
             let cells = self.grid.row(row).iter().take(usize::from(area.width));
             for (col, c) in cells.enumerate() {
                 // col < area.width ≤ u16::MAX.
-                let position = Position::new(area.x + col as u16, area.y + row);
-                if let Some(cell) = buf.cell_mut(position) {
+                let col = col as u16;
+                if let Some(cell) = buf.cell_mut(Position::new(area.x + col, area.y + row)) {
+                    // The two colors dither as the two pixels of a half-block cell.
+                    let y = 2 * (row % 2);
                     cell.set_char(blitter.glyph(c.pattern))
-                        .set_fg(self.colors.color(c.fg))
-                        .set_bg(self.colors.color(c.bg));
+                        .set_fg(self.colors.pixel(c.fg, col, y))
+                        .set_bg(self.colors.pixel(c.bg, col, y + 1));
                 }
             }
         }

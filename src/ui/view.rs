@@ -17,6 +17,7 @@ use super::app::{
     CallView, Model, NoticeLevel, Role, RoomView, Screen, describe_end, format_clock,
 };
 use super::halfblock::fit;
+use super::sixel::Redraw;
 use super::video::{ColorMode, Graphics, RenderMode, VideoRenderer};
 use super::{chat, grid, phone};
 use crate::call::{CallState, CallStats, MediaState, UserId};
@@ -37,11 +38,11 @@ pub struct Frames {
 }
 
 impl Frames {
-    fn member(&self, id: &UserId) -> Option<&I420Frame> {
+    fn member(&self, id: &UserId) -> Option<&Arc<I420Frame>> {
         self.members
             .iter()
             .find(|(m, _)| m == id)
-            .and_then(|(_, f)| f.as_deref())
+            .and_then(|(_, f)| f.as_ref())
     }
 }
 
@@ -66,24 +67,41 @@ pub struct View {
     render: RenderMode,
     colors: ColorMode,
     graphics: Graphics,
+    redraw: Redraw,
+    /// The remote frame (1:1 call) the last draw put on screen, if it put one.
+    remote_shown: Option<Arc<I420Frame>>,
 }
 
 impl View {
     /// A view drawing video in `render` mode (`auto` is resolved here, once) and
-    /// `colors`.
-    pub fn new(render: RenderMode, colors: ColorMode) -> Self {
+    /// `colors`; `redraw` asks for another draw when a picture encoded off the drawing
+    /// thread (sixel) is ready.
+    pub fn new(render: RenderMode, colors: ColorMode, redraw: Redraw) -> Self {
         let render = render.resolve();
         tracing::info!(?render, ?colors, "drawing video");
         let (remote, remote_z) = REMOTE_IMAGE;
         let (local, local_z) = SELF_VIEW_IMAGE;
         Self {
-            remote: VideoRenderer::new(render, remote, remote_z),
+            remote: VideoRenderer::new(render, remote, remote_z, &redraw),
             tiles: Vec::new(),
-            local: VideoRenderer::new(render, local, local_z),
+            local: VideoRenderer::new(render, local, local_z, &redraw),
             render,
             colors,
             graphics: Graphics::default(),
+            redraw,
+            remote_shown: None,
         }
+    }
+
+    /// The peer's frame (1:1 call) whose picture the last draw put on screen, if that
+    /// draw put one there.
+    pub fn remote_shown(&self) -> Option<&Arc<I420Frame>> {
+        self.remote_shown.as_ref()
+    }
+
+    /// Notes that the screen was cleared: the next draw writes every image again.
+    pub fn screen_cleared(&mut self) {
+        self.graphics.screen_cleared();
     }
 
     /// The graphics-protocol commands of the frame last drawn (images placed, images
@@ -100,7 +118,8 @@ impl View {
 
     /// Draws the whole screen for `model` with the latest `frames`.
     pub fn draw(&mut self, frame: &mut Frame, model: &Model, frames: &Frames) {
-        let local = frames.local.as_deref();
+        let local = frames.local.as_ref();
+        self.remote_shown = None;
         // Sixel pixels would cover the help and the network panel.
         self.graphics.covered = model.help || model.stats_panel;
         let notice_height = u16::from(model.notice.is_some());
@@ -111,6 +130,15 @@ impl View {
             Constraint::Length(1),
         ])
         .areas(frame.area());
+        let in_call = model.call().is_some_and(CallView::is_live) || model.room().is_some();
+        // The chat pane sits beside the video, never over it.
+        let whole = main;
+        let (main, chat_pane) = if model.chat_pane && in_call {
+            let (rest, pane) = chat::split(main);
+            (rest, Some(pane))
+        } else {
+            (main, None)
+        };
         match &model.screen {
             Screen::Idle => {
                 draw_idle(frame, model, main);
@@ -130,7 +158,7 @@ impl View {
                 }
             }
             Screen::Call(call) => {
-                self.draw_call(frame, model, call, main, frames.remote.as_deref());
+                self.draw_call(frame, model, call, main, frames.remote.as_ref());
                 if model.self_view && call.is_live() {
                     let media_flows =
                         matches!(call.state, CallState::Connected | CallState::Reconnecting);
@@ -159,9 +187,8 @@ impl View {
                     .as_ref()
                     .is_some_and(|n| n.text == call_message(call))
             });
-        let in_call = model.call().is_some_and(CallView::is_live) || model.room().is_some();
-        if model.chat_pane && in_call {
-            chat::draw_pane(frame, model, main);
+        if let Some(pane) = chat_pane {
+            chat::draw_pane(frame, model, pane);
         }
         if let Some(n) = model.notice.as_ref().filter(|_| !repeated) {
             let color = match n.level {
@@ -180,7 +207,7 @@ impl View {
             None => frame.render_widget(Paragraph::new(help_line(model)).dark_gray(), help),
         }
         if model.help {
-            draw_help_overlay(frame, main);
+            draw_help_overlay(frame, whole);
         }
     }
 
@@ -190,7 +217,7 @@ impl View {
         model: &Model,
         call: &CallView,
         area: Rect,
-        remote: Option<&I420Frame>,
+        remote: Option<&Arc<I420Frame>>,
     ) {
         let showing_video = matches!(
             call.state,
@@ -198,7 +225,7 @@ impl View {
         ) && call.peer_media.camera;
         match remote.filter(|_| showing_video) {
             Some(picture) => {
-                self.remote.draw(
+                self.remote_shown = self.remote.draw(
                     frame,
                     picture,
                     area,
@@ -236,9 +263,10 @@ impl View {
         if self.tiles.len() < areas.len() {
             let mode = self.render;
             let (z, first) = (REMOTE_IMAGE.1, self.tiles.len());
+            let redraw = &self.redraw;
             self.tiles.extend((first..areas.len()).map(|i| {
                 // i < 4: a room holds four.
-                VideoRenderer::new(mode, TILE_IMAGES + i as u32, z)
+                VideoRenderer::new(mode, TILE_IMAGES + i as u32, z, redraw)
             }));
         }
         for (i, (tile, rect)) in room.tiles.iter().zip(areas).enumerate() {
@@ -256,7 +284,7 @@ impl View {
                     && tile.peer_media.camera;
             match frames.member(&tile.peer).filter(|_| showing_video) {
                 Some(picture) => {
-                    self.tiles[i].draw(
+                    let _ = self.tiles[i].draw(
                         frame,
                         picture,
                         inner,
@@ -293,7 +321,7 @@ impl View {
         model: &Model,
         media_flows: bool,
         area: Rect,
-        local: Option<&I420Frame>,
+        local: Option<&Arc<I420Frame>>,
     ) {
         let max_cols = (area.width / 4).max(12).min(area.width.saturating_sub(2));
         let max_rows = (area.height / 3).max(4).min(area.height.saturating_sub(2));
@@ -331,7 +359,7 @@ impl View {
             rows,
         )
         .intersection(area);
-        self.local.draw(
+        let _ = self.local.draw(
             frame,
             picture,
             rect,
@@ -733,7 +761,7 @@ mod tests {
         local: Option<&I420Frame>,
     ) -> (Vec<String>, ratatui::buffer::Buffer) {
         let mut terminal = Terminal::new(TestBackend::new(COLS, ROWS)).unwrap();
-        let mut view = View::new(RenderMode::Halfblock, ColorMode::TrueColor);
+        let mut view = View::new(RenderMode::Halfblock, ColorMode::TrueColor, Redraw::none());
         let frames = Frames {
             remote: remote.cloned().map(Arc::new),
             local: local.cloned().map(Arc::new),
@@ -1083,7 +1111,7 @@ mod tests {
         let red = I420Frame::filled(640, 480, (81, 90, 240)).unwrap();
         for (w, h) in [(1, 1), (3, 2), (10, 4), (200, 3)] {
             let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
-            let mut view = View::new(RenderMode::Halfblock, ColorMode::Ansi256);
+            let mut view = View::new(RenderMode::Halfblock, ColorMode::Ansi256, Redraw::none());
             let red = Some(Arc::new(red.clone()));
             let frames = Frames {
                 remote: red.clone(),
