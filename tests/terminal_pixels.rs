@@ -206,6 +206,8 @@ struct Emulator {
     program: &'static str,
     /// Its arguments up to the command it runs (`sh -c SCRIPT` is appended).
     args: Vec<String>,
+    /// Run the call inside tmux (graphics passthrough on, no status line) in it.
+    tmux: bool,
 }
 
 /// What the screenshot showed: the picture's pixel rectangle and its best PSNR against
@@ -236,7 +238,8 @@ fn screen_fidelity(
     expect_mode: &str,
     source: Source,
 ) -> Option<Shown> {
-    for program in ["Xvfb", emulator.program, "xwd"] {
+    let tmux = emulator.tmux.then_some("tmux");
+    for program in ["Xvfb", emulator.program, "xwd"].into_iter().chain(tmux) {
         if !installed(program) {
             eprintln!("skipped: {program} is not installed (scripts/setup.sh installs it)");
             return None;
@@ -282,16 +285,32 @@ fn screen_fidelity(
             "15s",
         ],
     );
-    let script = format!(
+    let mut script = format!(
         "{tom}; echo EXIT=$? > {}",
         sh_quote(&home.path("exit").display().to_string())
     );
+    // tmux keeps its socket in the home: its own server, gone with the test.
+    let tmux_dir = home.path("tmux");
+    if emulator.tmux {
+        std::fs::create_dir_all(&tmux_dir).expect("a tmux dir");
+        let inner = home.path("in-tmux.sh");
+        std::fs::write(&inner, &script).expect("the script");
+        let conf = home.path("tmux.conf");
+        std::fs::write(&conf, "set -g allow-passthrough on\nset -g status off\n")
+            .expect("a tmux config");
+        script = format!(
+            "tmux -f {} new-session {}",
+            sh_quote(&conf.display().to_string()),
+            sh_quote(&format!("sh {}", sh_quote(&inner.display().to_string())))
+        );
+    }
     let errors = home.path(&format!("{}.err", emulator.program));
     let mut terminal = Command::new(emulator.program)
         .args(&emulator.args)
         .args(["sh", "-c", &script])
         .env("DISPLAY", &x.display)
         .env("LIBGL_ALWAYS_SOFTWARE", "1")
+        .env("TMUX_TMPDIR", &tmux_dir)
         .env_remove("TMUX")
         .env_remove("STY")
         .stdout(Stdio::null())
@@ -373,6 +392,13 @@ fn screen_fidelity(
     }));
     let _ = terminal.kill();
     let _ = terminal.wait();
+    if emulator.tmux {
+        let _ = Command::new("tmux")
+            .arg("kill-server")
+            .env("TMUX_TMPDIR", &tmux_dir)
+            .env_remove("TMUX")
+            .status();
+    }
     Some(result.unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
 }
 
@@ -395,6 +421,7 @@ fn kitty() -> Emulator {
         ]
         .map(String::from)
         .to_vec(),
+        tmux: false,
     }
 }
 
@@ -418,6 +445,7 @@ fn xterm() -> Emulator {
         ]
         .map(String::from)
         .to_vec(),
+        tmux: false,
     }
 }
 
@@ -429,6 +457,28 @@ fn kitty_shows_the_peers_video_as_real_pixels() {
     };
     println!(
         "kitty: picture {}x{} px, best PSNR {:.2} dB",
+        shown.width, shown.height, shown.psnr_db
+    );
+    assert!(shown.psnr_db >= 30.0, "{:.2} dB", shown.psnr_db);
+}
+
+/// kitty running tmux (3.3, `allow-passthrough on`) running the call: `auto` sees kitty
+/// outside tmux and sends the images through it, placed at the pane.
+#[test]
+fn kitty_shows_the_peers_video_through_tmux_passthrough() {
+    let Some(shown) = screen_fidelity(
+        Emulator {
+            tmux: true,
+            ..kitty()
+        },
+        "auto",
+        "Kitty",
+        Source::Clip,
+    ) else {
+        return;
+    };
+    println!(
+        "kitty through tmux: picture {}x{} px, best PSNR {:.2} dB",
         shown.width, shown.height, shown.psnr_db
     );
     assert!(shown.psnr_db >= 30.0, "{:.2} dB", shown.psnr_db);

@@ -12,6 +12,7 @@ mod grid;
 pub mod halfblock;
 pub mod headless;
 pub mod kitty;
+pub mod passthrough;
 pub mod phone;
 pub mod probe;
 pub mod sixel;

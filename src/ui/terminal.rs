@@ -26,6 +26,14 @@ use super::halfblock::CellSize;
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 /// Whether kitty graphics were shown, so restoring deletes them.
 static KITTY_IMAGES: AtomicBool = AtomicBool::new(false);
+/// Whether graphics go through tmux ([`super::passthrough`]), so the deletion must too.
+static THROUGH_TMUX: AtomicBool = AtomicBool::new(false);
+
+/// Notes that graphics go through tmux to the terminal around it: the deletion on
+/// restore is wrapped the same way.
+pub fn graphics_pass_through_tmux() {
+    THROUGH_TMUX.store(true, Ordering::SeqCst);
+}
 
 /// Notes that kitty graphics are on screen: every path that restores the terminal
 /// then deletes them ([`super::kitty::DELETE_ALL`]).
@@ -79,7 +87,12 @@ pub fn restore() {
     // Best effort: there is nobody left to report a failure to.
     if KITTY_IMAGES.swap(false, Ordering::SeqCst) {
         let mut out = io::stdout();
-        let _ = out.write_all(super::kitty::DELETE_ALL);
+        let delete = if THROUGH_TMUX.load(Ordering::SeqCst) {
+            super::passthrough::wrap_whole(super::kitty::DELETE_ALL)
+        } else {
+            super::kitty::DELETE_ALL.to_vec()
+        };
+        let _ = out.write_all(&delete);
     }
     let _ = execute!(
         io::stdout(),

@@ -27,6 +27,7 @@ use super::alert::{self, Host};
 use super::app::{Model, Msg, update};
 use super::halfblock::CellSize;
 use super::halfblock::prepare_ansi256;
+use super::passthrough::Passthrough;
 use super::probe::Probe;
 use super::terminal::{TerminalGuard, cell_size, draw_synchronized_with};
 use super::video::{ColorMode, RenderMode};
@@ -85,10 +86,13 @@ pub async fn run(link: ViewLink, opts: TuiOptions) -> anyhow::Result<Vec<String>
         },
         _ => None,
     };
-    tracing::info!(?probe, "terminal capabilities");
-    let render = opts.render.resolve_with(probe.as_ref());
+    let passthrough = Passthrough::detect();
+    tracing::info!(?probe, ?passthrough, "terminal capabilities");
+    let render = opts
+        .render
+        .resolve_with(probe.as_ref(), passthrough.as_ref());
     let slot = Arc::new(DrawSlot::default());
-    let drawer = spawn_drawer(Arc::clone(&slot), render, colors)?;
+    let drawer = spawn_drawer(Arc::clone(&slot), render, colors, passthrough)?;
     let mut model = Model::new(opts.role, Instant::now());
     let fallback_cell = probe.and_then(|p| p.cell);
     let result = event_loop(
@@ -448,6 +452,7 @@ fn spawn_drawer(
     slot: Arc<DrawSlot>,
     render: RenderMode,
     colors: ColorMode,
+    passthrough: Option<Passthrough>,
 ) -> anyhow::Result<JoinHandle<io::Result<()>>> {
     std::thread::Builder::new()
         .name("tui-draw".into())
@@ -460,6 +465,9 @@ fn spawn_drawer(
                 crate::ui::sixel::Redraw::new(move || slot.redraw())
             };
             let mut view = View::new(render, colors, redraw);
+            if let Some(passthrough) = passthrough {
+                view.pass_graphics_through(passthrough);
+            }
             let mut latency = GlassToTerminal::default();
             let mut rate = DrawnRate::new(std::time::Instant::now());
             let mut last: Option<Snapshot> = None;

@@ -12,6 +12,7 @@ use ratatui::widgets::{Clear, Widget};
 
 use super::halfblock::{CellGrid, CellSize, Renderer, Rgb, to_ansi256, to_ansi256_dithered};
 use super::kitty::{self, CellRect};
+use super::passthrough::Passthrough;
 use super::sixel::{self, Redraw};
 use super::symbols::{Blitter, SymbolGrid, SymbolRenderer};
 use crate::media::video::I420Frame;
@@ -56,14 +57,20 @@ impl RenderMode {
     /// The mode `Auto` stands for in this terminal, from the environment alone (see
     /// [`RenderMode::detect`]).
     pub fn resolve(self) -> Self {
-        self.resolve_with(None)
+        self.resolve_with(None, None)
     }
 
-    /// The mode `Auto` stands for given what the terminal answered (`probe`): kitty
-    /// graphics if it answered the kitty query, else sixel if its attributes list it,
-    /// else half-blocks; without an answer, [`RenderMode::detect`].
-    pub fn resolve_with(self, probe: Option<&super::probe::Probe>) -> Self {
+    /// The mode `Auto` stands for given what the terminal answered (`probe`) and, inside
+    /// tmux, its graphics passthrough: kitty graphics if the terminal answered the kitty
+    /// query or tmux passes graphics through to kitty, else sixel if the terminal's
+    /// attributes list it, else half-blocks; without an answer, [`RenderMode::detect`].
+    pub fn resolve_with(
+        self,
+        probe: Option<&super::probe::Probe>,
+        passthrough: Option<&Passthrough>,
+    ) -> Self {
         match (self, probe) {
+            (Self::Auto, _) if passthrough.is_some_and(Passthrough::outer_is_kitty) => Self::Kitty,
             (Self::Auto, Some(p)) if p.answered => {
                 if p.kitty {
                     Self::Kitty
@@ -80,7 +87,8 @@ impl RenderMode {
 
     /// The best mode the environment announces: kitty graphics in kitty itself
     /// (`TERM=xterm-kitty` or `KITTY_WINDOW_ID`, and not inside tmux or screen, which
-    /// do not pass graphics through by default), half-blocks everywhere else.
+    /// do not pass graphics through by default: see [`RenderMode::resolve_with`]),
+    /// half-blocks everywhere else.
     pub fn detect() -> Self {
         let var = |name: &str| std::env::var(name).ok();
         Self::from_env(
@@ -465,6 +473,32 @@ mod tests {
         assert_eq!(
             RenderMode::from_env(Some("xterm-256color"), false, false),
             RenderMode::Halfblock
+        );
+    }
+
+    #[test]
+    fn auto_inside_tmux_takes_kitty_graphics_only_through_passthrough_to_kitty() {
+        // tmux answers the attributes itself and drops the kitty query.
+        let tmux = crate::ui::probe::Probe {
+            answered: true,
+            ..Default::default()
+        };
+        let to_kitty = Passthrough::parse_for_test("0 0 xterm-kitty");
+        let to_xterm = Passthrough::parse_for_test("0 0 xterm-256color");
+        let auto = RenderMode::Auto;
+        assert_eq!(auto.resolve_with(Some(&tmux), None), RenderMode::Halfblock);
+        assert_eq!(
+            auto.resolve_with(Some(&tmux), Some(&to_kitty)),
+            RenderMode::Kitty
+        );
+        assert_eq!(
+            auto.resolve_with(Some(&tmux), Some(&to_xterm)),
+            RenderMode::Halfblock
+        );
+        // A mode the user chose stays.
+        assert_eq!(
+            RenderMode::Quadrant.resolve_with(Some(&tmux), Some(&to_kitty)),
+            RenderMode::Quadrant
         );
     }
 

@@ -17,6 +17,7 @@ use super::app::{
     CallView, Model, NoticeLevel, Role, RoomView, Screen, describe_end, format_clock,
 };
 use super::halfblock::fit;
+use super::passthrough::Passthrough;
 use super::sixel::Redraw;
 use super::video::{ColorMode, Graphics, RenderMode, VideoRenderer};
 use super::{chat, grid, phone};
@@ -70,6 +71,10 @@ pub struct View {
     redraw: Redraw,
     /// The remote frame (1:1 call) the last draw put on screen, if it put one.
     remote_shown: Option<Arc<I420Frame>>,
+    /// Inside tmux: graphics go through to the terminal around it.
+    passthrough: Option<Passthrough>,
+    /// The screen size last drawn, to notice resizes.
+    size: Rect,
 }
 
 impl View {
@@ -90,6 +95,18 @@ impl View {
             graphics: Graphics::default(),
             redraw,
             remote_shown: None,
+            passthrough: None,
+            size: Rect::default(),
+        }
+    }
+
+    /// Sends graphics (kitty, sixel) through tmux to the terminal around it
+    /// ([`Passthrough`]); cell modes need nothing of it.
+    pub fn pass_graphics_through(&mut self, passthrough: Passthrough) {
+        if matches!(self.render, RenderMode::Kitty | RenderMode::Sixel) {
+            tracing::info!(?passthrough, "graphics through tmux");
+            super::terminal::graphics_pass_through_tmux();
+            self.passthrough = Some(passthrough);
         }
     }
 
@@ -107,7 +124,11 @@ impl View {
     /// The graphics-protocol commands of the frame last drawn (images placed, images
     /// whose area went away deleted): to write after its cells.
     pub fn take_graphics(&mut self) -> Vec<u8> {
-        self.graphics.take()
+        let graphics = self.graphics.take();
+        match &self.passthrough {
+            Some(passthrough) => passthrough.wrap(&graphics),
+            None => graphics,
+        }
     }
 
     /// Whether the frame last drawn left sixel pixels where nothing shows now: clear
@@ -120,6 +141,13 @@ impl View {
     pub fn draw(&mut self, frame: &mut Frame, model: &Model, frames: &Frames) {
         let local = frames.local.as_ref();
         self.remote_shown = None;
+        if frame.area() != self.size {
+            self.size = frame.area();
+            // A resized pane may have moved in the terminal around tmux.
+            if let Some(passthrough) = &mut self.passthrough {
+                passthrough.refresh();
+            }
+        }
         // Sixel pixels would cover the help and the network panel.
         self.graphics.covered = model.help || model.stats_panel;
         let notice_height = u16::from(model.notice.is_some());
