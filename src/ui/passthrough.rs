@@ -90,11 +90,11 @@ impl Passthrough {
     /// `graphics` (complete escape sequences, as the video renderers write them: cursor
     /// saved, moved, an image drawn, cursor restored) made to pass through tmux:
     /// absolute cursor moves (`CSI row;col H`) shifted by the pane's offset, then the
-    /// sequences wrapped, several to a passthrough sequence of up to 256 KiB
-    /// (tmux takes at most 1 MiB). tmux may move the cursor between two passthrough sequences, so each one
-    /// saves the cursor, moves it back to where the last move put it, and restores it
-    /// at its end (the renderers' own saves and restores are replaced by these). The
-    /// first one begins a synchronized update (mode 2026) and the last one ends it, so
+    /// sequences wrapped, several to a passthrough sequence of up to 256 KiB (tmux
+    /// takes at most 1 MiB). tmux may move the cursor between two passthrough
+    /// sequences, so each one saves the cursor, moves it back to where the last move
+    /// put it, and restores it at its end (the renderers' own saves and restores are
+    /// replaced by these). The first one begins a synchronized update (mode 2026) and the last one ends it, so
     /// the terminal does not show an image half replaced while tmux writes between
     /// them. Bytes outside an escape sequence are dropped.
     pub fn wrap(&self, graphics: &[u8]) -> Vec<u8> {
