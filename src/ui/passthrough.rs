@@ -94,9 +94,9 @@ impl Passthrough {
     /// takes at most 1 MiB). tmux may move the cursor between two passthrough
     /// sequences, so each one saves the cursor, moves it back to where the last move
     /// put it, and restores it at its end (the renderers' own saves and restores are
-    /// replaced by these). The first one begins a synchronized update (mode 2026) and the last one ends it, so
-    /// the terminal does not show an image half replaced while tmux writes between
-    /// them. Bytes outside an escape sequence are dropped.
+    /// replaced by these). The first one begins a synchronized update (mode 2026) and
+    /// the last one ends it, so the terminal does not show an image half replaced
+    /// while tmux writes between them. Bytes outside an escape sequence are dropped.
     pub fn wrap(&self, graphics: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(graphics.len() + graphics.len() / 64 + 16);
         let mut block: Vec<u8> = Vec::new();
