@@ -283,7 +283,7 @@ fn bench_render(c: &mut Criterion) {
     });
     group.finish();
     // Sixel: the same frames scaled to the pixels of 120x45 cells of 8x16 (960x720),
-    // quantized to 256 colors with dithering and encoded.
+    // quantized to 256 colors with ordered dithering and encoded.
     let mut group = c.benchmark_group("sixel");
     group.sample_size(20);
     let mut sixel = rtc_cli::ui::sixel::Encoder::default();
@@ -291,7 +291,7 @@ fn bench_render(c: &mut Criterion) {
         group.bench_function(format!("{name} -> 960x720 px"), |b| {
             b.iter(|| {
                 out.clear();
-                let _ = sixel.frame(&mut out, black_box(f), at, cell);
+                sixel.frame(&mut out, black_box(f), at, cell);
                 out.len()
             })
         });

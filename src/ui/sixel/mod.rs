@@ -2,9 +2,9 @@
 //! Windows Terminal, mintty). A sixel image is drawn pixel for pixel at the cursor, so
 //! the picture is scaled here to the pixels of the cells it covers (the same
 //! area-averaging scaler as the cell modes), then quantized to a palette of its own
-//! (256 colors, Wu's method with Floyd-Steinberg dithering: `icy_sixel` on
-//! `quantette`) and encoded. A new frame simply overwrites the last one; when the video
-//! area goes, the view redraws the screen so no stale pixels stay.
+//! ([`palette`]: 256 colors by Wu's method from a sample, ordered dithering) and encoded
+//! ([`bands`]). A new frame simply overwrites the last one; when the video area goes,
+//! the view redraws the screen so no stale pixels stay.
 //!
 //! Encoding takes tens of milliseconds per frame, so it runs on a thread of its own
 //! ([`Pipeline`]): the drawing thread hands it the latest frame, keeps drawing the rest
@@ -16,11 +16,12 @@ use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
-use icy_sixel::{EncodeOptions, sixel_encode};
-
 use super::halfblock::{CellSize, Renderer, SubCells};
 use super::kitty::CellRect;
 use crate::media::video::I420Frame;
+
+pub mod bands;
+pub mod palette;
 
 /// Asks the drawing thread to draw again (an encoded image is ready); called from the
 /// encoding thread.
@@ -54,17 +55,14 @@ impl std::fmt::Debug for Redraw {
 #[derive(Debug)]
 pub struct Encoder {
     scaler: Renderer,
-    rgba: Vec<u8>,
-    options: EncodeOptions,
+    quantizer: palette::Quantizer,
 }
 
 impl Default for Encoder {
     fn default() -> Self {
         Self {
             scaler: Renderer::new(),
-            rgba: Vec::new(),
-            // 256 colors, Wu's quantizer, Floyd-Steinberg at 7/8 strength.
-            options: EncodeOptions::default(),
+            quantizer: palette::Quantizer::default(),
         }
     }
 }
@@ -73,16 +71,7 @@ impl Encoder {
     /// Appends to `out` the sixel image of `frame` fitted (aspect kept, centered) into
     /// `area` of cells shaped `cell`, with the cursor saved and restored around it.
     /// Nothing is appended for an empty area or picture.
-    ///
-    /// # Errors
-    /// The encoder refused the picture (a message to log; the frame is skipped).
-    pub fn frame(
-        &mut self,
-        out: &mut Vec<u8>,
-        frame: &I420Frame,
-        area: CellRect,
-        cell: CellSize,
-    ) -> Result<(), String> {
+    pub fn frame(&mut self, out: &mut Vec<u8>, frame: &I420Frame, area: CellRect, cell: CellSize) {
         // Pixels per cell, as sub-cells of the scaler (cells beyond 255 px are capped).
         let to_u8 = |v: u16| u8::try_from(v).unwrap_or(u8::MAX);
         let sub = SubCells {
@@ -90,21 +79,16 @@ impl Encoder {
             rows: to_u8(cell.height_px()),
         };
         let Some(p) = self.scaler.scale(frame, area.cols, area.rows, cell, sub) else {
-            return Ok(());
+            return;
         };
-        self.rgba.clear();
-        for px in self.scaler.pixels() {
-            self.rgba.extend_from_slice(&[px.r, px.g, px.b, 255]);
-        }
         let (w, h) = (usize::from(p.width), usize::from(p.height));
-        let sixel = sixel_encode(&self.rgba, w, h, &self.options).map_err(|e| e.to_string())?;
+        let (colors, indices) = self.quantizer.quantize(self.scaler.pixels(), w);
         // The image starts at the cell holding the picture's top-left pixel.
         let col = area.x + p.x / u16::from(sub.cols);
         let row = area.y + p.y / u16::from(sub.rows);
         let _ = write!(out, "\x1b7\x1b[{};{}H", row + 1, col + 1);
-        out.extend_from_slice(sixel.as_bytes());
+        bands::encode(out, colors, indices, w, h);
         out.extend_from_slice(b"\x1b8");
-        Ok(())
     }
 }
 
@@ -216,13 +200,9 @@ fn encode_jobs(shared: &Shared, redraw: &Redraw) {
             }
         };
         let mut bytes = Vec::new();
-        match encoder.frame(&mut bytes, &job.frame, job.area, job.cell) {
-            Ok(()) => {
-                shared.lock().done = Some(Encoded { job, bytes });
-                redraw.request();
-            }
-            Err(e) => tracing::warn!("sixel frame skipped: {e}"),
-        }
+        encoder.frame(&mut bytes, &job.frame, job.area, job.cell);
+        shared.lock().done = Some(Encoded { job, bytes });
+        redraw.request();
     }
 }
 
@@ -354,7 +334,7 @@ mod tests {
     fn a_frame_becomes_one_sixel_image_at_its_cell_sized_to_its_pixels() {
         let (f, cell, area) = setup();
         let mut out = Vec::new();
-        Encoder::default().frame(&mut out, &f, area, cell).unwrap();
+        Encoder::default().frame(&mut out, &f, area, cell);
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("\x1b7\x1b["), "{:?}", &text[..20]);
         let dcs = text.find("\x1bP").expect("a DCS sixel string");
