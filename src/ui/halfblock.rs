@@ -633,7 +633,8 @@ pub fn to_ansi256(color: Rgb) -> u8 {
 static ANSI256_TABLE: OnceLock<Vec<u8>> = OnceLock::new();
 
 /// The 4x4 Bayer matrix (ordered dithering thresholds 0-15), indexed `[y % 4][x % 4]`.
-pub(crate) const BAYER4: [[u8; 4]; 4] = [[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]];
+pub(crate) const BAYER4: [[u8; 4]; 4] =
+    [[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]];
 
 /// The color cube's levels per channel (entries 16-231: 16 + 36·r + 6·g + b).
 const CUBE_LEVELS: [u8; 6] = [0, 95, 135, 175, 215, 255];
