@@ -301,6 +301,13 @@ struct Taps {
 }
 
 impl Taps {
+    /// Whether output pixels `a` and `b` take the same source pixels with the same
+    /// weights (neighbours inside one source pixel when enlarging).
+    fn same(&self, a: usize, b: usize) -> bool {
+        let ((first_a, range_a), (first_b, range_b)) = (&self.spans[a], &self.spans[b]);
+        first_a == first_b && self.weights[range_a.clone()] == self.weights[range_b.clone()]
+    }
+
     /// Weights mapping `outputs` pixels onto a source extent of `extent` pixels
     /// (fractional for a chroma plane seen in luma coordinates) stored in a plane
     /// of `plane_len` samples.
@@ -553,6 +560,16 @@ impl Renderer {
         self.pixels
             .resize(out_width * usize::from(p.height), Rgb::BLACK);
         for out_y in 0..usize::from(p.height) {
+            if out_y > 0
+                && plan.luma_y.same(out_y, out_y - 1)
+                && plan.chroma_y.same(out_y, out_y - 1)
+            {
+                // Enlarging: this row is the one above again (two of three at 3x).
+                let above = (out_y - 1) * out_width;
+                self.pixels
+                    .copy_within(above..above + out_width, above + out_width);
+                continue;
+            }
             accumulate_rows(
                 &plan.luma_y,
                 out_y,
@@ -1014,6 +1031,33 @@ mod tests {
         assert_eq!(ansi256_color(231), Some(Rgb::new(255, 255, 255)));
         assert_eq!(ansi256_color(232), Some(Rgb::new(8, 8, 8)));
         assert_eq!(ansi256_color(255), Some(Rgb::new(238, 238, 238)));
+    }
+
+    #[test]
+    fn enlarging_repeats_rows_that_take_the_same_source_row() {
+        // Gray (no chroma to blend), a different luma per pixel.
+        let frame = frame_from(8, 6, |x, y| (16 + (y * 8 + x) as u8 * 4, 128, 128));
+        let mut identity = Renderer::new();
+        let sub = |c: CellSize| SubCells {
+            cols: c.width_px() as u8,
+            rows: c.height_px() as u8,
+        };
+        let one = CellSize::new(8, 6).unwrap();
+        identity.scale(&frame, 1, 1, one, sub(one)).unwrap();
+        let mut enlarged = Renderer::new();
+        let cell = CellSize::new(8, 9).unwrap();
+        let p = enlarged.scale(&frame, 3, 2, cell, sub(cell)).unwrap();
+        assert_eq!((p.width, p.height), (24, 18), "3x");
+        // Every enlarged pixel is its source pixel, rows repeated or computed alike.
+        for y in 0..18 {
+            for x in 0..24 {
+                assert_eq!(
+                    enlarged.pixels()[y * 24 + x],
+                    identity.pixels()[(y / 3) * 8 + x / 3],
+                    "pixel ({x}, {y})"
+                );
+            }
+        }
     }
 
     #[test]
