@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::media_check::{CLIP, SPEECH, check_received, file_source};
 use common::netlab::{Coturn, in_namespace, nat_lab};
+use common::pki::make_pki;
 use common::process::{Home, TONE_NO_SPEAKER, call_args, listen_args, test_pattern};
 use rtc_netlab::{NatLab, NatOptions};
 
@@ -27,6 +28,8 @@ struct Outcome {
     notices: Vec<String>,
     /// jerry's last `stats` event, if it printed one.
     jerry_stats: Option<serde_json::Value>,
+    /// The URL `serve` listened on (`ws://` or, with TLS, `wss://`).
+    url: String,
 }
 
 /// A home whose calls send light synthetic media (the test pattern at 160x120, 10 fps,
@@ -105,6 +108,7 @@ fn call_between_homes(
         sent,
         notices,
         jerry_stats,
+        url,
     }
 }
 
@@ -201,15 +205,23 @@ fn turn_flags(secret: &tempfile::NamedTempFile) -> Vec<String> {
     vec!["--turn".into(), turn, "--turn-secret-file".into(), path]
 }
 
+/// The blocked lab with coturn relaying in its public namespace, and a file holding the
+/// secret coturn shares with `serve`; `None` as for [`blocked_lab`].
+fn relaying_lab() -> Option<(NatLab, Coturn, tempfile::NamedTempFile)> {
+    let lab = blocked_lab()?;
+    let coturn = Coturn::rest(&lab.public, NatLab::SERVER, TURN_SECRET);
+    Some((lab, coturn, secret_file(TURN_SECRET)))
+}
+
 /// With direct UDP between the NATs blocked, TURN credentials from `serve` alone (no ICE
 /// flags on the clients) get the call through coturn's relay, and the footage and speech
 /// arrive as on loopback: frames, PSNR and audio correlation (`check_received`).
 #[test]
 fn with_direct_udp_blocked_turn_from_serve_alone_relays_the_call() {
     let _turn = common::one_call_at_a_time();
-    let Some(lab) = blocked_lab() else { return };
-    let _coturn = Coturn::rest(&lab.public, NatLab::SERVER, TURN_SECRET);
-    let secret = secret_file(TURN_SECRET);
+    let Some((lab, _coturn, secret)) = relaying_lab() else {
+        return;
+    };
     let serve = turn_flags(&secret);
     let serve: Vec<&str> = serve.iter().map(String::as_str).collect();
     let (camera, mic) = (file_source(CLIP), file_source(SPEECH));
@@ -299,4 +311,41 @@ fn the_relay_policy_uses_the_relay_even_where_a_direct_path_works() {
         ("relay".to_owned(), "relay".to_owned()),
         "{stats}"
     );
+}
+
+/// The README's recipe for a server on the internet, in one piece: `serve` with TLS
+/// (a certificate for its address from a private CA), STUN and TURN credentials beside
+/// coturn; clients that only trust the CA (`--ca-file`) and have no ICE flags. With
+/// direct UDP between the NATs blocked, they log in over `wss://` and the call goes
+/// through the relay.
+#[test]
+fn the_readme_recipe_tls_and_coturn_relays_a_call_between_homes_over_wss() {
+    let _turn = common::one_call_at_a_time();
+    let Some((lab, _coturn, secret)) = relaying_lab() else {
+        return;
+    };
+    let pki_home = Home::new();
+    let pki = make_pki(&pki_home, &NatLab::SERVER.to_string());
+    let (cert, key, ca) = (path(&pki.cert), path(&pki.key), path(&pki.ca));
+    let stun = stun_url();
+    let mut serve = turn_flags(&secret);
+    serve.extend(["--stun".into(), stun]);
+    serve.extend(["--tls-cert".into(), cert, "--tls-key".into(), key]);
+    let serve: Vec<&str> = serve.iter().map(String::as_str).collect();
+    let home = light_home(&["--ca-file", &ca]);
+    let outcome = call_between_homes(&lab, &home, &serve, &[], "3s");
+    assert_eq!(
+        (outcome.reason.as_str(), outcome.code),
+        ("hangup", 0),
+        "{outcome:?}"
+    );
+    assert!(outcome.url.starts_with("wss://"), "{}", outcome.url);
+    let stats = outcome.stats.expect("stats while connected");
+    let (local, remote) = path_types(&stats);
+    assert!(local == "relay" || remote == "relay", "{stats}");
+}
+
+/// `path` as a flag value.
+fn path(path: &std::path::Path) -> String {
+    path.display().to_string()
 }

@@ -5,41 +5,8 @@
 
 mod common;
 
-use std::path::PathBuf;
-
+use common::pki::make_pki;
 use common::process::{Home, LOOPBACK_ONLY, TONE_NO_SPEAKER, test_pattern};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-
-/// PEM files of a private CA and of a server certificate it issued for 127.0.0.1.
-struct Pki {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-    /// A key of another certificate (for the mismatch test).
-    other_key: PathBuf,
-}
-
-fn make_pki(home: &Home) -> Pki {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let server_key = KeyPair::generate().unwrap();
-    let server = CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .unwrap()
-        .signed_by(&server_key, &ca)
-        .unwrap();
-    let pki = Pki {
-        ca: home.path("ca.pem"),
-        cert: home.path("server.pem"),
-        key: home.path("server.key"),
-        other_key: home.path("other.key"),
-    };
-    std::fs::write(&pki.ca, ca.pem()).unwrap();
-    std::fs::write(&pki.cert, server.pem()).unwrap();
-    std::fs::write(&pki.key, server_key.serialize_pem()).unwrap();
-    std::fs::write(&pki.other_key, KeyPair::generate().unwrap().serialize_pem()).unwrap();
-    pki
-}
 
 fn tls_home() -> Home {
     Home::new()
@@ -55,7 +22,7 @@ fn s(path: &std::path::Path) -> &str {
 #[test]
 fn client_with_ca_file_logs_in_over_wss_and_completes_a_call() {
     let home = tls_home();
-    let pki = make_pki(&home);
+    let pki = make_pki(&home, "127.0.0.1");
     let (_server, url) = home.serve(&["--tls-cert", s(&pki.cert), "--tls-key", s(&pki.key)]);
     assert!(url.starts_with("wss://127.0.0.1:"), "{url}");
     let ca = ["--ca-file", s(&pki.ca)];
@@ -90,7 +57,7 @@ fn client_with_ca_file_logs_in_over_wss_and_completes_a_call() {
 #[test]
 fn client_without_the_ca_fails_with_a_clear_message_and_exit_9() {
     let home = tls_home();
-    let pki = make_pki(&home);
+    let pki = make_pki(&home, "127.0.0.1");
     let (_server, url) = home.serve(&["--tls-cert", s(&pki.cert), "--tls-key", s(&pki.key)]);
     let out = home.run(&["--server", &url, "login", "tom"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -105,7 +72,7 @@ fn client_without_the_ca_fails_with_a_clear_message_and_exit_9() {
 #[test]
 fn bad_or_mismatched_certificate_files_stop_serve_naming_the_file() {
     let home = tls_home();
-    let pki = make_pki(&home);
+    let pki = make_pki(&home, "127.0.0.1");
     let garbage = home.path("garbage.pem");
     std::fs::write(&garbage, "not a certificate\n").unwrap();
     let cases = [
@@ -134,7 +101,7 @@ fn bad_or_mismatched_certificate_files_stop_serve_naming_the_file() {
 fn a_silent_connection_to_a_tls_server_is_closed_at_the_upgrade_deadline() {
     use std::io::Read;
     let home = tls_home();
-    let pki = make_pki(&home);
+    let pki = make_pki(&home, "127.0.0.1");
     let (_server, url) = home.serve(&[
         "--tls-cert",
         s(&pki.cert),

@@ -230,6 +230,7 @@ pub async fn ring(caller: &mut RawClient, callee: &mut RawClient, cid: &str) -> 
 pub mod media_check;
 pub mod netlab;
 pub mod netns;
+pub mod pki;
 pub mod process;
 pub mod pulse;
 pub mod redis;
