@@ -635,20 +635,6 @@ pub fn render(frame: &I420Frame, cols: u16, rows: u16, cell: CellSize) -> CellGr
     renderer.grid
 }
 
-/// The xterm 256-color palette entry (16-255: the 6x6x6 color cube, then 24 grays)
-/// nearest to `color` by OKLab distance (a perceptual space: equal distances look
-/// about equally different). Looked up in a table of 32x32x32 precomputed answers
-/// (each channel rounded to 32 levels, within 4 codes), so it costs one memory read.
-pub fn to_ansi256(color: Rgb) -> u8 {
-    let table = ANSI256_TABLE.get_or_init(build_ansi256_table);
-    let index = (usize::from(bin5(color.r)) << 10)
-        | (usize::from(bin5(color.g)) << 5)
-        | usize::from(bin5(color.b));
-    table[index]
-}
-
-static ANSI256_TABLE: OnceLock<Vec<u8>> = OnceLock::new();
-
 /// The 4x4 Bayer matrix (ordered dithering thresholds 0-15), indexed `[y % 4][x % 4]`.
 pub(crate) const BAYER4: [[u8; 4]; 4] =
     [[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]];
@@ -667,15 +653,22 @@ const GRAY_LEVELS: [u8; 26] = [
 /// from the gray levels (26 steps, finer than the cube's six).
 const NEAR_GRAY: u8 = 16;
 
-/// [`to_ansi256`] with ordered dithering, for pixel (`x`, `y`) of a picture: each
-/// channel lies between two palette levels, and the 4x4 Bayer threshold of the pixel
-/// picks the upper one in proportion to how far up the channel lies (one threshold for
-/// all three channels, so the pattern is coherent). Near-grays use the gray levels.
-/// A gradient thus mixes neighbouring entries in proportion instead of banding, the
-/// pattern is fixed in place (a still picture does not shimmer from frame to frame),
-/// and a color on a palette level stays that entry.
+/// The xterm 256-color palette entry (16-255: the 6x6x6 color cube, then 24 grays)
+/// for pixel (`x`, `y`) of a picture colored `color`, ordered-dithered: each channel
+/// lies between two palette levels, and the 4x4 Bayer threshold of the pixel picks the
+/// upper one in proportion to how far up the channel lies (one threshold for all three
+/// channels, so the pattern is coherent). Near-grays use the gray levels. A gradient
+/// thus mixes neighbouring entries in proportion instead of banding, the pattern is
+/// fixed in place (a still picture does not shimmer from frame to frame), and a color
+/// on a palette level stays that entry.
 pub fn to_ansi256_dithered(color: Rgb, x: u16, y: u16) -> u8 {
     let threshold = (f32::from(BAYER4[usize::from(y % 4)][usize::from(x % 4)]) + 0.5) / 16.0;
+    ansi256_at(color, threshold)
+}
+
+/// The palette entry of `color` with each channel taken up to the next level when it
+/// lies more than `threshold` (0-1) of the way there (0.5: the nearest level).
+fn ansi256_at(color: Rgb, threshold: f32) -> u8 {
     let (max, min) = (
         color.r.max(color.g).max(color.b),
         color.r.min(color.g).min(color.b),
@@ -711,13 +704,6 @@ fn dither_level(levels: &[u8], value: u8, threshold: f32) -> usize {
     }
 }
 
-/// Builds the [`to_ansi256`] table now (about 8 M distance computations: tens of
-/// milliseconds optimized, seconds in a debug build), so the first video frame does
-/// not wait for it. Call it off the drawing thread; later calls return at once.
-pub fn prepare_ansi256() {
-    ANSI256_TABLE.get_or_init(build_ansi256_table);
-}
-
 /// The sRGB color of xterm palette entry `index` (16-255); `None` for the 16 system
 /// colors, whose look each terminal theme chooses.
 pub fn ansi256_color(index: u8) -> Option<Rgb> {
@@ -736,47 +722,6 @@ pub fn ansi256_color(index: u8) -> Option<Rgb> {
             Some(Rgb::new(level, level, level))
         }
     }
-}
-
-/// OKLab (Björn Ottosson, 2020) coordinates of an sRGB color.
-fn oklab(color: Rgb) -> [f64; 3] {
-    let lin = |c: u8| srgb_to_linear(f64::from(c) / 255.0);
-    let (r, g, b) = (lin(color.r), lin(color.g), lin(color.b));
-    let l = (0.412_221_470_8 * r + 0.536_332_536_3 * g + 0.051_445_992_9 * b).cbrt();
-    let m = (0.211_903_498_2 * r + 0.680_699_545_1 * g + 0.107_396_956_6 * b).cbrt();
-    let s = (0.088_302_461_9 * r + 0.281_718_837_6 * g + 0.629_978_700_5 * b).cbrt();
-    [
-        0.210_454_255_3 * l + 0.793_617_785 * m - 0.004_072_046_8 * s,
-        1.977_998_495_1 * l - 2.428_592_205 * m + 0.450_593_709_9 * s,
-        0.025_904_037_1 * l + 0.782_771_766_2 * m - 0.808_675_766 * s,
-    ]
-}
-
-fn build_ansi256_table() -> Vec<u8> {
-    let palette: Vec<(u8, [f64; 3])> = (16..=255u8)
-        .filter_map(|i| ansi256_color(i).map(|c| (i, oklab(c))))
-        .collect();
-    let mut table = Vec::with_capacity(1 << 15);
-    for index in 0..(1usize << 15) {
-        // Bin q stands for the code q * 255 / 31, so 0 and 255 are represented exactly.
-        let channel = |shift: usize| ((((index >> shift) & 31) * 255 + 15) / 31) as u8;
-        let lab = oklab(Rgb::new(channel(10), channel(5), channel(0)));
-        let nearest = palette
-            .iter()
-            .min_by(|(_, a), (_, b)| distance2(&lab, a).total_cmp(&distance2(&lab, b)))
-            .map_or(16, |(i, _)| *i);
-        table.push(nearest);
-    }
-    table
-}
-
-/// A channel rounded to the nearest of 32 evenly spaced levels (0 → 0, 255 → 31).
-fn bin5(code: u8) -> u8 {
-    ((u16::from(code) * 31 + 127) / 255) as u8
-}
-
-fn distance2(a: &[f64; 3], b: &[f64; 3]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
 }
 
 #[cfg(test)]
@@ -1078,7 +1023,7 @@ mod tests {
             .collect();
         assert_eq!(mixed.into_iter().collect::<Vec<_>>(), [243, 244]);
         // A red ramp between two cube levels: averaged over each 4x4 block, the
-        // dithered output follows the source; nearest-entry mapping steps.
+        // dithered output follows the source; each channel's nearest level steps.
         let red = |index: u8| f64::from(ansi256_color(index).unwrap().r);
         let (mut dithered_error, mut nearest_error) = (0.0, 0.0);
         for r in (140..=210).step_by(5) {
@@ -1088,53 +1033,11 @@ mod tests {
                 .sum::<f64>()
                 / 16.0;
             dithered_error += (mean - f64::from(r)).abs();
-            nearest_error += (red(to_ansi256(c)) - f64::from(r)).abs();
+            nearest_error += (red(ansi256_at(c, 0.5)) - f64::from(r)).abs();
         }
         assert!(
             dithered_error < nearest_error / 2.0,
             "block means off by {dithered_error:.0} in all, nearest by {nearest_error:.0}"
         );
-    }
-
-    #[test]
-    fn ansi256_mapping_picks_perceptually_nearest_entries() {
-        // Exact palette colors map to themselves (modulo the 5-bit table bins).
-        assert_eq!(to_ansi256(Rgb::new(255, 0, 0)), 196);
-        assert_eq!(to_ansi256(Rgb::new(0, 0, 255)), 21);
-        assert_eq!(to_ansi256(Rgb::new(255, 255, 255)), 231);
-        assert_eq!(to_ansi256(Rgb::new(0, 0, 0)), 16);
-        // Grays stay neutral (gray ramp or cube diagonal), never a tinted cube color.
-        for level in (0..=255).step_by(5) {
-            let got = ansi256_color(to_ansi256(Rgb::new(level, level, level))).unwrap();
-            assert!(got.r == got.g && got.g == got.b, "{level} -> {got:?}");
-        }
-        // Between two cube levels, the gray ramp's finer steps win.
-        assert_eq!(to_ansi256(Rgb::new(118, 118, 118)), 243);
-        // Never a system color, and every answer is as near as the best entry found by
-        // brute force, but for the table's rounding of the question to 32 levels: by
-        // the triangle inequality, at most twice the rounding distance farther.
-        let palette: Vec<Rgb> = (16..=255).filter_map(ansi256_color).collect();
-        for r in (0..=255).step_by(17) {
-            for g in (0..=255).step_by(17) {
-                for b in (0..=255).step_by(17) {
-                    let asked = Rgb::new(r as u8, g as u8, b as u8);
-                    let index = to_ansi256(asked);
-                    assert!(index >= 16);
-                    let lab = oklab(asked);
-                    let got = distance2(&lab, &oklab(ansi256_color(index).unwrap())).sqrt();
-                    let best = palette
-                        .iter()
-                        .map(|&c| distance2(&lab, &oklab(c)).sqrt())
-                        .fold(f64::INFINITY, f64::min);
-                    let level = |c: u8| ((u16::from(bin5(c)) * 255 + 15) / 31) as u8;
-                    let binned = Rgb::new(level(asked.r), level(asked.g), level(asked.b));
-                    let rounding = distance2(&lab, &oklab(binned)).sqrt();
-                    assert!(
-                        got <= best + 2.0 * rounding + 1e-9,
-                        "{asked:?} -> {index}: {got} vs best {best}"
-                    );
-                }
-            }
-        }
     }
 }

@@ -8,6 +8,8 @@
 //! on one escape sequence.
 
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// The most bytes wrapped into one passthrough sequence: well under tmux's 1 MiB limit
@@ -22,15 +24,20 @@ const END_SYNC: &[u8] = b"\x1b[?2026l";
 const TMUX_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Graphics passthrough into the terminal around the tmux pane this process runs in.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Clones share the pane's offset: [`Passthrough::refresh`] on one (off the drawing
+/// thread: it asks tmux) moves the images of all.
+#[derive(Debug, Clone)]
 pub struct Passthrough {
-    /// The pane's top row and left column in the outer terminal (0-based).
-    top: u16,
-    left: u16,
+    /// The pane's top row (high 16 bits) and left column (low 16 bits) in the outer
+    /// terminal, 0-based.
+    offset: Arc<AtomicU32>,
     /// The outer terminal's `TERM` as tmux saw it (`client_termname`), e.g.
     /// `xterm-kitty`.
     pub outer_term: String,
 }
+
+/// The `display -p` format that [`Passthrough::parse`] reads.
+const PANE_FORMAT: &str = "#{pane_top} #{pane_left} #{client_termname}";
 
 impl Passthrough {
     /// The passthrough of the tmux pane this process runs in: `None` outside tmux
@@ -46,25 +53,15 @@ impl Passthrough {
             );
             return None;
         }
-        let mut target = vec!["display", "-p"];
-        let pane = std::env::var("TMUX_PANE").ok();
-        if let Some(pane) = pane.as_deref() {
-            target.extend(["-t", pane]);
-        }
-        target.push("#{pane_top} #{pane_left} #{client_termname}");
-        Self::parse(&tmux(&target)?)
+        Self::parse(&pane()?)
     }
 
-    /// Reads the answer to `display -p '#{pane_top} #{pane_left} #{client_termname}'`.
+    /// Reads the answer to `display -p` in [`PANE_FORMAT`].
     fn parse(answer: &str) -> Option<Self> {
-        let mut fields = answer.split_whitespace();
-        let top = fields.next()?.parse().ok()?;
-        let left = fields.next()?.parse().ok()?;
-        let outer_term = fields.next().unwrap_or_default().to_owned();
+        let (top, left, outer_term) = parse_pane(answer)?;
         Some(Self {
-            top,
-            left,
-            outer_term,
+            offset: Arc::new(AtomicU32::new(pack(top, left))),
+            outer_term: outer_term.to_owned(),
         })
     }
 
@@ -75,11 +72,18 @@ impl Passthrough {
     }
 
     /// Reads the pane's offset again (after a resize, panes may have moved); keeps the
-    /// old one when tmux does not answer.
-    pub fn refresh(&mut self) {
-        if let Some(now) = Self::detect() {
-            *self = now;
+    /// old one when tmux does not answer. Blocks for as long as tmux takes (at most a
+    /// second): call it off the drawing thread.
+    pub fn refresh(&self) {
+        if let Some((top, left, _)) = pane().as_deref().and_then(parse_pane) {
+            self.offset.store(pack(top, left), Ordering::Relaxed);
         }
+    }
+
+    /// The pane's top row and left column in the outer terminal.
+    fn pane_offset(&self) -> (u32, u32) {
+        let packed = self.offset.load(Ordering::Relaxed);
+        (packed >> 16, packed & 0xffff)
     }
 
     /// Whether the outer terminal is kitty, which shows kitty graphics.
@@ -139,15 +143,33 @@ impl Passthrough {
         let (row, col) = text.split_once(';')?;
         let row: u32 = row.parse().ok()?;
         let col: u32 = col.parse().ok()?;
-        Some(
-            format!(
-                "\x1b[{};{}H",
-                row + u32::from(self.top),
-                col + u32::from(self.left)
-            )
-            .into_bytes(),
-        )
+        let (top, left) = self.pane_offset();
+        Some(format!("\x1b[{};{}H", row + top, col + left).into_bytes())
     }
+}
+
+/// This pane's line of `tmux display -p` in [`PANE_FORMAT`], or `None` (no answer).
+fn pane() -> Option<String> {
+    let mut args = vec!["display", "-p"];
+    let pane = std::env::var("TMUX_PANE").ok();
+    if let Some(pane) = pane.as_deref() {
+        args.extend(["-t", pane]);
+    }
+    args.push(PANE_FORMAT);
+    tmux(&args)
+}
+
+/// (top, left, outer `TERM`) from a line in [`PANE_FORMAT`].
+fn parse_pane(answer: &str) -> Option<(u16, u16, &str)> {
+    let mut fields = answer.split_whitespace();
+    let top = fields.next()?.parse().ok()?;
+    let left = fields.next()?.parse().ok()?;
+    Some((top, left, fields.next().unwrap_or_default()))
+}
+
+/// `top` and `left` in one word.
+fn pack(top: u16, left: u16) -> u32 {
+    (u32::from(top) << 16) | u32::from(left)
 }
 
 /// `sequence` (one whole escape sequence with no cursor position in it) wrapped in a
@@ -231,15 +253,19 @@ mod tests {
     #[test]
     fn tmux_answers_parse_into_the_pane_offset_and_outer_terminal() {
         let p = Passthrough::parse("3 81 xterm-kitty\n").unwrap();
-        assert_eq!((p.top, p.left), (3, 81));
+        assert_eq!(p.pane_offset(), (3, 81));
         assert!(p.outer_is_kitty());
         assert!(
             !Passthrough::parse("0 0 xterm-256color")
                 .unwrap()
                 .outer_is_kitty()
         );
-        assert_eq!(Passthrough::parse("garbage"), None);
-        assert_eq!(Passthrough::parse(""), None);
+        assert!(Passthrough::parse("garbage").is_none());
+        assert!(Passthrough::parse("").is_none());
+        // Clones share the offset a refresh moves.
+        let shared = p.clone();
+        p.offset.store(pack(5, 7), Ordering::Relaxed);
+        assert_eq!(shared.pane_offset(), (5, 7));
     }
 
     #[test]

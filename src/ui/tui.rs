@@ -26,7 +26,6 @@ use tokio::time::MissedTickBehavior;
 use super::alert::{self, Host};
 use super::app::{Model, Msg, update};
 use super::halfblock::CellSize;
-use super::halfblock::prepare_ansi256;
 use super::passthrough::Passthrough;
 use super::probe::Probe;
 use super::terminal::{TerminalGuard, cell_size, draw_synchronized_with};
@@ -69,10 +68,6 @@ pub async fn run(link: ViewLink, opts: TuiOptions) -> anyhow::Result<Vec<String>
     let guard =
         TerminalGuard::enter(&opts.title).context("setting up the terminal for the call screen")?;
     let colors = ColorMode::detect();
-    if colors == ColorMode::Ansi256 {
-        // The palette table takes a moment to build: not on the first video frame.
-        tokio::task::spawn_blocking(prepare_ansi256);
-    }
     let host = Host::detect();
     // `auto` asks the terminal what it shows, before the input reader starts (its
     // answers would otherwise arrive as keys).
@@ -92,7 +87,7 @@ pub async fn run(link: ViewLink, opts: TuiOptions) -> anyhow::Result<Vec<String>
         .render
         .resolve_with(probe.as_ref(), passthrough.as_ref());
     let slot = Arc::new(DrawSlot::default());
-    let drawer = spawn_drawer(Arc::clone(&slot), render, colors, passthrough)?;
+    let drawer = spawn_drawer(Arc::clone(&slot), render, colors, passthrough.clone())?;
     let mut model = Model::new(opts.role, Instant::now());
     let fallback_cell = probe.and_then(|p| p.cell);
     let result = event_loop(
@@ -101,7 +96,7 @@ pub async fn run(link: ViewLink, opts: TuiOptions) -> anyhow::Result<Vec<String>
         &mut model,
         &slot,
         &drawer,
-        (host, fallback_cell),
+        (host, fallback_cell, passthrough),
     )
     .await;
     slot.close();
@@ -120,7 +115,7 @@ async fn event_loop(
     model: &mut Model,
     slot: &DrawSlot,
     drawer: &JoinHandle<io::Result<()>>,
-    (host, fallback_cell): (Host, Option<CellSize>),
+    (host, fallback_cell, passthrough): (Host, Option<CellSize>, Option<Passthrough>),
 ) -> anyhow::Result<()> {
     // The cell size from the window size report, else from the terminal's answer.
     let cell_size = || cell_size().or(fallback_cell);
@@ -186,6 +181,10 @@ async fn event_loop(
                 }
                 Some(Ok(Event::Resize(cols, rows))) => {
                     update(model, Msg::Resize { cols, rows, cell: cell_size() });
+                    if let Some(passthrough) = passthrough.clone() {
+                        // A resized pane may have moved in the terminal around tmux.
+                        tokio::task::spawn_blocking(move || passthrough.refresh());
+                    }
                     dirty = true;
                 }
                 Some(Ok(_)) => {}

@@ -10,7 +10,7 @@ use ratatui::layout::{Position, Rect};
 use ratatui::style::Color;
 use ratatui::widgets::{Clear, Widget};
 
-use super::halfblock::{CellGrid, CellSize, Renderer, Rgb, to_ansi256, to_ansi256_dithered};
+use super::halfblock::{CellGrid, CellSize, Renderer, Rgb, to_ansi256_dithered};
 use super::kitty::{self, CellRect};
 use super::passthrough::Passthrough;
 use super::sixel::{self, Redraw};
@@ -348,15 +348,6 @@ impl ColorMode {
     /// The mode of the terminal this process runs in, from the `COLORTERM` variable.
     pub fn detect() -> Self {
         Self::from_colorterm(std::env::var("COLORTERM").ok().as_deref())
-    }
-
-    /// The ratatui color for `rgb` in this mode: in 256 colors the nearest palette
-    /// entry (for text and flat areas).
-    pub fn color(self, rgb: Rgb) -> Color {
-        match self {
-            Self::TrueColor => Color::Rgb(rgb.r, rgb.g, rgb.b),
-            Self::Ansi256 => Color::Indexed(to_ansi256(rgb)),
-        }
     }
 
     /// The ratatui color for pixel (`x`, `y`) of a picture colored `rgb`: in 256 colors

@@ -73,8 +73,6 @@ pub struct View {
     remote_shown: Option<Arc<I420Frame>>,
     /// Inside tmux: graphics go through to the terminal around it.
     passthrough: Option<Passthrough>,
-    /// The screen size last drawn, to notice resizes.
-    size: Rect,
 }
 
 impl View {
@@ -96,12 +94,12 @@ impl View {
             redraw,
             remote_shown: None,
             passthrough: None,
-            size: Rect::default(),
         }
     }
 
     /// Sends graphics (kitty, sixel) through tmux to the terminal around it
-    /// ([`Passthrough`]); cell modes need nothing of it.
+    /// ([`Passthrough`]; a clone refreshed elsewhere moves them); cell modes need
+    /// nothing of it.
     pub fn pass_graphics_through(&mut self, passthrough: Passthrough) {
         if matches!(self.render, RenderMode::Kitty | RenderMode::Sixel) {
             tracing::info!(?passthrough, "graphics through tmux");
@@ -141,13 +139,6 @@ impl View {
     pub fn draw(&mut self, frame: &mut Frame, model: &Model, frames: &Frames) {
         let local = frames.local.as_ref();
         self.remote_shown = None;
-        if frame.area() != self.size {
-            self.size = frame.area();
-            // A resized pane may have moved in the terminal around tmux.
-            if let Some(passthrough) = &mut self.passthrough {
-                passthrough.refresh();
-            }
-        }
         // Sixel pixels would cover the help and the network panel.
         self.graphics.covered = model.help || model.stats_panel;
         let notice_height = u16::from(model.notice.is_some());
