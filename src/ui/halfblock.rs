@@ -298,6 +298,20 @@ struct Taps {
     /// Per output pixel: first source index, and range into `weights`.
     spans: Vec<(usize, std::ops::Range<usize>)>,
     weights: Vec<f32>,
+    /// The same weights as [`Pair`]s when no output takes more than two source pixels
+    /// (enlarging, or shrinking by at most 2x into whole-pixel steps): the branch-free
+    /// form [`Taps::apply_row`] runs.
+    pairs: Option<Vec<Pair>>,
+}
+
+/// One output pixel's two neighbouring source pixels and their shares (`second` is
+/// `first` again, at share 0, for an output inside one source pixel or at the edge).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Pair {
+    first: u32,
+    second: u32,
+    w_first: f32,
+    w_second: f32,
 }
 
 impl Taps {
@@ -332,7 +346,52 @@ impl Taps {
             }
             taps.spans.push((first, from..taps.weights.len()));
         }
+        taps.pairs = taps.as_pairs();
         taps
+    }
+
+    /// The weights as [`Pair`]s, when no output takes more than two source pixels.
+    fn as_pairs(&self) -> Option<Vec<Pair>> {
+        self.spans
+            .iter()
+            .map(|(first, range)| {
+                let weights = &self.weights[range.clone()];
+                let index = |i: usize| u32::try_from(i).ok();
+                match *weights {
+                    [w] => Some(Pair {
+                        first: index(*first)?,
+                        second: index(*first)?,
+                        w_first: w,
+                        w_second: 0.0,
+                    }),
+                    [w_first, w_second] => Some(Pair {
+                        first: index(*first)?,
+                        second: index(first + 1)?,
+                        w_first,
+                        w_second,
+                    }),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
+    /// Every output of the axis from `samples`, into `out` (one per output pixel).
+    #[inline]
+    fn apply_row(&self, samples: &[f32], out: &mut [f32]) {
+        match &self.pairs {
+            Some(pairs) => {
+                for (o, p) in out.iter_mut().zip(pairs) {
+                    *o = samples[p.first as usize] * p.w_first
+                        + samples[p.second as usize] * p.w_second;
+                }
+            }
+            None => {
+                for (i, o) in out.iter_mut().enumerate() {
+                    *o = self.apply(i, samples);
+                }
+            }
+        }
     }
 
     /// The weighted sum of `samples` for output `i`.
@@ -471,6 +530,10 @@ pub struct Renderer {
     /// One output row of vertically averaged U and V, chroma width.
     u_row: Vec<f32>,
     v_row: Vec<f32>,
+    /// The rows above scaled across: linear luma, U and V, one per output pixel.
+    luma_out: Vec<f32>,
+    u_out: Vec<f32>,
+    v_out: Vec<f32>,
     /// Max per-channel change (codes) that leaves a shown pixel as is; 0 = off.
     hysteresis: u8,
 }
@@ -554,9 +617,12 @@ impl Renderer {
         self.luma_row.resize(width, 0.0);
         self.u_row.resize(chroma_width, 0.0);
         self.v_row.resize(chroma_width, 0.0);
-        let top = (LINEAR_STEPS - 1) as f32;
         let p = plan.placement;
         let out_width = usize::from(p.width);
+        for row in [&mut self.luma_out, &mut self.u_out, &mut self.v_out] {
+            row.resize(out_width, 0.0);
+        }
+        let top = (LINEAR_STEPS - 1) as f32;
         self.pixels
             .resize(out_width * usize::from(p.height), Rgb::BLACK);
         for out_y in 0..usize::from(p.height) {
@@ -594,13 +660,19 @@ impl Renderer {
                 &mut self.v_row,
                 f32::from,
             );
-            for out_x in 0..usize::from(p.width) {
-                let linear = plan.luma_x.apply(out_x, &self.luma_row);
-                let index = (linear * top + 0.5).clamp(0.0, top) as usize;
-                let luma255 = tables.linear_to_srgb255[index];
-                let u = plan.chroma_x.apply(out_x, &self.u_row);
-                let v = plan.chroma_x.apply(out_x, &self.v_row);
-                self.pixels[out_y * out_width + out_x] = yuv_to_rgb(luma255, u, v);
+            plan.luma_x.apply_row(&self.luma_row, &mut self.luma_out);
+            plan.chroma_x.apply_row(&self.u_row, &mut self.u_out);
+            plan.chroma_x.apply_row(&self.v_row, &mut self.v_out);
+            // Linear light back to sRGB codes (a table read each), then to RGB in a
+            // loop of plain arithmetic the compiler vectorizes.
+            for linear in &mut self.luma_out {
+                let index = (*linear * top + 0.5).clamp(0.0, top) as usize;
+                *linear = tables.linear_to_srgb255[index];
+            }
+            let row = &mut self.pixels[out_y * out_width..(out_y + 1) * out_width];
+            let columns = self.luma_out.iter().zip(&self.u_out).zip(&self.v_out);
+            for (px, ((&luma255, &u), &v)) in row.iter_mut().zip(columns) {
+                *px = yuv_to_rgb(luma255, u, v);
             }
         }
     }

@@ -120,7 +120,10 @@ fn push_run(out: &mut Vec<u8>, sixel: u8, count: usize) {
         push_number(out, count);
         out.push(sixel);
     } else {
-        out.extend(std::iter::repeat_n(sixel, count));
+        // One to three bytes: pushed, not a memset call each.
+        for _ in 0..count {
+            out.push(sixel);
+        }
     }
 }
 

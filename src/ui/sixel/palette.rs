@@ -8,8 +8,9 @@
 //! stays still. The nearest palette entry of each color is kept in a table of 32x32x32
 //! bins, filled only for the bins a frame uses.
 
+use quantette::PaletteSize;
 use quantette::deps::palette::Srgb;
-use quantette::{PaletteSize, Pipeline, QuantizeMethod};
+use quantette::wu::{BinnerU8x3, WuU8x3};
 
 use crate::ui::halfblock::{BAYER4, Rgb};
 
@@ -85,19 +86,18 @@ impl Quantizer {
                     .map(|p| Srgb::new(p.r, p.g, p.b)),
             );
         }
-        let Ok(input) = Pipeline::new()
-            .palette_size(PaletteSize::MAX)
-            .quantize_method(QuantizeMethod::Wu)
-            .input_slice(&self.sample)
-        else {
+        // Wu's method straight on the sRGB codes (32 levels a channel): the pipeline's
+        // default works in Oklab, which costs a conversion of every sample each way.
+        let Ok(wu) = WuU8x3::run_slice(&self.sample, BinnerU8x3::<32, 32, 32>::new()) else {
             return;
         };
         self.palette.extend(
-            input
-                .output_srgb8_palette()
+            wu.palette(PaletteSize::MAX)
                 .iter()
                 .map(|c| Rgb::new(c.red, c.green, c.blue)),
         );
+        // Sorted by green for the nearest-entry search (a sixel palette has no order).
+        self.palette.sort_unstable_by_key(|c| c.g);
     }
 
     /// The palette index of `color`'s bin, looked up once per bin and frame.
@@ -126,20 +126,45 @@ fn dither(px: Rgb, offset: i16) -> Rgb {
 }
 
 /// The index of the palette entry nearest to `color` (squared RGB distance, green
-/// weighted double as the eye sees it); the palette holds 1 to 256 entries.
+/// weighted double as the eye sees it); the palette holds 1 to 256 entries, sorted by
+/// green. The search starts at the entries of the same green and walks outward both
+/// ways, stopping where green alone is farther than the best found: a few dozen
+/// distances instead of all 256.
 fn nearest(palette: &[Rgb], color: Rgb) -> u8 {
     let distance = |p: &Rgb| {
         let d = |a: u8, b: u8| i32::from(a) - i32::from(b);
         let (r, g, b) = (d(p.r, color.r), d(p.g, color.g), d(p.b, color.b));
         r * r + 2 * g * g + b * b
     };
-    let best = palette
-        .iter()
-        .enumerate()
-        .min_by_key(|(_, p)| distance(p))
-        .map_or(0, |(i, _)| i);
+    let green_only = |p: &Rgb| {
+        let g = i32::from(p.g) - i32::from(color.g);
+        2 * g * g
+    };
+    let start = palette.partition_point(|p| p.g < color.g);
+    let mut best = (i32::MAX, 0);
+    let mut visit = |i: usize| {
+        let p = &palette[i];
+        if green_only(p) >= best.0 {
+            return false;
+        }
+        let d = distance(p);
+        if d < best.0 {
+            best = (d, i);
+        }
+        true
+    };
+    for i in start..palette.len() {
+        if !visit(i) {
+            break;
+        }
+    }
+    for i in (0..start).rev() {
+        if !visit(i) {
+            break;
+        }
+    }
     // At most 256 entries.
-    best as u8
+    best.1 as u8
 }
 
 #[cfg(test)]
@@ -207,6 +232,32 @@ mod tests {
             dithered < undithered * 0.9,
             "dithered {dithered:.0} vs undithered {undithered:.0}"
         );
+    }
+
+    #[test]
+    fn the_search_from_green_finds_the_same_distance_as_trying_every_entry() {
+        // A fixed pseudo-random sequence (LCG), so the test is the same every run.
+        let mut state = 0x2545_f491_u32;
+        let mut next = move || {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 24) as u8
+        };
+        let weighted = |a: Rgb, b: Rgb| {
+            let d = |x: u8, y: u8| i32::from(x) - i32::from(y);
+            d(a.r, b.r).pow(2) + 2 * d(a.g, b.g).pow(2) + d(a.b, b.b).pow(2)
+        };
+        for size in [1, 2, 17, 256] {
+            let mut palette: Vec<Rgb> = (0..size)
+                .map(|_| Rgb::new(next(), next(), next()))
+                .collect();
+            palette.sort_unstable_by_key(|c| c.g);
+            for _ in 0..2000 {
+                let color = Rgb::new(next(), next(), next());
+                let found = palette[usize::from(nearest(&palette, color))];
+                let best = palette.iter().map(|&p| weighted(p, color)).min().unwrap();
+                assert_eq!(weighted(found, color), best, "{color:?} in {size} entries");
+            }
+        }
     }
 
     #[test]
