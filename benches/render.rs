@@ -247,7 +247,7 @@ fn bench_render(c: &mut Criterion) {
         });
     }
     group.finish();
-    // Kitty graphics: one frame to RGB, (zlib,) base64 and commands.
+    // Kitty graphics: one frame to RGB, (PNG,) base64 and commands.
     let mut group = c.benchmark_group("kitty");
     let mut raw = kitty::Encoder::compressing(false);
     let mut encoder = kitty::Encoder::compressing(true);
@@ -265,7 +265,7 @@ fn bench_render(c: &mut Criterion) {
             out.len()
         })
     });
-    group.bench_function("640x480 frame zlib (gradient)", |b| {
+    group.bench_function("640x480 frame png (gradient)", |b| {
         b.iter(|| {
             out.clear();
             encoder.frame(&mut out, 1, -2, black_box(&frame), at);
@@ -274,7 +274,7 @@ fn bench_render(c: &mut Criterion) {
     });
     let (_, clip) = clip_frames();
     let clip_frame = clip[clip.len() / 2].clone();
-    group.bench_function("320x240 frame zlib (the clip)", |b| {
+    group.bench_function("320x240 frame png (the clip)", |b| {
         b.iter(|| {
             out.clear();
             encoder.frame(&mut out, 1, -2, black_box(&clip_frame), at);

@@ -209,6 +209,8 @@ struct Emulator {
     /// Whether the call runs inside tmux in it (graphics passthrough on, no status
     /// line), and in which pane.
     tmux: Tmux,
+    /// Whether the call sees `SSH_CONNECTION` set, as in a terminal reached over SSH.
+    over_ssh: bool,
 }
 
 /// Where the call runs in the terminal.
@@ -230,6 +232,8 @@ struct Shown {
     height: usize,
     psnr_db: f64,
     fps: Option<f64>,
+    /// Tom's log at the screenshot.
+    log: String,
 }
 
 /// What jerry sends.
@@ -325,7 +329,15 @@ fn screen_fidelity(
         );
     }
     let errors = home.path(&format!("{}.err", emulator.program));
-    let mut terminal = Command::new(emulator.program)
+    let mut terminal = Command::new(emulator.program);
+    if emulator.over_ssh {
+        // Loopback addresses: nothing connects anywhere; the client only reads the name.
+        terminal.env("SSH_CONNECTION", "127.0.0.1 50022 127.0.0.1 22");
+    } else {
+        terminal.env_remove("SSH_CONNECTION");
+    }
+    terminal.env_remove("SSH_TTY").env_remove("SSH_CLIENT");
+    let mut terminal = terminal
         .args(&emulator.args)
         .args(["sh", "-c", &script])
         .env("DISPLAY", &x.display)
@@ -418,6 +430,7 @@ fn screen_fidelity(
             height,
             psnr_db: best,
             fps,
+            log,
         }
     }));
     let _ = terminal.kill();
@@ -452,6 +465,7 @@ fn kitty() -> Emulator {
         .map(String::from)
         .to_vec(),
         tmux: Tmux::Off,
+        over_ssh: false,
     }
 }
 
@@ -476,26 +490,48 @@ fn xterm() -> Emulator {
         .map(String::from)
         .to_vec(),
         tmux: Tmux::Off,
+        over_ssh: false,
     }
 }
 
 /// Runs [`screen_fidelity`] on the clip and asserts the picture is at least 30 dB PSNR
-/// from a decoded frame (the target for real pixels), printing it as `what`.
-fn shows_the_clip_at_30_db(what: &str, emulator: Emulator, render: &str, expect_mode: &str) {
-    let Some(shown) = screen_fidelity(emulator, render, expect_mode, Source::Clip) else {
-        return;
-    };
+/// from a decoded frame (the target for real pixels), printing it as `what`;
+/// what was shown, or `None` where the test was skipped.
+fn shows_the_clip_at_30_db(
+    what: &str,
+    emulator: Emulator,
+    render: &str,
+    expect_mode: &str,
+) -> Option<Shown> {
+    let shown = screen_fidelity(emulator, render, expect_mode, Source::Clip)?;
     println!(
         "{what}: picture {}x{} px, best PSNR {:.2} dB",
         shown.width, shown.height, shown.psnr_db
     );
     assert!(shown.psnr_db >= 30.0, "{what}: {:.2} dB", shown.psnr_db);
+    Some(shown)
 }
 
 #[test]
 fn kitty_shows_the_peers_video_as_real_pixels() {
     // `auto` picks kitty graphics in kitty.
     shows_the_clip_at_30_db("kitty", kitty(), "auto", "Kitty");
+}
+
+/// kitty reached over SSH (`SSH_CONNECTION` set): the frames go as PNGs (`f=100`).
+#[test]
+fn kitty_shows_the_peers_video_as_png_over_ssh() {
+    let emulator = Emulator {
+        over_ssh: true,
+        ..kitty()
+    };
+    let shown = shows_the_clip_at_30_db("kitty over SSH (PNG)", emulator, "auto", "Kitty");
+    if let Some(shown) = shown {
+        assert!(
+            shown.log.contains("kitty images as PNG"),
+            "PNG named in the log"
+        );
+    }
 }
 
 /// kitty running tmux (3.3, `allow-passthrough on`) running the call in its right pane:
