@@ -18,6 +18,9 @@
 #   xvfb, kitty, xterm, x11-apps
 #                     real terminals (kitty graphics; xterm's sixel as a VT340) on a
 #                     private X display, screenshotted with xwd (tests/terminal_pixels.rs)
+#   python3-fonttools, fonts-dejavu-core
+#                     a copy of DejaVu Sans Mono with octant glyphs (no Debian 12 font
+#                     has Unicode 16's octants) for the octant test in kitty
 #   chromium          an independent WebRTC peer: the browser interop test
 #                     (tests/browser_peer.rs) runs it headless with fake devices
 # Idempotent: installs only what is missing. Runs apt-get as root, else through sudo.
@@ -25,7 +28,8 @@ set -euo pipefail
 
 packages=(libclang-dev libasound2-dev cmake nasm pkg-config tmux
           pulseaudio pulseaudio-utils libasound2-plugins iproute2 util-linux nftables
-          coturn chromium redis-server xvfb kitty xterm x11-apps)
+          coturn chromium redis-server xvfb kitty xterm x11-apps
+          python3-fonttools fonts-dejavu-core)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

