@@ -299,8 +299,7 @@ struct Taps {
     spans: Vec<(usize, std::ops::Range<usize>)>,
     weights: Vec<f32>,
     /// The same weights as [`Pair`]s when no output takes more than two source pixels
-    /// (enlarging, or shrinking by at most 2x into whole-pixel steps): the branch-free
-    /// form [`Taps::apply_row`] runs.
+    /// (always when enlarging): the branch-free form [`Taps::apply_row`] runs.
     pairs: Option<Vec<Pair>>,
 }
 
@@ -530,7 +529,7 @@ pub struct Renderer {
     /// One output row of vertically averaged U and V, chroma width.
     u_row: Vec<f32>,
     v_row: Vec<f32>,
-    /// The rows above scaled across: linear luma, U and V, one per output pixel.
+    /// Those rows scaled across: linear luma, U and V, one per output pixel.
     luma_out: Vec<f32>,
     u_out: Vec<f32>,
     v_out: Vec<f32>,
@@ -818,6 +817,25 @@ mod tests {
             }
         }
         frame
+    }
+
+    #[test]
+    fn a_row_pass_gives_each_output_its_weighted_sum_enlarging_or_shrinking() {
+        let samples: Vec<f32> = (0..640).map(|i| ((i * 37) % 101) as f32 / 100.0).collect();
+        // 1.5x and 3x up take pairs; 4x and 1.3x down take wider spans.
+        for outputs in [960, 1920, 160, 490] {
+            let taps = Taps::area(640.0, outputs, 640);
+            assert_eq!(taps.pairs.is_some(), outputs > 640, "{outputs}");
+            let mut row = vec![0.0; outputs];
+            taps.apply_row(&samples, &mut row);
+            for (i, &got) in row.iter().enumerate() {
+                let want = taps.apply(i, &samples);
+                assert!(
+                    (got - want).abs() < 1e-6,
+                    "{outputs}: output {i}: {got} vs {want}"
+                );
+            }
+        }
     }
 
     fn close(a: Rgb, b: Rgb, tolerance: u8) -> bool {
