@@ -139,8 +139,12 @@ impl View {
     pub fn draw(&mut self, frame: &mut Frame, model: &Model, frames: &Frames) {
         let local = frames.local.as_ref();
         self.remote_shown = None;
-        // Sixel pixels would cover the help and the network panel.
-        self.graphics.covered = model.help || model.stats_panel;
+        // Sixel pixels would cover text drawn over them: in a call the network panel
+        // goes beside the video instead; the help (and a room's panels) hide it.
+        let panel_beside = matches!(self.render, RenderMode::Sixel)
+            && model.stats_panel
+            && matches!(model.screen, Screen::Call(_));
+        self.graphics.covered = model.help || (model.stats_panel && !panel_beside);
         let notice_height = u16::from(model.notice.is_some());
         let [main, notice, status, help] = Layout::vertical([
             Constraint::Min(1),
@@ -177,14 +181,24 @@ impl View {
                 }
             }
             Screen::Call(call) => {
-                self.draw_call(frame, model, call, main, frames.remote.as_ref());
+                let (video, panel) = if panel_beside {
+                    let [video, panel] = Layout::horizontal([
+                        Constraint::Min(1),
+                        Constraint::Length(STATS_PANEL_WIDTH.min(main.width)),
+                    ])
+                    .areas(main);
+                    (video, panel)
+                } else {
+                    (main, main)
+                };
+                self.draw_call(frame, model, call, video, frames.remote.as_ref());
                 if model.self_view && call.is_live() {
                     let media_flows =
                         matches!(call.state, CallState::Connected | CallState::Reconnecting);
-                    self.draw_self_view(frame, model, media_flows, main, local);
+                    self.draw_self_view(frame, model, media_flows, video, local);
                 }
                 if model.stats_panel {
-                    draw_stats_panel(frame, call.stats.as_deref(), main);
+                    draw_stats_panel(frame, call.stats.as_deref(), panel);
                 }
             }
             Screen::Room(room) => {
@@ -627,6 +641,10 @@ fn echo_line(s: &CallStats) -> String {
 }
 
 /// The detailed network panel of one call in the top-right corner of `area`.
+/// Width of the network panel in cells: room for "remote       relay
+/// 255.255.255.255:65535" and the border.
+const STATS_PANEL_WIDTH: u16 = 44;
+
 fn draw_stats_panel(frame: &mut Frame, stats: Option<&CallStats>, area: Rect) {
     let lines: Vec<Line> = match stats {
         None => vec![Line::from("no figures yet")],
@@ -696,8 +714,7 @@ fn draw_stats_panel(frame: &mut Frame, stats: Option<&CallStats>, area: Rect) {
             ]
         }
     };
-    // Room for "remote       relay 255.255.255.255:65535" and the border.
-    let width = 44.min(area.width);
+    let width = STATS_PANEL_WIDTH.min(area.width);
     let height = (lines.len() as u16 + 2).min(area.height);
     let rect = Rect::new(area.right().saturating_sub(width), area.y, width, height);
     frame.render_widget(Clear, rect);
@@ -1055,6 +1072,59 @@ mod tests {
         assert!(contains(&rows, "mute / unmute the microphone"), "{rows:#?}");
         assert!(contains(&rows, " network "));
         assert!(contains(&rows, "no figures yet"));
+    }
+
+    #[test]
+    fn in_sixel_mode_the_network_panel_goes_beside_the_video_which_stays() {
+        let mut model = logged_in(Role::Call);
+        set_state(&mut model, CallState::Connected, None);
+        model.stats_panel = true;
+        model.self_view = false;
+        let (tx, redraws) = std::sync::mpsc::channel();
+        let redraw = Redraw::new(move || {
+            let _ = tx.send(());
+        });
+        let mut view = View::new(RenderMode::Sixel, ColorMode::TrueColor, redraw);
+        let picture = I420Frame::filled(320, 240, (120, 100, 160)).unwrap();
+        let frames = Frames {
+            remote: Some(Arc::new(picture)),
+            local: None,
+            members: Vec::new(),
+        };
+        let mut terminal = Terminal::new(TestBackend::new(COLS, ROWS)).unwrap();
+        // The image is encoded on its own thread: draw until it is written (<= 5 s).
+        let mut graphics = String::new();
+        for _ in 0..50 {
+            terminal.draw(|f| view.draw(f, &model, &frames)).unwrap();
+            graphics = String::from_utf8_lossy(&view.take_graphics()).into_owned();
+            if graphics.contains("\x1bP") {
+                break;
+            }
+            let _ = redraws.recv_timeout(std::time::Duration::from_millis(100));
+        }
+        let (before, image) = graphics
+            .split_once("H\x1bP")
+            .expect("a sixel image while the panel is open");
+        let column: u16 = before.rsplit(';').next().unwrap().parse().unwrap();
+        let width_px: u16 = image
+            .split("\"1;1;")
+            .nth(1)
+            .and_then(|raster| raster.split(';').next())
+            .and_then(|w| w.parse().ok())
+            .expect("the image's raster attributes");
+        let width_cells = width_px.div_ceil(model.cell_size.width_px());
+        // 1-based column: the image ends left of the panel's 44 columns.
+        assert!(
+            column - 1 + width_cells <= COLS - STATS_PANEL_WIDTH,
+            "image at column {column}, {width_cells} cells wide"
+        );
+        let buffer = terminal.backend().buffer();
+        let row = |y: u16| {
+            (0..COLS)
+                .map(|x| buffer[(x, y)].symbol())
+                .collect::<String>()
+        };
+        assert!(row(0).contains(" network "), "{}", row(0));
     }
 
     #[test]
