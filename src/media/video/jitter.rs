@@ -62,6 +62,12 @@ const GAP_WAIT_FLOOR: Duration = Duration::from_millis(120);
 pub const DEFAULT_RTT: Duration = Duration::from_millis(100);
 const GAP_WAIT_MAX: Duration = Duration::from_millis(1500);
 
+/// How long the stream's first keyframe, missing packets, is waited for before another
+/// is asked for. At call start the RTT measured so far does not yet include the queue
+/// the first keyframe itself built on a narrow link, behind which its retransmissions
+/// wait: [`DEFAULT_RTT`] worth of waits (three RTTs plus the floor).
+const FIRST_KEYFRAME_REPAIR: Duration = Duration::from_millis(420);
+
 /// One buffered RTP packet.
 #[derive(Debug)]
 struct Packet {
@@ -410,8 +416,10 @@ impl VideoJitterBuffer {
     /// before it) when it is due; otherwise nothing.
     fn pop_keyframe(&mut self, now: Instant) -> Option<ReleasedFrame> {
         let Some((first, last)) = self.later_complete_keyframe() else {
-            // Frames flow but none can be decoded: keep asking (the caller rate-limits).
-            if self.packets.values().any(|p| p.marker) {
+            // Frames flow but none can be decoded: keep asking (the caller rate-limits),
+            // unless the keyframe at the head is still being repaired.
+            let repairing = self.keyframe_repair_deadline().is_some_and(|d| now < d);
+            if self.packets.values().any(|p| p.marker) && !repairing {
                 self.keyframe_request = true;
             }
             return None;
@@ -420,6 +428,25 @@ impl VideoJitterBuffer {
         self.need_keyframe = false;
         self.gap_since = None;
         self.release_if_due(first, last, now)
+    }
+
+    /// Until when the keyframe whose start is at the head may still be completed by
+    /// retransmissions: its first packet's arrival plus [`Self::gap_wait`], and at
+    /// least [`FIRST_KEYFRAME_REPAIR`] for the stream's first keyframe. `None` when the
+    /// head does not begin a keyframe. Asking for a new keyframe before then sends a
+    /// second one into the link that just dropped part of the first.
+    fn keyframe_repair_deadline(&self) -> Option<Instant> {
+        let start = match self.released_through {
+            Some(r) => r + 1,
+            None => *self.packets.keys().next()?,
+        };
+        let head = self.packets.get(&start)?;
+        let wait = if self.stats.frames_released == 0 {
+            self.gap_wait().max(FIRST_KEYFRAME_REPAIR)
+        } else {
+            self.gap_wait()
+        };
+        begins_keyframe(&head.payload).then(|| head.arrival + wait)
     }
 
     /// Drops every packet before `first`, counting the frames they held as skipped.
@@ -740,6 +767,52 @@ mod tests {
         let after = t0 + jb.gap_wait() + FRAME;
         assert_eq!(drain(&mut jb, after), Vec::<u32>::new());
         // Its start arrived: NACK may still repair it, so the sender may wait.
+        assert_eq!(jb.take_keyframe_request(), Some(KeyframeRequest::Pli));
+    }
+
+    #[test]
+    fn a_first_keyframe_being_repaired_is_waited_for_not_asked_for_again() {
+        let mut jb = VideoJitterBuffer::new();
+        jb.set_rtt(Duration::from_millis(20));
+        let t0 = Instant::now();
+        let key = frame(0, 0, true, 4);
+        // Its third packet is lost; the P-frames behind it arrive whole.
+        for p in key.iter().filter(|p| p.0 != 2) {
+            push(&mut jb, p, t0);
+        }
+        for f in 1..10u16 {
+            let at = t0 + FRAME * u32::from(f);
+            push(&mut jb, &frame(3 + f, u32::from(f) * 3000, false, 1)[0], at);
+            assert_eq!(drain(&mut jb, at), Vec::<u32>::new());
+            assert_eq!(
+                jb.take_keyframe_request(),
+                None,
+                "frame {f}: still repairable"
+            );
+        }
+        // The retransmission arrives within the wait (300 ms, past three RTTs plus the
+        // floor): the keyframe and the frames behind it come out, and no second
+        // keyframe was asked for.
+        let repaired = t0 + FRAME * 10;
+        push(&mut jb, &key[2], repaired);
+        let out = drain(&mut jb, repaired);
+        assert_eq!(out.first(), Some(&0), "{out:?}");
+        assert_eq!(out.len(), 10, "{out:?}");
+        assert_eq!(jb.take_keyframe_request(), None);
+        assert_eq!(jb.stats().keyframe_requests, 0);
+    }
+
+    #[test]
+    fn a_first_keyframe_never_repaired_is_asked_for_after_the_wait() {
+        let mut jb = VideoJitterBuffer::new();
+        jb.set_rtt(Duration::from_millis(20));
+        let t0 = Instant::now();
+        for p in frame(0, 0, true, 4).iter().filter(|p| p.0 != 2) {
+            push(&mut jb, p, t0);
+        }
+        let late = t0 + FIRST_KEYFRAME_REPAIR + FRAME;
+        push(&mut jb, &frame(4, 3000, false, 1)[0], late);
+        assert_eq!(drain(&mut jb, late), Vec::<u32>::new());
         assert_eq!(jb.take_keyframe_request(), Some(KeyframeRequest::Pli));
     }
 
