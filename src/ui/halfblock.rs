@@ -529,7 +529,8 @@ pub struct Renderer {
     /// One output row of vertically averaged U and V, chroma width.
     u_row: Vec<f32>,
     v_row: Vec<f32>,
-    /// Those rows scaled across: linear luma, U and V, one per output pixel.
+    /// Those rows scaled across, one value per output pixel: luma (linear, then
+    /// sRGB-coded in place), U and V.
     luma_out: Vec<f32>,
     u_out: Vec<f32>,
     v_out: Vec<f32>,

@@ -640,11 +640,11 @@ fn echo_line(s: &CallStats) -> String {
     line
 }
 
-/// The detailed network panel of one call in the top-right corner of `area`.
 /// Width of the network panel in cells: room for "remote       relay
 /// 255.255.255.255:65535" and the border.
 const STATS_PANEL_WIDTH: u16 = 44;
 
+/// The detailed network panel of one call in the top-right corner of `area`.
 fn draw_stats_panel(frame: &mut Frame, stats: Option<&CallStats>, area: Rect) {
     let lines: Vec<Line> = match stats {
         None => vec![Line::from("no figures yet")],

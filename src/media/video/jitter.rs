@@ -62,11 +62,11 @@ const GAP_WAIT_FLOOR: Duration = Duration::from_millis(120);
 pub const DEFAULT_RTT: Duration = Duration::from_millis(100);
 const GAP_WAIT_MAX: Duration = Duration::from_millis(1500);
 
-/// How long the stream's first keyframe, missing packets, is waited for before another
-/// is asked for. At call start the RTT measured so far does not yet include the queue
-/// the first keyframe itself built on a narrow link, behind which its retransmissions
-/// wait: [`DEFAULT_RTT`] worth of waits (three RTTs plus the floor).
-const FIRST_KEYFRAME_REPAIR: Duration = Duration::from_millis(420);
+/// How long the frames behind a missing packet wait for its retransmission at `rtt`:
+/// three RTTs plus [`GAP_WAIT_FLOOR`], at most [`GAP_WAIT_MAX`].
+fn gap_wait_for(rtt: Duration) -> Duration {
+    (rtt * 3 + GAP_WAIT_FLOOR).min(GAP_WAIT_MAX)
+}
 
 /// One buffered RTP packet.
 #[derive(Debug)]
@@ -192,7 +192,7 @@ impl VideoJitterBuffer {
 
     /// How long the frames behind a missing packet wait for its retransmission.
     pub fn gap_wait(&self) -> Duration {
-        (self.rtt * 3 + GAP_WAIT_FLOOR).min(GAP_WAIT_MAX)
+        gap_wait_for(self.rtt)
     }
 
     /// Counters since the start.
@@ -347,12 +347,8 @@ impl VideoJitterBuffer {
     /// The frame at the head of the queue: right after the last released one, or at the
     /// first buffered packet that starts an access unit when nothing was released yet.
     fn head(&self) -> Head {
-        let start = match self.released_through {
-            Some(r) => r + 1,
-            None => match self.packets.keys().next() {
-                Some(&k) => k,
-                None => return Head::Empty,
-            },
+        let Some(start) = self.head_start() else {
+            return Head::Empty;
         };
         if self.packets.range(start..).next().is_none() {
             return Head::Empty;
@@ -431,22 +427,29 @@ impl VideoJitterBuffer {
     }
 
     /// Until when the keyframe whose start is at the head may still be completed by
-    /// retransmissions: its first packet's arrival plus [`Self::gap_wait`], and at
-    /// least [`FIRST_KEYFRAME_REPAIR`] for the stream's first keyframe. `None` when the
-    /// head does not begin a keyframe. Asking for a new keyframe before then sends a
-    /// second one into the link that just dropped part of the first.
+    /// retransmissions: its first packet's arrival plus [`Self::gap_wait`]; for the
+    /// stream's first keyframe at least the wait at [`DEFAULT_RTT`], since the RTT
+    /// measured at call start does not yet include the queue that keyframe itself built
+    /// on a narrow link, behind which its retransmissions wait. `None` when the head
+    /// does not begin a keyframe. Asking for a new keyframe before then sends a second
+    /// one into the link that just dropped part of the first.
     fn keyframe_repair_deadline(&self) -> Option<Instant> {
-        let start = match self.released_through {
-            Some(r) => r + 1,
-            None => *self.packets.keys().next()?,
-        };
-        let head = self.packets.get(&start)?;
+        let head = self.packets.get(&self.head_start()?)?;
         let wait = if self.stats.frames_released == 0 {
-            self.gap_wait().max(FIRST_KEYFRAME_REPAIR)
+            self.gap_wait().max(gap_wait_for(DEFAULT_RTT))
         } else {
             self.gap_wait()
         };
         begins_keyframe(&head.payload).then(|| head.arrival + wait)
+    }
+
+    /// Where the next frame starts: after the last released packet, else at the first
+    /// one buffered; `None` before any packet.
+    fn head_start(&self) -> Option<u64> {
+        match self.released_through {
+            Some(r) => Some(r + 1),
+            None => self.packets.keys().next().copied(),
+        }
     }
 
     /// Drops every packet before `first`, counting the frames they held as skipped.
@@ -790,8 +793,8 @@ mod tests {
                 "frame {f}: still repairable"
             );
         }
-        // The retransmission arrives within the wait (300 ms, past three RTTs plus the
-        // floor): the keyframe and the frames behind it come out, and no second
+        // The retransmission arrives within the wait (333 ms, past three RTTs plus the
+        // floor at the measured 20 ms RTT): the keyframe and the frames behind it come out, and no second
         // keyframe was asked for.
         let repaired = t0 + FRAME * 10;
         push(&mut jb, &key[2], repaired);
@@ -810,7 +813,7 @@ mod tests {
         for p in frame(0, 0, true, 4).iter().filter(|p| p.0 != 2) {
             push(&mut jb, p, t0);
         }
-        let late = t0 + FIRST_KEYFRAME_REPAIR + FRAME;
+        let late = t0 + gap_wait_for(DEFAULT_RTT) + FRAME;
         push(&mut jb, &frame(4, 3000, false, 1)[0], late);
         assert_eq!(drain(&mut jb, late), Vec::<u32>::new());
         assert_eq!(jb.take_keyframe_request(), Some(KeyframeRequest::Pli));
