@@ -8,9 +8,14 @@ MAPPING: one "CODEPOINT PATTERN" pair per line, both hexadecimal; bit 2*row+col 
 PATTERN is the cell's pixel at col (0 left, 1 right), row (0 top .. 3 bottom), as
 rtc-cli's `Blitter::Octant` numbers them (Unicode's OCTANT-n is bit n-1).
 
-Each glyph fills its part of the whole cell: the font's line from its descent to its
-ascent, split in four rows, and its advance, split in two columns. The font is renamed
-FAMILY (the source's license asks that a modified font not keep its name).
+The font's cell is set to whole pixels, as a terminal that draws the mosaics itself
+(alacritty's and rio's built-in glyphs, st's boxdraw patch) puts them: every advance is
+half an em and the line is one em (ascent 13/16, descent 3/16, no line gap), so at
+12 pt and 96 dpi (16 px per em) a cell is 8x16 px and each octant 4x4 px, with no
+antialiased edge. Each glyph fills its part of that cell: the line split in four rows,
+the advance in two columns. Letters keep their outlines (they may overhang the narrower
+cell). The font is renamed FAMILY (the source's license asks that a modified font not
+keep its name).
 """
 
 import sys
@@ -39,11 +44,28 @@ def glyph_for(pattern, advance, ascent, descent):
     return pen.glyph()
 
 
+def whole_pixel_cell(font):
+    """Sets the metrics that make a cell whole pixels (see above); (advance, ascent,
+    descent) in font units."""
+    em = font["head"].unitsPerEm
+    advance, ascent, descent = em // 2, em * 13 // 16, -(em * 3 // 16)
+    hmtx = font["hmtx"].metrics
+    for name, (width, lsb) in hmtx.items():
+        if width:
+            hmtx[name] = (advance, lsb)
+    hhea, os2 = font["hhea"], font["OS/2"]
+    hhea.ascent, hhea.descent, hhea.lineGap = ascent, descent, 0
+    hhea.advanceWidthMax = advance
+    os2.sTypoAscender, os2.sTypoDescender, os2.sTypoLineGap = ascent, descent, 0
+    os2.usWinAscent, os2.usWinDescent = ascent, -descent
+    os2.xAvgCharWidth = advance
+    return advance, ascent, descent
+
+
 def main():
     source, out, family = sys.argv[1:4]
     font = TTFont(source)
-    advance = font["hmtx"]["zero"][0]
-    ascent, descent = font["hhea"].ascent, font["hhea"].descent
+    advance, ascent, descent = whole_pixel_cell(font)
     glyf = font["glyf"]
     added = {}
     for line in sys.stdin:
