@@ -139,12 +139,13 @@ impl View {
     pub fn draw(&mut self, frame: &mut Frame, model: &Model, frames: &Frames) {
         let local = frames.local.as_ref();
         self.remote_shown = None;
-        // Sixel pixels would cover text drawn over them: in a call the network panel
-        // goes beside the video instead; the help (and a room's panels) hide it.
-        let panel_beside = matches!(self.render, RenderMode::Sixel)
-            && model.stats_panel
+        // Sixel pixels would cover text drawn over them: in a call the help and the
+        // network panel go beside the video instead; elsewhere (a room's panels, the
+        // idle screen's self-view) they hide it.
+        let beside = matches!(self.render, RenderMode::Sixel)
+            && (model.stats_panel || model.help)
             && matches!(model.screen, Screen::Call(_));
-        self.graphics.covered = model.help || (model.stats_panel && !panel_beside);
+        self.graphics.covered = (model.help || model.stats_panel) && !beside;
         let notice_height = u16::from(model.notice.is_some());
         let [main, notice, status, help] = Layout::vertical([
             Constraint::Min(1),
@@ -181,13 +182,18 @@ impl View {
                 }
             }
             Screen::Call(call) => {
-                let (video, panel) = if panel_beside {
-                    let [video, panel] = Layout::horizontal([
+                let (video, side) = if beside {
+                    let side = if model.help {
+                        help_width().max(STATS_PANEL_WIDTH)
+                    } else {
+                        STATS_PANEL_WIDTH
+                    };
+                    let [video, side] = Layout::horizontal([
                         Constraint::Min(1),
-                        Constraint::Length(STATS_PANEL_WIDTH.min(main.width)),
+                        Constraint::Length(side.min(main.width)),
                     ])
                     .areas(main);
-                    (video, panel)
+                    (video, side)
                 } else {
                     (main, main)
                 };
@@ -197,8 +203,10 @@ impl View {
                         matches!(call.state, CallState::Connected | CallState::Reconnecting);
                     self.draw_self_view(frame, model, media_flows, video, local);
                 }
-                if model.stats_panel {
-                    draw_stats_panel(frame, call.stats.as_deref(), panel);
+                if beside {
+                    draw_side_panels(frame, model, call, side);
+                } else if model.stats_panel {
+                    draw_stats_panel(frame, call.stats.as_deref(), main);
                 }
             }
             Screen::Room(room) => {
@@ -239,7 +247,7 @@ impl View {
             Some(input) => frame.render_widget(Paragraph::new(chat::input_line(input)), help),
             None => frame.render_widget(Paragraph::new(help_line(model)).dark_gray(), help),
         }
-        if model.help {
+        if model.help && !beside {
             draw_help_overlay(frame, whole);
         }
     }
@@ -731,24 +739,54 @@ fn path_line(label: &str, end: Option<crate::call::stats::PathEnd>) -> Line<'sta
     Line::from(format!("{label:<13}{end}"))
 }
 
-/// Every key and what it does, centered over the main area.
+/// The help and the network panel in the column beside sixel video: the help on top
+/// when both are up, the panel below it.
+fn draw_side_panels(frame: &mut Frame, model: &Model, call: &CallView, side: Rect) {
+    let (help, panel) = if model.help && model.stats_panel {
+        let [help, panel] =
+            Layout::vertical([Constraint::Length(HELP_HEIGHT), Constraint::Min(0)]).areas(side);
+        (help, panel)
+    } else {
+        (side, side)
+    };
+    if model.help {
+        draw_help_overlay(frame, help);
+    }
+    if model.stats_panel {
+        draw_stats_panel(frame, call.stats.as_deref(), panel);
+    }
+}
+
+/// Columns the help overlay takes: the keys right-aligned in 7, two spaces, the longest
+/// description, and the border.
+fn help_width() -> u16 {
+    let longest = HELP_KEYS.iter().map(|(_, what)| what.chars().count()).max();
+    (longest.unwrap_or(0) + 7 + 2 + 2) as u16
+}
+
+/// Rows the help overlay takes: a key a line, and its border.
+const HELP_HEIGHT: u16 = HELP_KEYS.len() as u16 + 2;
+
+/// Every key and what it does.
+const HELP_KEYS: [(&str, &str); 13] = [
+    ("a", "accept the incoming call"),
+    ("r", "refuse the incoming call"),
+    ("h", "hang up (or cancel a call)"),
+    ("t", "type a chat message (Enter sends)"),
+    ("c", "show / hide the chat; listening: call someone"),
+    ("f", "send a file (type its path)"),
+    ("m", "mute / unmute the microphone"),
+    ("v", "camera off / on"),
+    ("p", "show / hide the self-view"),
+    ("s", "show / hide network details"),
+    ("?", "show / hide this help"),
+    ("q", "quit (hangs up first)"),
+    ("Ctrl-C", "same as q"),
+];
+
+/// Every key and what it does ([`HELP_KEYS`]), centered over `area`.
 fn draw_help_overlay(frame: &mut Frame, area: Rect) {
-    const KEYS: [(&str, &str); 13] = [
-        ("a", "accept the incoming call"),
-        ("r", "refuse the incoming call"),
-        ("h", "hang up (or cancel a call)"),
-        ("t", "type a chat message (Enter sends)"),
-        ("c", "show / hide the chat; listening: call someone"),
-        ("f", "send a file (type its path)"),
-        ("m", "mute / unmute the microphone"),
-        ("v", "camera off / on"),
-        ("p", "show / hide the self-view"),
-        ("s", "show / hide network details"),
-        ("?", "show / hide this help"),
-        ("q", "quit (hangs up first)"),
-        ("Ctrl-C", "same as q"),
-    ];
-    let lines: Vec<Line> = KEYS
+    let lines: Vec<Line> = HELP_KEYS
         .iter()
         .map(|(key, what)| {
             Line::from(vec![
@@ -760,8 +798,8 @@ fn draw_help_overlay(frame: &mut Frame, area: Rect) {
             ])
         })
         .collect();
-    let width = 42.min(area.width);
-    let height = (lines.len() as u16 + 2).min(area.height);
+    let width = help_width().min(area.width);
+    let height = HELP_HEIGHT.min(area.height);
     let rect = Rect::new(
         area.x + (area.width - width) / 2,
         area.y + (area.height - height) / 2,
@@ -1074,12 +1112,14 @@ mod tests {
         assert!(contains(&rows, "no figures yet"));
     }
 
-    #[test]
-    fn in_sixel_mode_the_network_panel_goes_beside_the_video_which_stays() {
+    /// Draws a connected call in sixel mode with `panels` set on the model until the
+    /// image is written (its encoder thread: <= 5 s); asserts it ends left of the side
+    /// column of [`STATS_PANEL_WIDTH`] and returns the screen's rows.
+    fn sixel_call_with(panels: impl FnOnce(&mut Model)) -> Vec<String> {
         let mut model = logged_in(Role::Call);
         set_state(&mut model, CallState::Connected, None);
-        model.stats_panel = true;
         model.self_view = false;
+        panels(&mut model);
         let (tx, redraws) = std::sync::mpsc::channel();
         let redraw = Redraw::new(move || {
             let _ = tx.send(());
@@ -1092,7 +1132,6 @@ mod tests {
             members: Vec::new(),
         };
         let mut terminal = Terminal::new(TestBackend::new(COLS, ROWS)).unwrap();
-        // The image is encoded on its own thread: draw until it is written (<= 5 s).
         let mut graphics = String::new();
         for _ in 0..50 {
             terminal.draw(|f| view.draw(f, &model, &frames)).unwrap();
@@ -1104,7 +1143,7 @@ mod tests {
         }
         let (before, image) = graphics
             .split_once("H\x1bP")
-            .expect("a sixel image while the panel is open");
+            .expect("a sixel image while the panels are open");
         let column: u16 = before.rsplit(';').next().unwrap().parse().unwrap();
         let width_px: u16 = image
             .split("\"1;1;")
@@ -1113,18 +1152,35 @@ mod tests {
             .and_then(|w| w.parse().ok())
             .expect("the image's raster attributes");
         let width_cells = width_px.div_ceil(model.cell_size.width_px());
-        // 1-based column: the image ends left of the panel's 44 columns.
+        // 1-based column: the image ends left of the side column.
         assert!(
             column - 1 + width_cells <= COLS - STATS_PANEL_WIDTH,
             "image at column {column}, {width_cells} cells wide"
         );
         let buffer = terminal.backend().buffer();
-        let row = |y: u16| {
-            (0..COLS)
-                .map(|x| buffer[(x, y)].symbol())
-                .collect::<String>()
-        };
-        assert!(row(0).contains(" network "), "{}", row(0));
+        (0..ROWS)
+            .map(|y| (0..COLS).map(|x| buffer[(x, y)].symbol()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn in_sixel_mode_the_network_panel_goes_beside_the_video_which_stays() {
+        let rows = sixel_call_with(|m| m.stats_panel = true);
+        assert!(rows[0].contains(" network "), "{}", rows[0]);
+    }
+
+    #[test]
+    fn in_sixel_mode_the_help_goes_beside_the_video_and_above_the_network_panel() {
+        let rows = sixel_call_with(|m| m.help = true);
+        assert!(rows.iter().any(|r| r.contains(" keys ")), "{rows:#?}");
+        let rows = sixel_call_with(|m| {
+            m.help = true;
+            m.stats_panel = true;
+        });
+        let row_of = |title: &str| rows.iter().position(|r| r.contains(title));
+        let (keys, network) = (row_of("┌ keys "), row_of("┌ network "));
+        assert_eq!(keys, Some(0), "{rows:#?}");
+        assert_eq!(network, Some(usize::from(HELP_HEIGHT)), "{rows:#?}");
     }
 
     #[test]
