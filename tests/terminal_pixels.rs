@@ -393,15 +393,7 @@ fn screen_fidelity(
             let shot = x.screenshot();
             shot.save_ppm(&home.path(&format!("screen-{attempt}.ppm")));
             let measured = measure_picture(&shot, &recording);
-            println!(
-                "screenshot {attempt}: picture {}x{} px, PSNR {:.2} dB, SSIM {:.3} \
-                 (scaled down to the frame: {:.2} dB)",
-                measured.width,
-                measured.height,
-                measured.psnr_db,
-                measured.ssim,
-                measured.psnr_at_frame_size_db
-            );
+            println!("screenshot {attempt}: {measured}");
             let good = measured.psnr_db >= 30.0;
             if seen_best
                 .as_ref()
@@ -445,7 +437,8 @@ fn screen_fidelity(
 /// Screenshots taken at most per measurement (see [`screen_fidelity`]).
 const SCREENSHOTS: u32 = 3;
 
-/// How a screenshot's picture compares with the call's decoded frames.
+/// How a screenshot's picture compares with the call's decoded frames; shown as
+/// `picture WxH px, PSNR .. dB, SSIM .. (scaled down to the frame: .. dB)`.
 struct Measured {
     /// The picture's size, pixels.
     width: usize,
@@ -457,6 +450,16 @@ struct Measured {
     /// PSNR, dB, of the picture scaled down to the frame's size against the frame (no
     /// upscaler in the measure; BENCHMARKS' figures before SSIM came in).
     psnr_at_frame_size_db: f64,
+}
+
+impl std::fmt::Display for Measured {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "picture {}x{} px, PSNR {:.2} dB, SSIM {:.3} (scaled down to the frame: {:.2} dB)",
+            self.width, self.height, self.psnr_db, self.ssim, self.psnr_at_frame_size_db
+        )
+    }
 }
 
 /// The picture in `shot` against the frames in the `recording`, as the issue measures
@@ -602,10 +605,7 @@ fn shows_the_clip_at_30_db(
     expect_mode: &str,
 ) -> Option<Shown> {
     let shown = screen_fidelity(emulator, render, expect_mode, Source::Clip)?;
-    println!(
-        "{what}: picture {}x{} px, PSNR {:.2} dB, SSIM {:.3}",
-        shown.picture.width, shown.picture.height, shown.picture.psnr_db, shown.picture.ssim
-    );
+    println!("{what}: {}", shown.picture);
     assert!(
         shown.picture.psnr_db >= 30.0,
         "{what}: {:.2} dB",
@@ -771,11 +771,7 @@ fn octants_beat_half_blocks_in_kitty_with_an_octant_font() {
             return;
         };
         let p = seen.picture;
-        println!(
-            "kitty {mode} ({OCTANT_FONT}): picture {}x{} px, PSNR {:.2} dB, SSIM {:.3} \
-             (scaled down to the frame: {:.2} dB)",
-            p.width, p.height, p.psnr_db, p.ssim, p.psnr_at_frame_size_db
-        );
+        println!("kitty {mode} ({OCTANT_FONT}): {p}");
         shown.push(p);
     }
     let (half, octant) = (&shown[0], &shown[1]);
@@ -824,9 +820,6 @@ fn measure_cell_modes_in_kitty() {
         let Some(shown) = screen_fidelity(kitty(), mode, &expect, Source::Clip) else {
             return;
         };
-        println!(
-            "kitty {mode}: picture {}x{} px, PSNR {:.2} dB, SSIM {:.3}",
-            shown.picture.width, shown.picture.height, shown.picture.psnr_db, shown.picture.ssim
-        );
+        println!("kitty {mode}: {}", shown.picture);
     }
 }

@@ -183,14 +183,9 @@ impl View {
             }
             Screen::Call(call) => {
                 let (video, side) = if beside {
-                    let side = if model.help {
-                        help_width().max(STATS_PANEL_WIDTH)
-                    } else {
-                        STATS_PANEL_WIDTH
-                    };
                     let [video, side] = Layout::horizontal([
                         Constraint::Min(1),
-                        Constraint::Length(side.min(main.width)),
+                        Constraint::Length(side_column_width(model).min(main.width)),
                     ])
                     .areas(main);
                     (video, side)
@@ -739,6 +734,16 @@ fn path_line(label: &str, end: Option<crate::call::stats::PathEnd>) -> Line<'sta
     Line::from(format!("{label:<13}{end}"))
 }
 
+/// Columns beside sixel video for the panels `model` shows: the network panel's, or
+/// the help's when it is up (the wider).
+fn side_column_width(model: &Model) -> u16 {
+    if model.help {
+        help_width().max(STATS_PANEL_WIDTH)
+    } else {
+        STATS_PANEL_WIDTH
+    }
+}
+
 /// The help and the network panel in the column beside sixel video: the help on top
 /// when both are up, the panel below it.
 fn draw_side_panels(frame: &mut Frame, model: &Model, call: &CallView, side: Rect) {
@@ -1114,7 +1119,7 @@ mod tests {
 
     /// Draws a connected call in sixel mode with `panels` set on the model until the
     /// image is written (its encoder thread: <= 5 s); asserts it ends left of the side
-    /// column of [`STATS_PANEL_WIDTH`] and returns the screen's rows.
+    /// column ([`side_column_width`]) and returns the screen's rows.
     fn sixel_call_with(panels: impl FnOnce(&mut Model)) -> Vec<String> {
         let mut model = logged_in(Role::Call);
         set_state(&mut model, CallState::Connected, None);
@@ -1154,7 +1159,7 @@ mod tests {
         let width_cells = width_px.div_ceil(model.cell_size.width_px());
         // 1-based column: the image ends left of the side column.
         assert!(
-            column - 1 + width_cells <= COLS - STATS_PANEL_WIDTH,
+            column - 1 + width_cells <= COLS - side_column_width(&model),
             "image at column {column}, {width_cells} cells wide"
         );
         let buffer = terminal.backend().buffer();

@@ -151,7 +151,10 @@ fn gaussian_taps() -> [f64; SSIM_WINDOW] {
 /// Each row filtered by `taps` where the window fits: `width - taps + 1` outputs a row.
 fn filter_rows(data: &[[f64; 5]], width: usize, taps: &[f64]) -> Vec<[f64; 5]> {
     data.chunks_exact(width)
-        .flat_map(|row| row.windows(taps.len()).map(|window| weighted(window, taps)))
+        .flat_map(|row| {
+            row.windows(taps.len())
+                .map(|window| weighted(window.iter(), taps))
+        })
         .collect()
 }
 
@@ -161,20 +164,17 @@ fn filter_columns(data: &[[f64; 5]], width: usize, taps: &[f64]) -> Vec<[f64; 5]
     (0..=rows - taps.len())
         .flat_map(|top| {
             (0..width).map(move |x| {
-                let mut sum = [0.0; 5];
-                for (k, &t) in taps.iter().enumerate() {
-                    let v = &data[(top + k) * width + x];
-                    (0..5).for_each(|m| sum[m] += t * v[m]);
-                }
-                sum
+                let column = (0..taps.len()).map(|k| &data[(top + k) * width + x]);
+                weighted(column, taps)
             })
         })
         .collect()
 }
 
-fn weighted(window: &[[f64; 5]], taps: &[f64]) -> [f64; 5] {
+/// The sum of `values` weighted by `taps`, moment by moment.
+fn weighted<'a>(values: impl Iterator<Item = &'a [f64; 5]>, taps: &[f64]) -> [f64; 5] {
     let mut sum = [0.0; 5];
-    for (v, &t) in window.iter().zip(taps) {
+    for (v, &t) in values.zip(taps) {
         (0..5).for_each(|m| sum[m] += t * v[m]);
     }
     sum
