@@ -139,12 +139,12 @@ impl View {
     pub fn draw(&mut self, frame: &mut Frame, model: &Model, frames: &Frames) {
         let local = frames.local.as_ref();
         self.remote_shown = None;
-        // Sixel pixels would cover text drawn over them: in a call the help and the
-        // network panel go beside the video instead; elsewhere (a room's panels, the
-        // idle screen's self-view) they hide it.
+        // Sixel pixels would cover text drawn over them: in a call or a room the help
+        // and the network panels go beside the video instead; elsewhere (the idle
+        // screen's self-view) they hide it.
         let beside = matches!(self.render, RenderMode::Sixel)
             && (model.stats_panel || model.help)
-            && matches!(model.screen, Screen::Call(_));
+            && matches!(model.screen, Screen::Call(_) | Screen::Room(_));
         self.graphics.covered = (model.help || model.stats_panel) && !beside;
         let notice_height = u16::from(model.notice.is_some());
         let [main, notice, status, help] = Layout::vertical([
@@ -182,33 +182,44 @@ impl View {
                 }
             }
             Screen::Call(call) => {
-                let (video, side) = if beside {
-                    let [video, side] = Layout::horizontal([
-                        Constraint::Min(1),
-                        Constraint::Length(side_column_width(model).min(main.width)),
-                    ])
-                    .areas(main);
-                    (video, side)
-                } else {
-                    (main, main)
-                };
+                let (video, side) = split_beside(main, model, beside);
                 self.draw_call(frame, model, call, video, frames.remote.as_ref());
                 if model.self_view && call.is_live() {
                     let media_flows =
                         matches!(call.state, CallState::Connected | CallState::Reconnecting);
                     self.draw_self_view(frame, model, media_flows, video, local);
                 }
-                if beside {
-                    draw_side_panels(frame, model, call, side);
-                } else if model.stats_panel {
-                    draw_stats_panel(frame, call.stats.as_deref(), main);
+                match side {
+                    Some(side) => {
+                        let panel = NetworkPanel {
+                            title: " network ".to_string(),
+                            stats: call.stats.as_deref(),
+                        };
+                        draw_side_panels(frame, model, &[panel], side);
+                    }
+                    None if model.stats_panel => {
+                        draw_stats_panel(frame, call.stats.as_deref(), " network ", main);
+                    }
+                    None => {}
                 }
             }
             Screen::Room(room) => {
-                self.draw_room(frame, model, room, main, frames);
+                let (video, side) = split_beside(main, model, beside);
+                self.draw_room(frame, model, room, video, frames, side.is_none());
                 if model.self_view {
                     let media_flows = room.tiles.iter().any(|t| t.state == CallState::Connected);
-                    self.draw_self_view(frame, model, media_flows, main, local);
+                    self.draw_self_view(frame, model, media_flows, video, local);
+                }
+                if let Some(side) = side {
+                    let panels: Vec<NetworkPanel> = room
+                        .tiles
+                        .iter()
+                        .map(|tile| NetworkPanel {
+                            title: format!(" network · {} ", tile.peer),
+                            stats: tile.stats.as_deref(),
+                        })
+                        .collect();
+                    draw_side_panels(frame, model, &panels, side);
                 }
             }
         }
@@ -277,8 +288,8 @@ impl View {
     }
 
     /// The room's grid: a tile per member (see [`super::grid`]), each with its name,
-    /// mic/camera state and speaking indicator in its border, its video inside, and its
-    /// own network panel when `s` is on.
+    /// mic/camera state and speaking indicator in its border, its video inside, and,
+    /// with `panels_inside`, its own network panel over the video when `s` is on.
     fn draw_room(
         &mut self,
         frame: &mut Frame,
@@ -286,6 +297,7 @@ impl View {
         room: &RoomView,
         area: Rect,
         frames: &Frames,
+        panels_inside: bool,
     ) {
         if room.tiles.is_empty() {
             let lines = vec![
@@ -342,8 +354,8 @@ impl View {
                     centered_text(frame, inner, vec![Line::from(text).fg(color)]);
                 }
             }
-            if model.stats_panel {
-                draw_stats_panel(frame, tile.stats.as_deref(), inner);
+            if model.stats_panel && panels_inside {
+                draw_stats_panel(frame, tile.stats.as_deref(), " network ", inner);
             }
         }
     }
@@ -647,8 +659,9 @@ fn echo_line(s: &CallStats) -> String {
 /// 255.255.255.255:65535" and the border.
 const STATS_PANEL_WIDTH: u16 = 44;
 
-/// The detailed network panel of one call in the top-right corner of `area`.
-fn draw_stats_panel(frame: &mut Frame, stats: Option<&CallStats>, area: Rect) {
+/// The detailed network panel of one call, titled `title`, in the top-right corner of
+/// `area` (clipped to its height: the most looked-at figures come first).
+fn draw_stats_panel(frame: &mut Frame, stats: Option<&CallStats>, title: &str, area: Rect) {
     let lines: Vec<Line> = match stats {
         None => vec![Line::from("no figures yet")],
         Some(s) => {
@@ -722,7 +735,7 @@ fn draw_stats_panel(frame: &mut Frame, stats: Option<&CallStats>, area: Rect) {
     let rect = Rect::new(area.right().saturating_sub(width), area.y, width, height);
     frame.render_widget(Clear, rect);
     frame.render_widget(
-        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" network ")),
+        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(title)),
         rect,
     );
 }
@@ -744,21 +757,44 @@ fn side_column_width(model: &Model) -> u16 {
     }
 }
 
-/// The help and the network panel in the column beside sixel video: the help on top
-/// when both are up, the panel below it.
-fn draw_side_panels(frame: &mut Frame, model: &Model, call: &CallView, side: Rect) {
-    let (help, panel) = if model.help && model.stats_panel {
-        let [help, panel] =
-            Layout::vertical([Constraint::Length(HELP_HEIGHT), Constraint::Min(0)]).areas(side);
-        (help, panel)
-    } else {
-        (side, side)
-    };
+/// The video area and, when the panels go `beside` it (sixel), the column on its right
+/// that holds them ([`side_column_width`] wide).
+fn split_beside(main: Rect, model: &Model, beside: bool) -> (Rect, Option<Rect>) {
+    if !beside {
+        return (main, None);
+    }
+    let [video, side] = Layout::horizontal([
+        Constraint::Min(1),
+        Constraint::Length(side_column_width(model).min(main.width)),
+    ])
+    .areas(main);
+    (video, Some(side))
+}
+
+/// One network panel of the side column: a call's, or a room member's.
+struct NetworkPanel<'a> {
+    /// Its title, with a space each side (`" network "`, `" network · bob "`).
+    title: String,
+    /// The call's latest figures.
+    stats: Option<&'a CallStats>,
+}
+
+/// The help and the network panels in the column beside sixel video: the help on top
+/// when it is up, then the `panels` (a room's members) sharing the rest equally.
+fn draw_side_panels(frame: &mut Frame, model: &Model, panels: &[NetworkPanel], side: Rect) {
+    let help_height = if model.help { HELP_HEIGHT } else { 0 };
+    let [help, rest] =
+        Layout::vertical([Constraint::Length(help_height), Constraint::Min(0)]).areas(side);
     if model.help {
+        let help = if model.stats_panel { help } else { side };
         draw_help_overlay(frame, help);
     }
-    if model.stats_panel {
-        draw_stats_panel(frame, call.stats.as_deref(), panel);
+    if !model.stats_panel {
+        return;
+    }
+    let rows = Layout::vertical(panels.iter().map(|_| Constraint::Fill(1))).split(rest);
+    for (panel, area) in panels.iter().zip(rows.iter()) {
+        draw_stats_panel(frame, panel.stats, &panel.title, *area);
     }
 }
 
@@ -826,8 +862,8 @@ mod tests {
     use ratatui::backend::TestBackend;
 
     use super::*;
-    use crate::call::{AppEvent, CallId, Direction, EndReason, UserId};
-    use crate::ui::app::{Msg, update};
+    use crate::call::{AppEvent, CallId, Direction, EndReason, RoomId, UserId};
+    use crate::ui::app::{Msg, Tile, update};
     use crate::ui::video::UPPER_HALF_BLOCK;
 
     const COLS: u16 = 120;
@@ -1118,54 +1154,104 @@ mod tests {
     }
 
     /// Draws a connected call in sixel mode with `panels` set on the model until the
-    /// image is written (its encoder thread: <= 5 s); asserts it ends left of the side
-    /// column ([`side_column_width`]) and returns the screen's rows.
+    /// image is written (see [`sixel_screen`]) and returns the screen's rows.
     fn sixel_call_with(panels: impl FnOnce(&mut Model)) -> Vec<String> {
         let mut model = logged_in(Role::Call);
         set_state(&mut model, CallState::Connected, None);
         model.self_view = false;
         panels(&mut model);
-        let (tx, redraws) = std::sync::mpsc::channel();
-        let redraw = Redraw::new(move || {
-            let _ = tx.send(());
-        });
-        let mut view = View::new(RenderMode::Sixel, ColorMode::TrueColor, redraw);
         let picture = I420Frame::filled(320, 240, (120, 100, 160)).unwrap();
         let frames = Frames {
             remote: Some(Arc::new(picture)),
             local: None,
             members: Vec::new(),
         };
+        sixel_screen(&model, &frames, 1)
+    }
+
+    /// Draws `model` in sixel mode until `images` sixel images have been written (their
+    /// encoder threads: <= 5 s); asserts each ends left of the side column
+    /// ([`side_column_width`]) and returns the screen's rows.
+    fn sixel_screen(model: &Model, frames: &Frames, images: usize) -> Vec<String> {
+        let (tx, redraws) = std::sync::mpsc::channel();
+        let redraw = Redraw::new(move || {
+            let _ = tx.send(());
+        });
+        let mut view = View::new(RenderMode::Sixel, ColorMode::TrueColor, redraw);
         let mut terminal = Terminal::new(TestBackend::new(COLS, ROWS)).unwrap();
         let mut graphics = String::new();
         for _ in 0..50 {
-            terminal.draw(|f| view.draw(f, &model, &frames)).unwrap();
-            graphics = String::from_utf8_lossy(&view.take_graphics()).into_owned();
-            if graphics.contains("\x1bP") {
+            terminal.draw(|f| view.draw(f, model, frames)).unwrap();
+            graphics.push_str(&String::from_utf8_lossy(&view.take_graphics()));
+            if graphics.matches("\x1bP").count() >= images {
                 break;
             }
             let _ = redraws.recv_timeout(std::time::Duration::from_millis(100));
         }
-        let (before, image) = graphics
-            .split_once("H\x1bP")
-            .expect("a sixel image while the panels are open");
-        let column: u16 = before.rsplit(';').next().unwrap().parse().unwrap();
-        let width_px: u16 = image
-            .split("\"1;1;")
-            .nth(1)
-            .and_then(|raster| raster.split(';').next())
-            .and_then(|w| w.parse().ok())
-            .expect("the image's raster attributes");
-        let width_cells = width_px.div_ceil(model.cell_size.width_px());
-        // 1-based column: the image ends left of the side column.
+        let pieces: Vec<&str> = graphics.split("H\x1bP").collect();
         assert!(
-            column - 1 + width_cells <= COLS - side_column_width(&model),
-            "image at column {column}, {width_cells} cells wide"
+            pieces.len() > images,
+            "{images} sixel images while the panels are open"
         );
+        for (before, image) in pieces.iter().zip(&pieces[1..]) {
+            let column: u16 = before.rsplit(';').next().unwrap().parse().unwrap();
+            let width_px: u16 = image
+                .split("\"1;1;")
+                .nth(1)
+                .and_then(|raster| raster.split(';').next())
+                .and_then(|w| w.parse().ok())
+                .expect("the image's raster attributes");
+            let width_cells = width_px.div_ceil(model.cell_size.width_px());
+            // 1-based column: the image ends left of the side column.
+            assert!(
+                column - 1 + width_cells <= COLS - side_column_width(model),
+                "image at column {column}, {width_cells} cells wide"
+            );
+        }
         let buffer = terminal.backend().buffer();
         (0..ROWS)
             .map(|y| (0..COLS).map(|x| buffer[(x, y)].symbol()).collect())
             .collect()
+    }
+
+    #[test]
+    fn in_sixel_mode_a_rooms_network_panels_go_beside_its_videos() {
+        let mut model = logged_in(Role::Room);
+        model.self_view = false;
+        model.stats_panel = true;
+        model.help = true;
+        let members = ["spike", "tyke"];
+        let tiles = members
+            .iter()
+            .enumerate()
+            .map(|(i, id)| Tile {
+                call_id: CallId::parse(&format!("c{i}")).unwrap(),
+                peer: UserId::parse(id).unwrap(),
+                state: CallState::Connected,
+                peer_media: MediaState::default(),
+                stats: None,
+            })
+            .collect();
+        model.screen = Screen::Room(RoomView {
+            room: RoomId::parse("kitchen").unwrap(),
+            tiles,
+        });
+        let picture = Arc::new(I420Frame::filled(320, 240, (120, 100, 160)).unwrap());
+        let frames = Frames {
+            remote: None,
+            local: None,
+            members: members
+                .iter()
+                .map(|id| (UserId::parse(id).unwrap(), Some(picture.clone())))
+                .collect(),
+        };
+        let rows = sixel_screen(&model, &frames, members.len());
+        let row_of = |title: &str| rows.iter().position(|r| r.contains(title));
+        let keys = row_of("┌ keys ");
+        let (spike, tyke) = (row_of("┌ network · spike "), row_of("┌ network · tyke "));
+        assert_eq!(keys, Some(0), "{rows:#?}");
+        assert_eq!(spike, Some(usize::from(HELP_HEIGHT)), "{rows:#?}");
+        assert!(tyke > spike, "{rows:#?}");
     }
 
     #[test]
