@@ -382,30 +382,30 @@ fn screen_fidelity(
             "drawing {expect_mode}:\n{}",
             home.log_tail("tom")
         );
-        // Up to three screenshots a second apart, the best kept: a screenshot can catch
-        // a moment the screen is changing (a redraw after the pane split), which says
-        // nothing of fidelity. Every attempt is printed.
-        let mut seen_best: Option<Measured> = None;
-        for attempt in 1..=SCREENSHOTS {
-            if attempt > 1 {
-                thread::sleep(Duration::from_secs(1));
-            }
-            let shot = x.screenshot();
-            shot.save_ppm(&home.path(&format!("screen-{attempt}.ppm")));
-            let measured = measure_picture(&shot, &recording);
-            println!("screenshot {attempt}: {measured}");
-            let good = measured.psnr_db >= 30.0;
-            if seen_best
-                .as_ref()
-                .is_none_or(|b| measured.psnr_db > b.psnr_db)
-            {
-                seen_best = Some(measured);
-            }
-            if good {
-                break;
-            }
-        }
-        let best = seen_best.expect("at least one screenshot");
+        // Three screenshots a second apart, all taken while the call runs (measuring
+        // one takes seconds in a debug build), the best kept: a screenshot can catch a
+        // moment the screen is changing (a redraw after the pane split), which says
+        // nothing of fidelity. Every one is printed.
+        let shots: Vec<Image> = (1..=SCREENSHOTS)
+            .map(|attempt| {
+                if attempt > 1 {
+                    thread::sleep(Duration::from_secs(1));
+                }
+                let shot = x.screenshot();
+                shot.save_ppm(&home.path(&format!("screen-{attempt}.ppm")));
+                shot
+            })
+            .collect();
+        let best = shots
+            .iter()
+            .enumerate()
+            .map(|(i, shot)| {
+                let measured = measure_picture(shot, &recording);
+                println!("screenshot {}: {measured}", i + 1);
+                measured
+            })
+            .max_by(|a, b| a.psnr_db.total_cmp(&b.psnr_db))
+            .expect("at least one screenshot");
         // The latest rate the drawing thread logged.
         let log = std::fs::read_to_string(home.log("tom")).unwrap_or_default();
         let fps = log
@@ -746,10 +746,11 @@ const OCTANT_FONT: &str = "RTC Octant Mono";
 /// Octants against half-blocks in kitty with a font that has the octants, both modes
 /// in the same terminal, font and whole-pixel 8x16 cells (the issue's 160x45-cell view
 /// of 1280x720 px), both drawn pixel-exact. The issue asks for +2 dB; measured as it
-/// defines fidelity (the decoded frame scaled up to the picture), octants gain about
-/// +1.55 dB PSNR and +0.04 SSIM (+1.95 dB with the picture scaled down to the frame
-/// instead), so this asserts a clear gain in both with margin and prints the figures
-/// for BENCHMARKS.
+/// defines fidelity (the decoded frame scaled up to the picture), octants gain +2.06 to
+/// +2.08 dB PSNR and +0.06 SSIM (+2.31 dB with the picture scaled down to the frame
+/// instead), so this asserts most of that gain, with margin for a loaded machine, and
+/// prints the figures for BENCHMARKS. (With cells a pixel taller than the font's four
+/// 4-px rows, the gain was +1.5 dB: the assertion catches that.)
 #[test]
 fn octants_beat_half_blocks_in_kitty_with_an_octant_font() {
     let fonts = Home::new();
@@ -782,7 +783,7 @@ fn octants_beat_half_blocks_in_kitty_with_an_octant_font() {
         octant.psnr_at_frame_size_db - half.psnr_at_frame_size_db
     );
     assert!(
-        octant.psnr_db >= half.psnr_db + 1.0 && octant.ssim >= half.ssim + 0.02,
+        octant.psnr_db >= half.psnr_db + 1.75 && octant.ssim >= half.ssim + 0.045,
         "octant {:.2} dB, SSIM {:.3} against half-block {:.2} dB, SSIM {:.3}",
         octant.psnr_db,
         octant.ssim,

@@ -10,9 +10,11 @@ rtc-cli's `Blitter::Octant` numbers them (Unicode's OCTANT-n is bit n-1).
 
 The font's cell is set to whole pixels, as a terminal that draws the mosaics itself
 (alacritty's and rio's built-in glyphs, st's boxdraw patch) puts them: every advance is
-half an em and the line is one em (ascent 13/16, descent 3/16, no line gap), so at
+half an em and the line is one em (ascent 3/4, descent 1/4, no line gap), so at
 12 pt and 96 dpi (16 px per em) a cell is 8x16 px and each octant 4x4 px, with no
-antialiased edge. Each glyph fills its part of that cell: the line split in four rows,
+antialiased edge. The descent must hold the underscore: kitty grows the cell until the
+underscore fits (DejaVu's reaches 0.236 em below the baseline; with a 3/16 descent the
+cell was 17 px tall and every glyph's four rows of 4 px sat a pixel off the cell's). Each glyph fills its part of that cell: the line split in four rows,
 the advance in two columns. Letters keep their outlines (they may overhang the narrower
 cell). The font is renamed FAMILY (the source's license asks that a modified font not
 keep its name).
@@ -48,7 +50,7 @@ def whole_pixel_cell(font):
     """Sets the metrics that make a cell whole pixels (see above); (advance, ascent,
     descent) in font units."""
     em = font["head"].unitsPerEm
-    advance, ascent, descent = em // 2, em * 13 // 16, -(em * 3 // 16)
+    advance, ascent, descent = em // 2, em * 3 // 4, -(em // 4)
     hmtx = font["hmtx"].metrics
     for name, (width, lsb) in hmtx.items():
         if width:
