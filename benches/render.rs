@@ -249,8 +249,8 @@ fn bench_render(c: &mut Criterion) {
     group.finish();
     // Kitty graphics: one frame to RGB, (PNG,) base64 and commands.
     let mut group = c.benchmark_group("kitty");
-    let mut raw = kitty::Encoder::compressing(false);
-    let mut encoder = kitty::Encoder::compressing(true);
+    let mut raw = kitty::Encoder::new(kitty::Transmission::Direct);
+    let mut encoder = kitty::Encoder::new(kitty::Transmission::Png);
     let at = CellRect {
         x: 20,
         y: 0,
@@ -269,6 +269,17 @@ fn bench_render(c: &mut Criterion) {
         b.iter(|| {
             out.clear();
             encoder.frame(&mut out, 1, -2, black_box(&frame), at);
+            out.len()
+        })
+    });
+    // Shared memory: the object written, its name in the command; each is unlinked
+    // after, as the terminal would (else they would pile up in /dev/shm).
+    let mut shared = kitty::Encoder::new(kitty::Transmission::SharedMemory);
+    group.bench_function("640x480 frame shared memory (gradient)", |b| {
+        b.iter(|| {
+            out.clear();
+            shared.frame(&mut out, 1, -2, black_box(&frame), at);
+            unlink_named_object(&out);
             out.len()
         })
     });
@@ -323,4 +334,19 @@ fn main() {
     let mut criterion = Criterion::default().configure_from_args();
     bench_render(&mut criterion);
     criterion.final_summary();
+}
+
+/// Unlinks the shared-memory object a kitty `t=s` command in `out` names, as the
+/// terminal does once it has read it.
+fn unlink_named_object(out: &[u8]) {
+    use base64::Engine;
+    let text = String::from_utf8_lossy(out);
+    let name = text
+        .split_once("t=s")
+        .and_then(|(_, rest)| rest.split_once(';'))
+        .and_then(|(_, rest)| rest.split_once('\x1b'))
+        .and_then(|(b64, _)| base64::engine::general_purpose::STANDARD.decode(b64).ok());
+    if let Some(name) = name.and_then(|n| String::from_utf8(n).ok()) {
+        rtc_cli::ui::shm::unlink(&name);
+    }
 }

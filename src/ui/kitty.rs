@@ -5,12 +5,15 @@
 //! Each video area has its own image id. A frame is transmitted and placed in one
 //! command (`a=T`) under that id, which replaces the previous frame in place: no
 //! flicker, and the terminal holds one image per area however long the call. The
-//! picture goes at its own resolution, base64 in chunks of at most 4096 bytes (`m=1` …
-//! `m=0`): raw 24-bit RGB (`f=24`) on a local terminal, where bytes are cheap
-//! (640x480: 2.2 ms), and as a PNG (`f=100`) over SSH, where bytes are not: each row
-//! predicted from its neighbours (PNG's adaptive filters) and deflated by the `png`
-//! crate's fast mode (fdeflate), 3.7 ms and about half the bytes of zlib on the raw
-//! RGB (`o=z`: 6.8 ms). The terminal scales it into the
+//! picture goes at its own resolution ([`Transmission`]): on a local terminal that
+//! answered the shared-memory query, as raw 24-bit RGB in a POSIX shared-memory object
+//! that the terminal reads and unlinks (`t=s`, [`super::shm`]: nothing but the name
+//! crosses the pty); on another local terminal, raw RGB (`f=24`) base64 in the command,
+//! in chunks of at most 4096 bytes (`m=1` … `m=0`), where bytes are cheap (640x480:
+//! 2.2 ms); and as a PNG (`f=100`) over SSH, where bytes are not: each row predicted
+//! from its neighbours (PNG's adaptive filters) and deflated by the `png` crate's fast
+//! mode (fdeflate), 3.7 ms and about half the bytes of zlib on the raw RGB (`o=z`:
+//! 6.8 ms). The terminal scales it into the
 //! cells given (`c`, `r`), which keep the picture's aspect ([`place`]). A negative `z`
 //! puts it under text, so overlays (stats, help, chat) stay readable; `q=2` silences replies;
 //! `C=1` leaves the cursor alone. Images are deleted when their area goes and, with
@@ -21,6 +24,7 @@ use std::io::Write;
 use base64::Engine;
 
 use super::halfblock::{CellSize, SubCells, fit_in, i420_to_rgb};
+use super::shm::FrameObjects;
 use crate::media::video::I420Frame;
 
 /// Largest base64 payload of one graphics command (the protocol's chunk size).
@@ -74,33 +78,55 @@ pub fn place(width: u32, height: u32, area: CellRect, cell: CellSize) -> Option<
     })
 }
 
+/// How a frame's pixels reach the terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transmission {
+    /// Raw RGB, base64 in the command (`t=d,f=24`).
+    #[default]
+    Direct,
+    /// A PNG, base64 in the command (`t=d,f=100`): for a terminal over SSH.
+    Png,
+    /// Raw RGB in a POSIX shared-memory object (`t=s,f=24`): for a terminal on this
+    /// machine that read the probe's object ([`super::probe::Probe::kitty_shared_memory`]).
+    SharedMemory,
+}
+
+impl Transmission {
+    /// PNGs when the terminal is reached over SSH (`SSH_TTY`, `SSH_CONNECTION` or
+    /// `SSH_CLIENT` set); else shared memory if the terminal showed it reads it
+    /// (`shared_memory`), else raw pixels in the command.
+    pub fn for_this_terminal(shared_memory: bool) -> Self {
+        let remote = ["SSH_TTY", "SSH_CONNECTION", "SSH_CLIENT"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some());
+        let chosen = if remote {
+            Self::Png
+        } else if shared_memory {
+            Self::SharedMemory
+        } else {
+            Self::Direct
+        };
+        tracing::info!(transmission = ?chosen, remote, "kitty images");
+        chosen
+    }
+}
+
 /// Encodes kitty graphics commands, reusing its buffers between frames.
 #[derive(Debug, Default)]
 pub struct Encoder {
     rgb: Vec<u8>,
     png: Vec<u8>,
     base64: String,
-    /// Whether to send the pixels as a PNG (`f=100`) rather than raw (`f=24`).
-    compress: bool,
+    transmission: Transmission,
+    /// The shared-memory objects sent ([`Transmission::SharedMemory`]).
+    objects: FrameObjects,
 }
 
 impl Encoder {
-    /// An encoder that sends PNGs when the terminal is reached over SSH (`SSH_TTY`,
-    /// `SSH_CONNECTION` or `SSH_CLIENT` set) and sends raw pixels otherwise.
-    pub fn for_this_terminal() -> Self {
-        let remote = ["SSH_TTY", "SSH_CONNECTION", "SSH_CLIENT"]
-            .iter()
-            .any(|v| std::env::var_os(v).is_some());
-        if remote {
-            tracing::info!("kitty images as PNG: the terminal is reached over SSH");
-        }
-        Self::compressing(remote)
-    }
-
-    /// An encoder that sends PNGs (`true`) or raw pixels.
-    pub fn compressing(compress: bool) -> Self {
+    /// An encoder sending frames by `transmission`.
+    pub fn new(transmission: Transmission) -> Self {
         Self {
-            compress,
+            transmission,
             ..Self::default()
         }
     }
@@ -110,19 +136,11 @@ impl Encoder {
     /// before.
     pub fn frame(&mut self, out: &mut Vec<u8>, id: u32, z: i32, frame: &I420Frame, at: CellRect) {
         i420_to_rgb(frame, &mut self.rgb);
-        let as_png = self.compress
-            && encode_png(&self.rgb, frame.width(), frame.height(), &mut self.png).is_ok();
-        // A PNG the encoder refused (it cannot for a frame's sizes) goes raw instead.
-        let (pixels, format) = if as_png {
-            (&self.png, "f=100")
-        } else {
-            (&self.rgb, "f=24")
-        };
-        self.base64.clear();
-        base64::engine::general_purpose::STANDARD.encode_string(pixels, &mut self.base64);
+        let format = self.encode_pixels(frame.width(), frame.height());
+        let payload = self.base64.as_bytes();
         // Cursor to the top-left cell (1-based); the image is placed there.
         let _ = write!(out, "\x1b7\x1b[{};{}H", at.y + 1, at.x + 1);
-        let chunks = self.base64.as_bytes().chunks(CHUNK);
+        let chunks = payload.chunks(CHUNK);
         let last = chunks.len().saturating_sub(1);
         for (i, chunk) in chunks.enumerate() {
             let more = u8::from(i < last);
@@ -142,6 +160,35 @@ impl Encoder {
             out.extend_from_slice(b"\x1b\\");
         }
         out.extend_from_slice(b"\x1b8");
+    }
+
+    /// Puts the pixels of `self.rgb` (`width x height`) in `self.base64` as the transmission wants them
+    /// (the object's name for shared memory) and returns the command's format keys. A
+    /// PNG the encoder refuses (it cannot for some sizes) or an object that cannot be
+    /// made goes as raw pixels instead.
+    fn encode_pixels(&mut self, width: u32, height: u32) -> String {
+        self.base64.clear();
+        let engine = &base64::engine::general_purpose::STANDARD;
+        match self.transmission {
+            Transmission::SharedMemory => {
+                match self.objects.put(&self.rgb, std::time::Instant::now()) {
+                    Ok(name) => {
+                        engine.encode_string(name, &mut self.base64);
+                        return format!("f=24,t=s,S={}", self.rgb.len());
+                    }
+                    Err(e) => tracing::debug!("no shared-memory object for a frame: {e}"),
+                }
+            }
+            Transmission::Png => {
+                if encode_png(&self.rgb, width, height, &mut self.png).is_ok() {
+                    engine.encode_string(&self.png, &mut self.base64);
+                    return "f=100".to_owned();
+                }
+            }
+            Transmission::Direct => {}
+        }
+        engine.encode_string(&self.rgb, &mut self.base64);
+        "f=24".to_owned()
     }
 }
 
@@ -206,7 +253,7 @@ mod tests {
             cols: 16,
             rows: 6,
         };
-        Encoder::compressing(true).frame(&mut out, 7, -1, &f, at);
+        Encoder::new(Transmission::Png).frame(&mut out, 7, -1, &f, at);
         assert!(
             out.starts_with(b"\x1b7\x1b[3;4H"),
             "cursor to row 3, column 4"
@@ -241,8 +288,8 @@ mod tests {
         assert_eq!(rgb.len(), 64 * 48 * 3);
     }
 
-    #[test]
-    fn a_local_terminal_gets_raw_pixels() {
+    /// An 8x6 flat frame and the 2x1 cells it goes to.
+    fn small_frame() -> (I420Frame, CellRect) {
         let f = I420Frame::filled(8, 6, (120, 90, 200)).unwrap();
         let at = CellRect {
             x: 0,
@@ -250,8 +297,14 @@ mod tests {
             cols: 2,
             rows: 1,
         };
+        (f, at)
+    }
+
+    #[test]
+    fn a_local_terminal_gets_raw_pixels() {
+        let (f, at) = small_frame();
         let mut out = Vec::new();
-        Encoder::compressing(false).frame(&mut out, 1, -2, &f, at);
+        Encoder::new(Transmission::Direct).frame(&mut out, 1, -2, &f, at);
         let cmds = commands(&out);
         assert!(cmds[0].0.split(',').any(|f| f == "f=24"), "{}", cmds[0].0);
         let rgb = base64::engine::general_purpose::STANDARD
@@ -260,6 +313,36 @@ mod tests {
         let mut want = Vec::new();
         i420_to_rgb(&f, &mut want);
         assert_eq!(rgb, want);
+    }
+
+    #[test]
+    fn a_terminal_reading_shared_memory_gets_the_objects_name_and_the_object_the_pixels() {
+        let (f, at) = small_frame();
+        let mut encoder = Encoder::new(Transmission::SharedMemory);
+        let mut out = Vec::new();
+        encoder.frame(&mut out, 3, -2, &f, at);
+        let cmds = commands(&out);
+        assert_eq!(cmds.len(), 1, "one command: the name is short");
+        for field in ["a=T", "f=24", "t=s", "S=144", "s=8", "v=6", "i=3", "m=0"] {
+            assert!(
+                cmds[0].0.split(',').any(|f| f == field),
+                "{field} in {}",
+                cmds[0].0
+            );
+        }
+        let name = base64::engine::general_purpose::STANDARD
+            .decode(&cmds[0].1)
+            .unwrap();
+        let name = String::from_utf8(name).unwrap();
+        assert!(name.starts_with("/rtc-cli-"), "{name}");
+        // What the terminal reads (and would unlink).
+        let object = std::path::Path::new("/dev/shm").join(&name[1..]);
+        let mut want = Vec::new();
+        i420_to_rgb(&f, &mut want);
+        assert_eq!(std::fs::read(&object).unwrap(), want);
+        // No terminal read it here: the encoder removes it when it goes.
+        drop(encoder);
+        assert!(!object.exists());
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod kitty;
 pub mod passthrough;
 pub mod phone;
 pub mod probe;
+pub mod shm;
 pub mod sixel;
 pub mod symbols;
 pub mod terminal;

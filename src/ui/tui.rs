@@ -71,8 +71,9 @@ pub async fn run(link: ViewLink, opts: TuiOptions) -> anyhow::Result<Vec<String>
     let host = Host::detect();
     // `auto` asks the terminal what it shows, before the input reader starts (its
     // answers would otherwise arrive as keys).
+    // `kitty` asks too: whether the terminal reads frames from shared memory.
     let probe = match opts.render {
-        RenderMode::Auto => match Probe::run(PROBE_TIMEOUT) {
+        RenderMode::Auto | RenderMode::Kitty => match Probe::run(PROBE_TIMEOUT) {
             Ok(probe) => Some(probe),
             Err(e) => {
                 tracing::warn!("cannot ask the terminal what it shows: {e}");
@@ -87,7 +88,12 @@ pub async fn run(link: ViewLink, opts: TuiOptions) -> anyhow::Result<Vec<String>
         .render
         .resolve_with(probe.as_ref(), passthrough.as_ref());
     let slot = Arc::new(DrawSlot::default());
-    let drawer = spawn_drawer(Arc::clone(&slot), render, colors, passthrough.clone())?;
+    let shared_memory = probe.is_some_and(|p| p.kitty_shared_memory);
+    let drawer = spawn_drawer(
+        Arc::clone(&slot),
+        (render, colors, shared_memory),
+        passthrough.clone(),
+    )?;
     let mut model = Model::new(opts.role, Instant::now());
     let fallback_cell = probe.and_then(|p| p.cell);
     let result = event_loop(
@@ -447,12 +453,14 @@ impl DrawSlot {
     }
 }
 
+/// The drawing thread: `look` is the render mode, the color mode and whether kitty
+/// frames may go through shared memory (the terminal read the probe's object).
 fn spawn_drawer(
     slot: Arc<DrawSlot>,
-    render: RenderMode,
-    colors: ColorMode,
+    look: (RenderMode, ColorMode, bool),
     passthrough: Option<Passthrough>,
 ) -> anyhow::Result<JoinHandle<io::Result<()>>> {
+    let (render, colors, shared_memory) = look;
     std::thread::Builder::new()
         .name("tui-draw".into())
         .spawn(move || {
@@ -464,6 +472,9 @@ fn spawn_drawer(
                 crate::ui::sixel::Redraw::new(move || slot.redraw())
             };
             let mut view = View::new(render, colors, redraw);
+            if shared_memory {
+                view.use_kitty_shared_memory();
+            }
             if let Some(passthrough) = passthrough {
                 view.pass_graphics_through(passthrough);
             }

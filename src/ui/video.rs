@@ -219,15 +219,22 @@ pub enum VideoRenderer {
 
 impl VideoRenderer {
     /// A renderer for `mode` (resolved: see [`RenderMode::resolve`]); with kitty
-    /// graphics it shows image `id` at depth `z` (a higher `z` covers a lower one); with
-    /// sixel it calls `redraw` when an encoded image is ready to be written.
-    pub fn new(mode: RenderMode, id: u32, z: i32, redraw: &Redraw) -> Self {
+    /// graphics it shows image `id` at depth `z` (a higher `z` covers a lower one), its
+    /// frames sent by `kitty`; with sixel it calls `redraw` when an encoded image is
+    /// ready to be written.
+    pub fn new(
+        mode: RenderMode,
+        id: u32,
+        z: i32,
+        kitty: kitty::Transmission,
+        redraw: &Redraw,
+    ) -> Self {
         match mode.resolve() {
             RenderMode::Kitty => {
                 return Self::Kitty {
                     id,
                     z,
-                    encoder: kitty::Encoder::for_this_terminal(),
+                    encoder: kitty::Encoder::new(kitty),
                 };
             }
             RenderMode::Sixel => {
@@ -246,6 +253,13 @@ impl VideoRenderer {
                 r.set_hysteresis(VIDEO_HYSTERESIS);
                 Self::HalfBlock(r)
             }
+        }
+    }
+
+    /// Sends kitty frames by `transmission` from now on (other modes: nothing changes).
+    pub fn set_kitty_transmission(&mut self, transmission: kitty::Transmission) {
+        if let Self::Kitty { encoder, .. } = self {
+            *encoder = kitty::Encoder::new(transmission);
         }
     }
 

@@ -17,6 +17,7 @@ use super::app::{
     CallView, Model, NoticeLevel, Role, RoomView, Screen, describe_end, format_clock,
 };
 use super::halfblock::fit;
+use super::kitty::Transmission;
 use super::passthrough::Passthrough;
 use super::sixel::Redraw;
 use super::video::{ColorMode, Graphics, RenderMode, VideoRenderer};
@@ -73,6 +74,8 @@ pub struct View {
     remote_shown: Option<Arc<I420Frame>>,
     /// Inside tmux: graphics go through to the terminal around it.
     passthrough: Option<Passthrough>,
+    /// How kitty frames reach the terminal (tiles made later take it too).
+    kitty: Transmission,
 }
 
 impl View {
@@ -84,16 +87,37 @@ impl View {
         tracing::info!(?render, ?colors, "drawing video");
         let (remote, remote_z) = REMOTE_IMAGE;
         let (local, local_z) = SELF_VIEW_IMAGE;
+        let kitty = if render == RenderMode::Kitty {
+            Transmission::for_this_terminal(false)
+        } else {
+            Transmission::Direct
+        };
         Self {
-            remote: VideoRenderer::new(render, remote, remote_z, &redraw),
+            remote: VideoRenderer::new(render, remote, remote_z, kitty, &redraw),
             tiles: Vec::new(),
-            local: VideoRenderer::new(render, local, local_z, &redraw),
+            local: VideoRenderer::new(render, local, local_z, kitty, &redraw),
             render,
             colors,
             graphics: Graphics::default(),
             redraw,
             remote_shown: None,
             passthrough: None,
+            kitty,
+        }
+    }
+
+    /// Sends kitty frames through shared memory ([`Transmission::SharedMemory`]), for a
+    /// terminal that read the probe's object, unless it is reached over SSH (PNGs
+    /// then); other modes need nothing of it.
+    pub fn use_kitty_shared_memory(&mut self) {
+        if self.render == RenderMode::Kitty {
+            self.kitty = Transmission::for_this_terminal(true);
+            for renderer in [&mut self.remote, &mut self.local]
+                .into_iter()
+                .chain(self.tiles.iter_mut())
+            {
+                renderer.set_kitty_transmission(self.kitty);
+            }
         }
     }
 
@@ -311,10 +335,10 @@ impl View {
         if self.tiles.len() < areas.len() {
             let mode = self.render;
             let (z, first) = (REMOTE_IMAGE.1, self.tiles.len());
-            let redraw = &self.redraw;
+            let (redraw, kitty) = (&self.redraw, self.kitty);
             self.tiles.extend((first..areas.len()).map(|i| {
                 // i < 4: a room holds four.
-                VideoRenderer::new(mode, TILE_IMAGES + i as u32, z, redraw)
+                VideoRenderer::new(mode, TILE_IMAGES + i as u32, z, kitty, redraw)
             }));
         }
         for (i, (tile, rect)) in room.tiles.iter().zip(areas).enumerate() {
