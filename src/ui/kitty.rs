@@ -166,7 +166,7 @@ impl Encoder {
     /// (the object's name for shared memory) and returns the command's format keys. A
     /// PNG the encoder refuses (it cannot for some sizes) or an object that cannot be
     /// made goes as raw pixels instead.
-    fn encode_pixels(&mut self, width: u32, height: u32) -> String {
+    fn encode_pixels(&mut self, width: u32, height: u32) -> Format {
         self.base64.clear();
         let engine = &base64::engine::general_purpose::STANDARD;
         match self.transmission {
@@ -174,7 +174,7 @@ impl Encoder {
                 match self.objects.put(&self.rgb, std::time::Instant::now()) {
                     Ok(name) => {
                         engine.encode_string(name, &mut self.base64);
-                        return format!("f=24,t=s,S={}", self.rgb.len());
+                        return Format::Object(self.rgb.len());
                     }
                     Err(e) => tracing::debug!("no shared-memory object for a frame: {e}"),
                 }
@@ -182,13 +182,35 @@ impl Encoder {
             Transmission::Png => {
                 if encode_png(&self.rgb, width, height, &mut self.png).is_ok() {
                     engine.encode_string(&self.png, &mut self.base64);
-                    return "f=100".to_owned();
+                    return Format::Png;
                 }
             }
             Transmission::Direct => {}
         }
         engine.encode_string(&self.rgb, &mut self.base64);
-        "f=24".to_owned()
+        Format::Raw
+    }
+}
+
+/// What a command's payload is, written as its format keys.
+#[derive(Debug, Clone, Copy)]
+enum Format {
+    /// Raw RGB, base64 (`f=24`).
+    Raw,
+    /// A PNG, base64 (`f=100`).
+    Png,
+    /// The name of a shared-memory object holding this many bytes of raw RGB
+    /// (`f=24,t=s,S=`).
+    Object(usize),
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Raw => f.write_str("f=24"),
+            Self::Png => f.write_str("f=100"),
+            Self::Object(bytes) => write!(f, "f=24,t=s,S={bytes}"),
+        }
     }
 }
 

@@ -461,19 +461,24 @@ mod tests {
         assert_ne!(first, moved, "a real change is drawn");
     }
 
-    #[test]
-    fn on_the_clip_more_pixels_per_cell_give_more_fidelity() {
+    /// Frames 0, 30 and 60 of the test clip (the talking head moves between them).
+    fn clip_frames() -> Vec<I420Frame> {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/fixtures/clip_320x240.y4m"
         );
         let mut clip = crate::media::video::y4m::Y4mReader::open(path).expect("the test clip");
-        // Frames 0, 30 and 60 (the talking head moves between them).
         let frames: Vec<I420Frame> = (0..61)
             .map_while(|_| clip.read_frame().ok().flatten())
             .step_by(30)
             .collect();
         assert_eq!(frames.len(), 3);
+        frames
+    }
+
+    #[test]
+    fn on_the_clip_more_pixels_per_cell_give_more_fidelity() {
+        let frames = clip_frames();
         // 80x30 cells of 8x16 pixels: 640x480, the clip's 4:3 with no letterbox.
         let cell = CellSize::new(8, 16).unwrap();
         let (cols, rows) = (80, 30);
@@ -520,16 +525,7 @@ mod tests {
         // The measure (tests/terminal_pixels.rs): the frame scaled up to the
         // picture, here the 112x42 cells of 8x16 px (896x672, the clip's 4:3) that the
         // picture takes in the terminal test's 1280x720 window, drawn pixel-exact.
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/clip_320x240.y4m"
-        );
-        let mut clip = crate::media::video::y4m::Y4mReader::open(path).expect("the test clip");
-        let frames: Vec<I420Frame> = (0..61)
-            .map_while(|_| clip.read_frame().ok().flatten())
-            .step_by(30)
-            .collect();
-        assert_eq!(frames.len(), 3);
+        let frames = clip_frames();
         let cell = CellSize::new(8, 16).unwrap();
         let (cols, rows) = (112, 42);
         for f in &frames {
