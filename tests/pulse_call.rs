@@ -313,6 +313,14 @@ fn the_matcher_aligns_each_window_and_rejects_other_audio() {
         .expect("window at 1 s");
     assert!(second.ncc > 0.99, "{second:?}");
     assert_eq!(second.source_offset, start + 3 * WINDOW / 10);
+    // The fourth window holds the step 0.7 s in: no one offset fits all of it, but
+    // split at 0.75 s each side nearly fits one.
+    let stepped = matched
+        .windows
+        .iter()
+        .find(|w| w.start == 3 * WINDOW)
+        .expect("window at 3 s");
+    assert!(stepped.ncc > 0.9, "{stepped:?}");
 
     // The same speech backwards has the same spectrum but not the same waveform.
     let reversed: Vec<f32> = source.iter().rev().copied().collect();

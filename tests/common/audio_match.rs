@@ -4,7 +4,9 @@
 //! buffer moves playout in 20 ms steps, and a looped source (`--mic file:…`) wraps. So
 //! one global alignment does not fit a whole recording. Instead each window of the
 //! recording that carries speech is aligned on its own against the looped source, and
-//! the windows' best normalized cross-correlations are averaged, weighted by energy.
+//! the windows' best normalized cross-correlations are averaged, weighted by energy. A
+//! window may hold one playout step, so it is also tried split in two, each side
+//! aligned on its own.
 //!
 //! Alignment is coarse to fine, cheap enough for a debug build: a 5 ms RMS envelope
 //! finds a few candidate offsets over the whole loop, then
@@ -26,6 +28,10 @@ const COARSE_MARGIN: usize = 2 * HOP;
 
 /// The shortest active span worth aligning on its own, samples (0.25 s at 48 kHz).
 const MIN_ACTIVE: usize = 50 * HOP;
+
+/// A window may hold a playout step: it is also tried split at each `k / SPLITS` of
+/// its length, for `k` in `1..SPLITS`.
+const SPLITS: usize = 4;
 
 /// Decimation factor of the middle stage.
 const DECIMATE: usize = 4;
@@ -111,7 +117,7 @@ pub fn match_windows(source: &[f32], recording: &[f32], window: usize, min_rms: 
             let rms = rms(chunk);
             (rms >= min_rms).then(|| {
                 let (skipped, active) = active_span(chunk, rms);
-                let (ncc, offset) = align(source, &source_env, active);
+                let (ncc, offset) = align_across_a_step(source, &source_env, active);
                 WindowMatch {
                     start: i * window,
                     rms,
@@ -138,6 +144,36 @@ fn active_span(chunk: &[f32], level: f64) -> (usize, &[f32]) {
         }
         _ => (0, chunk),
     }
+}
+
+/// Aligns `span` as a whole and split in two at a quarter, half and three quarters of
+/// its length (each side aligned on its own, their NCCs weighted by energy, sides
+/// shorter than [`MIN_ACTIVE`] not tried); returns the best fit as (NCC, source offset
+/// of the span's first sample). A jitter buffer's playout step inside a window leaves
+/// no single offset that fits all of it, but each side of the step fits one: without
+/// this, one step in a loud window costs the recording's score much of that window.
+fn align_across_a_step(source: &[f32], source_env: &[f64], span: &[f32]) -> (f64, usize) {
+    let whole = align(source, source_env, span);
+    (1..SPLITS)
+        .map(|k| span.len() * k / SPLITS / HOP * HOP)
+        .filter(|&at| at >= MIN_ACTIVE && span.len() - at >= MIN_ACTIVE)
+        .map(|at| {
+            let (first, second) = span.split_at(at);
+            let (ncc_first, offset) = align(source, source_env, first);
+            let (ncc_second, _) = align(source, source_env, second);
+            let (e_first, e_second) = (energy(first), energy(second));
+            let total = (e_first + e_second).max(f64::MIN_POSITIVE);
+            (
+                (ncc_first * e_first + ncc_second * e_second) / total,
+                offset,
+            )
+        })
+        .fold(whole, |best, c| if c.0 > best.0 { c } else { best })
+}
+
+/// Sum of squares of `x`.
+fn energy(x: &[f32]) -> f64 {
+    x.iter().map(|&s| f64::from(s) * f64::from(s)).sum()
 }
 
 /// The best NCC of `chunk` against the looped `source`, and the source offset.
@@ -226,8 +262,7 @@ pub fn rms(x: &[f32]) -> f64 {
     if x.is_empty() {
         return 0.0;
     }
-    let sum: f64 = x.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
-    (sum / x.len() as f64).sqrt()
+    (energy(x) / x.len() as f64).sqrt()
 }
 
 /// Pearson correlation of two equally long series; 0 when either is constant.
