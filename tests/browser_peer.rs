@@ -17,7 +17,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use common::chromium::{Browser, Start, WAIT, chromium_missing};
-use common::media_check::{CLIP, SPEECH, file_source, read_y4m};
+use common::media_check::{CLIP, SPEECH, file_source, read_wav_48k, read_y4m};
 use common::process::{Home, Proc};
 use rtc_cli::media::video::quality::psnr;
 
@@ -63,7 +63,7 @@ fn codec_sections(line: &str) -> Vec<&str> {
 
 /// rtc-cli's media: the bundled clip and speech out, the browser's video recorded to
 /// `video`, nothing played, candidates on 127.0.0.1 only.
-fn media_args(video: &Path) -> Vec<String> {
+fn media_args(video: &Path, audio: &Path) -> Vec<String> {
     [
         "--camera".to_owned(),
         file_source(CLIP),
@@ -77,6 +77,8 @@ fn media_args(video: &Path) -> Vec<String> {
         "127.0.0.1".into(),
         "--record-video".into(),
         video.display().to_string(),
+        "--record-audio".into(),
+        audio.display().to_string(),
     ]
     .into()
 }
@@ -113,6 +115,23 @@ fn page_passed_with_h264_and_opus(browser: &mut Browser) {
         passed.contains("inbound video/H264") && passed.contains("inbound audio/opus"),
         "the browser must receive H.264 and Opus: {passed}"
     );
+}
+
+/// Checks the audio recording holds the browser's fake microphone, whose beeps come
+/// several times a second: some 20 ms of it louder than -40 dBFS. A stream rtc-cli could
+/// not take apart (RED when the browser sends it) records silence.
+fn recording_holds_the_browser_beeps(audio: &Path) {
+    let samples = read_wav_48k(audio);
+    let loudest = samples
+        .chunks_exact(960)
+        .map(|c| (c.iter().map(|s| s * s).sum::<f32>() / 960.0).sqrt())
+        .fold(0.0f32, f32::max);
+    eprintln!(
+        "recorded {:.1} s of the browser's audio, loudest 20 ms at {:.1} dBFS",
+        samples.len() as f64 / 48_000.0,
+        20.0 * loudest.max(1e-9).log10()
+    );
+    assert!(loudest > 0.01, "the browser's audio recorded as silence");
 }
 
 /// Checks the recording holds the browser's fake camera: enough frames, of the size
@@ -152,7 +171,8 @@ fn rtc_cli_calls_the_browser_and_media_flows_both_ways() {
     };
     let started = Instant::now();
     let video = home.path("from-browser.y4m");
-    let media = media_args(&video);
+    let audio = home.path("from-browser.wav");
+    let media = media_args(&video, &audio);
     let media: Vec<&str> = media.iter().map(String::as_str).collect();
     let tom = home.caller(&url, "tom", "browser", &media);
     explained(&home, "tom", &mut browser, || {
@@ -165,12 +185,14 @@ fn rtc_cli_calls_the_browser_and_media_flows_both_ways() {
     let answer = browser
         .logged("answer sent with codecs")
         .unwrap_or_else(|| panic!("the page sent no answer\n{report}"));
+    // rtc-cli offers RED before Opus; Chromium keeps that order, and both send RED.
     assert_eq!(
         codec_sections(answer),
-        ["audio: opus", "video: H264"],
-        "the browser accepts rtc-cli's offer of H.264 and Opus: {answer}"
+        ["audio: red opus", "video: H264"],
+        "the browser accepts rtc-cli's offer of H.264, RED and Opus: {answer}"
     );
     recording_holds_the_browser_camera(&video);
+    recording_holds_the_browser_beeps(&audio);
 }
 
 #[test]
@@ -183,7 +205,8 @@ fn the_browser_calls_rtc_cli_and_its_answer_picks_h264_and_opus() {
     let home = Home::new().with_wait(WAIT).failing_on_error_events();
     let (_server, url) = home.serve(&[]);
     let video = home.path("from-browser.y4m");
-    let media = media_args(&video);
+    let audio = home.path("from-browser.wav");
+    let media = media_args(&video, &audio);
     let mut listen = vec!["--auto-accept"];
     listen.extend(media.iter().map(String::as_str));
     let mut jerry = home.listener(&url, "jerry", &listen);
@@ -213,13 +236,15 @@ fn the_browser_calls_rtc_cli_and_its_answer_picks_h264_and_opus() {
         .logged("answer received with codecs")
         .unwrap_or_else(|| panic!("no answer reached the page\n{report}"));
     eprintln!("{answer}");
+    // Chromium offers Opus before RED; rtc-cli's answer keeps its order.
     assert_eq!(
         codec_sections(answer),
-        ["audio: opus", "video: H264"],
-        "rtc-cli answers H.264 and Opus only: {answer}"
+        ["audio: opus red", "video: H264"],
+        "rtc-cli answers H.264, Opus and RED only: {answer}"
     );
     // The listener stays online after a call; quitting closes the recording.
     jerry.send("quit");
     assert_eq!(jerry.wait_exit(), 0);
     recording_holds_the_browser_camera(&video);
+    recording_holds_the_browser_beeps(&audio);
 }

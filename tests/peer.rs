@@ -278,6 +278,24 @@ fn check_audio(packets: &[RtpPacket], sent: usize) {
         .decode(&packets[0].payload, &mut pcm, false)
         .expect("a received payload is valid Opus");
     assert_eq!(samples, 960);
+    // Two rtc-cli peers negotiate RED first: from the third packet on, each carries the
+    // two before it again, oldest first, 40 and 20 ms earlier.
+    for w in packets.windows(3) {
+        let consecutive = w[2].sequence_number == w[0].sequence_number.wrapping_add(2)
+            && w[1].sequence_number == w[0].sequence_number.wrapping_add(1);
+        if !consecutive || w[0].sequence_number == packets[0].sequence_number {
+            continue;
+        }
+        let offsets: Vec<u32> = w[2].redundant.iter().map(|b| b.timestamp_offset).collect();
+        assert_eq!(
+            offsets,
+            [1920, 960],
+            "RED blocks of packet {}",
+            w[2].sequence_number
+        );
+        assert_eq!(w[2].redundant[0].data, w[0].payload);
+        assert_eq!(w[2].redundant[1].data, w[1].payload);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -344,6 +362,10 @@ async fn h264_and_opus_flow_both_ways_at_once() {
     }
     check_video(&b_video, nv);
     check_video(&a_video, nv);
+    assert!(
+        a.session.sends_red() && b.session.sends_red(),
+        "RED negotiated first"
+    );
     check_audio(&b_audio, na);
     check_audio(&a_audio, na);
 }
@@ -582,7 +604,7 @@ fn media_sections(sdp: &str) -> BTreeMap<String, Vec<String>> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chrome_offer_gets_an_answer_with_h264_mode_1_and_opus() {
+async fn chrome_offer_gets_an_answer_with_h264_mode_1_opus_and_red() {
     let (tx, _rx) = mpsc::channel(64);
     let (callee, _media) = PeerSession::new(&loopback(), tx).await.expect("session");
     let answer = callee
@@ -622,12 +644,14 @@ async fn chrome_offer_gets_an_answer_with_h264_mode_1_and_opus() {
     assert!(pts.contains(&"102") || pts.contains(&"106"), "{m_line}");
 
     let audio = sections.get("audio").expect("an audio m-section");
+    // Opus, then RED over Opus, in the offer's order: Opus stays what each side sends.
     assert!(
-        audio[0].split(' ').skip(3).eq(["111"]),
-        "only Opus: {}",
+        audio[0].split(' ').skip(3).eq(["111", "63"]),
+        "Opus and RED: {}",
         audio[0]
     );
     assert!(audio.iter().any(|l| l == "a=rtpmap:111 opus/48000/2"));
+    assert!(audio.iter().any(|l| l == "a=rtpmap:63 red/48000/2"));
     for section in [video, audio] {
         assert!(section.iter().any(|l| l == "a=sendrecv"), "two-way media");
     }

@@ -57,6 +57,9 @@ pub struct CallStats {
     pub audio_concealed_frames: u64,
     /// Audio frames recovered from the next packet's in-band FEC (RFC 6716 §2.1.7).
     pub audio_fec_recovered_frames: u64,
+    /// Audio frames played from the copy a later packet carried (RED, RFC 2198) because
+    /// their own packet was lost.
+    pub audio_red_recovered_frames: u64,
     /// Audio packets the jitter buffer dropped: late, duplicate, over capacity, or cut to
     /// bring the delay down.
     pub audio_dropped_packets: u64,

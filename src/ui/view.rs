@@ -730,6 +730,10 @@ fn draw_stats_panel(frame: &mut Frame, stats: Option<&CallStats>, title: &str, a
                     "playout      {:.0} ms, {} concealed",
                     s.audio_playout_delay_ms, s.audio_concealed_frames
                 )),
+                Line::from(format!(
+                    "audio repair {} FEC, {} RED",
+                    s.audio_fec_recovered_frames, s.audio_red_recovered_frames
+                )),
                 Line::from(format!("video size   {size}")),
                 Line::from(format!("decoded      {} frames", s.frames_decoded)),
                 Line::from(format!(

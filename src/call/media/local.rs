@@ -172,7 +172,7 @@ impl LocalMedia {
     /// Starts sending to a connected peer, starting capture and encode with the first:
     /// the next video frame is a keyframe (the peer has none yet).
     pub(super) fn attach(&self, key: PeerKey, peer: &PeerSession) {
-        let budget = video_budget_kbps(START_ESTIMATE_BPS, self.config.audio_bitrate_kbps);
+        let budget = video_budget_kbps(START_ESTIMATE_BPS, self.config.audio_bitrate_kbps, peer);
         self.fanout
             .attach(key, peer.video_writer(), peer.audio_writer(), budget);
         self.controls.keyframe_now.store(true, Ordering::Relaxed);

@@ -215,6 +215,8 @@ struct ReceiveCounters {
     audio_concealed: AtomicU64,
     /// Audio frames recovered from the next packet's in-band FEC.
     audio_fec_recovered: AtomicU64,
+    /// Audio frames played from a later packet's RED copy.
+    audio_red_recovered: AtomicU64,
     /// Audio packets the jitter buffer dropped (late, duplicate, overflow, delay cut).
     audio_dropped: AtomicU64,
     /// The jitter buffer's target playout delay, µs.
@@ -241,6 +243,8 @@ impl ReceiveCounters {
             .store(jitter.concealed, Ordering::Relaxed);
         self.audio_fec_recovered
             .store(jitter.fec_recovered, Ordering::Relaxed);
+        self.audio_red_recovered
+            .store(jitter.red_recovered, Ordering::Relaxed);
         let dropped = jitter.late + jitter.duplicates + jitter.overflow_dropped;
         self.audio_dropped.store(dropped, Ordering::Relaxed);
         self.audio_playout_delay_us
@@ -388,10 +392,16 @@ async fn send_keyframe_requests(
 }
 
 /// What a send-bandwidth estimate (bit/s of RTP, GCC) leaves for the video encoder,
-/// kbit/s: audio keeps its share first (its bitrate plus ~50 headers a second), and
-/// video pays [`HEADER_OVERHEAD`] on what remains.
-fn video_budget_kbps(estimate_bps: f64, audio_kbps: u32) -> u64 {
-    let audio = f64::from(audio_kbps) + AUDIO_HEADER_KBPS;
+/// kbit/s, when the audio goes to `peer` at Opus' `opus_kbps`: audio keeps its share
+/// first (its bitrate, times [`audio::red::DISTANCE`] + 1 when it goes as RED, plus ~50
+/// headers a second), and video pays [`HEADER_OVERHEAD`] on what remains.
+fn video_budget_kbps(estimate_bps: f64, opus_kbps: u32, peer: &PeerSession) -> u64 {
+    let copies = if peer.sends_red() {
+        audio::red::DISTANCE as u32 + 1
+    } else {
+        1
+    };
+    let audio = f64::from(opus_kbps * copies) + AUDIO_HEADER_KBPS;
     let video = (estimate_bps / 1000.0 - audio) / (1.0 + HEADER_OVERHEAD);
     video.max(0.0) as u64
 }
@@ -435,7 +445,7 @@ async fn report_stats(
                 capacity.allowed_kbps(estimate / 1000.0, now.rtt, std::time::Instant::now());
             local.report(
                 key,
-                video_budget_kbps(allowed * 1000.0, audio_kbps),
+                video_budget_kbps(allowed * 1000.0, audio_kbps, &peer),
                 now.rtt,
             );
         }
@@ -472,6 +482,7 @@ fn fill_pipeline_stats(stats: &mut CallStats, s: &SendCounters, c: &ReceiveCount
     stats.glass_to_glass_ms = (g2g != 0).then(|| g2g as f64 / 1000.0);
     stats.audio_concealed_frames = c.audio_concealed.load(Ordering::Relaxed);
     stats.audio_fec_recovered_frames = c.audio_fec_recovered.load(Ordering::Relaxed);
+    stats.audio_red_recovered_frames = c.audio_red_recovered.load(Ordering::Relaxed);
     stats.audio_dropped_packets = c.audio_dropped.load(Ordering::Relaxed);
     stats.audio_playout_delay_ms = c.audio_playout_delay_us.load(Ordering::Relaxed) as f64 / 1000.0;
     let ms = |v: &AtomicU64| v.load(Ordering::Relaxed) as f64 / 1000.0;

@@ -203,7 +203,14 @@ impl PeerAudio {
                 Ok(p) => {
                     self.started = true;
                     self.jitter
-                        .push(p.sequence_number, p.timestamp, p.payload.clone(), p.arrival);
+                        .push(p.sequence_number, p.timestamp, p.payload, p.arrival);
+                    for block in p.redundant {
+                        self.jitter.push_redundant(
+                            p.sequence_number,
+                            block.timestamp_offset,
+                            block.data,
+                        );
+                    }
                 }
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 Err(mpsc::error::TryRecvError::Disconnected) => return None,

@@ -1,8 +1,11 @@
-//! The codecs we offer and answer: H.264 constrained baseline and Opus, as a browser expects.
+//! The codecs we offer and answer: H.264 constrained baseline and Opus, as a browser
+//! expects, and RED over Opus (RFC 2198) for audio that survives bursts of loss.
 //!
-//! Only these are registered, so an offer listing VP8, VP9, AV1, RED, ULPFEC, RTX or H.264
+//! Only these are registered, so an offer listing VP8, VP9, AV1, ULPFEC, RTX or H.264
 //! with another profile or packetization-mode=0 gets an answer that keeps just the matching
-//! H.264 and Opus payload types (with the offerer's payload type numbers, RFC 3264 §6.1).
+//! H.264, RED and Opus payload types (with the offerer's payload type numbers, RFC 3264
+//! §6.1). Our offers list RED before Opus, so two rtc-cli peers send RED; a browser's
+//! offer lists Opus first, and the answer keeps its order.
 
 use rtc::interceptor::{
     CongestionControlBuilder, Gcc, NackResponderBuilder, PacerBuilder, Registry, Slot,
@@ -41,6 +44,15 @@ pub const OPUS_FMTP: &str = "minptime=10;useinbandfec=1";
 const PT_H264_CONSTRAINED_BASELINE: u8 = 102;
 const PT_H264_BASELINE: u8 = 104;
 const PT_OPUS: u8 = 111;
+/// RED's payload type in our offers (Chromium's number).
+const PT_RED: u8 = 63;
+
+/// RED's media type (RFC 2198 §5), which webrtc does not name.
+pub const MIME_TYPE_RED: &str = "audio/red";
+
+/// RED's fmtp: the payload types of its blocks (RFC 2198 §5), Opus after Opus as
+/// Chromium writes it; the number of redundant blocks is the sender's choice.
+const RED_FMTP: &str = "111/111";
 
 /// RTP clock rates: 90 kHz for video (RFC 6184 §8.2.1), 48 kHz for Opus (RFC 7587 §4.1).
 pub const VIDEO_CLOCK_RATE_HZ: u32 = 90_000;
@@ -86,6 +98,32 @@ pub fn opus_codec() -> RTCRtpCodec {
     }
 }
 
+/// RED over Opus (RFC 2198): `red/48000/2`, its blocks Opus packets.
+pub fn red_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_RED.to_owned(),
+        clock_rate: AUDIO_CLOCK_RATE_HZ,
+        channels: 2,
+        sdp_fmtp_line: RED_FMTP.to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
+
+/// Our audio codecs in order of preference, with our payload types: RED over Opus, then
+/// Opus.
+pub fn audio_preferences() -> Vec<RTCRtpCodecParameters> {
+    vec![
+        RTCRtpCodecParameters {
+            rtp_codec: red_codec(),
+            payload_type: PT_RED,
+        },
+        RTCRtpCodecParameters {
+            rtp_codec: opus_codec(),
+            payload_type: PT_OPUS,
+        },
+    ]
+}
+
 /// Sent packets the NACK responder keeps for retransmission (a power of two): a whole
 /// keyframe at 2.5 Mbit/s plus a second of P-frames.
 pub const NACK_SEND_BUFFER: u16 = 2048;
@@ -126,6 +164,7 @@ pub fn media_engine(
             RtpCodecKind::Video,
         ),
         (baseline, PT_H264_BASELINE, RtpCodecKind::Video),
+        (red_codec(), PT_RED, RtpCodecKind::Audio),
         (opus_codec(), PT_OPUS, RtpCodecKind::Audio),
     ] {
         engine.register_codec(
@@ -213,6 +252,30 @@ pub struct NoCommonCodec {
 /// 8627): not a choice of codec.
 const REPAIR_CODECS: [&str; 5] = ["rtx", "red", "ulpfec", "flexfec-03", "cn"];
 
+/// The payload type of `red/48000` in the first audio section of an SDP offer or answer
+/// that is not rejected: what the peer's RED packets carry once negotiated (an answer
+/// lists only what both sides have; an offer's RED is kept by our answer). `None`
+/// without RED, or for SDP this parser cannot read.
+pub fn red_payload_type(sdp: &str) -> Option<u8> {
+    let parsed = rtc::sdp::SessionDescription::unmarshal(&mut std::io::Cursor::new(sdp)).ok()?;
+    let audio = parsed
+        .media_descriptions
+        .iter()
+        .find(|m| m.media_name.media == "audio" && m.media_name.port.value != 0)?;
+    audio
+        .attributes
+        .iter()
+        .filter(|a| a.key == "rtpmap")
+        .filter_map(|a| a.value.as_deref())
+        .find_map(|value| {
+            let (pt, codec) = value.split_once(' ')?;
+            let name = codec.split('/').next()?;
+            name.eq_ignore_ascii_case("red")
+                .then(|| pt.parse().ok())
+                .flatten()
+        })
+}
+
 /// Checks that every video and audio section of an SDP offer or answer that is not
 /// rejected (port 0, RFC 3264 §6) lists H.264 or Opus respectively, so a call with a
 /// peer that only has VP8, say, ends with a message that names both sides' codecs.
@@ -282,6 +345,17 @@ mod tests {
     const OPUS: &str =
         "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:111 opus/48000/2\r\n";
     const VP8: &str = "m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:96 VP8/90000\r\na=rtpmap:97 rtx/90000\r\n";
+
+    #[test]
+    fn red_is_found_by_name_in_the_audio_section_whatever_its_number() {
+        let red = "m=audio 9 UDP/TLS/RTP/SAVPF 111 100\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:100 RED/48000/2\r\na=fmtp:100 111/111\r\n";
+        assert_eq!(red_payload_type(&sdp(&[red, VP8])), Some(100));
+        assert_eq!(red_payload_type(&sdp(&[OPUS, VP8])), None);
+        // A rejected audio section negotiates nothing.
+        let rejected = red.replacen("m=audio 9", "m=audio 0", 1);
+        assert_eq!(red_payload_type(&sdp(&[&rejected])), None);
+        assert_eq!(red_payload_type("not sdp"), None);
+    }
 
     #[test]
     fn a_vp8_only_peer_is_named_with_our_codec() {

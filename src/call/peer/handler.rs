@@ -19,7 +19,9 @@ use webrtc::peer_connection::{
 use super::chat::{CHAT_LABEL, ChatSlot};
 use super::codecs::{AUDIO_CLOCK_RATE_HZ, VIDEO_CLOCK_RATE_HZ};
 use super::files::{self, FILE_LABEL, FilePolicy};
-use super::media::{ReceivedCounters, RtpPacket, forward_remote_track};
+use super::media::{
+    ReceivedCounters, RedPayloadType, RemoteTrackFormat, RtpPacket, forward_remote_track,
+};
 use super::{FailedStage, PeerEvent};
 use crate::signaling::protocol::IceCandidate;
 use webrtc::data_channel::DataChannel;
@@ -50,6 +52,8 @@ pub(crate) struct Shared {
     audio_tx: mpsc::Sender<RtpPacket>,
     pub(crate) video_in: Arc<ReceivedCounters>,
     pub(crate) audio_in: Arc<ReceivedCounters>,
+    /// The payload type of the peer's RED audio, as the SDP negotiated it.
+    pub(crate) audio_red: Arc<RedPayloadType>,
     pub(crate) remote_video: Mutex<Option<RemoteVideo>>,
     pub(crate) pli_sent: AtomicU64,
     /// The FIR sequence number of our next Full Intra Request (RFC 5104 §4.3.1.1).
@@ -87,6 +91,7 @@ impl Shared {
             audio_tx,
             video_in: Arc::default(),
             audio_in: Arc::default(),
+            audio_red: Arc::default(),
             remote_video: Mutex::new(None),
             pli_sent: AtomicU64::new(0),
             fir_sequence: AtomicU8::new(0),
@@ -155,8 +160,11 @@ impl PeerHandler {
                 let bye = shared.clone();
                 tokio::spawn(forward_remote_track(
                     track,
-                    VIDEO_CLOCK_RATE_HZ,
-                    true,
+                    RemoteTrackFormat {
+                        clock_rate_hz: VIDEO_CLOCK_RATE_HZ,
+                        frames_by_marker: true,
+                        red: None,
+                    },
                     shared.video_tx.clone(),
                     shared.video_in.clone(),
                     move || bye.emit(PeerEvent::Goodbye),
@@ -166,8 +174,11 @@ impl PeerHandler {
                 let bye = shared.clone();
                 tokio::spawn(forward_remote_track(
                     track,
-                    AUDIO_CLOCK_RATE_HZ,
-                    false,
+                    RemoteTrackFormat {
+                        clock_rate_hz: AUDIO_CLOCK_RATE_HZ,
+                        frames_by_marker: false,
+                        red: Some(shared.audio_red.clone()),
+                    },
                     shared.audio_tx.clone(),
                     shared.audio_in.clone(),
                     move || bye.emit(PeerEvent::Goodbye),

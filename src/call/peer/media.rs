@@ -2,19 +2,23 @@
 //! that move remote RTP into bounded channels while counting reception statistics.
 
 use std::sync::atomic::{AtomicI64, AtomicU16, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RtpCodecKind,
 };
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::rtp_transceiver::RtpSender;
+
+use super::codecs::{AUDIO_CLOCK_RATE_HZ, MIME_TYPE_OPUS, MIME_TYPE_RED};
+use crate::media::audio::red::{self, RedEncoder, RedundantBlock};
 
 /// One RTP packet of a remote track, as the media pipeline needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,10 +29,38 @@ pub struct RtpPacket {
     pub timestamp: u32,
     /// Marker bit: for H.264 the last packet of an access unit (RFC 6184 §5.1).
     pub marker: bool,
-    /// The RTP payload (an H.264 NAL unit, FU-A or STAP-A; or one Opus packet).
+    /// The RTP payload (an H.264 NAL unit, FU-A or STAP-A; or one Opus packet, the
+    /// primary block of a RED packet).
     pub payload: Bytes,
+    /// The earlier Opus packets a RED packet carried again (RFC 2198), oldest first;
+    /// empty for any other packet.
+    pub redundant: Vec<RedundantBlock>,
     /// When the packet left webrtc's queue (local monotonic clock).
     pub arrival: Instant,
+}
+
+/// The payload type the peer's RED audio packets (RFC 2198) carry, once the SDP has
+/// negotiated RED; none until then. Shared by the session and its audio forwarder.
+#[derive(Debug)]
+pub(crate) struct RedPayloadType(AtomicU16);
+
+impl Default for RedPayloadType {
+    fn default() -> Self {
+        Self(AtomicU16::new(PAYLOAD_TYPE_UNKNOWN))
+    }
+}
+
+impl RedPayloadType {
+    /// Records the negotiated payload type, or that RED is not negotiated.
+    pub(crate) fn set(&self, payload_type: Option<u8>) {
+        let value = payload_type.map_or(PAYLOAD_TYPE_UNKNOWN, u16::from);
+        self.0.store(value, Ordering::Relaxed);
+    }
+
+    /// True when `payload_type` is the negotiated RED payload type.
+    fn is_red(&self, payload_type: u8) -> bool {
+        self.0.load(Ordering::Relaxed) == u16::from(payload_type)
+    }
 }
 
 /// Remote RTP, handed to the media pipeline through bounded channels. They are filled by
@@ -84,13 +116,33 @@ pub(crate) struct ReceivedCounters {
 
 const PAYLOAD_TYPE_UNKNOWN: u16 = u16::MAX;
 
+/// Locks `mutex`, also after a panic elsewhere poisoned it: the values kept behind these
+/// locks (a cached codec, RED's last packets) are whole after any panic.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What a track sends, as negotiated: the first codec of its sender's parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SendCodec {
+    /// The RTP payload type to stamp.
+    payload_type: u8,
+    /// When that codec is RED (RFC 2198): the Opus payload type its blocks carry.
+    red_blocks: Option<u8>,
+}
+
 /// One of our outgoing tracks, with its SSRC and, once negotiated, its sender.
 pub(crate) struct LocalTrack {
     pub(crate) kind: RtpCodecKind,
     pub(crate) track: Arc<TrackLocalStaticSample>,
     pub(crate) ssrc: u32,
     pub(crate) sender: OnceLock<Arc<dyn RtpSender>>,
-    payload_type: AtomicU16,
+    /// Cached after the first lookup; cleared by a renegotiation.
+    send_codec: Mutex<Option<SendCodec>>,
+    /// The packets RED repeats, while RED is what the track sends.
+    red: Mutex<Option<RedEncoder>>,
     pub(crate) counters: SentCounters,
 }
 
@@ -122,7 +174,8 @@ impl LocalTrack {
             track: Arc::new(TrackLocalStaticSample::new(Instant::now(), track)?),
             ssrc,
             sender: OnceLock::new(),
-            payload_type: AtomicU16::new(PAYLOAD_TYPE_UNKNOWN),
+            send_codec: Mutex::default(),
+            red: Mutex::default(),
             counters: SentCounters::default(),
         })
     }
@@ -134,11 +187,10 @@ impl LocalTrack {
         }
     }
 
-    /// The payload type negotiated for our codec, cached after the first lookup.
-    async fn payload_type(&self) -> Result<u8, TrackWriteError> {
-        let cached = self.payload_type.load(Ordering::Relaxed);
-        if let Ok(pt) = u8::try_from(cached) {
-            return Ok(pt);
+    /// The codec negotiated first for this track, cached after the first lookup.
+    async fn send_codec(&self) -> Result<SendCodec, TrackWriteError> {
+        if let Some(cached) = *lock(&self.send_codec) {
+            return Ok(cached);
         }
         let not_negotiated = || TrackWriteError::NotNegotiated(self.kind_name());
         let sender = self.sender.get().ok_or_else(not_negotiated)?;
@@ -146,20 +198,48 @@ impl LocalTrack {
             .get_parameters()
             .await
             .map_err(|_| not_negotiated())?;
-        let pt = params
-            .rtp_parameters
-            .codecs
-            .first()
-            .map(|c| c.payload_type)
-            .ok_or_else(not_negotiated)?;
-        self.payload_type.store(u16::from(pt), Ordering::Relaxed);
-        Ok(pt)
+        let codecs = &params.rtp_parameters.codecs;
+        let first = codecs.first().ok_or_else(not_negotiated)?;
+        let is = |c: &RTCRtpCodecParameters, mime: &str| {
+            c.rtp_codec.mime_type.eq_ignore_ascii_case(mime)
+        };
+        let red_blocks = if is(first, MIME_TYPE_RED) {
+            let opus = codecs.iter().find(|c| is(c, MIME_TYPE_OPUS));
+            Some(opus.ok_or_else(not_negotiated)?.payload_type)
+        } else {
+            None
+        };
+        let codec = SendCodec {
+            payload_type: first.payload_type,
+            red_blocks,
+        };
+        *lock(&self.send_codec) = Some(codec);
+        Ok(codec)
     }
 
-    /// Forgets the cached payload type (after a renegotiation).
-    pub(crate) fn renegotiated(&self) {
-        self.payload_type
-            .store(PAYLOAD_TYPE_UNKNOWN, Ordering::Relaxed);
+    /// True when the track sends RED (RFC 2198) as negotiated so far.
+    pub(crate) fn sends_red(&self) -> bool {
+        lock(&self.send_codec).is_some_and(|c| c.red_blocks.is_some())
+    }
+
+    /// After a renegotiation: forgets RED's history and the cached codec, and looks the
+    /// codec up again (left for the first write if the track is not negotiated yet).
+    pub(crate) async fn renegotiated(&self) {
+        *lock(&self.send_codec) = None;
+        *lock(&self.red) = None;
+        let _ = self.send_codec().await;
+    }
+
+    /// `data` as one RTP payload of `codec`: as it is, or wrapped in RED with the packets
+    /// written before it.
+    fn payload(&self, codec: SendCodec, data: &[u8], duration: Duration) -> Bytes {
+        let Some(opus_payload_type) = codec.red_blocks else {
+            return Bytes::copy_from_slice(data);
+        };
+        let step = (duration.as_secs_f64() * f64::from(AUDIO_CLOCK_RATE_HZ)).round() as u32;
+        let mut red = lock(&self.red);
+        let encoder = red.get_or_insert_with(|| RedEncoder::new(opus_payload_type, step));
+        Bytes::from(encoder.encode(data))
     }
 
     async fn write(
@@ -171,14 +251,16 @@ impl LocalTrack {
         if data.is_empty() {
             return Err(TrackWriteError::Empty(self.kind_name()));
         }
-        let payload_type = self.payload_type().await?;
+        let codec = self.send_codec().await?;
+        let payload = self.payload(codec, data, duration);
+        let payload_len = payload.len();
         let sample = Sample {
-            data: Bytes::copy_from_slice(data),
+            data: payload,
             duration,
             ..Sample::new(capture)
         };
         self.track
-            .sample_writer(self.ssrc, payload_type)
+            .sample_writer(self.ssrc, codec.payload_type)
             .write_sample(&sample)
             .await
             .map_err(|source| TrackWriteError::Webrtc {
@@ -188,7 +270,7 @@ impl LocalTrack {
         self.counters.frames.fetch_add(1, Ordering::Relaxed);
         self.counters
             .payload_bytes
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
+            .fetch_add(payload_len as u64, Ordering::Relaxed);
         Ok(())
     }
 }
@@ -229,7 +311,9 @@ pub struct AudioTrackWriter(pub(crate) Arc<LocalTrack>);
 
 impl AudioTrackWriter {
     /// Sends one Opus packet (one RTP payload, RFC 7587 §4.2) covering `duration` of audio
-    /// (20 ms frames advance the 48 kHz RTP timestamp by 960).
+    /// (20 ms frames advance the 48 kHz RTP timestamp by 960). Where the SDP negotiated
+    /// RED first, the payload also repeats the packets sent before it (RFC 2198,
+    /// [`crate::media::audio::red`]).
     ///
     /// # Errors
     /// As [`VideoTrackWriter::write_h264`].
@@ -327,13 +411,23 @@ impl ReceptionStats {
     }
 }
 
+/// How to read one kind of remote track.
+pub(crate) struct RemoteTrackFormat {
+    /// RTP clock rate, Hz.
+    pub(crate) clock_rate_hz: u32,
+    /// A frame per marker bit (video) instead of per packet (audio).
+    pub(crate) frames_by_marker: bool,
+    /// Audio: the payload type of RED packets, whose blocks are taken apart here.
+    pub(crate) red: Option<Arc<RedPayloadType>>,
+}
+
 /// Moves one remote track's RTP into `tx` until the track ends, and calls `on_goodbye`
-/// when the peer's RTCP BYE arrives on it. Never waits on `tx`: a full channel drops
-/// the packet and counts it.
+/// when the peer's RTCP BYE arrives on it. RED packets (RFC 2198) go on as their
+/// primary block with the redundant blocks beside it; one that cannot be read is
+/// dropped. Never waits on `tx`: a full channel drops the packet and counts it.
 pub(crate) async fn forward_remote_track(
     track: Arc<dyn TrackRemote>,
-    clock_rate_hz: u32,
-    count_frames_by_marker: bool,
+    format: RemoteTrackFormat,
     tx: mpsc::Sender<RtpPacket>,
     counters: Arc<ReceivedCounters>,
     on_goodbye: impl Fn() + Send,
@@ -357,7 +451,7 @@ pub(crate) async fn forward_remote_track(
             Some(r) => r.record(header.sequence_number, header.timestamp, arrival),
             None => {
                 reception = Some(ReceptionStats::new(
-                    clock_rate_hz,
+                    format.clock_rate_hz,
                     header.sequence_number,
                     header.timestamp,
                     arrival,
@@ -374,14 +468,33 @@ pub(crate) async fn forward_remote_track(
         counters
             .payload_bytes
             .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
-        if !count_frames_by_marker || header.marker {
+        if !format.frames_by_marker || header.marker {
             counters.frames.fetch_add(1, Ordering::Relaxed);
         }
+        let is_red = format
+            .red
+            .as_ref()
+            .is_some_and(|red| red.is_red(header.payload_type));
+        let (payload, redundant) = if is_red {
+            match red::parse(&packet.payload) {
+                Ok(parsed) => (parsed.primary, parsed.redundant),
+                Err(e) => {
+                    tracing::debug!(
+                        sequence_number = header.sequence_number,
+                        "dropping a RED packet: {e}"
+                    );
+                    continue;
+                }
+            }
+        } else {
+            (packet.payload, Vec::new())
+        };
         let rtp = RtpPacket {
             sequence_number: header.sequence_number,
             timestamp: header.timestamp,
             marker: header.marker,
-            payload: packet.payload,
+            payload,
+            redundant,
             arrival,
         };
         if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(rtp) {

@@ -261,7 +261,10 @@ impl PeerSession {
     /// webrtc refusing the offer (e.g. in the wrong signaling state).
     pub async fn create_offer(&self) -> anyhow::Result<String> {
         let mut negotiation = self.negotiation.lock().await;
-        self.add_tracks(&mut negotiation).await?;
+        if !negotiation.tracks_added {
+            self.add_tracks(&mut negotiation).await?;
+            self.prefer_red().await?;
+        }
         if !negotiation.chat_opened {
             let channel = self
                 .pc
@@ -295,6 +298,7 @@ impl PeerSession {
             .set_remote_description(offer)
             .await
             .context("applying the remote SDP offer")?;
+        self.shared.audio_red.set(codecs::red_payload_type(sdp));
         self.add_tracks(&mut negotiation).await?;
         let answer = self
             .pc
@@ -308,7 +312,7 @@ impl PeerSession {
             .set_local_description(answer)
             .await
             .context("setting the local SDP answer")?;
-        self.renegotiated();
+        self.renegotiated().await;
         self.flush_candidates(&mut negotiation).await;
         self.arm_connect_deadline();
         Ok(self.with_gathered_candidates(sdp).await)
@@ -327,7 +331,8 @@ impl PeerSession {
             .set_remote_description(answer)
             .await
             .context("applying the remote SDP answer")?;
-        self.renegotiated();
+        self.shared.audio_red.set(codecs::red_payload_type(sdp));
+        self.renegotiated().await;
         self.flush_candidates(&mut negotiation).await;
         Ok(())
     }
@@ -381,6 +386,12 @@ impl PeerSession {
     /// The writer for our H.264 video track.
     pub fn video_writer(&self) -> VideoTrackWriter {
         VideoTrackWriter(self.video.clone())
+    }
+
+    /// True when our audio goes out as RED (RFC 2198): the SDP negotiated it first. The
+    /// audio then takes [`crate::media::audio::red::DISTANCE`] + 1 times Opus' bitrate.
+    pub fn sends_red(&self) -> bool {
+        self.audio.sends_red()
     }
 
     /// The writer for our Opus audio track.
@@ -607,6 +618,25 @@ impl PeerSession {
         Ok(())
     }
 
+    /// Lists RED before Opus in our audio transceiver's codecs, so our offers, and the
+    /// answer of an rtc-cli peer (which keeps the offer's order), negotiate RED first. An
+    /// answer to a browser's offer keeps the browser's order instead (Opus first).
+    async fn prefer_red(&self) -> anyhow::Result<()> {
+        let Some(ours) = self.audio.sender.get().map(|s| s.id()) else {
+            return Ok(());
+        };
+        for transceiver in self.pc.get_transceivers().await {
+            let sender = transceiver.sender().await.ok().flatten();
+            if sender.is_some_and(|s| s.id() == ours) {
+                transceiver
+                    .set_codec_preferences(codecs::audio_preferences())
+                    .await
+                    .context("listing RED before Opus")?;
+            }
+        }
+        Ok(())
+    }
+
     /// Whether a remote candidate must wait: no remote description yet, or our offer is
     /// out and the answer (with the peer's new ICE credentials) has not arrived.
     async fn awaiting_remote_description(&self) -> bool {
@@ -648,9 +678,9 @@ impl PeerSession {
         }
     }
 
-    fn renegotiated(&self) {
-        self.video.renegotiated();
-        self.audio.renegotiated();
+    async fn renegotiated(&self) {
+        self.video.renegotiated().await;
+        self.audio.renegotiated().await;
     }
 
     /// Reports `Failed` unless the connection reaches `connected` within the connect

@@ -96,6 +96,9 @@ pub struct JitterStats {
     pub accelerated: u64,
     /// Frames recovered from the next packet's FEC.
     pub fec_recovered: u64,
+    /// Frames played from a copy a later packet carried (RED, RFC 2198) because their
+    /// own packet was missing.
+    pub red_recovered: u64,
     /// Frames concealed for a missing packet (loss or underrun).
     pub concealed: u64,
     /// Frames played lengthened by a pitch period to grow the delay (no concealed
@@ -125,6 +128,14 @@ enum State {
     /// Handing out one frame per tick; `dry_ticks` counts ticks in a row with nothing
     /// queued.
     Playing { dry_ticks: u32 },
+}
+
+/// One queued packet's payload and where it came from.
+#[derive(Debug, Clone)]
+struct Queued {
+    payload: Bytes,
+    /// A copy from a later packet's RED blocks, not the packet itself.
+    redundant: bool,
 }
 
 /// The RFC 3550 §6.4.1 interarrival jitter estimate, in seconds.
@@ -170,7 +181,7 @@ fn signed_secs(a: Instant, b: Instant) -> f64 {
 #[derive(Debug)]
 pub struct JitterBuffer {
     /// Queued payloads by extended sequence number.
-    packets: BTreeMap<i64, Bytes>,
+    packets: BTreeMap<i64, Queued>,
     /// Highest extended sequence number seen: the reference for extending the next.
     highest: Option<i64>,
     /// The next sequence number to play; packets below it are late.
@@ -266,11 +277,18 @@ impl JitterBuffer {
             self.stats.late += 1;
             return PushOutcome::Late;
         }
-        if self.packets.contains_key(&seq) {
+        if self.packets.get(&seq).is_some_and(|q| !q.redundant) {
             self.stats.duplicates += 1;
             return PushOutcome::Duplicate;
         }
-        self.packets.insert(seq, payload);
+        // A RED copy already queued for it is replaced by the packet itself.
+        self.packets.insert(
+            seq,
+            Queued {
+                payload,
+                redundant: false,
+            },
+        );
         self.highest = Some(self.highest.map_or(seq, |h| h.max(seq)));
         if let State::Buffering { start_at: None } = self.state {
             self.state = State::Buffering {
@@ -279,6 +297,41 @@ impl JitterBuffer {
         }
         self.enforce_capacity();
         PushOutcome::Queued
+    }
+
+    /// Queues `payload`, a copy of an earlier packet that packet `carrier` (a sequence
+    /// number) repeated `timestamp_offset` RTP units before its own (RED, RFC 2198),
+    /// where that packet is missing: not played yet, not queued, and within capacity
+    /// behind the highest packet. One packet is 20 ms, so the copy is packet `carrier -
+    /// timestamp_offset / 960`; other offsets are skipped. Push the carrier first. The
+    /// copy counts as neither received, late nor duplicate, and its arrival leaves the
+    /// jitter estimate alone (it says nothing of its own transit). True when it filled
+    /// a gap.
+    pub fn push_redundant(&mut self, carrier: u16, timestamp_offset: u32, payload: Bytes) -> bool {
+        let packets_back = timestamp_offset / TIMESTAMP_STEP;
+        let Some(highest) = self.highest else {
+            return false;
+        };
+        if !timestamp_offset.is_multiple_of(TIMESTAMP_STEP) || packets_back == 0 {
+            return false;
+        }
+        let Ok(packets_back) = u16::try_from(packets_back) else {
+            return false;
+        };
+        let seq = self.extend(carrier.wrapping_sub(packets_back));
+        let floor = highest - Self::capacity_packets() as i64 + 1;
+        let played = self.next.is_some_and(|next| seq < next);
+        if seq >= highest || seq < floor || played || self.packets.contains_key(&seq) {
+            return false;
+        }
+        self.packets.insert(
+            seq,
+            Queued {
+                payload,
+                redundant: true,
+            },
+        );
+        true
     }
 
     /// Decides what to play for the next 20 ms at time `now`. Call once per 20 ms.
@@ -323,15 +376,18 @@ impl JitterBuffer {
     /// Plays `next`: the packet, else its successor's FEC, else concealment.
     fn play(&mut self, next: i64) -> Playout {
         self.next = Some(next + 1);
-        if let Some(payload) = self.packets.remove(&next) {
-            return Playout::Packet(payload);
+        if let Some(queued) = self.packets.remove(&next) {
+            if queued.redundant {
+                self.stats.red_recovered += 1;
+            }
+            return Playout::Packet(queued.payload);
         }
         self.stats.concealed += 1;
         match self.packets.get(&(next + 1)) {
             Some(successor) => {
                 self.stats.fec_recovered += 1;
                 self.stats.concealed -= 1;
-                Playout::Fec(successor.clone())
+                Playout::Fec(successor.payload.clone())
             }
             None => Playout::Conceal,
         }
@@ -526,6 +582,54 @@ mod tests {
         );
         let stats = jb.stats();
         assert_eq!((stats.concealed, stats.fec_recovered), (1, 1));
+    }
+
+    #[test]
+    fn red_copies_fill_a_burst_of_lost_packets_and_count_as_recovered() {
+        let mut jb = JitterBuffer::new();
+        let t0 = Instant::now();
+        // 3 and 4 are lost; 5 arrives carrying copies of 3 and 4 (RED).
+        let (first, mut now) = start(&mut jb, t0, &[1, 2, 5]);
+        assert!(jb.push_redundant(5, 2 * TIMESTAMP_STEP, payload(3)));
+        assert!(jb.push_redundant(5, TIMESTAMP_STEP, payload(4)));
+        let mut played = vec![first];
+        for _ in 0..4 {
+            played.push(jb.pop(now));
+            now += FRAME_DURATION;
+        }
+        let expected: Vec<_> = (1..=5).map(|s| Playout::Packet(payload(s))).collect();
+        assert_eq!(played, expected);
+        let stats = jb.stats();
+        assert_eq!(
+            (stats.red_recovered, stats.concealed, stats.fec_recovered),
+            (2, 0, 0)
+        );
+        assert_eq!((stats.received, stats.duplicates, stats.late), (3, 0, 0));
+    }
+
+    #[test]
+    fn a_red_copy_never_replaces_a_packet_nor_comes_back_after_playout() {
+        let mut jb = JitterBuffer::new();
+        let t0 = Instant::now();
+        let copy = || Bytes::from_static(b"copy");
+        assert!(
+            !jb.push_redundant(2, TIMESTAMP_STEP, copy()),
+            "nothing to place it against"
+        );
+        let (_, now) = start(&mut jb, t0, &[1, 2, 4]);
+        // 1 was played, 2 is queued: neither takes a copy; nor does an offset that is
+        // not a whole packet, or no offset at all.
+        assert!(!jb.push_redundant(4, 3 * TIMESTAMP_STEP, copy()));
+        assert!(!jb.push_redundant(4, 2 * TIMESTAMP_STEP, copy()));
+        assert!(!jb.push_redundant(4, TIMESTAMP_STEP / 2, copy()));
+        assert!(!jb.push_redundant(4, 0, copy()));
+        // A copy of 3 waits for it; the packet itself, coming late, replaces the copy.
+        assert!(jb.push_redundant(4, TIMESTAMP_STEP, copy()));
+        assert_eq!(push(&mut jb, 3, now), PushOutcome::Queued);
+        assert_eq!(jb.pop(now), Playout::Packet(payload(2)));
+        assert_eq!(jb.pop(now + FRAME_DURATION), Playout::Packet(payload(3)));
+        let stats = jb.stats();
+        assert_eq!((stats.red_recovered, stats.duplicates), (0, 0));
     }
 
     #[test]

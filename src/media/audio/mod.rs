@@ -51,6 +51,7 @@ pub mod mix;
 pub mod opus;
 pub mod processing;
 pub mod quality;
+pub mod red;
 pub mod resample;
 pub mod ring;
 pub mod sink;
