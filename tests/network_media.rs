@@ -177,8 +177,8 @@ fn five_percent_loss_is_repaired_by_retransmissions_and_red() {
     c.assert_packets_recovered();
     let resent = c.tom["retransmissions_sent"].as_u64().unwrap();
     assert!(resent > 0, "{}", c.tom);
-    // 8 s of audio is 400 packets: about 20 lost, each but the call's last two carried
-    // again by the next packets.
+    // 8 s of audio is 400 packets: about 20 lost, each (but the call's last) carried
+    // again by the next packet.
     let red = c.jerry["audio_red_recovered_frames"].as_u64().unwrap();
     assert!(red > 0, "{}", c.jerry);
 }

@@ -238,7 +238,8 @@ impl LocalTrack {
         };
         let step = (duration.as_secs_f64() * f64::from(AUDIO_CLOCK_RATE_HZ)).round() as u32;
         let mut red = lock(&self.red);
-        let encoder = red.get_or_insert_with(|| RedEncoder::new(opus_payload_type, step));
+        let encoder =
+            red.get_or_insert_with(|| RedEncoder::new(opus_payload_type, step, red::DISTANCE));
         Bytes::from(encoder.encode(data))
     }
 

@@ -3,8 +3,8 @@
 //! several in a row while a keyframe crosses it) takes them from a later one.
 //!
 //! Opus' in-band FEC already carries a low-rate copy of the previous frame; RED adds
-//! whole earlier packets, each with its own FEC of the frame before it, so with
-//! [`DISTANCE`] copies a burst of up to `DISTANCE + 1` lost packets is recovered.
+//! whole earlier packets, each with its own FEC of the frame before it, so with `d`
+//! copies a burst of up to `d + 1` lost packets is recovered. We send [`DISTANCE`].
 //!
 //! Payload layout (RFC 2198 §3): one 4-byte header per redundant block (`F` = 1, block
 //! payload type, 14-bit timestamp offset, 10-bit length), a 1-byte header for the
@@ -14,9 +14,12 @@
 use bytes::Bytes;
 use std::collections::VecDeque;
 
-/// Earlier packets repeated in each packet: two (40 ms of audio) at the cost of about
-/// twice the Opus bitrate again. SDP: `a=fmtp:<red> <opus>/<opus>/<opus>`.
-pub const DISTANCE: usize = 2;
+/// Earlier packets our encoder repeats in each packet: one (as Chromium sends), so with
+/// in-band FEC two lost packets in a row are recovered, for the Opus bitrate once more.
+/// Two copies (tried 2026-12-01) also recovered three in a row, but their third share of
+/// a narrow link cost the video a rung of the send ladder and 60-280 ms of queueing at
+/// 300 kbit/s (BENCHMARKS).
+pub const DISTANCE: usize = 1;
 
 /// The longest block a RED header can describe: 10 bits of length (RFC 2198 §3).
 pub const MAX_BLOCK_LEN: usize = (1 << 10) - 1;
@@ -34,18 +37,22 @@ pub struct RedEncoder {
     opus_payload_type: u8,
     /// RTP clock units between two consecutive packets (960: 20 ms at 48 kHz).
     timestamp_step: u32,
-    /// The last [`DISTANCE`] packets written, oldest first.
+    /// How many earlier packets each packet repeats.
+    distance: usize,
+    /// The last `distance` packets written, oldest first.
     history: VecDeque<Bytes>,
 }
 
 impl RedEncoder {
-    /// An encoder for packets `timestamp_step` RTP clock units apart, tagging blocks
-    /// with `opus_payload_type` (7 bits; higher bits are dropped).
-    pub fn new(opus_payload_type: u8, timestamp_step: u32) -> Self {
+    /// An encoder for packets `timestamp_step` RTP clock units apart that repeats the
+    /// `distance` packets before each, tagging blocks with `opus_payload_type` (7 bits;
+    /// higher bits are dropped).
+    pub fn new(opus_payload_type: u8, timestamp_step: u32, distance: usize) -> Self {
         Self {
             opus_payload_type: opus_payload_type & 0x7f,
             timestamp_step,
-            history: VecDeque::with_capacity(DISTANCE),
+            distance,
+            history: VecDeque::with_capacity(distance),
         }
     }
 
@@ -82,7 +89,10 @@ impl RedEncoder {
             out.extend_from_slice(data);
         }
         out.extend_from_slice(primary);
-        if self.history.len() == DISTANCE {
+        if self.distance == 0 {
+            return out;
+        }
+        if self.history.len() == self.distance {
             self.history.pop_front();
         }
         self.history.push_back(Bytes::copy_from_slice(primary));
@@ -176,7 +186,7 @@ mod tests {
 
     #[test]
     fn the_first_packet_is_a_primary_block_alone() {
-        let mut red = RedEncoder::new(OPUS, STEP);
+        let mut red = RedEncoder::new(OPUS, STEP, 2);
         let payload = red.encode(b"one");
         assert_eq!(payload, [&[OPUS][..], b"one"].concat());
         let parsed = parse(&Bytes::from(payload)).unwrap();
@@ -186,7 +196,7 @@ mod tests {
 
     #[test]
     fn each_packet_repeats_the_two_before_it_oldest_first() {
-        let mut red = RedEncoder::new(OPUS, STEP);
+        let mut red = RedEncoder::new(OPUS, STEP, 2);
         for p in [&b"one"[..], b"two", b"three"] {
             red.encode(p);
         }
@@ -220,8 +230,25 @@ mod tests {
     }
 
     #[test]
+    fn at_distance_one_only_the_packet_before_is_repeated() {
+        let mut red = RedEncoder::new(OPUS, STEP, DISTANCE);
+        for p in [&b"one"[..], b"two"] {
+            red.encode(p);
+        }
+        let parsed = parse(&Bytes::from(red.encode(b"three"))).unwrap();
+        assert_eq!(
+            parsed.redundant,
+            vec![RedundantBlock {
+                timestamp_offset: STEP,
+                data: Bytes::from_static(b"two"),
+            }]
+        );
+        assert_eq!(&parsed.primary[..], b"three");
+    }
+
+    #[test]
     fn a_packet_too_long_for_a_header_is_not_repeated() {
-        let mut red = RedEncoder::new(OPUS, STEP);
+        let mut red = RedEncoder::new(OPUS, STEP, 2);
         red.encode(&[7u8; MAX_BLOCK_LEN + 1]);
         red.encode(b"small");
         let parsed = parse(&Bytes::from(red.encode(b"last"))).unwrap();
