@@ -19,7 +19,7 @@
 #    - sent: the sender's last `frames_sent`; shown: frames in the receiver's recording
 #      (every decoded frame is recorded: what the receiver displayed);
 #    - freezes (jerry -> tom, the test pattern's direction: tom's `-v` log has a
-#      timestamped `glass-to-glass` line per decoded frame): W3C freezeCount and
+#      `glass-to-glass` line per decoded frame, with a monotonic stamp): W3C freezeCount and
 #      totalFreezesDuration, a gap between displayed frames longer than
 #      max(3 x mean, mean + 150 ms), the mean over the previous 30 intervals; plus the
 #      longest gap, and the gap from the last frame to the call's end;
@@ -131,7 +131,7 @@ PROFILES = sys.argv[6:] or ALL
 BOTTLENECK_KBPS = {"bw300": 300}
 PEER = os.environ.get("RTC_BENCH_PEER", "rtc-cli")
 CUTS = {"cut5": (5, 5), "cut10": (5, 10), "cut25": (5, 25)}  # (start s, length s)
-G2G = re.compile(r"^(\S+)\s.*glass-to-glass.*latency_ms=([0-9.]+)")
+G2G = re.compile(r"^(\S+)\s.*glass-to-glass.*latency_ms=([0-9.]+)(?:.*monotonic_ms=([0-9]+))?")
 
 children = []
 env_for = functools.partial(bench_common.env_for, WORK)
@@ -181,14 +181,17 @@ def stop(proc, seconds=5):
 
 
 def frames_shown(log_path):
-    """(wall time, glass-to-glass ms) of every decoded test-pattern frame in a -v log."""
+    """(wall time, glass-to-glass ms, monotonic s or None) of every decoded test-pattern
+    frame in a -v log. The monotonic time spaces frames right when the wall clock steps
+    (this VM's did, by 38-56 s, during calls); older binaries do not log it."""
     shown = []
     try:
         with open(log_path) as f:
             for line in f:
                 m = G2G.search(line)
                 if m:
-                    shown.append((parse_ts(m.group(1)), float(m.group(2))))
+                    mono = float(m.group(3)) / 1000.0 if m.group(3) else None
+                    shown.append((parse_ts(m.group(1)), float(m.group(2)), mono))
     except FileNotFoundError:
         pass
     return shown
@@ -408,8 +411,9 @@ def run_profile(profile):
                        "--audio", rec["jerry"][1], "--source-audio", SPEECH)
     at_tom = analyse("--video", rec["tom"][0], "--audio", rec["tom"][1], "--source-audio", SPEECH)
     shown = frames_shown(os.path.join(WORK, f"{tag}-tom.log"))
-    times = [t for t, _ in shown]
-    count, total, longest = freezes(times)
+    times = [t for t, _, _ in shown]
+    monotonic = [m for _, _, m in shown]
+    count, total, longest = freezes(monotonic if None not in monotonic else times)
     end_t = ended.get("t")
     r["tom->jerry"] = {
         "sent": last(stats["tom"], "stats").get("frames_sent"),
@@ -424,8 +428,8 @@ def run_profile(profile):
         "concealed": last(stats["tom"], "stats").get("audio_concealed_frames"),
         "freezes": count, "freeze_s": total, "longest_gap_s": longest,
         "tail_gap_s": (end_t - times[-1]) if times and end_t else None,
-        "g2g_p50": percentile([g for _, g in shown], 50) if shown else None,
-        "g2g_p95": percentile([g for _, g in shown], 95) if shown else None,
+        "g2g_p50": percentile([g for _, g, _ in shown], 50) if shown else None,
+        "g2g_p95": percentile([g for _, g, _ in shown], 95) if shown else None,
     }
     if profile in BOTTLENECK_KBPS and connected:
         r["adapt_s"] = adapt_seconds(stats["tom"], connected, BOTTLENECK_KBPS[profile])

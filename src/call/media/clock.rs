@@ -1,7 +1,8 @@
 //! The test pattern's clock stamps: capture time in its counter strip, read back
 //! after decode as glass-to-glass latency (both ends on one machine share the clock).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::media::video::pattern::COUNTER_MODULUS;
 
@@ -14,6 +15,14 @@ pub(crate) fn clock_stamp_ms(at: SystemTime) -> u32 {
         .unwrap_or_default()
         .as_millis();
     (ms % u128::from(COUNTER_MODULUS)) as u32
+}
+
+/// Milliseconds on this process's monotonic clock since its first reading: spacing of
+/// logged events that stays right when the wall clock steps (the log's own stamps are
+/// wall-clock time).
+pub(crate) fn monotonic_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
 /// Glass-to-glass latency from a clock stamp read back at `now`; `None` when the stamp

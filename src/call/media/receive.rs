@@ -127,6 +127,7 @@ impl VideoReceiver {
                 .store((latency.as_micros() as u64).max(1), Ordering::Relaxed);
             debug!(
                 latency_ms = latency.as_secs_f64() * 1000.0,
+                monotonic_ms = super::clock::monotonic_ms(),
                 "glass-to-glass"
             );
         }
