@@ -312,7 +312,7 @@ impl JitterBuffer {
     /// a gap.
     pub fn push_redundant(&mut self, carrier: u16, timestamp_offset: u32, payload: Bytes) -> bool {
         let packets_back = timestamp_offset / TIMESTAMP_STEP;
-        let Some(highest) = self.highest else {
+        let (Some(highest), Some(floor)) = (self.highest, self.capacity_floor()) else {
             return false;
         };
         if !timestamp_offset.is_multiple_of(TIMESTAMP_STEP) || packets_back == 0 {
@@ -322,7 +322,6 @@ impl JitterBuffer {
             return false;
         };
         let seq = self.extend(carrier.wrapping_sub(packets_back));
-        let floor = highest - Self::capacity_packets() as i64 + 1;
         let played = self.next.is_some_and(|next| seq < next);
         if seq >= highest || seq < floor || played || self.packets.contains_key(&seq) {
             return false;
@@ -453,8 +452,9 @@ impl JitterBuffer {
     /// Drops the oldest packets so that at most [`Self::capacity_packets`] frames lie
     /// between the playout point and the highest sequence number.
     fn enforce_capacity(&mut self) {
-        let Some(highest) = self.highest else { return };
-        let floor = highest - Self::capacity_packets() as i64 + 1;
+        let Some(floor) = self.capacity_floor() else {
+            return;
+        };
         while let Some((&first, _)) = self.packets.first_key_value() {
             if first >= floor {
                 break;
@@ -465,6 +465,13 @@ impl JitterBuffer {
         if self.next.is_some_and(|next| next < floor) {
             self.next = Some(floor);
         }
+    }
+
+    /// The lowest sequence number the buffer may hold: [`Self::capacity_packets`] back
+    /// from the highest seen; `None` before the first packet.
+    fn capacity_floor(&self) -> Option<i64> {
+        self.highest
+            .map(|highest| highest - Self::capacity_packets() as i64 + 1)
     }
 
     /// Extends a 16-bit sequence number to the one nearest the highest seen.
