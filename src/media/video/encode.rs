@@ -69,8 +69,9 @@ pub enum EncodeError {
 
 /// A real-time H.264 encoder for frames of one size.
 ///
-/// Its first IDR is encoded at openh264's coarsest start quantizer (see
-/// [`coarse_start_bpp`]) and the configured bitrate applies from the second frame on:
+/// Its first IDR is encoded at openh264's coarsest start quantizer (QP 34-36: the
+/// encoder is made at a bitrate under the lowest bits-per-pixel class of openh264's
+/// `RcInitIdrQp`) and the configured bitrate applies from the second frame on:
 /// that IDR goes out before any bandwidth estimate, into links whose queue may hold less
 /// than it (a 320x240 IDR at 200 kbit/s is 7.7 kB at openh264's finer start, 4.0 kB at
 /// the coarse one, against the 3.75 kB a 100 ms queue at 300 kbit/s holds).
