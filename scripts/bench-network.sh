@@ -107,6 +107,7 @@ trap 'status=143; exit 143' TERM
 python3 - "$bin" "$netlab" "$check" "$root" "$workdir" "$@" <<'PY' &
 """Runs one call per profile and prints the table (stdlib only)."""
 
+import contextlib
 import functools
 import json
 import os
@@ -369,6 +370,11 @@ def run_chromium_profile(profile):
 
 def run_profile(profile):
     tag = profile
+    # rtc-cli appends to its log file: a profile run twice in one invocation would read
+    # both calls' frames (and a monotonic stamp going back) as one call's.
+    for name in ("tom", "jerry"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(WORK, f"{tag}-{name}.log"))
     cut = CUTS.get(profile)
     seconds = max(SECONDS, cut[0] + cut[1] + 10) if cut else SECONDS
     lab, ready, lab_t0, serve, url = start_lab(profile, tag, seconds)
