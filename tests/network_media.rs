@@ -183,6 +183,24 @@ fn five_percent_loss_is_repaired_by_retransmissions_and_red() {
     assert!(red > 0, "{}", c.jerry);
 }
 
+/// A 300 kbit/s bottleneck with a 100 ms queue, the bandwidth GCC starts at: the call's
+/// first keyframe crosses it as paced packet pairs whose spacing gives the link's rate,
+/// and the estimate is held under it from then on. Before, GCC climbed to 345-361
+/// kbit/s 2-3 s into the call and the queue dropped 37-66 packets in the first 8 s
+/// (BENCHMARKS); now a handful.
+#[test]
+fn a_narrow_link_is_measured_from_packet_pairs_and_not_overrun() {
+    let _turn = common::one_call_at_a_time();
+    let Some(c) = footage_call(Profile::Bw300) else {
+        return;
+    };
+    c.assert_shown_at_least(80);
+    let estimate = c.tom["available_bandwidth_kbps"].as_f64().unwrap();
+    assert!(estimate < 300.0, "{}", c.tom);
+    let (ab, _) = c.link;
+    assert!(ab.dropped_queue < 25, "a→b {ab}");
+}
+
 /// Every DTLS datagram dropped for the lab's first 10 s: rtc-dtls gives up after its 7
 /// retransmissions (about 8 s) before the call ever connected. Instead of
 /// ending `ice-failed`, the call starts over with a fresh PeerConnection (a notice says

@@ -23,6 +23,7 @@ use webrtc::peer_connection::MediaEngine;
 
 use std::sync::Arc;
 
+use super::link_rate::LinkRateCapped;
 use super::nack::{
     NackGenerator, RETRANSMISSION_COUNTER_SLOT, RetransmissionCounter, RttCell,
     count_retransmissions,
@@ -219,10 +220,9 @@ fn congestion_control(
     Ok(registry
         .with(
             Slot::CongestionControl,
-            CongestionControlBuilder::new(Gcc::new(
-                START_ESTIMATE_BPS.min(max),
+            CongestionControlBuilder::new(LinkRateCapped::new(
+                Gcc::new(START_ESTIMATE_BPS.min(max), MIN_ESTIMATE_BPS, max),
                 MIN_ESTIMATE_BPS,
-                max,
             ))
             .build(),
         )

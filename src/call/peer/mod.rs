@@ -18,6 +18,7 @@ pub mod codecs;
 pub mod config;
 pub mod files;
 mod handler;
+pub mod link_rate;
 pub mod media;
 pub mod nack;
 pub mod pacing;

@@ -1,0 +1,329 @@
+//! A ceiling on the congestion controller's estimate: the bottleneck's rate, read from
+//! how far apart paced packets arrive (packet-pair dispersion).
+//!
+//! GCC climbs from its start rate at 8 % a second until its delay or loss signal sees
+//! congestion. Where the link is no faster than the start rate, the climb overshoots it
+//! before either signal fires: on a 300 kbit/s link with a 100 ms queue the estimate
+//! reached 345-361 kbit/s 2-3 s into each call, the queue overflowed and took three audio
+//! packets in a row (BENCHMARKS, "Keyframes that fit and repairs counted"). libwebrtc
+//! finds the link first, with probe clusters sent at 3 and 6 times the start rate
+//! (`ProbeController`) whose arrival spacing gives the rate (`ProbeBitrateEstimator`).
+//! rtc-interceptor 0.21 has no prober, but its pacer already sends each video frame's
+//! packets back to back at [`PACING_FACTOR`](super::pacing::PACING_FACTOR) times the
+//! estimate: two such packets cannot arrive closer together than the bottleneck takes to
+//! send the second. [`LinkRateCapped`] takes that rate from the TWCC reports of every
+//! such pair and holds the estimate to [`LINK_SHARE`] of it.
+//!
+//! A pair measures the link only when it was sent faster than the link: a pair that
+//! arrives as fast as it left says the link is at least that fast, which lifts the
+//! ceiling above anything the estimate reaches. Arrival jitter spreads pairs as often as
+//! it squeezes them, so the ceiling is the median of the last [`WINDOW`]'s pairs.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use rtc::interceptor::{BandwidthEstimator, EstimatorStats, PacketReport};
+
+/// Smallest packet that ends a pair: at 300 kbit/s a 500-byte packet takes 13 ms to
+/// send, well above TWCC's 0.25 ms arrival resolution and a forwarder's scheduling.
+pub const PAIR_MIN_BYTES: usize = 500;
+/// A pair counts only if it left at least this many times faster than the estimate:
+/// the pacer's back-to-back packets (2.5x), not the encoder's own spacing.
+pub const BURST_FACTOR: f64 = 1.5;
+/// How far back pairs are kept.
+pub const WINDOW: Duration = Duration::from_secs(10);
+/// Pairs needed in the window before the ceiling applies (a call's first keyframe
+/// gives three or more).
+pub const MIN_PAIRS: usize = 3;
+/// Share of the measured link rate the estimate may reach: room for the headers the
+/// reports do not count (UDP/IP, SRTP's tag: a fifth of a small audio packet) and for a
+/// queue to drain.
+pub const LINK_SHARE: f64 = 0.9;
+
+/// A ceiling change smaller than this share is not logged.
+const LOG_STEP: f64 = 0.1;
+
+/// The last large packet that arrived, and the bytes sent after it so far.
+#[derive(Debug, Clone, Copy)]
+struct Anchor {
+    id: u64,
+    departure: Instant,
+    arrival: Duration,
+    bytes_since: usize,
+}
+
+/// Link-rate samples from paced packet pairs, and the ceiling they set.
+#[derive(Debug, Default)]
+pub struct PairDispersion {
+    anchor: Option<Anchor>,
+    /// Reports seen last, to tell a gap in the ids (an unreported packet) from a run.
+    last_id: Option<u64>,
+    /// (when, bit/s), oldest first.
+    samples: VecDeque<(Instant, f64)>,
+}
+
+impl PairDispersion {
+    /// Takes a batch of reports (in send order) at `now`, with the estimate they were
+    /// sent under (`target_bps`), and records the pairs among them.
+    pub fn on_reports(&mut self, now: Instant, reports: &[PacketReport], target_bps: f64) {
+        for report in reports {
+            let run = self.last_id.is_some_and(|id| report.id == id + 1);
+            self.last_id = Some(report.id);
+            let Some(arrival) = report.arrival.filter(|_| report.arrived && run) else {
+                // A loss or a gap breaks the run: what lies between is unknown.
+                self.anchor = (report.arrived && report.size >= PAIR_MIN_BYTES)
+                    .then_some(report.arrival)
+                    .flatten()
+                    .map(|arrival| Anchor {
+                        id: report.id,
+                        departure: report.departure,
+                        arrival,
+                        bytes_since: 0,
+                    });
+                continue;
+            };
+            if report.size < PAIR_MIN_BYTES {
+                if let Some(anchor) = self.anchor.as_mut() {
+                    anchor.bytes_since += report.size;
+                }
+                continue;
+            }
+            if let Some(anchor) = self.anchor
+                && let Some(rate) = pair_rate(&anchor, report, arrival, target_bps)
+            {
+                self.samples.push_back((now, rate));
+            }
+            self.anchor = Some(Anchor {
+                id: report.id,
+                departure: report.departure,
+                arrival,
+                bytes_since: 0,
+            });
+        }
+        while self
+            .samples
+            .front()
+            .is_some_and(|(at, _)| now.saturating_duration_since(*at) > WINDOW)
+        {
+            self.samples.pop_front();
+        }
+    }
+
+    /// The ceiling, bit/s: [`LINK_SHARE`] of the median pair rate of the last
+    /// [`WINDOW`], once there are [`MIN_PAIRS`].
+    pub fn ceiling_bps(&self) -> Option<f64> {
+        if self.samples.len() < MIN_PAIRS {
+            return None;
+        }
+        let mut rates: Vec<f64> = self.samples.iter().map(|(_, r)| *r).collect();
+        rates.sort_by(f64::total_cmp);
+        Some(rates[rates.len() / 2] * LINK_SHARE)
+    }
+}
+
+/// The rate a pair arrived at, bit/s, if it left as a burst and arrived in order.
+fn pair_rate(
+    anchor: &Anchor,
+    second: &PacketReport,
+    arrival: Duration,
+    target_bps: f64,
+) -> Option<f64> {
+    debug_assert!(second.id > anchor.id);
+    let bits = (anchor.bytes_since + second.size) as f64 * 8.0;
+    let sent = second
+        .departure
+        .saturating_duration_since(anchor.departure)
+        .as_secs_f64();
+    let burst = sent == 0.0 || bits / sent >= BURST_FACTOR * target_bps;
+    let spread = arrival.checked_sub(anchor.arrival)?.as_secs_f64();
+    (burst && spread > 0.0).then(|| bits / spread)
+}
+
+/// A congestion controller (`E`, GCC) whose estimate is held under the link rate that
+/// paced packet pairs measure ([`PairDispersion`]), and never under `min_bps`.
+pub struct LinkRateCapped<E> {
+    inner: E,
+    pairs: PairDispersion,
+    min_bps: f64,
+    /// The ceiling last logged, bit/s.
+    logged: Option<f64>,
+}
+
+impl<E: BandwidthEstimator> LinkRateCapped<E> {
+    /// Wraps `inner`; the estimate is never held below `min_bps`.
+    pub fn new(inner: E, min_bps: f64) -> Self {
+        Self {
+            inner,
+            pairs: PairDispersion::default(),
+            min_bps,
+            logged: None,
+        }
+    }
+}
+
+impl<E: BandwidthEstimator> BandwidthEstimator for LinkRateCapped<E> {
+    fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
+        let target = self.target_bitrate();
+        self.pairs.on_reports(now, reports, target);
+        self.inner.on_reports(now, reports);
+        let ceiling = self.pairs.ceiling_bps();
+        let moved = match (ceiling, self.logged) {
+            (Some(new), Some(old)) => (new / old - 1.0).abs() > LOG_STEP,
+            (new, old) => new.is_some() != old.is_some(),
+        };
+        if moved {
+            self.logged = ceiling;
+            tracing::debug!(
+                ceiling_kbps = ceiling.map(|c| c / 1000.0),
+                estimate_kbps = self.inner.target_bitrate() / 1000.0,
+                "link rate from packet pairs"
+            );
+        }
+    }
+
+    fn target_bitrate(&self) -> f64 {
+        let estimate = self.inner.target_bitrate();
+        match self.pairs.ceiling_bps() {
+            Some(ceiling) => estimate.min(ceiling.max(self.min_bps)),
+            None => estimate,
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.inner.handle_timeout(now);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.inner.poll_timeout()
+    }
+
+    fn stats(&self) -> EstimatorStats {
+        self.inner.stats()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtc::interceptor::ConstantBitrate;
+    use rtc::rtcp::transport_feedbacks::cc_feedback_report::Ecn;
+
+    /// A report of packet `id` of `size` bytes, sent at `sent_ms` and arrived at
+    /// `arrived_ms` (receiver clock), or lost.
+    fn report(
+        id: u64,
+        size: usize,
+        t0: Instant,
+        sent_ms: f64,
+        arrived_ms: Option<f64>,
+    ) -> PacketReport {
+        PacketReport {
+            ssrc: 1,
+            id,
+            rtp_sequence_number: id as u16,
+            is_twcc: true,
+            twcc_sequence_number: id as u16,
+            size,
+            arrived: arrived_ms.is_some(),
+            departure: t0 + Duration::from_secs_f64(sent_ms / 1000.0),
+            arrival: arrived_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0)),
+            ecn: Ecn::default(),
+        }
+    }
+
+    /// A frame of `n` 1 000-byte packets sent 12 ms apart (the pacer at 2.5x 300 kbit/s)
+    /// through a link of `link_kbps` that was idle: each arrives once the link has sent it.
+    fn frame(first_id: u64, n: u64, t0: Instant, at_ms: f64, link_kbps: f64) -> Vec<PacketReport> {
+        let service_ms = 8_000.0 / link_kbps;
+        let mut link_free = at_ms;
+        (0..n)
+            .map(|i| {
+                let sent = at_ms + 12.0 * i as f64;
+                link_free = link_free.max(sent) + service_ms;
+                report(first_id + i, 1000, t0, sent, Some(link_free + 20.0))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_frame_through_a_slow_link_sets_the_ceiling_at_its_rate() {
+        let t0 = Instant::now();
+        let mut capped = LinkRateCapped::new(ConstantBitrate::new(300_000.0), 100_000.0);
+        capped.on_reports(t0, &frame(0, 3, t0, 0.0, 300.0));
+        // Two pairs are not enough.
+        assert_eq!(capped.target_bitrate(), 300_000.0);
+        capped.on_reports(t0, &frame(3, 2, t0, 70.0, 300.0));
+        let target = capped.target_bitrate();
+        assert!((target - 270_000.0).abs() < 1_000.0, "{target}");
+    }
+
+    #[test]
+    fn a_link_faster_than_the_pacer_sets_no_ceiling_below_the_estimate() {
+        let t0 = Instant::now();
+        let mut capped = LinkRateCapped::new(ConstantBitrate::new(300_000.0), 100_000.0);
+        capped.on_reports(t0, &frame(0, 6, t0, 0.0, 10_000.0));
+        assert_eq!(capped.target_bitrate(), 300_000.0);
+        // Measured: the pairs arrived as they left, at 667 kbit/s.
+        let ceiling = capped.pairs.ceiling_bps().unwrap();
+        assert!(ceiling > 500_000.0, "{ceiling}");
+    }
+
+    #[test]
+    fn losses_gaps_small_packets_and_slow_sends_make_no_pair() {
+        let t0 = Instant::now();
+        let mut pairs = PairDispersion::default();
+        let batch = [
+            report(0, 1000, t0, 0.0, Some(20.0)),
+            // Lost: no pair across it.
+            report(1, 1000, t0, 12.0, None),
+            report(2, 1000, t0, 24.0, Some(80.0)),
+            // A gap in the ids: packet 3 was never reported.
+            report(4, 1000, t0, 36.0, Some(120.0)),
+            // Sent 100 ms after the last: the encoder's spacing, not a burst.
+            report(5, 1000, t0, 136.0, Some(160.0)),
+            // Too small to end a pair (its bytes count toward the next one).
+            report(6, 200, t0, 138.0, Some(161.0)),
+        ];
+        pairs.on_reports(t0, &batch, 300_000.0);
+        assert!(pairs.samples.is_empty(), "{:?}", pairs.samples);
+        // 200 + 1000 bytes sent 4 ms after packet 5, arriving 30 ms after it: 320 kbit/s.
+        pairs.on_reports(t0, &[report(7, 1000, t0, 140.0, Some(190.0))], 300_000.0);
+        assert_eq!(pairs.samples.len(), 1);
+        assert!((pairs.samples[0].1 - 320_000.0).abs() < 1.0);
+    }
+
+    #[test]
+    fn the_median_ignores_squeezed_and_spread_pairs_and_old_ones_expire() {
+        let t0 = Instant::now();
+        let mut pairs = PairDispersion::default();
+        // Pairs of 1 000 bytes sent 1 ms apart, arriving 4, 40, 26, 27 and 28 ms apart:
+        // 2 000 and 200 kbit/s are jitter, the link is near 300.
+        let mut id = 0;
+        let mut arrival = 0.0;
+        for spread in [4.0, 40.0, 26.0, 27.0, 28.0] {
+            // 50 ms between pairs: no pair across two of them.
+            let sent = id as f64 * 50.0;
+            let first = report(id, 1000, t0, sent, Some(arrival));
+            arrival += spread;
+            let second = report(id + 1, 1000, t0, sent + 1.0, Some(arrival));
+            pairs.on_reports(t0, &[first, second], 300_000.0);
+            id += 2;
+            arrival += 100.0;
+        }
+        let ceiling = pairs.ceiling_bps().unwrap();
+        assert!(
+            (ceiling - 0.9 * 8_000_000.0 / 27.0).abs() < 1.0,
+            "{ceiling}"
+        );
+        pairs.on_reports(t0 + WINDOW + Duration::from_millis(1), &[], 300_000.0);
+        assert_eq!(pairs.ceiling_bps(), None);
+    }
+
+    #[test]
+    fn the_ceiling_never_holds_the_estimate_under_the_floor() {
+        let t0 = Instant::now();
+        let mut capped = LinkRateCapped::new(ConstantBitrate::new(300_000.0), 100_000.0);
+        capped.on_reports(t0, &frame(0, 6, t0, 0.0, 50.0));
+        assert_eq!(capped.target_bitrate(), 100_000.0);
+    }
+}
