@@ -186,7 +186,7 @@ fn five_percent_loss_is_repaired_by_retransmissions_and_red() {
 /// A 300 kbit/s bottleneck with a 100 ms queue, the bandwidth GCC starts at: the call's
 /// first keyframe crosses it as paced packet pairs whose spacing gives the link's rate,
 /// and the estimate is held under it from then on. Before, GCC climbed to 345-361
-/// kbit/s 2-3 s into the call and the queue dropped 37-66 packets in the first 8 s
+/// kbit/s 2-3 s into the call and the queue dropped 38-67 packets in the first 8 s
 /// (BENCHMARKS); now a handful.
 #[test]
 fn a_narrow_link_is_measured_from_packet_pairs_and_not_overrun() {

@@ -216,8 +216,6 @@ pub struct PeerStats {
     pub estimate_bps: Option<f64>,
     /// RTP packets we sent again on a NACK (RFC 4585 §6.2.1), both tracks.
     pub retransmitted_packets_sent: u64,
-    /// Their RTP bytes (header and payload).
-    pub retransmitted_bytes_sent: u64,
     /// The selected candidate pair, once ICE has one.
     pub path: Option<CandidatePath>,
 }
@@ -300,7 +298,6 @@ mod tests {
             keyframe_requests_received: 0,
             estimate_bps: Some(450_000.0),
             retransmitted_packets_sent: 4,
-            retransmitted_bytes_sent: 4_400,
             path: None,
         }
     }

@@ -19,7 +19,6 @@ mod peer_media;
 mod preview;
 mod receive;
 mod record;
-mod repair_rate;
 mod send;
 
 use capacity::CapacityMemory;
@@ -28,7 +27,6 @@ pub use fanout::PeerKey;
 pub use local::LocalMedia;
 pub use peer_media::{PeerMedia, Recording};
 pub use preview::Preview;
-use repair_rate::RepairRate;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -393,11 +391,10 @@ async fn send_keyframe_requests(
     }
 }
 
-/// What a send rate for new media (bit/s of RTP: GCC's estimate, less what
-/// retransmissions take, see [`repair_rate`]) leaves for the video encoder, kbit/s, when
-/// the audio goes to `peer` at Opus' `opus_kbps`: audio keeps its share first (its
-/// bitrate, times [`audio::red::DISTANCE`] + 1 when it goes as RED, plus ~50 headers a
-/// second), and video pays [`HEADER_OVERHEAD`] on what remains.
+/// What a send-bandwidth estimate (bit/s of RTP, GCC) leaves for the video encoder,
+/// kbit/s, when the audio goes to `peer` at Opus' `opus_kbps`: audio keeps its share
+/// first (its bitrate, times [`audio::red::DISTANCE`] + 1 when it goes as RED, plus ~50
+/// headers a second), and video pays [`HEADER_OVERHEAD`] on what remains.
 fn video_budget_kbps(estimate_bps: f64, opus_kbps: u32, peer: &PeerSession) -> u64 {
     let copies = if peer.sends_red() {
         audio::red::DISTANCE as u32 + 1
@@ -435,7 +432,6 @@ async fn report_stats(
     tick.tick().await;
     let mut prev = peer.stats().await;
     let mut capacity = CapacityMemory::default();
-    let mut repairs = RepairRate::default();
     for n in 1u64.. {
         tick.tick().await;
         let now = peer.stats().await;
@@ -444,11 +440,14 @@ async fn report_stats(
                 .rtt_us
                 .store(rtt.as_micros() as u64, Ordering::Relaxed);
         }
-        let repair_kbps = repairs.update(now.retransmitted_bytes_sent, now.at);
         if let Some(estimate) = now.estimate_bps {
-            let allowed = capacity.allowed_kbps(estimate / 1000.0, now.rtt, now.at);
-            let media = (allowed - repair_kbps) * 1000.0;
-            local.report(key, video_budget_kbps(media, audio_kbps, &peer), now.rtt);
+            let allowed =
+                capacity.allowed_kbps(estimate / 1000.0, now.rtt, std::time::Instant::now());
+            local.report(
+                key,
+                video_budget_kbps(allowed * 1000.0, audio_kbps, &peer),
+                now.rtt,
+            );
         }
         if n % STATS_EVERY != 0 {
             continue;

@@ -22,12 +22,10 @@ use rtc::sdp::extmap::TRANSPORT_CC_URI;
 use webrtc::peer_connection::MediaEngine;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use super::link_rate::LinkRateCapped;
-use super::nack::{
-    NackGenerator, RETRANSMISSION_COUNTER_SLOT, RetransmissionCounter, RttCell,
-    count_retransmissions,
-};
+use super::nack::{NackGenerator, RETRANSMISSION_COUNTER_SLOT, RttCell, count_retransmissions};
 use super::pacing::{PACING_FACTOR, SCALE_DOWN_SLOT, SCALE_UP_SLOT, scale_target_bitrate};
 
 pub use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
@@ -153,7 +151,7 @@ pub fn media_engine(
     registry: Registry,
     max_bitrate_bps: f64,
     rtt: RttCell,
-    retransmissions: Arc<RetransmissionCounter>,
+    retransmissions: Arc<AtomicU64>,
 ) -> anyhow::Result<(MediaEngine, Registry)> {
     let mut engine = MediaEngine::default();
     let baseline = RTCRtpCodec {

@@ -29,7 +29,7 @@ pub mod turn_check;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
@@ -56,7 +56,7 @@ use crate::media::video::jitter::KeyframeRequest;
 use crate::signaling::protocol::IceCandidate;
 use handler::{PeerHandler, Shared};
 use media::{LocalTrack, ReceivedCounters};
-use nack::{RetransmissionCounter, RttCell};
+use nack::RttCell;
 
 /// How long after ICE starts the controlling side may nominate a pair whose less
 /// preferred end is server-reflexive, peer-reflexive or relayed (host pairs: at once).
@@ -171,8 +171,8 @@ pub struct PeerSession {
     negotiation: Mutex<Negotiation>,
     /// The selected pair's RTT, for the NACK generator's retry pacing.
     rtt: RttCell,
-    /// What was retransmitted on the peer's NACKs.
-    retransmissions: Arc<RetransmissionCounter>,
+    /// RTP packets retransmitted on the peer's NACKs.
+    retransmissions: Arc<AtomicU64>,
 }
 
 impl PeerSession {
@@ -190,7 +190,7 @@ impl PeerSession {
     ) -> anyhow::Result<(Self, RemoteMedia)> {
         config.validate()?;
         let rtt = RttCell::default();
-        let retransmissions = Arc::new(RetransmissionCounter::default());
+        let retransmissions = Arc::new(AtomicU64::new(0));
         let (media_engine, registry) = codecs::media_engine(
             Registry::new(),
             f64::from(config.max_send_bitrate_kbps) * 1000.0,
@@ -525,8 +525,7 @@ impl PeerSession {
             audio: track_stats(&self.audio, packets_sent[1], &self.shared.audio_in),
             pli_sent: self.shared.pli_sent.load(Ordering::Relaxed),
             estimate_bps: (estimate_bps > 0.0).then_some(estimate_bps),
-            retransmitted_packets_sent: self.retransmissions.packets(),
-            retransmitted_bytes_sent: self.retransmissions.bytes(),
+            retransmitted_packets_sent: self.retransmissions.load(Ordering::Relaxed),
             keyframe_requests_received: self.shared.keyframe_requests.load(Ordering::Relaxed),
             path: path::selected_path(&self.pc).await,
         }

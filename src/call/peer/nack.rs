@@ -23,7 +23,6 @@ use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
 use rtc::sansio::Protocol;
 use rtc::shared::TransportContext;
 use rtc::shared::error::Error;
-use rtc::shared::marshal::MarshalSize;
 
 use super::packet_map::{Direction, PacketMap};
 
@@ -172,42 +171,15 @@ impl MissingPackets {
 /// responder (4 000), above the pacer (3 000), so it sees every retransmission once.
 pub const RETRANSMISSION_COUNTER_SLOT: Slot = Slot::Custom(3_900);
 
-/// What webrtc's NACK responder sent again, both tracks, since the connection was built
-/// (W3C `retransmittedPacketsSent` and `retransmittedBytesSent`, which webrtc 0.21's
-/// outbound stats leave at 0).
-#[derive(Debug, Default)]
-pub struct RetransmissionCounter {
-    packets: AtomicU64,
-    bytes: AtomicU64,
-}
-
-impl RetransmissionCounter {
-    /// RTP packets sent again.
-    pub fn packets(&self) -> u64 {
-        self.packets.load(Ordering::Relaxed)
-    }
-
-    /// Their RTP bytes (header and payload; SRTP's tag and UDP/IP not counted).
-    pub fn bytes(&self) -> u64 {
-        self.bytes.load(Ordering::Relaxed)
-    }
-
-    fn record(&self, rtp_bytes: usize) {
-        self.packets.fetch_add(1, Ordering::Relaxed);
-        self.bytes.fetch_add(rtp_bytes as u64, Ordering::Relaxed);
-    }
-}
-
 /// An interceptor that counts the RTP packets webrtc's NACK responder sends again
-/// (tagged [`Attribute::Retransmission`]) into `sent`.
+/// (tagged [`Attribute::Retransmission`]) into `sent`; webrtc 0.21's outbound stats
+/// leave `retransmittedPacketsSent` at 0.
 pub fn count_retransmissions(
-    sent: Arc<RetransmissionCounter>,
+    sent: Arc<AtomicU64>,
 ) -> PacketMap<impl FnMut(TaggedPacket) -> Option<TaggedPacket> + Send + Sync + 'static> {
     PacketMap::new(Direction::Outbound, move |msg: TaggedPacket| {
-        if msg.message.has(&Attribute::Retransmission)
-            && let Packet::Rtp(rtp) = &msg.message.packet
-        {
-            sent.record(rtp.marshal_size());
+        if msg.message.has(&Attribute::Retransmission) {
+            sent.fetch_add(1, Ordering::Relaxed);
         }
         Some(msg)
     })
@@ -323,40 +295,6 @@ mod tests {
     use super::*;
 
     const RETRY: Duration = Duration::from_millis(50);
-
-    #[test]
-    fn retransmissions_are_counted_in_packets_and_rtp_bytes_and_nothing_else() {
-        let counter = Arc::new(RetransmissionCounter::default());
-        let mut count = count_retransmissions(Arc::clone(&counter));
-        let rtp = |resent: bool| {
-            let packet = rtc::rtp::Packet {
-                header: rtc::rtp::header::Header {
-                    version: 2,
-                    sequence_number: 7,
-                    ssrc: 1,
-                    ..Default::default()
-                },
-                payload: bytes::Bytes::from(vec![0u8; 1000]),
-            };
-            let message = AttributedPacket::new(Packet::Rtp(packet));
-            TaggedPacket {
-                now: Instant::now(),
-                transport: TransportContext::default(),
-                message: if resent {
-                    message.with(Attribute::Retransmission)
-                } else {
-                    message
-                },
-            }
-        };
-        for resent in [false, true, true] {
-            count.handle_write(rtp(resent)).unwrap();
-            assert!(count.poll_write().is_some(), "every packet passes");
-        }
-        assert_eq!(counter.packets(), 2);
-        // A 12-byte RTP header on each 1000-byte payload.
-        assert_eq!(counter.bytes(), 2 * 1012);
-    }
 
     #[test]
     fn a_gap_is_asked_for_after_the_reorder_grace_then_once_per_retry_interval() {
