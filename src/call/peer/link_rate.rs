@@ -40,6 +40,10 @@ pub const MIN_PAIRS: usize = 3;
 /// queue to drain.
 pub const LINK_SHARE: f64 = 0.9;
 
+/// Most pairs kept: at high rates every frame gives several, and the median is taken
+/// once per report batch.
+pub const MAX_PAIRS: usize = 512;
+
 /// A ceiling change smaller than this share is not logged.
 const LOG_STEP: f64 = 0.1;
 
@@ -52,14 +56,27 @@ struct Anchor {
     bytes_since: usize,
 }
 
+impl Anchor {
+    fn at(report: &PacketReport, arrival: Duration) -> Self {
+        Self {
+            id: report.id,
+            departure: report.departure,
+            arrival,
+            bytes_since: 0,
+        }
+    }
+}
+
 /// Link-rate samples from paced packet pairs, and the ceiling they set.
 #[derive(Debug, Default)]
 pub struct PairDispersion {
     anchor: Option<Anchor>,
     /// Reports seen last, to tell a gap in the ids (an unreported packet) from a run.
     last_id: Option<u64>,
-    /// (when, bit/s), oldest first.
+    /// (when, bit/s), oldest first; at most [`MAX_PAIRS`].
     samples: VecDeque<(Instant, f64)>,
+    /// [`Self::ceiling_bps`], computed when the samples change.
+    ceiling: Option<f64>,
 }
 
 impl PairDispersion {
@@ -67,38 +84,28 @@ impl PairDispersion {
     /// sent under (`target_bps`), and records the pairs among them.
     pub fn on_reports(&mut self, now: Instant, reports: &[PacketReport], target_bps: f64) {
         for report in reports {
+            // A loss or a gap in the ids breaks the run: what lies between is unknown.
             let run = self.last_id.is_some_and(|id| report.id == id + 1);
             self.last_id = Some(report.id);
-            let Some(arrival) = report.arrival.filter(|_| report.arrived && run) else {
-                // A loss or a gap breaks the run: what lies between is unknown.
-                self.anchor = (report.arrived && report.size >= PAIR_MIN_BYTES)
-                    .then_some(report.arrival)
-                    .flatten()
-                    .map(|arrival| Anchor {
-                        id: report.id,
-                        departure: report.departure,
-                        arrival,
-                        bytes_since: 0,
-                    });
+            let Some(arrival) = report.arrival.filter(|_| report.arrived) else {
+                self.anchor = None;
                 continue;
             };
+            let anchor = self.anchor.filter(|_| run);
             if report.size < PAIR_MIN_BYTES {
-                if let Some(anchor) = self.anchor.as_mut() {
-                    anchor.bytes_since += report.size;
-                }
+                self.anchor = anchor.map(|a| Anchor {
+                    bytes_since: a.bytes_since + report.size,
+                    ..a
+                });
                 continue;
             }
-            if let Some(anchor) = self.anchor
-                && let Some(rate) = pair_rate(&anchor, report, arrival, target_bps)
-            {
+            if let Some(rate) = anchor.and_then(|a| pair_rate(&a, report, arrival, target_bps)) {
+                if self.samples.len() == MAX_PAIRS {
+                    self.samples.pop_front();
+                }
                 self.samples.push_back((now, rate));
             }
-            self.anchor = Some(Anchor {
-                id: report.id,
-                departure: report.departure,
-                arrival,
-                bytes_since: 0,
-            });
+            self.anchor = Some(Anchor::at(report, arrival));
         }
         while self
             .samples
@@ -107,17 +114,18 @@ impl PairDispersion {
         {
             self.samples.pop_front();
         }
+        self.ceiling = (self.samples.len() >= MIN_PAIRS).then(|| {
+            let mut rates: Vec<f64> = self.samples.iter().map(|(_, r)| *r).collect();
+            let middle = rates.len() / 2;
+            let (_, median, _) = rates.select_nth_unstable_by(middle, f64::total_cmp);
+            *median * LINK_SHARE
+        });
     }
 
     /// The ceiling, bit/s: [`LINK_SHARE`] of the median pair rate of the last
     /// [`WINDOW`], once there are [`MIN_PAIRS`].
     pub fn ceiling_bps(&self) -> Option<f64> {
-        if self.samples.len() < MIN_PAIRS {
-            return None;
-        }
-        let mut rates: Vec<f64> = self.samples.iter().map(|(_, r)| *r).collect();
-        rates.sort_by(f64::total_cmp);
-        Some(rates[rates.len() / 2] * LINK_SHARE)
+        self.ceiling
     }
 }
 
