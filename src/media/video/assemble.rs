@@ -16,9 +16,11 @@ const START_CODE: [u8; 4] = [0, 0, 0, 1];
 /// NAL header: `forbidden_zero_bit | nal_ref_idc (2) | nal_unit_type (5)` (H.264 7.3.1).
 const NAL_TYPE_MASK: u8 = 0x1F;
 const NAL_F_NRI_MASK: u8 = 0xE0;
-/// NAL unit types of an IDR slice and of a sequence parameter set (H.264 Table 7-1).
+/// NAL unit types of an IDR slice, a sequence parameter set and an access unit delimiter
+/// (H.264 Table 7-1).
 const NAL_IDR: u8 = 5;
 const NAL_SPS: u8 = 7;
+const NAL_AUD: u8 = 9;
 /// RFC 6184 §5.7.1: single-time aggregation packet.
 const STAP_A: u8 = 24;
 /// RFC 6184 §5.8: fragmentation unit.
@@ -198,12 +200,20 @@ fn first_nal_start(payload: &[u8]) -> Option<(u8, Option<&u8>)> {
 /// Whether a payload begins a new access unit (H.264 7.4.1.2.3): an SEI, SPS, PPS or
 /// access unit delimiter, or the slice holding macroblock 0 (`first_mb_in_slice`, the
 /// first Exp-Golomb field of the slice header, is 0 exactly when its first bit is 1).
-pub(crate) fn starts_access_unit(payload: &[u8]) -> bool {
+fn starts_access_unit(payload: &[u8]) -> bool {
     match first_nal_start(payload) {
         Some((1 | NAL_IDR, after_header)) => after_header.is_some_and(|b| b & 0x80 != 0),
         Some((6..=9, _)) => true,
         _ => false,
     }
+}
+
+/// Whether a payload opens an access unit whatever came before it: its first NAL unit is
+/// an access unit delimiter or a sequence parameter set (H.264 7.4.1.2.3: a delimiter
+/// comes first; before an SPS only a delimiter, SEI or another parameter set may come,
+/// and WebRTC's senders, openh264 and libwebrtc, start each keyframe with the SPS).
+pub(crate) fn opens_access_unit(payload: &[u8]) -> bool {
+    matches!(first_nal_start(payload), Some((NAL_SPS | NAL_AUD, _)))
 }
 
 /// Whether a payload begins a keyframe: its access unit starts with a sequence parameter

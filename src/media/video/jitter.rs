@@ -4,7 +4,10 @@
 //! What a real network does to the packets and how this buffer answers it:
 //! - **Reordering** (independent per-packet delays): packets are kept by extended
 //!   sequence number (RFC 3550 §A.1) and a frame is released only once every packet from
-//!   its first to its marker-bit packet is present.
+//!   its first to its marker-bit packet is present. A frame's first packet is known by
+//!   the packet before it (a marker bit, another timestamp), or, when that one is still
+//!   missing, by opening an access unit (an SPS): a keyframe whose parameter sets come
+//!   last is waited for, not decoded without them.
 //! - **Loss**: the NACK generator (webrtc's interceptor) asks for the missing packets
 //!   (RFC 4585 §6.2.1) and the sender retransmits them; the buffer holds the frames after
 //!   a gap for up to [`VideoJitterBuffer::gap_wait`] (a few RTTs). When a packet is lost
@@ -27,7 +30,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::assemble::{
-    AccessUnit, H264FrameAssembler, begins_keyframe, carries_idr, starts_access_unit,
+    AccessUnit, H264FrameAssembler, begins_keyframe, carries_idr, opens_access_unit,
 };
 
 /// RTP clock rate of video (RFC 6184 §8.2.1): timestamps count 1/90 000 s.
@@ -66,6 +69,22 @@ const GAP_WAIT_MAX: Duration = Duration::from_millis(1500);
 /// three RTTs plus [`GAP_WAIT_FLOOR`], at most [`GAP_WAIT_MAX`].
 fn gap_wait_for(rtt: Duration) -> Duration {
     (rtt * 3 + GAP_WAIT_FLOOR).min(GAP_WAIT_MAX)
+}
+
+/// How long after the stream's first packet a missing start is asked for (a FIR) when
+/// the lowest packet seen does not begin a keyframe: under ±30 ms of jitter (the issue's
+/// profile) a frame's packets arrive within 60 ms of each other in any order, and a
+/// FIR sent on the first reordered packet drew keyframes the call did not need.
+const START_REORDER_WAIT: Duration = Duration::from_millis(150);
+
+/// The stream's lowest packet seen so far.
+#[derive(Debug, Clone, Copy)]
+struct StreamStart {
+    /// Its extended sequence number.
+    sequence_number: u64,
+    /// Whether it begins a keyframe ([`begins_keyframe`]).
+    keyframe: bool,
+    arrival: Instant,
 }
 
 /// One buffered RTP packet.
@@ -150,8 +169,11 @@ pub struct VideoJitterBuffer {
     need_keyframe: bool,
     /// A keyframe request waits to be taken by the caller.
     keyframe_request: bool,
-    /// Whether the first packet that arrived began a keyframe; `None` before it.
-    began_with_keyframe: Option<bool>,
+    /// The packet with the stream's lowest sequence number seen so far; `None` before
+    /// any. Under reordering the first packet to arrive need not be the first sent.
+    stream_start: Option<StreamStart>,
+    /// When the first packet arrived, whichever it was.
+    first_arrival: Option<Instant>,
     /// Since when the head of the queue has waited for a missing packet.
     gap_since: Option<Instant>,
     rtt: Duration,
@@ -174,7 +196,8 @@ impl VideoJitterBuffer {
             released_through: None,
             need_keyframe: true,
             keyframe_request: false,
-            began_with_keyframe: None,
+            stream_start: None,
+            first_arrival: None,
             gap_since: None,
             rtt: DEFAULT_RTT,
             timing: PlayoutTiming::default(),
@@ -204,13 +227,14 @@ impl VideoJitterBuffer {
     }
 
     /// Whether a keyframe should be requested from the sender (once per need), and how:
-    /// a [`KeyframeRequest::Fir`] while nothing was released yet and the stream's first
-    /// packet did not begin a keyframe (its start never reached us), a PLI otherwise.
+    /// a [`KeyframeRequest::Fir`] while nothing was released yet and the stream's lowest
+    /// sequence number seen did not begin a keyframe (its start never reached us), a PLI
+    /// otherwise.
     pub fn take_keyframe_request(&mut self) -> Option<KeyframeRequest> {
         if !std::mem::take(&mut self.keyframe_request) {
             return None;
         }
-        let missed_start = self.began_with_keyframe == Some(false);
+        let missed_start = self.stream_start.is_some_and(|s| !s.keyframe);
         Some(if missed_start && self.stats.frames_released == 0 {
             KeyframeRequest::Fir
         } else {
@@ -234,10 +258,18 @@ impl VideoJitterBuffer {
         payload: Bytes,
         arrival: Instant,
     ) {
-        if self.began_with_keyframe.is_none() {
-            self.began_with_keyframe = Some(begins_keyframe(&payload));
-        }
         let extended = self.unwrap(sequence_number);
+        self.first_arrival.get_or_insert(arrival);
+        if self
+            .stream_start
+            .is_none_or(|s| extended < s.sequence_number)
+        {
+            self.stream_start = Some(StreamStart {
+                sequence_number: extended,
+                keyframe: begins_keyframe(&payload),
+                arrival,
+            });
+        }
         let too_old = self.released_through.is_some_and(|r| extended <= r);
         if too_old || self.packets.contains_key(&extended) {
             self.stats.packets_late += 1;
@@ -393,18 +425,25 @@ impl VideoJitterBuffer {
         })
     }
 
-    /// Sequence numbers from `from` on that begin a frame: the packet after a marker bit,
-    /// or one whose payload starts an access unit (H.264 7.4.1.2.3).
+    /// Sequence numbers from `from` on that begin a frame for certain: the packet after
+    /// a released one, after a marker bit or before a timestamp change; where the packet
+    /// before is missing, only one that opens an access unit whatever came before it (an
+    /// SPS or a delimiter, [`opens_access_unit`]). A picture's first slice right after a
+    /// gap is no certain start: the missing packet may hold its access unit's parameter
+    /// sets (webrtc-rs sends them in a STAP-A of their own), and a stream's first
+    /// keyframe released without them does not decode.
     fn frame_starts(&self, from: u64) -> impl Iterator<Item = u64> + '_ {
         self.packets.range(from..).filter_map(|(&seq, packet)| {
             if packet.payload.is_empty() {
                 return None;
             }
-            let after_marker = self
-                .packets
-                .get(&(seq.wrapping_sub(1)))
-                .is_some_and(|p| p.marker || p.timestamp != packet.timestamp);
-            (after_marker || starts_access_unit(&packet.payload)).then_some(seq)
+            let before = seq.wrapping_sub(1);
+            let starts = match self.packets.get(&before) {
+                Some(p) => p.marker || p.timestamp != packet.timestamp,
+                None if self.released_through == Some(before) => true,
+                None => opens_access_unit(&packet.payload),
+            };
+            starts.then_some(seq)
         })
     }
 
@@ -426,21 +465,25 @@ impl VideoJitterBuffer {
         self.release_if_due(first, last, now)
     }
 
-    /// Until when the keyframe whose start is at the head may still be completed by
-    /// retransmissions: its first packet's arrival plus [`Self::gap_wait`]; for the
-    /// stream's first keyframe at least the wait at [`DEFAULT_RTT`], since the RTT
-    /// measured at call start does not yet include the queue that keyframe itself built
-    /// on a narrow link, behind which its retransmissions wait. `None` when the head
-    /// does not begin a keyframe. Asking for a new keyframe before then sends a second
-    /// one into the link that just dropped part of the first.
+    /// Until when no new keyframe is asked for while one is awaited. While nothing was
+    /// released: when the stream's lowest packet begins a keyframe, its arrival plus
+    /// [`Self::gap_wait`], at least the wait at [`DEFAULT_RTT`] (on a narrow link the
+    /// first keyframe's retransmissions wait behind the queue it built, which the RTT
+    /// measured at call start does not include); otherwise the first arrival plus
+    /// [`START_REORDER_WAIT`], for the keyframe's start may still be reordering in.
+    /// Later: a keyframe's first packet at the head, its arrival plus
+    /// [`Self::gap_wait`]; `None` when the head does not begin one. Asking before then
+    /// sends a second keyframe into the link still delivering or repairing the first.
     fn keyframe_repair_deadline(&self) -> Option<Instant> {
+        if self.stats.frames_released == 0 {
+            let start = self.stream_start?;
+            if !start.keyframe {
+                return Some(self.first_arrival? + START_REORDER_WAIT);
+            }
+            return Some(start.arrival + self.gap_wait().max(gap_wait_for(DEFAULT_RTT)));
+        }
         let head = self.packets.get(&self.head_start()?)?;
-        let wait = if self.stats.frames_released == 0 {
-            self.gap_wait().max(gap_wait_for(DEFAULT_RTT))
-        } else {
-            self.gap_wait()
-        };
-        begins_keyframe(&head.payload).then(|| head.arrival + wait)
+        begins_keyframe(&head.payload).then(|| head.arrival + self.gap_wait())
     }
 
     /// Where the next frame starts: after the last released packet, else at the first
@@ -597,31 +640,55 @@ mod tests {
     /// FU indicators (F=0, NRI=3, type 28) and FU headers for IDR (5) and non-IDR (1).
     const FU_INDICATOR: u8 = 0x7C;
 
-    /// The RTP packets of one frame of `n` packets (FU-A when `n > 1`), as
-    /// (sequence number, timestamp, marker, payload).
-    fn frame(first: u16, timestamp: u32, keyframe: bool, n: u16) -> Vec<(u16, u32, bool, Bytes)> {
-        let nal_type = if keyframe { 5 } else { 1 };
-        if n == 1 {
-            let header = if keyframe { 0x65 } else { 0x41 };
-            return vec![(
-                first,
-                timestamp,
-                true,
-                Bytes::from(vec![header, 0x88, 1, 2]),
-            )];
+    /// An SPS and a PPS (H.264 Table 7-1 types 7 and 8; their bodies do not matter here).
+    const SPS: [u8; 3] = [0x67, 0x42, 0xC0];
+    const PPS: [u8; 2] = [0x68, 0xCE];
+
+    /// A STAP-A (RFC 6184 §5.7.1) of `nals`.
+    fn stap_a(nals: &[&[u8]]) -> Vec<u8> {
+        let mut out = vec![0x78];
+        for nal in nals {
+            out.extend_from_slice(&(nal.len() as u16).to_be_bytes());
+            out.extend_from_slice(nal);
         }
-        (0..n)
-            .map(|i| {
+        out
+    }
+
+    /// The RTP packets of one frame of `n` packets, as (sequence number, timestamp,
+    /// marker, payload). A keyframe is packed as webrtc-rs packs openh264's: its SPS and
+    /// PPS in a STAP-A of their own, then the IDR slice (in the STAP-A when `n == 1`).
+    /// Slices of more than one packet are FU-A fragments.
+    fn frame(first: u16, timestamp: u32, keyframe: bool, n: u16) -> Vec<(u16, u32, bool, Bytes)> {
+        let (header, nal_type) = if keyframe { (0x65, 5) } else { (0x41, 1) };
+        let slice = [header, 0x88, 1, 2];
+        let mut payloads: Vec<Vec<u8>> = match (keyframe, n) {
+            (true, 1) => vec![stap_a(&[&SPS, &PPS, &slice])],
+            (true, _) => vec![stap_a(&[&SPS, &PPS])],
+            (false, _) => Vec::new(),
+        };
+        let slice_packets = n - payloads.len() as u16;
+        if slice_packets == 1 {
+            payloads.push(slice.to_vec());
+        }
+        if slice_packets > 1 {
+            payloads.extend((0..slice_packets).map(|i| {
                 let flags = match i {
                     0 => 0x80,
-                    i if i == n - 1 => 0x40,
+                    i if i == slice_packets - 1 => 0x40,
                     _ => 0,
                 };
-                let payload = vec![FU_INDICATOR, flags | nal_type, 0x88, i as u8];
+                vec![FU_INDICATOR, flags | nal_type, 0x88, i as u8]
+            }));
+        }
+        let last = payloads.len() - 1;
+        payloads
+            .into_iter()
+            .enumerate()
+            .map(|(i, payload)| {
                 (
-                    first.wrapping_add(i),
+                    first.wrapping_add(i as u16),
                     timestamp,
-                    i == n - 1,
+                    i == last,
                     Bytes::from(payload),
                 )
             })
@@ -830,10 +897,56 @@ mod tests {
             push(&mut jb, p, t0);
         }
         assert_eq!(drain(&mut jb, t0), Vec::<u32>::new());
-        // The stream's start never came: a FIR, which the sender answers at once.
+        // The keyframe may still be reordering in: nothing is asked for yet.
+        assert_eq!(jb.take_keyframe_request(), None);
+        // It never came: a FIR, which the sender answers at once.
+        let late = t0 + START_REORDER_WAIT + FRAME;
+        assert_eq!(drain(&mut jb, late), Vec::<u32>::new());
         assert_eq!(jb.take_keyframe_request(), Some(KeyframeRequest::Fir));
-        push(&mut jb, &frame(12, 6000, true, 1)[0], t0);
-        assert_eq!(drain(&mut jb, t0), vec![6000]);
+        push(&mut jb, &frame(12, 6000, true, 1)[0], late);
+        assert_eq!(drain(&mut jb, late), vec![6000]);
+    }
+
+    #[test]
+    fn a_first_keyframe_whose_parameter_sets_arrive_last_waits_for_them() {
+        let mut jb = VideoJitterBuffer::new();
+        let t0 = Instant::now();
+        let key = frame(0, 0, true, 4);
+        // Jitter reorders the keyframe: its IDR slice, whole, before its SPS and PPS.
+        for (i, p) in key[1..].iter().enumerate() {
+            let at = t0 + Duration::from_millis(5 * i as u64);
+            push(&mut jb, p, at);
+            assert_eq!(drain(&mut jb, at), Vec::<u32>::new(), "without its SPS");
+        }
+        let at = t0 + Duration::from_millis(30);
+        push(&mut jb, &key[0], at);
+        let released = jb.pop(at).expect("the keyframe, whole");
+        let annexb = &released.access_unit.annexb;
+        assert_eq!(
+            annexb.get(..5),
+            Some(&[0, 0, 0, 1, SPS[0]][..]),
+            "{annexb:?}"
+        );
+        assert!(released.access_unit.keyframe);
+        assert_eq!(jb.take_keyframe_request(), None);
+        assert_eq!(jb.stats().frames_skipped, 0);
+    }
+
+    #[test]
+    fn the_stream_start_is_its_lowest_sequence_number_not_its_first_arrival() {
+        let mut jb = VideoJitterBuffer::new();
+        let t0 = Instant::now();
+        // A middle fragment of the keyframe's IDR slice arrives first; the slice's
+        // first fragment is lost for good.
+        let key = frame(0, 0, true, 4);
+        for p in [&key[2], &key[0], &key[3]] {
+            push(&mut jb, p, t0);
+        }
+        push(&mut jb, &frame(4, 3000, false, 1)[0], t0 + FRAME);
+        let late = t0 + gap_wait_for(DEFAULT_RTT) + FRAME;
+        assert_eq!(drain(&mut jb, late), Vec::<u32>::new());
+        // Its start did arrive: a PLI, not a FIR that bypasses the sender's pacing.
+        assert_eq!(jb.take_keyframe_request(), Some(KeyframeRequest::Pli));
     }
 
     #[test]
