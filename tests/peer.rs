@@ -524,6 +524,31 @@ async fn restart_offer_carries_new_ice_credentials_and_old_candidates_are_ignore
     );
 }
 
+/// The answerer is the DTLS client (webrtc-rs answers `a=setup:active`): connected, it
+/// knows the offerer holds the SRTP keys. The offerer, the server, learns it from what the
+/// answerer sends under them (here the chat DataChannel's open); a session that never
+/// heard from its peer says no once the limit has passed, and does not hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_peer_is_known_to_hold_the_dtls_keys_before_media_is_sent_to_it() {
+    let (a, b) = connected_pair().await;
+    assert!(
+        b.session.wait_peer_secured(Duration::ZERO).await,
+        "the DTLS client knows once connected"
+    );
+    assert!(
+        a.session.wait_peer_secured(WAIT).await,
+        "the DTLS server learns it from the client's traffic"
+    );
+    let (lonely_tx, _lonely_rx) = mpsc::channel(4);
+    let (lonely, _media) = PeerSession::new(&loopback(), lonely_tx)
+        .await
+        .expect("session");
+    let limit = Duration::from_millis(100);
+    let started = Instant::now();
+    assert!(!lonely.wait_peer_secured(limit).await);
+    assert!(started.elapsed() >= limit);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_one_side_is_seen_by_the_other_in_bounded_time() {
     let (a, mut b) = connected_pair().await;

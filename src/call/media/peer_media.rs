@@ -30,6 +30,12 @@ use crate::media::audio::FRAME_SAMPLES;
 use crate::media::video::FrameSender;
 use crate::media::video::jitter::KeyframeRequest;
 
+/// How long sending waits, after the PeerConnection connects, for the peer to show it
+/// holds the DTLS keys before it starts anyway (a peer that sends nothing, not even a
+/// DataChannel): a few RTTs of a slow path, and short enough that such a peer sees our
+/// video within a second of connecting.
+const PEER_SECURED_WAIT: Duration = Duration::from_secs(1);
+
 /// Where a peer's received media is recorded: its video as Y4M, its audio as WAV.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Recording {
@@ -48,6 +54,8 @@ pub struct PeerMedia {
     counters: Arc<ReceiveCounters>,
     threads: Vec<JoinHandle<()>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The task that starts sending once the peer can decrypt it ([`Self::start_sending`]).
+    sending: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Closed by the speaker once this peer's audio recording is finished.
     audio_finished: Option<oneshot::Receiver<()>>,
 }
@@ -93,6 +101,7 @@ impl PeerMedia {
             counters: Arc::clone(&counters),
             threads: Vec::new(),
             tasks: Vec::new(),
+            sending: std::sync::Mutex::new(None),
             audio_finished: Some(finished_rx),
         };
         media.tasks.push(tokio::spawn(forward_peer_events(
@@ -155,10 +164,22 @@ impl PeerMedia {
     }
 
     /// Starts sending our media to this peer (and capture with the first peer); called
-    /// when its PeerConnection connects, so the first frame (a keyframe) is not lost to
-    /// a handshake in progress. Calling it again only asks for a keyframe.
+    /// when its PeerConnection connects. Sending begins once the peer can decrypt it
+    /// ([`PeerSession::wait_peer_secured`], at most `PEER_SECURED_WAIT`, 1 s), so the first
+    /// frame, a keyframe, is not dropped by a peer still finishing its DTLS handshake.
+    /// Calling it again (a reconnection) only asks for a keyframe.
     pub fn start_sending(&self) {
-        self.local.attach(self.key, &self.peer);
+        let (local, peer, key) = (Arc::clone(&self.local), Arc::clone(&self.peer), self.key);
+        let task = tokio::spawn(async move {
+            if !peer.wait_peer_secured(PEER_SECURED_WAIT).await {
+                debug!("nothing from the peer under the DTLS keys yet; sending anyway");
+            }
+            local.attach(key, &peer);
+        });
+        let mut sending = self.sending.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(earlier) = sending.replace(task) {
+            earlier.abort();
+        }
     }
 
     /// The level of this peer's audio as played, dBFS (-127 for silence): the speaking
@@ -184,6 +205,12 @@ impl PeerMedia {
     /// Stops sending to this peer, stops its receive threads and tasks, closes the
     /// PeerConnection, and waits (at most 3 s) for its recordings to be finished.
     pub async fn close(mut self) {
+        let sending = self.sending.lock().map(|mut s| s.take()).ok().flatten();
+        if let Some(task) = sending {
+            // Finished, not only aborted, before the detach: it must not attach after.
+            task.abort();
+            let _ = task.await;
+        }
         self.local.detach(self.key);
         self.controls.stop.store(true, Ordering::Relaxed);
         for task in self.tasks.drain(..) {

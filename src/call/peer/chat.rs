@@ -58,7 +58,11 @@ impl ChatSlot {
         let task = tokio::spawn(async move {
             while let Some(event) = channel.poll().await {
                 match event {
-                    DataChannelEvent::OnOpen => relay.emit(PeerEvent::ChatOpen),
+                    DataChannelEvent::OnOpen => {
+                        // Opening took the peer's acknowledgement over SCTP over DTLS.
+                        relay.mark_peer_secured();
+                        relay.emit(PeerEvent::ChatOpen);
+                    }
                     DataChannelEvent::OnMessage(message) => {
                         relay.emit(received(message.is_string, &message.data));
                     }

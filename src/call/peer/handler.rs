@@ -46,6 +46,9 @@ pub(crate) struct Shared {
     ice_was_connected: AtomicBool,
     /// Whether the PeerConnection has been `connected` (ICE and DTLS) in this session.
     was_connected: AtomicBool,
+    /// Set once something the peer sent under the DTLS keys reached us (its first RTP
+    /// packet, or a DataChannel): the peer holds the keys and decrypts what we send.
+    pub(crate) peer_secured: watch::Sender<bool>,
     /// Set by `close`; silences every later event.
     pub(crate) closed: AtomicBool,
     video_tx: mpsc::Sender<RtpPacket>,
@@ -86,6 +89,7 @@ impl Shared {
             failed_reported: AtomicBool::new(false),
             ice_was_connected: AtomicBool::new(false),
             was_connected: AtomicBool::new(false),
+            peer_secured: watch::Sender::new(false),
             closed: AtomicBool::new(false),
             video_tx,
             audio_tx,
@@ -110,6 +114,12 @@ impl Shared {
             // The receiver lives as long as the forwarding task; after that nobody listens.
             let _ = self.events.send(event);
         }
+    }
+
+    /// Records that the peer holds the DTLS keys (see [`Self::peer_secured`]).
+    pub(crate) fn mark_peer_secured(&self) {
+        self.peer_secured
+            .send_if_modified(|secured| !std::mem::replace(secured, true));
     }
 
     /// Emits `Failed` once per connection attempt, with the stage it stopped at: DTLS
@@ -149,6 +159,8 @@ impl PeerHandler {
         let track_id = track.track_id().await;
         tracing::info!(%kind, ssrc, %track_id, "remote track");
         let shared = &self.shared;
+        // Its first packet came through SRTP: the peer has the keys.
+        shared.mark_peer_secured();
         let task = match kind {
             RtpCodecKind::Video => {
                 if let Ok(mut slot) = shared.remote_video.lock() {
@@ -261,6 +273,8 @@ impl PeerConnectionEventHandler for PeerHandler {
     }
 
     async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {
+        // The peer's DataChannel open came through SCTP over DTLS: it has the keys.
+        self.shared.mark_peer_secured();
         match channel.label().await {
             Ok(label) if label == CHAT_LABEL => {
                 self.shared

@@ -16,6 +16,7 @@
 pub mod chat;
 pub mod codecs;
 pub mod config;
+pub mod dtls_role;
 pub mod files;
 mod handler;
 pub mod link_rate;
@@ -536,6 +537,34 @@ impl PeerSession {
     pub fn set_connect_timeout(&self, timeout: Duration) {
         let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         self.shared.connect_timeout_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Waits until the peer can decrypt what we send, at most `limit`; whether it can.
+    /// A DTLS client knows once connected ([`dtls_role`]); a server once something the
+    /// peer sent under the keys arrived: its first RTP packet (a remote track opened) or
+    /// a DataChannel. Before then our packets may reach a peer still finishing its
+    /// handshake, which drops them.
+    pub async fn wait_peer_secured(&self, limit: Duration) -> bool {
+        if self.is_dtls_client().await {
+            return true;
+        }
+        let mut secured = self.shared.peer_secured.subscribe();
+        matches!(
+            tokio::time::timeout(limit, secured.wait_for(|s| *s)).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// Whether we are the DTLS client of this connection (RFC 5763 §5), from the
+    /// descriptions in force; false before both are set.
+    async fn is_dtls_client(&self) -> bool {
+        let (Some(local), Some(remote)) = (
+            self.pc.local_description().await,
+            self.pc.remote_description().await,
+        ) else {
+            return false;
+        };
+        dtls_role::is_dtls_client(&local.sdp, &remote.sdp)
     }
 
     /// The current local SDP (offer or answer), if one was set.
