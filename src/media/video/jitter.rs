@@ -82,7 +82,12 @@ const START_REORDER_WAIT: Duration = Duration::from_millis(150);
 struct StreamStart {
     /// Its extended sequence number.
     sequence_number: u64,
-    /// Whether it begins a keyframe ([`begins_keyframe`]).
+    /// Whether it begins a keyframe with its parameter sets (an SPS first). A stream
+    /// whose lowest packet is a later part of its first keyframe, its IDR slice with the
+    /// STAP-A before it missing, cannot have that keyframe repaired: NACK knows nothing
+    /// before the first packet received. webrtc 0.21 drops a new track's first packets
+    /// when they come through a TURN relay ("Failed to get track_remote"), and the
+    /// repair wait for such a keyframe took 1.35 s of a relayed call's start.
     keyframe: bool,
     arrival: Instant,
 }
@@ -266,7 +271,7 @@ impl VideoJitterBuffer {
         {
             self.stream_start = Some(StreamStart {
                 sequence_number: extended,
-                keyframe: begins_keyframe(&payload),
+                keyframe: begins_keyframe(&payload) && opens_access_unit(&payload),
                 arrival,
             });
         }
@@ -930,6 +935,30 @@ mod tests {
         assert!(released.access_unit.keyframe);
         assert_eq!(jb.take_keyframe_request(), None);
         assert_eq!(jb.stats().frames_skipped, 0);
+    }
+
+    #[test]
+    fn a_first_keyframe_whose_parameter_sets_never_came_is_asked_for_with_a_fir() {
+        let mut jb = VideoJitterBuffer::new();
+        // A slow start: the repair wait would be 1.32 s.
+        jb.set_rtt(Duration::from_millis(400));
+        let t0 = Instant::now();
+        // The STAP-A before the IDR slice was dropped before it reached the buffer.
+        let key = frame(0, 0, true, 4);
+        for p in &key[1..] {
+            push(&mut jb, p, t0);
+        }
+        push(&mut jb, &frame(4, 3000, false, 1)[0], t0 + FRAME);
+        assert_eq!(drain(&mut jb, t0 + FRAME), Vec::<u32>::new());
+        assert_eq!(
+            jb.take_keyframe_request(),
+            None,
+            "it may still be reordering in"
+        );
+        let later = t0 + START_REORDER_WAIT + FRAME;
+        push(&mut jb, &frame(5, 6000, false, 1)[0], later);
+        assert_eq!(drain(&mut jb, later), Vec::<u32>::new());
+        assert_eq!(jb.take_keyframe_request(), Some(KeyframeRequest::Fir));
     }
 
     #[test]
