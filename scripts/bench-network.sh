@@ -42,6 +42,8 @@
 # Env:
 #   RTC_BENCH_SECONDS  call length for non-cut profiles (default 15)
 #   RTC_BENCH_SEED     seed of the loss and jitter draws (default 1)
+#   RTC_BENCH_VIDEO_SIZE  the size both rtc-cli peers send, WxH (default 320x240, the
+#                      footage's own; larger sizes are scaled up from it by the sender)
 #   RTC_BENCH_PEER     `chromium`: the anchor, two headless Chromium peers
 #                      (tests/browser/peer.html in bench mode, fake devices playing the
 #                      same footage and speech both ways) instead of rtc-cli, figures
@@ -124,6 +126,7 @@ from bench_common import events, parse_ts, percentile, wait_for  # noqa: E402
 BIN, NETLAB, CHECK, ROOT, WORK = sys.argv[1:6]
 SEED = os.environ.get("RTC_BENCH_SEED", "1")
 SECONDS = int(os.environ.get("RTC_BENCH_SECONDS", "15"))
+VIDEO_SIZE = os.environ.get("RTC_BENCH_VIDEO_SIZE", "320x240")
 CLIP = os.path.join(ROOT, "tests/fixtures/clip_320x240.y4m")
 SPEECH = os.path.join(ROOT, "tests/fixtures/speech_48k_mono.wav")
 ALL = ["clean", "delay100", "loss2-delay80", "loss5", "loss10", "jitter30",
@@ -382,7 +385,7 @@ def run_profile(profile):
     rec = {n: (os.path.join(WORK, f"{tag}-at-{n}.y4m"), os.path.join(WORK, f"{tag}-at-{n}.wav"))
            for n in ("tom", "jerry")}
     common = ["--headless", "-v", "--server", url]
-    media = ["--mic", f"file:{SPEECH}", "--speaker", "none", "--video-size", "320x240"]
+    media = ["--mic", f"file:{SPEECH}", "--speaker", "none", "--video-size", VIDEO_SIZE]
     jerry = in_ns(b, f"{tag}-jerry", common + [
         "--id", "jerry", "--log-file", os.path.join(WORK, f"{tag}-jerry.log"), "listen",
         "--auto-accept", "--bind", ready["b_media"], "--camera", "test", "--fps", "15",
@@ -504,7 +507,7 @@ def main():
     if PEER not in ("rtc-cli", "chromium"):
         log(f"RTC_BENCH_PEER must be rtc-cli or chromium, got {PEER!r}")
         return 2
-    log(f"{len(PROFILES)} profile(s), peers {PEER}, seed {SEED}, calls of {SECONDS} s (cuts: until 10 s "
+    log(f"{len(PROFILES)} profile(s), peers {PEER}, seed {SEED}, video {VIDEO_SIZE}, calls of {SECONDS} s (cuts: until 10 s "
         f"after the cut), work dir {WORK}")
     results = []
     for profile in PROFILES:
