@@ -16,7 +16,8 @@ use rtc_netlab::{CounterSnapshot, Impairment, Profile};
 
 /// A home whose calls send the bundled footage and speech, play nothing, and wait long
 /// enough for a call through a cut.
-fn footage_home() -> Home {
+/// Both peers send the footage clip (scaled to `video_size`, WxH) and the speech.
+fn footage_home(video_size: &str) -> Home {
     let camera = file_source(CLIP);
     let mic = file_source(SPEECH);
     Home::new()
@@ -24,7 +25,7 @@ fn footage_home() -> Home {
             "--camera",
             &camera,
             "--video-size",
-            "320x240",
+            video_size,
             "--mic",
             &mic,
         ])
@@ -70,7 +71,7 @@ fn a_call_survives_a_5_s_cut_of_the_media_link() {
     let Some(lab) = media_lab(Impairment::default(), 1) else {
         return;
     };
-    let home = footage_home();
+    let home = footage_home("320x240");
     let call = LabCall::start(lab, &home);
     let jerry = call.listener_in_b(&home, "jerry", &["--auto-accept"]);
     let tom = call.caller_in_a(&home, "tom", "jerry", &["--hangup-after", "16s"]);
@@ -119,8 +120,13 @@ impl FootageCall {
 /// Runs an 8 s call of the footage from tom (in a) to jerry (in b) over `profile`'s
 /// link.
 fn footage_call(profile: Profile) -> Option<FootageCall> {
+    footage_call_at(profile, "320x240")
+}
+
+/// [`footage_call`] with both peers sending at `video_size` (WxH).
+fn footage_call_at(profile: Profile, video_size: &str) -> Option<FootageCall> {
     let lab = media_lab(profile.impairment(), 1)?;
-    let home = footage_home();
+    let home = footage_home(video_size);
     let call = LabCall::start(lab, &home);
     let recording = home.path("at-jerry.y4m").display().to_string();
     let jerry = call.listener_in_b(
@@ -189,22 +195,28 @@ fn five_percent_loss_is_repaired_by_retransmissions_and_red() {
     assert!(red > 0, "{}", c.jerry);
 }
 
-/// A 300 kbit/s bottleneck with a 100 ms queue, the bandwidth GCC starts at: the call's
-/// first keyframe crosses it as paced packet pairs whose spacing gives the link's rate,
-/// and the estimate is held under it from then on. Before, GCC climbed to 345-361
-/// kbit/s 2-3 s into the call and the queue dropped 38-67 packets in the first 8 s
-/// (BENCHMARKS); now a handful.
+/// A 300 kbit/s bottleneck with a 100 ms queue, the bandwidth GCC starts at, and 640x480
+/// sent (the ladder holds 480x360, whose keyframes are 6.3 kB against the 3.75 kB the
+/// queue holds): the call's first keyframe crosses it as packet pairs whose spacing gives
+/// the link's rate, the estimate is held under it, and the pacer holds video to it, so
+/// keyframes queue in the sender, where audio passes them, not in the bottleneck.
+/// Before the packet pairs, GCC climbed to 345-361 kbit/s 2-3 s into the call and the
+/// queue dropped 38-67 packets in the first 8 s; before the pacer held video to the link,
+/// each keyframe overflowed the queue at this size (17-39 drops and 1-5 audio frames
+/// concealed in 15 s calls, BENCHMARKS); now 0-3 drops. (Audio concealment is left to
+/// the benchmark: in a debug build on a loaded machine, CPU starvation conceals frames
+/// too.)
 #[test]
 fn a_narrow_link_is_measured_from_packet_pairs_and_not_overrun() {
     let _turn = common::one_call_at_a_time();
-    let Some(c) = footage_call(Profile::Bw300) else {
+    let Some(c) = footage_call_at(Profile::Bw300, "640x480") else {
         return;
     };
     c.assert_shown_at_least(80);
     let estimate = c.tom["available_bandwidth_kbps"].as_f64().unwrap();
     assert!(estimate < 300.0, "{}", c.tom);
     let (ab, _) = c.link;
-    assert!(ab.dropped_queue < 25, "a→b {ab}");
+    assert!(ab.dropped_queue < 10, "a→b {ab}");
 }
 
 /// Every DTLS datagram dropped for the lab's first 10 s: rtc-dtls gives up after its 7

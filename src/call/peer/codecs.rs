@@ -8,8 +8,8 @@
 //! offer lists Opus first, and the answer keeps its order.
 
 use rtc::interceptor::{
-    CongestionControlBuilder, Gcc, NackResponderBuilder, PacerBuilder, Registry, Slot,
-    TwccReceiverBuilder, TwccSenderBuilder,
+    CongestionControlBuilder, Gcc, NackResponderBuilder, Registry, Slot, TwccReceiverBuilder,
+    TwccSenderBuilder,
 };
 use rtc::peer_connection::configuration::interceptor_registry::{
     configure_rtcp_reports, configure_simulcast_extension_headers,
@@ -26,7 +26,7 @@ use std::sync::atomic::AtomicU64;
 
 use super::link_rate::LinkRateCapped;
 use super::nack::{NackGenerator, RETRANSMISSION_COUNTER_SLOT, RttCell, count_retransmissions};
-use super::pacing::{PACING_FACTOR, SCALE_DOWN_SLOT, SCALE_UP_SLOT, scale_target_bitrate};
+use super::pacing::{AudioFirstPacer, PacedRate};
 
 pub use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
 
@@ -142,7 +142,7 @@ pub const START_ESTIMATE_BPS: f64 = 300_000.0;
 /// retransmissions counted into `retransmissions`),
 /// sender/receiver reports, TWCC (both
 /// ways, draft-holmer-rmcat-transport-wide-cc-extensions-01) and send-side congestion
-/// control (GCC, draft-ietf-rmcat-gcc-02) with a pacer, starting at `max_bitrate_bps`.
+/// control (GCC, draft-ietf-rmcat-gcc-02, at most `max_bitrate_bps`) with a pacer.
 /// The estimate reaches the pipeline through the outbound stats' `target_bitrate`.
 ///
 /// # Errors
@@ -197,8 +197,9 @@ pub fn media_engine(
 
 /// Send-side congestion control, as webrtc's `configure_congestion_control` with TWCC
 /// feedback sets it up (the TWCC header extension and `transport-cc` feedback for both
-/// kinds, TWCC sequence numbers out, arrival reports back, GCC, a pacer), except that
-/// the pacer starts at and keeps [`PACING_FACTOR`] times the estimate.
+/// kinds, TWCC sequence numbers out, arrival reports back, GCC), with the estimate held
+/// under the link's measured rate ([`LinkRateCapped`]) and our pacer
+/// ([`AudioFirstPacer`]) in place of rtc-interceptor's.
 fn congestion_control(
     registry: Registry,
     engine: &mut MediaEngine,
@@ -215,24 +216,20 @@ fn congestion_control(
         )?;
     }
     let max = max_bitrate_bps.max(MIN_ESTIMATE_BPS);
+    let start = START_ESTIMATE_BPS.min(max);
+    let controller = LinkRateCapped::new(Gcc::new(start, MIN_ESTIMATE_BPS, max), MIN_ESTIMATE_BPS);
+    let pacer = AudioFirstPacer::new(PacedRate {
+        estimate_bps: start,
+        unmeasured_cap_bps: start,
+        link: controller.link_ceiling(),
+    });
     Ok(registry
         .with(
             Slot::CongestionControl,
-            CongestionControlBuilder::new(LinkRateCapped::new(
-                Gcc::new(START_ESTIMATE_BPS.min(max), MIN_ESTIMATE_BPS, max),
-                MIN_ESTIMATE_BPS,
-            ))
-            .build(),
+            CongestionControlBuilder::new(controller).build(),
         )
         .with(Slot::TwccSender, TwccSenderBuilder::new().build())
-        .with(SCALE_UP_SLOT, scale_target_bitrate(PACING_FACTOR))
-        .with(
-            Slot::Pacer,
-            PacerBuilder::new()
-                .with_target_bitrate(max * PACING_FACTOR)
-                .build(),
-        )
-        .with(SCALE_DOWN_SLOT, scale_target_bitrate(1.0 / PACING_FACTOR))
+        .with(Slot::Pacer, pacer)
         .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build()))
 }
 

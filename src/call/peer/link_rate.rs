@@ -8,18 +8,23 @@
 //! packets in a row (BENCHMARKS, "Keyframes that fit and repairs counted"). libwebrtc
 //! finds the link first, with probe clusters sent at 3 and 6 times the start rate
 //! (`ProbeController`) whose arrival spacing gives the rate (`ProbeBitrateEstimator`).
-//! rtc-interceptor 0.21 has no prober, but its pacer already sends each video frame's
-//! packets back to back at [`PACING_FACTOR`](super::pacing::PACING_FACTOR) times the
-//! estimate: two such packets cannot arrive closer together than the bottleneck takes to
-//! send the second. [`LinkRateCapped`] takes that rate from the TWCC reports of every
-//! such pair and holds the estimate to [`LINK_SHARE`] of it.
+//! rtc-interceptor 0.21 has no prober, but our pacer ([`super::pacing`]) lets each video
+//! frame start with a burst of two or more packets sent back to back: two such packets
+//! cannot arrive closer together than the bottleneck takes to send the second.
+//! [`LinkRateCapped`] takes that rate from the TWCC reports of every such pair, holds the
+//! estimate to [`LINK_SHARE`] of it, and shares it with the pacer ([`LinkCeiling`]),
+//! which holds video to it.
 //!
-//! A pair measures the link only when it was sent faster than the link: a pair that
-//! arrives as fast as it left says the link is at least that fast, which lifts the
-//! ceiling above anything the estimate reaches. Arrival jitter spreads pairs as often as
-//! it squeezes them, so the ceiling is the median of the last [`WINDOW`]'s pairs.
+//! Only pairs sent faster than the pacer ever sends count ([`BURST_FACTOR`]): pairs the
+//! pacer spaced would measure its own rate, and the pacer, held to the ceiling, would
+//! then pull the ceiling down with it. A back-to-back pair on a fast link arrives as fast
+//! as it left, which sets the ceiling far above anything the estimate reaches. Arrival
+//! jitter spreads pairs as often as it squeezes them, so the ceiling is the median of the
+//! last [`WINDOW`]'s pairs.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rtc::interceptor::{BandwidthEstimator, EstimatorStats, PacketReport};
@@ -28,13 +33,16 @@ use rtc::interceptor::{BandwidthEstimator, EstimatorStats, PacketReport};
 /// send, well above TWCC's 0.25 ms arrival resolution and a forwarder's scheduling.
 pub const PAIR_MIN_BYTES: usize = 500;
 /// A pair counts only if it left at least this many times faster than the estimate:
-/// the pacer's back-to-back packets (2.5x), not the encoder's own spacing.
-pub const BURST_FACTOR: f64 = 1.5;
+/// faster than the pacer sends anything it spaces
+/// ([`PACING_FACTOR`](super::pacing::PACING_FACTOR) times the estimate at most), so only
+/// packets of one burst, sent back to back.
+pub const BURST_FACTOR: f64 = 2.0 * super::pacing::PACING_FACTOR;
 /// How far back pairs are kept.
 pub const WINDOW: Duration = Duration::from_secs(10);
-/// Pairs needed in the window before the ceiling applies (a call's first keyframe
-/// gives three or more).
-pub const MIN_PAIRS: usize = 3;
+/// Pairs needed in the window before the ceiling applies: a call's first keyframe gives
+/// two or more (its parameter sets' packet is too small to end a pair), and the median
+/// of two is the faster one.
+pub const MIN_PAIRS: usize = 2;
 /// Share of the measured link rate the estimate may reach: room for the headers the
 /// reports do not count (UDP/IP, SRTP's tag: a fifth of a small audio packet) and for a
 /// queue to drain.
@@ -100,6 +108,7 @@ impl PairDispersion {
                 continue;
             }
             if let Some(rate) = anchor.and_then(|a| pair_rate(&a, report, arrival, target_bps)) {
+                tracing::trace!(kbps = rate / 1000.0, id = report.id, "packet pair");
                 if self.samples.len() == MAX_PAIRS {
                     self.samples.pop_front();
                 }
@@ -147,6 +156,28 @@ fn pair_rate(
     (burst && spread > 0.0).then(|| bits / spread)
 }
 
+/// The last link-rate ceiling measured ([`PairDispersion::ceiling_bps`]), shared between
+/// the congestion controller that measures it and the pacer that holds video to it: bit/s,
+/// `None` until the first measurement. Unlike the controller's own cap it does not expire
+/// when the pairs of the last [`WINDOW`] run out: the last measurement stands.
+#[derive(Debug, Clone, Default)]
+pub struct LinkCeiling(Arc<AtomicU64>);
+
+impl LinkCeiling {
+    /// The ceiling, bit/s, once measured.
+    pub fn get(&self) -> Option<f64> {
+        let bits = self.0.load(Ordering::Relaxed);
+        (bits != 0).then(|| f64::from_bits(bits))
+    }
+
+    /// Records a measured ceiling (bit/s, positive; others are ignored).
+    pub fn set(&self, bps: f64) {
+        if bps.is_finite() && bps > 0.0 {
+            self.0.store(bps.to_bits(), Ordering::Relaxed);
+        }
+    }
+}
+
 /// A congestion controller (`E`, GCC) whose estimate is held under the link rate that
 /// paced packet pairs measure ([`PairDispersion`]), and never under `min_bps`.
 pub struct LinkRateCapped<E> {
@@ -155,6 +186,7 @@ pub struct LinkRateCapped<E> {
     min_bps: f64,
     /// The ceiling last logged, bit/s.
     logged: Option<f64>,
+    shared: LinkCeiling,
 }
 
 impl<E: BandwidthEstimator> LinkRateCapped<E> {
@@ -165,7 +197,13 @@ impl<E: BandwidthEstimator> LinkRateCapped<E> {
             pairs: PairDispersion::default(),
             min_bps,
             logged: None,
+            shared: LinkCeiling::default(),
         }
+    }
+
+    /// The ceiling as this controller measures it, for the pacer.
+    pub fn link_ceiling(&self) -> LinkCeiling {
+        self.shared.clone()
     }
 }
 
@@ -175,6 +213,9 @@ impl<E: BandwidthEstimator> BandwidthEstimator for LinkRateCapped<E> {
         self.pairs.on_reports(now, reports, target);
         self.inner.on_reports(now, reports);
         let ceiling = self.pairs.ceiling_bps();
+        if let Some(bps) = ceiling {
+            self.shared.set(bps);
+        }
         let moved = match (ceiling, self.logged) {
             (Some(new), Some(old)) => (new / old - 1.0).abs() > LOG_STEP,
             (new, old) => new.is_some() != old.is_some(),
@@ -239,14 +280,15 @@ mod tests {
         }
     }
 
-    /// A frame of `n` 1 000-byte packets sent 12 ms apart (the pacer at 2.5x 300 kbit/s)
-    /// through a link of `link_kbps` that was idle: each arrives once the link has sent it.
+    /// A frame of `n` 1 000-byte packets sent in pairs 0.01 ms apart, the pairs 24 ms apart
+    /// (the pacer's two-packet bursts at 2.5x 300 kbit/s), through a link of `link_kbps`
+    /// that was idle: each arrives once the link has sent it.
     fn frame(first_id: u64, n: u64, t0: Instant, at_ms: f64, link_kbps: f64) -> Vec<PacketReport> {
         let service_ms = 8_000.0 / link_kbps;
         let mut link_free = at_ms;
         (0..n)
             .map(|i| {
-                let sent = at_ms + 12.0 * i as f64;
+                let sent = at_ms + 24.0 * (i / 2) as f64 + 0.01 * (i % 2) as f64;
                 link_free = link_free.max(sent) + service_ms;
                 report(first_id + i, 1000, t0, sent, Some(link_free + 20.0))
             })
@@ -257,23 +299,28 @@ mod tests {
     fn a_frame_through_a_slow_link_sets_the_ceiling_at_its_rate() {
         let t0 = Instant::now();
         let mut capped = LinkRateCapped::new(ConstantBitrate::new(300_000.0), 100_000.0);
+        let shared = capped.link_ceiling();
+        // Three packets, two bursts: one pair (the packets between bursts were spaced by
+        // the pacer and make none), not enough.
         capped.on_reports(t0, &frame(0, 3, t0, 0.0, 300.0));
-        // Two pairs are not enough.
         assert_eq!(capped.target_bitrate(), 300_000.0);
-        capped.on_reports(t0, &frame(3, 2, t0, 70.0, 300.0));
+        assert_eq!(shared.get(), None);
+        capped.on_reports(t0, &frame(3, 2, t0, 120.0, 300.0));
         let target = capped.target_bitrate();
         assert!((target - 270_000.0).abs() < 1_000.0, "{target}");
+        assert_eq!(shared.get(), Some(target));
     }
 
     #[test]
-    fn a_link_faster_than_the_pacer_sets_no_ceiling_below_the_estimate() {
+    fn a_link_faster_than_the_pacer_sets_a_ceiling_far_above_the_estimate() {
         let t0 = Instant::now();
         let mut capped = LinkRateCapped::new(ConstantBitrate::new(300_000.0), 100_000.0);
         capped.on_reports(t0, &frame(0, 6, t0, 0.0, 10_000.0));
         assert_eq!(capped.target_bitrate(), 300_000.0);
-        // Measured: the pairs arrived as they left, at 667 kbit/s.
+        // Each burst's pair arrived 0.8 ms apart: the 10 Mbit/s link, not the pacer's
+        // 667 kbit/s between bursts.
         let ceiling = capped.pairs.ceiling_bps().unwrap();
-        assert!(ceiling > 500_000.0, "{ceiling}");
+        assert!((ceiling - 9_000_000.0).abs() < 10_000.0, "{ceiling}");
     }
 
     #[test]
