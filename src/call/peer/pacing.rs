@@ -9,6 +9,9 @@
 //! - audio is not queued (`pace_audio` off): it leaves the moment it comes, and its bits
 //!   are charged to the same budget, so the video after it makes room.
 //!
+//! - queued video never takes longer than [`MAX_QUEUE_TIME`] to leave: the rate rises to
+//!   drain it in time (`kMaxExpectedQueueLength`).
+//!
 //! One thing libwebrtc does not do: the video rate is also held to the bottleneck's rate
 //! where paced packet pairs have measured one ([`LinkCeiling`]), and to the start
 //! estimate until they have. At 2.5x the estimate, a keyframe larger than a narrow link's
@@ -38,6 +41,12 @@ pub const MIN_BURST_BITS: f64 = 2.0 * 1500.0 * 8.0;
 /// keyframe queued behind a narrow link still gives one pair per run for the link-rate
 /// measurement ([`super::link_rate`]); one at a time, only each frame's first burst would.
 pub const RELEASE_RUN: usize = 2;
+/// The longest the oldest queued video packet may wait: when the queue would take longer
+/// at the pacing rate, the rate rises to send it all by then (libwebrtc's
+/// `kMaxExpectedQueueLength`), so a queue never grows into seconds of latency.
+pub const MAX_QUEUE_TIME: Duration = Duration::from_secs(2);
+/// Added to each release time the pacer asks to be woken at.
+const ROUNDING_MARGIN: Duration = Duration::from_micros(1);
 /// Video packets held at most; beyond it new ones are dropped (NACK repairs them once the
 /// queue has drained). At 2.5 Mbit/s a full queue of full-size packets is 16 s.
 pub const QUEUE_LIMIT: usize = 4096;
@@ -50,8 +59,10 @@ pub struct AudioFirstPacer {
     rate: PacedRate,
     /// SSRCs of the local audio streams.
     audio: HashSet<u32>,
-    /// Video waiting for budget, oldest first.
+    /// Video waiting for budget, oldest first (each packet's `now` is when it came).
     queue: VecDeque<TaggedPacket>,
+    /// The bits in `queue`.
+    queued_bits: f64,
     /// Released, to the network.
     out: VecDeque<TaggedPacket>,
     /// From the network, untouched.
@@ -89,6 +100,7 @@ impl AudioFirstPacer {
             rate,
             audio: HashSet::new(),
             queue: VecDeque::new(),
+            queued_bits: 0.0,
             out: VecDeque::new(),
             inbound: VecDeque::new(),
             dropped: 0,
@@ -100,9 +112,10 @@ impl AudioFirstPacer {
         self.queue.len()
     }
 
-    /// Follows the current rate and refills the budget up to `now` at it.
+    /// Follows the current rate (raised to drain the queue within [`MAX_QUEUE_TIME`] of
+    /// its oldest packet's arrival) and refills the budget up to `now` at it.
     fn refill(&mut self, now: Instant) {
-        let bps = self.rate.bps();
+        let bps = self.rate.bps().max(self.drain_bps(now));
         if bps != self.bucket.target_bitrate() {
             self.bucket.set_target_bitrate(bps);
             self.bucket = self.bucket.clone().with_burst_bits(burst_bits(bps));
@@ -120,11 +133,24 @@ impl AudioFirstPacer {
                 break;
             }
             self.bucket.consume(bits);
+            self.queued_bits = (self.queued_bits - bits).max(0.0);
             for mut packet in self.queue.drain(..count) {
                 packet.now = now;
                 self.out.push_back(packet);
             }
         }
+    }
+
+    /// The rate that sends the whole queue before its oldest packet has waited
+    /// [`MAX_QUEUE_TIME`], bit/s (0 for an empty queue).
+    fn drain_bps(&self, now: Instant) -> f64 {
+        let Some(oldest) = self.queue.front() else {
+            return 0.0;
+        };
+        let left = MAX_QUEUE_TIME
+            .saturating_sub(now.saturating_duration_since(oldest.now))
+            .max(Duration::from_millis(1));
+        self.queued_bits / left.as_secs_f64()
     }
 
     /// The packets at the head of the queue that leave together, and their bits.
@@ -193,6 +219,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for AudioFirstPacer {
             }
             return Ok(());
         }
+        self.queued_bits += bits_of(&msg);
         self.queue.push_back(msg);
         self.release(now);
         Ok(())
@@ -211,7 +238,11 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for AudioFirstPacer {
         if self.queue.is_empty() {
             return None;
         }
-        self.bucket.releasable_at(self.next_run().1)
+        // A microsecond late: a timer at the exact instant can find the budget a rounding
+        // error short, and would be asked for again at the same instant.
+        self.bucket
+            .releasable_at(self.next_run().1)
+            .map(|at| at + ROUNDING_MARGIN)
     }
 }
 
@@ -378,6 +409,25 @@ mod tests {
         }
         assert_eq!(drain(&mut p).len(), 20);
         assert_eq!(p.poll_timeout(), None);
+    }
+
+    #[test]
+    fn a_queue_the_rate_would_take_too_long_to_send_drains_within_the_limit() {
+        let link = LinkCeiling::default();
+        link.set(100_000.0);
+        let mut p = pacer(100_000.0, &link);
+        let t0 = Instant::now();
+        // 40 packets of 8 096 bits: 3 s at 100 kbit/s after the first burst.
+        for seq in 0..40 {
+            p.handle_write(rtp(VIDEO, seq, 1000, t0)).unwrap();
+        }
+        let mut released = drain(&mut p);
+        released.extend(run_timer(&mut p, 200));
+        assert_eq!(released.len(), 40);
+        let took = released[39].2.duration_since(t0);
+        assert!(took <= MAX_QUEUE_TIME, "{took:?}");
+        // Still paced, not dumped.
+        assert!(took > MAX_QUEUE_TIME / 2, "{took:?}");
     }
 
     #[test]
