@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use super::link_rate::LinkRateCapped;
+use super::loss_based::LossLimited;
 use super::nack::{NackGenerator, RETRANSMISSION_COUNTER_SLOT, RttCell, count_retransmissions};
 use super::pacing::{AudioFirstPacer, PacedRate};
 
@@ -197,7 +198,8 @@ pub fn media_engine(
 
 /// Send-side congestion control, as webrtc's `configure_congestion_control` with TWCC
 /// feedback sets it up (the TWCC header extension and `transport-cc` feedback for both
-/// kinds, TWCC sequence numbers out, arrival reports back, GCC), with the estimate held
+/// kinds, TWCC sequence numbers out, arrival reports back, GCC's delay half with our loss
+/// half, [`LossLimited`]), with the estimate held
 /// under the link's measured rate ([`LinkRateCapped`]) and our pacer
 /// ([`AudioFirstPacer`]) in place of rtc-interceptor's.
 fn congestion_control(
@@ -217,7 +219,8 @@ fn congestion_control(
     }
     let max = max_bitrate_bps.max(MIN_ESTIMATE_BPS);
     let start = START_ESTIMATE_BPS.min(max);
-    let controller = LinkRateCapped::new(Gcc::new(start, MIN_ESTIMATE_BPS, max), MIN_ESTIMATE_BPS);
+    let gcc = LossLimited::new(Gcc::new(start, MIN_ESTIMATE_BPS, max), MIN_ESTIMATE_BPS);
+    let controller = LinkRateCapped::new(gcc, MIN_ESTIMATE_BPS);
     let pacer = AudioFirstPacer::new(PacedRate {
         estimate_bps: start,
         unmeasured_cap_bps: start,

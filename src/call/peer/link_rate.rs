@@ -18,9 +18,11 @@
 //! Only pairs sent faster than the pacer ever sends count ([`BURST_FACTOR`]): pairs the
 //! pacer spaced would measure its own rate, and the pacer, held to the ceiling, would
 //! then pull the ceiling down with it. A back-to-back pair on a fast link arrives as fast
-//! as it left, which sets the ceiling far above anything the estimate reaches. Arrival
-//! jitter spreads pairs as often as it squeezes them, so the ceiling is the median of the
-//! last [`WINDOW`]'s pairs.
+//! as it left, which sets the ceiling far above anything the estimate reaches. The
+//! ceiling is the median of the last [`WINDOW`]'s pairs, and infinite when they scatter
+//! ([`SCATTER_RATIO`]): independent per-packet delays (jitter) space the two packets of
+//! a pair by chance, not by a link's rate. Before that test, ±30 ms of jitter on an
+//! unlimited link read as a 224-230 kbit/s ceiling and held video to it.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -47,6 +49,14 @@ pub const MIN_PAIRS: usize = 2;
 /// reports do not count (UDP/IP, SRTP's tag: a fifth of a small audio packet) and for a
 /// queue to drain.
 pub const LINK_SHARE: f64 = 0.9;
+
+/// Pairs whose upper-quartile rate is over this many times their lower quartile's were
+/// spaced by arrival jitter, not by a bottleneck, and set no ceiling. A bottleneck spaces
+/// each pair by the time it takes to send the second packet, the same for every pair of
+/// a size (a forwarder's scheduling adds a millisecond to the 27 ms a 1 000-byte packet
+/// takes at 300 kbit/s); independent per-packet delays of ±30 ms spread pairs over
+/// 0-60 ms, whose quartiles lie 3.75 times apart.
+pub const SCATTER_RATIO: f64 = 2.0;
 
 /// Most pairs kept: at high rates every frame gives several, and the median is taken
 /// once per report batch.
@@ -125,14 +135,19 @@ impl PairDispersion {
         }
         self.ceiling = (self.samples.len() >= MIN_PAIRS).then(|| {
             let mut rates: Vec<f64> = self.samples.iter().map(|(_, r)| *r).collect();
-            let middle = rates.len() / 2;
-            let (_, median, _) = rates.select_nth_unstable_by(middle, f64::total_cmp);
-            *median * LINK_SHARE
+            rates.sort_by(f64::total_cmp);
+            let quartile = |q: usize| rates[(rates.len() - 1) * q / 4];
+            if quartile(3) > SCATTER_RATIO * quartile(1) {
+                f64::INFINITY
+            } else {
+                quartile(2) * LINK_SHARE
+            }
         });
     }
 
     /// The ceiling, bit/s: [`LINK_SHARE`] of the median pair rate of the last
-    /// [`WINDOW`], once there are [`MIN_PAIRS`].
+    /// [`WINDOW`], once there are [`MIN_PAIRS`]; infinite when the pairs scatter over
+    /// [`SCATTER_RATIO`] (no bottleneck spaced them).
     pub fn ceiling_bps(&self) -> Option<f64> {
         self.ceiling
     }
@@ -158,7 +173,7 @@ fn pair_rate(
 
 /// The last link-rate ceiling measured ([`PairDispersion::ceiling_bps`]), shared between
 /// the congestion controller that measures it and the pacer that holds video to it: bit/s,
-/// `None` until the first measurement. Unlike the controller's own cap it does not expire
+/// `None` until the first measurement, infinite while the pairs measure no bottleneck. Unlike the controller's own cap it does not expire
 /// when the pairs of the last [`WINDOW`] run out: the last measurement stands.
 #[derive(Debug, Clone, Default)]
 pub struct LinkCeiling(Arc<AtomicU64>);
@@ -170,9 +185,10 @@ impl LinkCeiling {
         (bits != 0).then(|| f64::from_bits(bits))
     }
 
-    /// Records a measured ceiling (bit/s, positive; others are ignored).
+    /// Records a measured ceiling (bit/s, positive; infinite when the pairs measured no
+    /// bottleneck; others are ignored).
     pub fn set(&self, bps: f64) {
-        if bps.is_finite() && bps > 0.0 {
+        if bps > 0.0 {
             self.0.store(bps.to_bits(), Ordering::Relaxed);
         }
     }
@@ -372,6 +388,31 @@ mod tests {
         );
         pairs.on_reports(t0 + WINDOW + Duration::from_millis(1), &[], 300_000.0);
         assert_eq!(pairs.ceiling_bps(), None);
+    }
+
+    /// ±30 ms of independent per-packet delay on a link with no bottleneck spaces pairs
+    /// anywhere from nothing to 60 ms: a median of them would read as a slow link.
+    #[test]
+    fn pairs_scattered_by_jitter_set_no_ceiling() {
+        let t0 = Instant::now();
+        let mut capped = LinkRateCapped::new(ConstantBitrate::new(600_000.0), 100_000.0);
+        let shared = capped.link_ceiling();
+        let mut id = 0;
+        for (n, spread) in [3.0, 41.0, 12.0, 8.0, 30.0, 17.0, 55.0, 22.0]
+            .iter()
+            .enumerate()
+        {
+            let sent = n as f64 * 66.0;
+            let first = report(id, 1000, t0, sent, Some(sent + 100.0));
+            let second = report(id + 1, 1000, t0, sent + 0.01, Some(sent + 100.0 + spread));
+            capped.on_reports(t0, &[first, second]);
+            // A gap in the ids between frames: no pair across them.
+            id += 3;
+        }
+        assert_eq!(capped.pairs.samples.len(), 8);
+        assert_eq!(capped.pairs.ceiling_bps(), Some(f64::INFINITY));
+        assert_eq!(shared.get(), Some(f64::INFINITY));
+        assert_eq!(capped.target_bitrate(), 600_000.0);
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod dtls_role;
 pub mod files;
 mod handler;
 pub mod link_rate;
+pub mod loss_based;
 pub mod media;
 pub mod nack;
 pub mod pacing;

@@ -348,6 +348,9 @@ mod tests {
         rate.estimate_bps = 400_000.0;
         link.set(100_000.0);
         assert_eq!(rate.bps(), 400_000.0);
+        // Pairs that measured no bottleneck (jitter): 2.5x the estimate.
+        link.set(f64::INFINITY);
+        assert_eq!(rate.bps(), 1_000_000.0);
     }
 
     #[test]
