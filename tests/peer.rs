@@ -398,6 +398,56 @@ async fn pli_and_fir_from_the_receiver_show_up_as_keyframe_requests_at_the_sende
     assert_eq!(a.session.stats().await.keyframe_requests_received, 2);
 }
 
+/// The video receiver's NACK for packets it never saw (the first keyframe's start)
+/// reaches the sender's NACK responder, which sends those packets again. (Here they had
+/// arrived, so the receiver's SRTP replay check drops the copies; what is counted is the
+/// sender's retransmissions.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nack_from_the_receiver_makes_the_sender_retransmit_what_it_names() {
+    let (a, mut b) = connected_pair().await;
+    let writer = a.session.video_writer();
+    for au in &encode_h264(3) {
+        writer
+            .write_h264(au, FRAME_INTERVAL, Instant::now())
+            .await
+            .expect("write");
+    }
+    let first = bounded("the frames at the receiver", async {
+        collect(&mut b.media.video, |p| {
+            p.iter().filter(|p| p.marker).count() >= 3
+        })
+        .await
+    })
+    .await;
+    let asked: Vec<u16> = first.iter().take(2).map(|p| p.sequence_number).collect();
+    assert_eq!(asked.len(), 2, "{} packets arrived", first.len());
+    assert_eq!(a.session.stats().await.retransmitted_packets_sent, 0);
+
+    // Two sequence numbers that were sent, and one that never was.
+    let never = asked[0].wrapping_sub(1000);
+    b.session
+        .send_nack(&[never, asked[0], asked[1]])
+        .await
+        .expect("NACK sent");
+    let resent = bounded("the retransmissions", async {
+        loop {
+            let resent = a.session.stats().await.retransmitted_packets_sent;
+            if resent >= 2 {
+                return resent;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let later = a.session.stats().await.retransmitted_packets_sent;
+    assert_eq!(
+        (resent, later),
+        (2, 2),
+        "the packet never sent is not invented"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stats_show_rtt_packets_and_rates() {
     let (a, mut b) = connected_pair().await;

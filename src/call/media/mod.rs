@@ -391,6 +391,15 @@ async fn send_keyframe_requests(
     }
 }
 
+/// Sends each list of sequence numbers the video receiver asks for as one NACK, at once.
+async fn send_nacks(peer: Arc<PeerSession>, mut requests: mpsc::UnboundedReceiver<Vec<u16>>) {
+    while let Some(sequence_numbers) = requests.recv().await {
+        if let Err(e) = peer.send_nack(&sequence_numbers).await {
+            debug!("NACK not sent: {e:#}");
+        }
+    }
+}
+
 /// What a send-bandwidth estimate (bit/s of RTP, GCC) leaves for the video encoder,
 /// kbit/s, when the audio goes to `peer` at Opus' `opus_kbps`: audio keeps its share
 /// first (its bitrate, times [`audio::red::DISTANCE`] + 1 when it goes as RED, plus ~50

@@ -20,7 +20,7 @@ use super::receive::{PeerAudio, VideoReceiver};
 use super::record::VideoRecorder;
 use super::{
     LocalMedia, MediaEvent, ReceiveControls, ReceiveCounters, fill_pipeline_stats, peer_config,
-    report_stats, send_keyframe_requests,
+    report_stats, send_keyframe_requests, send_nacks,
 };
 use crate::call::CallStats;
 use crate::call::peer::{PeerEvent, PeerSession};
@@ -114,11 +114,16 @@ impl PeerMedia {
             Arc::clone(&peer),
             requests_rx,
         )));
+        let (repairs_tx, repairs_rx) = mpsc::unbounded_channel();
+        media
+            .tasks
+            .push(tokio::spawn(send_nacks(Arc::clone(&peer), repairs_rx)));
         let receiver = VideoReceiver {
             packets: remote.video,
             remote_slot,
             recorder: recording.video.map(VideoRecorder::new),
             keyframe_requests: requests_tx,
+            start_repairs: repairs_tx,
             controls: Arc::clone(&controls),
             counters: Arc::clone(&counters),
             events: events.clone(),

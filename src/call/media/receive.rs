@@ -30,6 +30,8 @@ pub(super) struct VideoReceiver {
     pub(super) remote_slot: FrameSender,
     pub(super) recorder: Option<VideoRecorder>,
     pub(super) keyframe_requests: mpsc::UnboundedSender<KeyframeRequest>,
+    /// Sequence numbers to NACK: the packets before the stream's start.
+    pub(super) start_repairs: mpsc::UnboundedSender<Vec<u16>>,
     pub(super) controls: Arc<ReceiveControls>,
     pub(super) counters: Arc<ReceiveCounters>,
     pub(super) events: mpsc::Sender<MediaEvent>,
@@ -103,6 +105,13 @@ impl VideoReceiver {
             }
             if let Some(request) = jitter.take_keyframe_request() {
                 let _ = self.keyframe_requests.send(request);
+            }
+            if let Some(sequence_numbers) = jitter.take_start_repair(Instant::now()) {
+                debug!(
+                    before = sequence_numbers.last().map(|s| s.wrapping_add(1)),
+                    "video: the first keyframe's start is missing; asking for it"
+                );
+                let _ = self.start_repairs.send(sequence_numbers);
             }
             self.counters
                 .record_video_receive(&jitter.stats(), &freezes);

@@ -42,9 +42,13 @@ use rtc::peer_connection::configuration::RTCOfferOptions;
 use rtc::rtcp::goodbye::Goodbye;
 use rtc::rtcp::payload_feedbacks::full_intra_request::{FirEntry, FullIntraRequest};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
+    TransportLayerNack, nack_pairs_from_sequence_numbers,
+};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use tokio::sync::{Mutex, mpsc};
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, RTCIceCandidateInit, RTCPeerConnectionState, RTCSdpType,
     RTCSessionDescription, SettingEngineBuilder, StatsSelector,
@@ -407,17 +411,7 @@ impl PeerSession {
     /// # Errors
     /// No remote video track yet, or the connection is gone.
     pub async fn send_keyframe_request(&self, request: KeyframeRequest) -> anyhow::Result<()> {
-        let (track, media_ssrc) = {
-            let slot = self
-                .shared
-                .remote_video
-                .lock()
-                .map_err(|_| anyhow!("remote video slot poisoned"))?;
-            let remote = slot
-                .as_ref()
-                .ok_or_else(|| anyhow!("no remote video track to send a PLI for"))?;
-            (remote.track.clone(), remote.ssrc)
-        };
+        let (track, media_ssrc) = self.remote_video()?;
         let packet: Box<dyn rtc::rtcp::Packet> = match request {
             KeyframeRequest::Pli => Box::new(PictureLossIndication {
                 sender_ssrc: self.video.ssrc,
@@ -439,6 +433,37 @@ impl PeerSession {
             .with_context(|| format!("sending a {request:?}"))?;
         self.shared.pli_sent.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Asks the peer to send the packets of its video stream with these sequence numbers
+    /// again: one RTCP Generic NACK (RFC 4585 §6.2.1).
+    ///
+    /// # Errors
+    /// No remote video track yet, or the connection is gone.
+    pub async fn send_nack(&self, sequence_numbers: &[u16]) -> anyhow::Result<()> {
+        let (track, media_ssrc) = self.remote_video()?;
+        let nack = TransportLayerNack {
+            sender_ssrc: self.video.ssrc,
+            media_ssrc,
+            nacks: nack_pairs_from_sequence_numbers(sequence_numbers),
+        };
+        track
+            .write_rtcp(vec![Box::new(nack)])
+            .await
+            .context("sending a NACK")
+    }
+
+    /// The remote video track and its SSRC.
+    fn remote_video(&self) -> anyhow::Result<(Arc<dyn TrackRemote>, u32)> {
+        let slot = self
+            .shared
+            .remote_video
+            .lock()
+            .map_err(|_| anyhow!("remote video slot poisoned"))?;
+        let remote = slot
+            .as_ref()
+            .ok_or_else(|| anyhow!("no remote video track yet"))?;
+        Ok((remote.track.clone(), remote.ssrc))
     }
 
     /// Starts sending the file at `path` on a DataChannel of its own; its progress and

@@ -77,6 +77,17 @@ fn gap_wait_for(rtt: Duration) -> Duration {
 /// FIR sent on the first reordered packet drew keyframes the call did not need.
 const START_REORDER_WAIT: Duration = Duration::from_millis(150);
 
+/// How long after the stream's first packet the packets before its lowest are asked for
+/// (a NACK) when that lowest packet does not begin a keyframe: the NACK generator's
+/// reorder grace ([`crate::call::peer::nack::REORDER_GRACE`]) plus a frame's packets'
+/// usual spread, so a start that is merely a few packets behind is not asked for.
+pub const START_REPAIR_WAIT: Duration = Duration::from_millis(20);
+
+/// Sequence numbers before the stream's lowest packet asked for when it does not begin a
+/// keyframe: the parameter sets' packet and the IDR fragments before it (a 640x480 IDR
+/// is 6-13 kB, 5-12 packets). Those the sender never sent it ignores.
+pub const START_REPAIR_SPAN: u16 = 32;
+
 /// The stream's lowest packet seen so far.
 #[derive(Debug, Clone, Copy)]
 struct StreamStart {
@@ -174,6 +185,8 @@ pub struct VideoJitterBuffer {
     need_keyframe: bool,
     /// A keyframe request waits to be taken by the caller.
     keyframe_request: bool,
+    /// The packets before the stream's start were asked for ([`Self::take_start_repair`]).
+    start_repair_taken: bool,
     /// The packet with the stream's lowest sequence number seen so far; `None` before
     /// any. Under reordering the first packet to arrive need not be the first sent.
     stream_start: Option<StreamStart>,
@@ -201,6 +214,7 @@ impl VideoJitterBuffer {
             released_through: None,
             need_keyframe: true,
             keyframe_request: false,
+            start_repair_taken: false,
             stream_start: None,
             first_arrival: None,
             gap_since: None,
@@ -245,6 +259,36 @@ impl VideoJitterBuffer {
         } else {
             KeyframeRequest::Pli
         })
+    }
+
+    /// The sequence numbers to ask the sender for (a NACK, RFC 4585 §6.2.1) because the
+    /// stream's first keyframe began before the lowest packet seen: once per stream,
+    /// [`START_REPAIR_WAIT`] after its first packet, while nothing was released and that
+    /// lowest packet does not begin a keyframe; the [`START_REPAIR_SPAN`] before it,
+    /// oldest first. The NACK generator cannot ask for these: it knows nothing before
+    /// the first packet it saw. A FIR follows if the keyframe is still missing at
+    /// [`START_REORDER_WAIT`].
+    pub fn take_start_repair(&mut self, now: Instant) -> Option<Vec<u16>> {
+        let due = self.start_repair_due()?;
+        if now < due {
+            return None;
+        }
+        self.start_repair_taken = true;
+        let lowest = self.stream_start?.sequence_number as u16;
+        Some(
+            (1..=START_REPAIR_SPAN)
+                .rev()
+                .map(|back| lowest.wrapping_sub(back))
+                .collect(),
+        )
+    }
+
+    /// When [`Self::take_start_repair`] will have something, if it may yet.
+    fn start_repair_due(&self) -> Option<Instant> {
+        let start = self.stream_start?;
+        let pending = !self.start_repair_taken && !start.keyframe;
+        (pending && self.stats.frames_released == 0)
+            .then_some(self.first_arrival? + START_REPAIR_WAIT)
     }
 
     /// The decoder lost its state (a decode error, a restart): drop everything up to
@@ -329,14 +373,22 @@ impl VideoJitterBuffer {
     /// When [`pop`](Self::pop) may next release a frame or give up on a gap, if nothing
     /// else arrives before.
     pub fn next_wakeup(&self) -> Option<Instant> {
-        if let Some(since) = self.gap_since {
-            return Some(since + self.gap_wait());
-        }
-        let Head::Complete { first, .. } = self.head() else {
-            return None;
+        let repair = self.start_repair_due();
+        let due = |first: u64| {
+            let packet = &self.packets[&first];
+            self.timing.release_at(packet.timestamp, packet.arrival)
         };
-        let packet = &self.packets[&first];
-        Some(self.timing.release_at(packet.timestamp, packet.arrival))
+        let frame = if self.need_keyframe {
+            // Only a keyframe can be released; a complete P-frame at the head is not due.
+            self.later_complete_keyframe().map(|(first, _)| due(first))
+        } else if let Some(since) = self.gap_since {
+            Some(since + self.gap_wait())
+        } else if let Head::Complete { first, .. } = self.head() {
+            Some(due(first))
+        } else {
+            None
+        };
+        repair.into_iter().chain(frame).min()
     }
 
     /// Spread between a frame's first and last packet beyond which it is taken to have
@@ -935,6 +987,48 @@ mod tests {
         assert!(released.access_unit.keyframe);
         assert_eq!(jb.take_keyframe_request(), None);
         assert_eq!(jb.stats().frames_skipped, 0);
+    }
+
+    #[test]
+    fn a_first_keyframe_missing_its_start_is_asked_for_by_sequence_number_then_decoded() {
+        let mut jb = VideoJitterBuffer::new();
+        let t0 = Instant::now();
+        // The keyframe is packets 100-103: its STAP-A and first fragment never came.
+        let key = frame(100, 0, true, 4);
+        for p in &key[2..] {
+            push(&mut jb, p, t0);
+        }
+        // Within the wait the start may still be reordering in: nothing asked.
+        assert_eq!(jb.take_start_repair(t0 + Duration::from_millis(5)), None);
+        // No complete keyframe: the only wakeup is the repair's (nothing to spin on).
+        assert_eq!(jb.next_wakeup(), Some(t0 + START_REPAIR_WAIT));
+        let at = t0 + START_REPAIR_WAIT;
+        let asked = jb.take_start_repair(at).expect("the packets before 102");
+        assert_eq!(asked.len(), usize::from(START_REPAIR_SPAN));
+        assert_eq!(asked.first(), Some(&70));
+        assert_eq!(asked.last(), Some(&101));
+        assert_eq!(jb.take_start_repair(at + FRAME), None, "once per stream");
+        // The retransmissions bring the keyframe whole: no FIR, nothing skipped.
+        let repaired = at + Duration::from_millis(10);
+        push(&mut jb, &key[1], repaired);
+        push(&mut jb, &key[0], repaired);
+        assert_eq!(drain(&mut jb, repaired), vec![0]);
+        assert_eq!(jb.take_keyframe_request(), None);
+        assert_eq!(jb.stats().frames_skipped, 0);
+    }
+
+    #[test]
+    fn a_stream_that_starts_with_a_keyframe_or_whose_start_reorders_in_asks_for_nothing() {
+        let t0 = Instant::now();
+        let key = frame(65_530, 0, true, 4);
+        let mut whole = VideoJitterBuffer::new();
+        push(&mut whole, &key[0], t0);
+        assert_eq!(whole.take_start_repair(t0 + START_REORDER_WAIT), None);
+
+        let mut reordered = VideoJitterBuffer::new();
+        push(&mut reordered, &key[2], t0);
+        push(&mut reordered, &key[0], t0 + Duration::from_millis(8));
+        assert_eq!(reordered.take_start_repair(t0 + START_REORDER_WAIT), None);
     }
 
     #[test]
