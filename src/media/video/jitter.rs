@@ -266,8 +266,8 @@ impl VideoJitterBuffer {
     /// [`START_REPAIR_WAIT`] after its first packet, while nothing was released and that
     /// lowest packet does not begin a keyframe; the [`START_REPAIR_SPAN`] before it,
     /// oldest first. The NACK generator cannot ask for these: it knows nothing before
-    /// the first packet it saw. A FIR follows if the keyframe is still missing at
-    /// [`START_REORDER_WAIT`].
+    /// the first packet it saw. A FIR follows if the keyframe is still missing 150 ms
+    /// after the first packet.
     pub fn take_start_repair(&mut self, now: Instant) -> Option<Vec<u16>> {
         let due = self.start_repair_due()?;
         if now < due {
