@@ -42,8 +42,11 @@
 # Env:
 #   RTC_BENCH_SECONDS  call length for non-cut profiles (default 15)
 #   RTC_BENCH_SEED     seed of the loss and jitter draws (default 1)
-#   RTC_BENCH_VIDEO_SIZE  the size both rtc-cli peers send, WxH (default 320x240, the
-#                      footage's own; larger sizes are scaled up from it by the sender)
+#   RTC_BENCH_VIDEO_SIZE  the size both peers send, WxH (default 320x240, the
+#                      footage's own; larger sizes are scaled up from it by the rtc-cli
+#                      sender, and for Chromium, whose fake camera plays a file at its
+#                      own size, by this script: whole multiples only, each pixel
+#                      repeated)
 #   RTC_BENCH_PEER     `chromium`: the anchor, two headless Chromium peers
 #                      (tests/browser/peer.html in bench mode, fake devices playing the
 #                      same footage and speech both ways) instead of rtc-cli, figures
@@ -273,12 +276,49 @@ def stop_lab(tag, lab, serve):
     return json.loads(wait_for(os.path.join(WORK, f"{tag}-netlab.out"), '"final"', lab, 1))
 
 
+def scaled_clip(size):
+    """The footage at `size` (WxH, whole multiples of its own), each pixel repeated, as a
+    Y4M in WORK for Chromium's fake camera; the footage itself at its own size."""
+    width, height = (int(v) for v in size.split("x"))
+    with open(CLIP, "rb") as f:
+        header = f.readline()
+        fields = header.split()
+        w0 = int(next(x for x in fields if x.startswith(b"W"))[1:])
+        h0 = int(next(x for x in fields if x.startswith(b"H"))[1:])
+        if (width, height) == (w0, h0):
+            return CLIP
+        if width % w0 or height % h0 or width // w0 != height // h0:
+            raise SystemExit(f"RTC_BENCH_VIDEO_SIZE {size}: not a whole multiple of {w0}x{h0}")
+        k = width // w0
+        out_path = os.path.join(WORK, f"clip_{size}.y4m")
+        if os.path.exists(out_path):
+            return out_path
+        fields = [b"W%d" % width if x.startswith(b"W") else b"H%d" % height
+                  if x.startswith(b"H") else x for x in fields]
+        with open(out_path, "wb") as out:
+            out.write(b" ".join(fields) + b"\n")
+            planes = [(w0, h0), (w0 // 2, h0 // 2), (w0 // 2, h0 // 2)]
+            while True:
+                frame_header = f.readline()
+                if not frame_header:
+                    break
+                out.write(frame_header)
+                for pw, ph in planes:
+                    for _ in range(ph):
+                        row = f.read(pw)
+                        wide = bytearray(pw * k)
+                        for i in range(k):
+                            wide[i::k] = row
+                        out.write(bytes(wide) * k)
+    return out_path
+
+
 CHROMIUM_FLAGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
     "--autoplay-policy=no-user-gesture-required", "--enable-logging=stderr", "--v=0",
-    f"--use-file-for-fake-video-capture={CLIP}", f"--use-file-for-fake-audio-capture={SPEECH}",
+    f"--use-file-for-fake-audio-capture={SPEECH}",
 ]
 BENCH_STATS = re.compile(r'"peer: bench-stats: (\{.*\})", source')
 
@@ -286,10 +326,11 @@ BENCH_STATS = re.compile(r'"peer: bench-stats: (\{.*\})", source')
 def chromium(ns, tag, name, url, mode, seconds):
     """Headless Chromium in `ns` running tests/browser/peer.html in bench mode."""
     page = (f"file://{ROOT}/tests/browser/peer.html?server={url}&id={name}&peer=jerry"
-            f"&mode={mode}&only=10.77.0.&bench={seconds}")
+            f"&mode={mode}&only=10.77.0.&bench={seconds}&size={VIDEO_SIZE}")
     profile_dir = os.path.join(WORK, f"{tag}-{name}-chromium")
+    camera = f"--use-file-for-fake-video-capture={scaled_clip(VIDEO_SIZE)}"
     return spawn(f"{tag}-{name}", ["ip", "netns", "exec", ns, "chromium"] + CHROMIUM_FLAGS +
-                 [f"--user-data-dir={profile_dir}", page], env=env_for(f"{tag}-{name}"))
+                 [camera, f"--user-data-dir={profile_dir}", page], env=env_for(f"{tag}-{name}"))
 
 
 def bench_stats(path):

@@ -57,6 +57,13 @@ pub const LINK_SHARE: f64 = 0.9;
 /// takes at 300 kbit/s); independent per-packet delays of ±30 ms spread pairs over
 /// 0-60 ms, whose quartiles lie 3.75 times apart.
 pub const SCATTER_RATIO: f64 = 2.0;
+/// Under this many pairs there are no quartiles to speak of: all of them must then lie
+/// within [`FEW_PAIRS_RATIO`] of each other. A call's first keyframe gives two or three
+/// pairs; through a bottleneck they agree within a few per cent, while two pairs spread
+/// by ±30 ms of jitter agree that closely about one time in seven (three: one in fifty).
+pub const FEW_PAIRS: usize = 4;
+/// How far apart, as a ratio, [`FEW_PAIRS`] pairs may lie and still set a ceiling.
+pub const FEW_PAIRS_RATIO: f64 = 1.25;
 
 /// Most pairs kept: at high rates every frame gives several, and the median is taken
 /// once per report batch.
@@ -137,7 +144,12 @@ impl PairDispersion {
             let mut rates: Vec<f64> = self.samples.iter().map(|(_, r)| *r).collect();
             rates.sort_by(f64::total_cmp);
             let quartile = |q: usize| rates[(rates.len() - 1) * q / 4];
-            if quartile(3) > SCATTER_RATIO * quartile(1) {
+            let scattered = if rates.len() < FEW_PAIRS {
+                quartile(4) > FEW_PAIRS_RATIO * quartile(0)
+            } else {
+                quartile(3) > SCATTER_RATIO * quartile(1)
+            };
+            if scattered {
                 f64::INFINITY
             } else {
                 quartile(2) * LINK_SHARE
@@ -147,7 +159,8 @@ impl PairDispersion {
 
     /// The ceiling, bit/s: [`LINK_SHARE`] of the median pair rate of the last
     /// [`WINDOW`], once there are [`MIN_PAIRS`]; infinite when the pairs scatter over
-    /// [`SCATTER_RATIO`] (no bottleneck spaced them).
+    /// [`SCATTER_RATIO`] (over [`FEW_PAIRS_RATIO`] when fewer than [`FEW_PAIRS`]): no
+    /// bottleneck spaced them.
     pub fn ceiling_bps(&self) -> Option<f64> {
         self.ceiling
     }
@@ -413,6 +426,32 @@ mod tests {
         assert_eq!(capped.pairs.ceiling_bps(), Some(f64::INFINITY));
         assert_eq!(shared.get(), Some(f64::INFINITY));
         assert_eq!(capped.target_bitrate(), 600_000.0);
+    }
+
+    /// Two or three pairs (a first keyframe's) set a ceiling only if they agree closely.
+    #[test]
+    fn a_few_pairs_set_a_ceiling_only_when_they_agree() {
+        let t0 = Instant::now();
+        let ceiling_of = |spreads: &[f64]| {
+            let mut pairs = PairDispersion::default();
+            for (n, spread) in spreads.iter().enumerate() {
+                let id = 3 * n as u64;
+                let sent = n as f64 * 66.0;
+                let first = report(id, 1000, t0, sent, Some(sent + 20.0));
+                let second = report(id + 1, 1000, t0, sent + 0.01, Some(sent + 20.0 + spread));
+                pairs.on_reports(t0, &[first, second], 300_000.0);
+            }
+            pairs.ceiling_bps()
+        };
+        // Through a 300 kbit/s bottleneck: 26.7 ms each, give or take a millisecond.
+        let ceiling = ceiling_of(&[26.0, 27.5]).expect("two pairs");
+        assert!(
+            (ceiling - 0.9 * 8_000_000.0 / 27.5).abs() < 1.0,
+            "{ceiling}"
+        );
+        // Spread by jitter.
+        assert_eq!(ceiling_of(&[8.0, 41.0]), Some(f64::INFINITY));
+        assert_eq!(ceiling_of(&[20.0, 23.0, 30.0]), Some(f64::INFINITY));
     }
 
     #[test]
