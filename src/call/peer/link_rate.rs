@@ -152,7 +152,8 @@ impl PairDispersion {
             if scattered {
                 f64::INFINITY
             } else {
-                quartile(2) * LINK_SHARE
+                // The upper median: of two pairs, the faster ([`MIN_PAIRS`]).
+                rates[rates.len() / 2] * LINK_SHARE
             }
         });
     }
@@ -186,8 +187,9 @@ fn pair_rate(
 
 /// The last link-rate ceiling measured ([`PairDispersion::ceiling_bps`]), shared between
 /// the congestion controller that measures it and the pacer that holds video to it: bit/s,
-/// `None` until the first measurement, infinite while the pairs measure no bottleneck. Unlike the controller's own cap it does not expire
-/// when the pairs of the last [`WINDOW`] run out: the last measurement stands.
+/// `None` until the first measurement, infinite while the pairs measure no bottleneck.
+/// Unlike the controller's own cap it does not expire when the pairs of the last
+/// [`WINDOW`] run out: the last measurement stands.
 #[derive(Debug, Clone, Default)]
 pub struct LinkCeiling(Arc<AtomicU64>);
 
@@ -309,6 +311,16 @@ mod tests {
         }
     }
 
+    /// A back-to-back pair of 1 000-byte packets, ids `id` and `id + 1`, sent at `sent_ms`;
+    /// the first arrives 20 ms later, the second `spread_ms` after it.
+    fn pair(id: u64, t0: Instant, sent_ms: f64, spread_ms: f64) -> [PacketReport; 2] {
+        let arrival = sent_ms + 20.0;
+        [
+            report(id, 1000, t0, sent_ms, Some(arrival)),
+            report(id + 1, 1000, t0, sent_ms + 0.01, Some(arrival + spread_ms)),
+        ]
+    }
+
     /// A frame of `n` 1 000-byte packets sent in pairs 0.01 ms apart, the pairs 24 ms apart
     /// (the pacer's two-packet bursts at 2.5x 300 kbit/s), through a link of `link_kbps`
     /// that was idle: each arrives once the link has sent it.
@@ -410,17 +422,12 @@ mod tests {
         let t0 = Instant::now();
         let mut capped = LinkRateCapped::new(ConstantBitrate::new(600_000.0), 100_000.0);
         let shared = capped.link_ceiling();
-        let mut id = 0;
         for (n, spread) in [3.0, 41.0, 12.0, 8.0, 30.0, 17.0, 55.0, 22.0]
-            .iter()
+            .into_iter()
             .enumerate()
         {
-            let sent = n as f64 * 66.0;
-            let first = report(id, 1000, t0, sent, Some(sent + 100.0));
-            let second = report(id + 1, 1000, t0, sent + 0.01, Some(sent + 100.0 + spread));
-            capped.on_reports(t0, &[first, second]);
-            // A gap in the ids between frames: no pair across them.
-            id += 3;
+            // Ids 3 apart: a gap between frames, no pair across them.
+            capped.on_reports(t0, &pair(3 * n as u64, t0, n as f64 * 66.0, spread));
         }
         assert_eq!(capped.pairs.samples.len(), 8);
         assert_eq!(capped.pairs.ceiling_bps(), Some(f64::INFINITY));
@@ -434,19 +441,20 @@ mod tests {
         let t0 = Instant::now();
         let ceiling_of = |spreads: &[f64]| {
             let mut pairs = PairDispersion::default();
-            for (n, spread) in spreads.iter().enumerate() {
-                let id = 3 * n as u64;
-                let sent = n as f64 * 66.0;
-                let first = report(id, 1000, t0, sent, Some(sent + 20.0));
-                let second = report(id + 1, 1000, t0, sent + 0.01, Some(sent + 20.0 + spread));
-                pairs.on_reports(t0, &[first, second], 300_000.0);
+            for (n, &spread) in spreads.iter().enumerate() {
+                pairs.on_reports(
+                    t0,
+                    &pair(3 * n as u64, t0, n as f64 * 66.0, spread),
+                    300_000.0,
+                );
             }
             pairs.ceiling_bps()
         };
-        // Through a 300 kbit/s bottleneck: 26.7 ms each, give or take a millisecond.
-        let ceiling = ceiling_of(&[26.0, 27.5]).expect("two pairs");
+        // Through a 300 kbit/s bottleneck: 26.7 ms each, give or take a millisecond; the
+        // faster of two sets the ceiling.
+        let ceiling = ceiling_of(&[27.5, 26.0]).expect("two pairs");
         assert!(
-            (ceiling - 0.9 * 8_000_000.0 / 27.5).abs() < 1.0,
+            (ceiling - 0.9 * 8_000_000.0 / 26.0).abs() < 1.0,
             "{ceiling}"
         );
         // Spread by jitter.

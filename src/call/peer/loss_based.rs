@@ -174,10 +174,7 @@ impl<E: BandwidthEstimator> BandwidthEstimator for LossLimited<E> {
 
     fn target_bitrate(&self) -> f64 {
         let estimate = self.inner.target_bitrate();
-        match self.limit {
-            Some(limit) => estimate.min(limit.bps),
-            None => estimate,
-        }
+        self.limit.map_or(estimate, |limit| estimate.min(limit.bps))
     }
 
     fn handle_timeout(&mut self, now: Instant) {
