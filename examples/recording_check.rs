@@ -8,7 +8,8 @@
 //!
 //! - `frames`: frames in the recorded Y4M (the frames the receiver displayed);
 //! - `psnr_median_db`, `psnr_min_db`: each recorded frame against its best-matching
-//!   source frame (given `--source-video`);
+//!   source frame (given `--source-video`), at the recording's `size` (the source scaled
+//!   to it when the recording began smaller: the sender's ladder had stepped down);
 //! - `audio_ncc`: the energy-weighted normalized cross-correlation of 1 s windows of the
 //!   recorded audio against the looped source (speech windows only), `audio_windows`
 //!   how many windows carried speech.
@@ -25,6 +26,8 @@ mod media_check;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
+use rtc_cli::media::video::I420Frame;
+use rtc_cli::media::video::scale;
 
 /// Window length of the audio match, samples (1 s at 48 kHz, as the media tests use).
 const AUDIO_WINDOW: usize = 48_000;
@@ -63,6 +66,21 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(args)
 }
 
+/// The source frames at the recording's `size`: a recording is written at its first
+/// frame's size, which the sender's ladder may have stepped down from the source's.
+fn source_at(source: &[I420Frame], size: (u32, u32)) -> anyhow::Result<Vec<I420Frame>> {
+    source
+        .iter()
+        .map(|frame| {
+            if (frame.width(), frame.height()) == size {
+                return Ok(frame.clone());
+            }
+            scale::scale(frame, size.0, size.1)
+                .with_context(|| format!("scaling the source to {}x{}", size.0, size.1))
+        })
+        .collect()
+}
+
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let mut fields = Vec::new();
@@ -77,8 +95,10 @@ fn main() -> anyhow::Result<()> {
         if let Some(source) = &args.source_video
             && !recorded.is_empty()
         {
-            let mut psnrs =
-                media_check::best_match_psnrs(&recorded, &media_check::read_y4m(source));
+            let size = (recorded[0].width(), recorded[0].height());
+            let source = source_at(&media_check::read_y4m(source), size)?;
+            fields.push(format!("\"size\":\"{}x{}\"", size.0, size.1));
+            let mut psnrs = media_check::best_match_psnrs(&recorded, &source);
             psnrs.sort_by(f64::total_cmp);
             fields.push(format!("\"psnr_median_db\":{:.2}", psnrs[psnrs.len() / 2]));
             fields.push(format!("\"psnr_min_db\":{:.2}", psnrs[0]));

@@ -10,11 +10,12 @@
 # Per profile:
 # 1. `rtc-netlab media --profile P --seed S` builds namespaces a and b (its clock, and so
 #    the cut profiles' window "5 s after start", starts here).
-# 2. `serve` in a; `jerry` in b (`listen --auto-accept`) sends the test pattern at
-#    320x240@15 and the speech fixture and records what arrives; `tom` in a calls jerry
-#    with `--hangup-after` (15 s, or until 10 s after a cut ends), sends the footage
-#    fixture (tests/fixtures/clip_320x240.y4m, 15 fps) and the speech, records what
-#    arrives. Both `-v`, `--speaker none`, `--bind` to their tun0 address.
+# 2. `serve` in a; `jerry` in b (`listen --auto-accept`) sends the test pattern (at the
+#    video size and the footage's frame rate) and the speech fixture and records what
+#    arrives; `tom` in a calls jerry with `--hangup-after` (15 s, or until 10 s after a
+#    cut ends), sends the footage (RTC_BENCH_CLIP; by default the fixture
+#    tests/fixtures/clip_320x240.y4m, 15 fps) and the speech, records what arrives.
+#    Both `-v`, `--speaker none`, `--bind` to their tun0 address.
 # 3. Prints one row per direction:
 #    - sent: the sender's last `frames_sent`; shown: frames in the receiver's recording
 #      (every decoded frame is recorded: what the receiver displayed);
@@ -27,7 +28,9 @@
 #      freezes; instead the seconds of jerry's once-a-second `stats` in which
 #      `frames_decoded` did not grow, from the first that did, or all if none did);
 #    - PSNR median (tom -> jerry, the footage: each recorded frame against its best
-#      source match, tests/common/media_check.rs via examples/recording_check.rs);
+#      source match, tests/common/media_check.rs via examples/recording_check.rs; at
+#      the recording's size, which is its first frame's: "(at WxH)" when the ladder had
+#      stepped the sender down from the footage's, the source then scaled to it);
 #    - audio NCC (the recording against the speech, 1 s windows, tests/common/audio_match.rs)
 #      and concealed frames (the receiver's last `stats` event);
 #    - glass-to-glass p50/p95 (jerry -> tom: the test pattern's capture-clock stamps);
@@ -42,11 +45,15 @@
 # Env:
 #   RTC_BENCH_SECONDS  call length for non-cut profiles (default 15)
 #   RTC_BENCH_SEED     seed of the loss and jitter draws (default 1)
-#   RTC_BENCH_VIDEO_SIZE  the size both peers send, WxH (default 320x240, the
-#                      footage's own; larger sizes are scaled up from it by the rtc-cli
-#                      sender, and for Chromium, whose fake camera plays a file at its
-#                      own size, by this script: whole multiples only, each pixel
-#                      repeated)
+#   RTC_BENCH_CLIP     the footage tom sends, a Y4M (default the fixture,
+#                      tests/fixtures/clip_320x240.y4m at 15 fps); jerry's test pattern
+#                      runs at its frame rate. `scripts/footage.sh` builds (and prints
+#                      the path of) a 640x480@30 webcam clip, the size and rate issue 9's
+#                      targets name
+#   RTC_BENCH_VIDEO_SIZE  the size both peers send, WxH (default the footage's own;
+#                      larger sizes are scaled up from it by the rtc-cli sender, and for
+#                      Chromium, whose fake camera plays a file at its own size, by this
+#                      script: whole multiples only, each pixel repeated)
 #   RTC_BENCH_PEER     `chromium`: the anchor, two headless Chromium peers
 #                      (tests/browser/peer.html in bench mode, fake devices playing the
 #                      same footage and speech both ways) instead of rtc-cli, figures
@@ -129,8 +136,23 @@ from bench_common import events, parse_ts, percentile, wait_for  # noqa: E402
 BIN, NETLAB, CHECK, ROOT, WORK = sys.argv[1:6]
 SEED = os.environ.get("RTC_BENCH_SEED", "1")
 SECONDS = int(os.environ.get("RTC_BENCH_SECONDS", "15"))
-VIDEO_SIZE = os.environ.get("RTC_BENCH_VIDEO_SIZE", "320x240")
-CLIP = os.path.join(ROOT, "tests/fixtures/clip_320x240.y4m")
+CLIP = os.environ.get("RTC_BENCH_CLIP") or os.path.join(ROOT, "tests/fixtures/clip_320x240.y4m")
+
+
+def y4m_format(path):
+    """(width, height, frames per second) from a Y4M's header line."""
+    with open(path, "rb") as f:
+        fields = f.readline().split()
+    if not fields or fields[0] != b"YUV4MPEG2":
+        raise SystemExit(f"RTC_BENCH_CLIP {path}: not a Y4M file")
+    tags = {x[:1].decode(): x[1:].decode() for x in fields[1:]}
+    num, den = (int(v) for v in tags["F"].split(":"))
+    return int(tags["W"]), int(tags["H"]), num / den
+
+
+CLIP_W, CLIP_H, CLIP_FPS = y4m_format(CLIP)
+VIDEO_SIZE = os.environ.get("RTC_BENCH_VIDEO_SIZE", f"{CLIP_W}x{CLIP_H}")
+PATTERN_FPS = str(max(1, round(CLIP_FPS)))
 SPEECH = os.path.join(ROOT, "tests/fixtures/speech_48k_mono.wav")
 ALL = ["clean", "delay100", "loss2-delay80", "loss5", "loss10", "jitter30",
        "delay100-jitter30", "bw300", "cut5", "cut10", "cut25"]
@@ -280,13 +302,11 @@ def scaled_clip(size):
     """The footage at `size` (WxH, whole multiples of its own), each pixel repeated, as a
     Y4M in WORK for Chromium's fake camera; the footage itself at its own size."""
     width, height = (int(v) for v in size.split("x"))
+    w0, h0 = CLIP_W, CLIP_H
+    if (width, height) == (w0, h0):
+        return CLIP
     with open(CLIP, "rb") as f:
-        header = f.readline()
-        fields = header.split()
-        w0 = int(next(x for x in fields if x.startswith(b"W"))[1:])
-        h0 = int(next(x for x in fields if x.startswith(b"H"))[1:])
-        if (width, height) == (w0, h0):
-            return CLIP
+        fields = f.readline().split()
         if width % w0 or height % h0 or width // w0 != height // h0:
             raise SystemExit(f"RTC_BENCH_VIDEO_SIZE {size}: not a whole multiple of {w0}x{h0}")
         k = width // w0
@@ -429,7 +449,7 @@ def run_profile(profile):
     media = ["--mic", f"file:{SPEECH}", "--speaker", "none", "--video-size", VIDEO_SIZE]
     jerry = in_ns(b, f"{tag}-jerry", common + [
         "--id", "jerry", "--log-file", os.path.join(WORK, f"{tag}-jerry.log"), "listen",
-        "--auto-accept", "--bind", ready["b_media"], "--camera", "test", "--fps", "15",
+        "--auto-accept", "--bind", ready["b_media"], "--camera", "test", "--fps", PATTERN_FPS,
         "--record-video", rec["jerry"][0], "--record-audio", rec["jerry"][1]] + media)
     wait_for(os.path.join(WORK, f"{tag}-jerry.out"), '"event":"logged_in"', jerry, 15)
     tom = in_ns(a, f"{tag}-tom", common + [
@@ -468,6 +488,7 @@ def run_profile(profile):
     r["tom->jerry"] = {
         "sent": last(stats["tom"], "stats").get("frames_sent"),
         "shown": at_jerry.get("frames"), "psnr": at_jerry.get("psnr_median_db"),
+        "psnr_size": at_jerry.get("size"),
         "ncc": at_jerry.get("audio_ncc"),
         "concealed": last(stats["jerry"], "stats").get("audio_concealed_frames"),
         "stalled_s": stalled_seconds(stats["jerry"]),
@@ -498,6 +519,15 @@ def fmt(v, spec=".1f"):
     return "-" if v is None else format(v, spec)
 
 
+def psnr_cell(d):
+    """The PSNR median, with the size it was measured at when that is not the footage's
+    (the recording keeps its first frame's size, and the ladder may have started lower)."""
+    cell = fmt(d["psnr"])
+    if d.get("psnr_size") and d["psnr_size"] != f"{CLIP_W}x{CLIP_H}":
+        cell += f" (at {d['psnr_size']})"
+    return cell
+
+
 def row(r):
     tj, jt = r["tom->jerry"], r["jerry->tom"]
     adapt = "-"
@@ -517,7 +547,7 @@ def row(r):
     return [r["profile"], f"{fmt(tj['shown'], 'd')}/{fmt(tj['sent'], 'd')}",
             f"{fmt(jt['shown'], 'd')}/{fmt(jt['sent'], 'd')}", str(tj["stalled_s"]),
             freeze_cell(jt),
-            fmt(tj["psnr"]), f"{fmt(tj['ncc'], '.2f')} / {fmt(jt['ncc'], '.2f')}",
+            psnr_cell(tj), f"{fmt(tj['ncc'], '.2f')} / {fmt(jt['ncc'], '.2f')}",
             f"{fmt(tj['concealed'], 'd')} / {fmt(jt['concealed'], 'd')}",
             f"{fmt(jt['g2g_p50'], '.0f')} / {fmt(jt['g2g_p95'], '.0f')}", adapt, end,
             f"{link['a_to_b']['packets_in'] + link['b_to_a']['packets_in']}/{drops}, "
@@ -548,7 +578,7 @@ def main():
     if PEER not in ("rtc-cli", "chromium"):
         log(f"RTC_BENCH_PEER must be rtc-cli or chromium, got {PEER!r}")
         return 2
-    log(f"{len(PROFILES)} profile(s), peers {PEER}, seed {SEED}, video {VIDEO_SIZE}, calls of {SECONDS} s (cuts: until 10 s "
+    log(f"{len(PROFILES)} profile(s), peers {PEER}, seed {SEED}, footage {os.path.basename(CLIP)} sent at {VIDEO_SIZE}, calls of {SECONDS} s (cuts: until 10 s "
         f"after the cut), work dir {WORK}")
     results = []
     for profile in PROFILES:
