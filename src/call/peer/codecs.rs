@@ -24,10 +24,11 @@ use webrtc::peer_connection::MediaEngine;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use super::link_rate::LinkRateCapped;
+use super::link_rate::{LinkCeiling, LinkRateCapped};
 use super::loss_based::LossLimited;
 use super::nack::{NackGenerator, RETRANSMISSION_COUNTER_SLOT, RttCell, count_retransmissions};
 use super::pacing::{AudioFirstPacer, PacedRate};
+use super::start_ramp::StartRamp;
 
 pub use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
 
@@ -199,9 +200,9 @@ pub fn media_engine(
 /// Send-side congestion control, as webrtc's `configure_congestion_control` with TWCC
 /// feedback sets it up (the TWCC header extension and `transport-cc` feedback for both
 /// kinds, TWCC sequence numbers out, arrival reports back, GCC's delay half with our loss
-/// half, [`LossLimited`]), with the estimate held
-/// under the link's measured rate ([`LinkRateCapped`]) and our pacer
-/// ([`AudioFirstPacer`]) in place of rtc-interceptor's.
+/// half, [`LossLimited`]), doubling at the start of a call while the link measures far
+/// above it ([`StartRamp`]), with the estimate held under the link's measured rate
+/// ([`LinkRateCapped`]) and our pacer ([`AudioFirstPacer`]) in place of rtc-interceptor's.
 fn congestion_control(
     registry: Registry,
     engine: &mut MediaEngine,
@@ -219,12 +220,14 @@ fn congestion_control(
     }
     let max = max_bitrate_bps.max(MIN_ESTIMATE_BPS);
     let start = START_ESTIMATE_BPS.min(max);
-    let gcc = LossLimited::new(Gcc::new(start, MIN_ESTIMATE_BPS, max), MIN_ESTIMATE_BPS);
-    let controller = LinkRateCapped::new(gcc, MIN_ESTIMATE_BPS);
+    let link = LinkCeiling::default();
+    let gcc = move |bps| LossLimited::new(Gcc::new(bps, MIN_ESTIMATE_BPS, max), MIN_ESTIMATE_BPS);
+    let ramp = StartRamp::new(gcc, start, max, link.clone());
+    let controller = LinkRateCapped::new(ramp, MIN_ESTIMATE_BPS, link.clone());
     let pacer = AudioFirstPacer::new(PacedRate {
         estimate_bps: start,
         unmeasured_cap_bps: start,
-        link: controller.link_ceiling(),
+        link,
     });
     Ok(registry
         .with(

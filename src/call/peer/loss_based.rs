@@ -43,6 +43,13 @@ pub const LOSS_WINDOW: Duration = Duration::from_secs(1);
 pub const MIN_PACKETS: usize = 50;
 /// Shortest time between two cuts (libwebrtc's `kBweDecreaseInterval`).
 pub const DECREASE_INTERVAL: Duration = Duration::from_millis(300);
+/// Departure span of a run of lost reports at the head of a batch from which it is
+/// taken as a lost feedback packet's, not lost media (`unreported_prefix`): half the
+/// 100 ms feedback interval.
+pub const FEEDBACK_GAP_SPAN: Duration = Duration::from_millis(50);
+/// Fewest packets in such a run: 50 ms of a call carries two or three audio packets and
+/// some video.
+pub const FEEDBACK_GAP_PACKETS: usize = 4;
 /// Growth per second of a cut rate while the loss is within the bound (libwebrtc's
 /// classic loss-based increase, 8 % a second).
 pub const INCREASE_PER_SECOND: f64 = 1.08;
@@ -157,14 +164,44 @@ impl<E: BandwidthEstimator> LossLimited<E> {
     }
 }
 
+/// The packets at the head of a report batch that a lost feedback packet should have
+/// reported: a run of "lost" reports whose departures span at least
+/// [`FEEDBACK_GAP_SPAN`] and that holds at least [`FEEDBACK_GAP_PACKETS`].
+///
+/// TWCC feedback reports what arrived since the last feedback (every 100 ms from
+/// rtc-interceptor's receiver). When one is lost on the way back, rtc-interceptor's
+/// history reports its packets as lost with the next: they are the oldest of the next
+/// batch, and all of them read as lost. A queue that overflows drops a burst, a few
+/// milliseconds of departures, not a whole feedback interval of every packet sent; a
+/// link where the feedback direction was congested read 28-93 % "loss" on a loss-free
+/// forward path, and the rate was cut to a third (BENCHMARKS, "640x480@30 real footage").
+fn unreported_prefix(reports: &[PacketReport]) -> usize {
+    let run = reports.iter().take_while(|r| !r.arrived).count();
+    if run < FEEDBACK_GAP_PACKETS {
+        return 0;
+    }
+    let span = reports[run - 1]
+        .departure
+        .saturating_duration_since(reports[0].departure);
+    if span >= FEEDBACK_GAP_SPAN { run } else { 0 }
+}
+
 impl<E: BandwidthEstimator> BandwidthEstimator for LossLimited<E> {
     fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
         let arrived: Vec<PacketReport> = reports.iter().filter(|r| r.arrived).cloned().collect();
         self.inner.on_reports(now, &arrived);
+        let unreported = unreported_prefix(reports);
+        if unreported > 0 {
+            tracing::debug!(
+                packets = unreported,
+                "a feedback report was lost: its packets are not counted as lost"
+            );
+        }
+        let reported = reports.len() - unreported;
         self.window.add(Batch {
             at: now,
-            reported: reports.len(),
-            lost: reports.len() - arrived.len(),
+            reported,
+            lost: reported - arrived.len(),
         });
         if let Some(loss) = self.window.loss() {
             self.last_loss = Some(loss);
@@ -195,9 +232,9 @@ impl<E: BandwidthEstimator> BandwidthEstimator for LossLimited<E> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::report_fixture::report;
     use super::*;
     use rtc::interceptor::ConstantBitrate;
-    use rtc::rtcp::transport_feedbacks::cc_feedback_report::Ecn;
 
     /// Feedback every 100 ms for `seconds` from `t0 + from_s`, on 20 packets of 1 200
     /// bytes sent 5 ms apart (1.9 Mbit/s), each arriving 20 ms after it left, every
@@ -216,18 +253,8 @@ mod tests {
                     let id = batch * 20 + i;
                     let sent_ms = batch * 100 + i * 5;
                     let lost = nth != 0 && id % nth == 0;
-                    PacketReport {
-                        ssrc: 1,
-                        id,
-                        rtp_sequence_number: id as u16,
-                        is_twcc: true,
-                        twcc_sequence_number: id as u16,
-                        size: 1200,
-                        arrived: !lost,
-                        departure: t0 + Duration::from_millis(sent_ms),
-                        arrival: (!lost).then(|| Duration::from_millis(sent_ms + 20)),
-                        ecn: Ecn::default(),
-                    }
+                    let sent_ms = sent_ms as f64;
+                    report(id, 1200, t0, sent_ms, (!lost).then_some(sent_ms + 20.0))
                 })
                 .collect();
             estimator.on_reports(t0 + Duration::from_millis(batch * 100 + 100), &reports);
@@ -318,6 +345,44 @@ mod tests {
 
         assert!(alone < 300_000.0, "GCC alone: {alone}");
         assert!(limited > 600_000.0, "with the loss half: {limited}");
+    }
+
+    /// A batch of `lost` packets that all read as lost, sent `gap_ms` apart, then 20
+    /// that arrived, 5 ms apart after them.
+    fn batch_after_a_gap(t0: Instant, first_id: u64, lost: u64, gap_ms: u64) -> Vec<PacketReport> {
+        (0..lost + 20)
+            .map(|i| {
+                let id = first_id + i;
+                let arrived = i >= lost;
+                let sent_ms = if arrived {
+                    lost * gap_ms + (i - lost) * 5
+                } else {
+                    i * gap_ms
+                } as f64;
+                report(id, 1200, t0, sent_ms, arrived.then_some(sent_ms + 20.0))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_lost_feedback_report_is_not_lost_media_but_a_dropped_burst_is() {
+        let t0 = Instant::now();
+        // 10 packets over 90 ms, all "lost": the feedback that covered them was lost.
+        let gap = batch_after_a_gap(t0, 0, 10, 10);
+        assert_eq!(unreported_prefix(&gap), 10);
+        let mut estimator = LossLimited::new(ConstantBitrate::new(600_000.0), 100_000.0);
+        for k in 0..5 {
+            let at = t0 + Duration::from_millis(100 * k + 300);
+            estimator.on_reports(at, &batch_after_a_gap(t0, k * 30, 10, 10));
+        }
+        assert_eq!(estimator.stats().packet_loss, Some(0.0));
+        assert_eq!(estimator.target_bitrate(), 600_000.0);
+
+        // 10 packets over 9 ms, all lost: a queue dropped a burst.
+        let burst = batch_after_a_gap(t0, 0, 10, 1);
+        assert_eq!(unreported_prefix(&burst), 0);
+        // Three lost over 60 ms: too few to be a feedback interval's.
+        assert_eq!(unreported_prefix(&batch_after_a_gap(t0, 0, 3, 30)), 0);
     }
 
     #[test]

@@ -26,7 +26,10 @@ pub mod nack;
 pub mod pacing;
 pub mod packet_map;
 mod path;
+#[cfg(test)]
+mod report_fixture;
 pub mod rtcp;
+pub mod start_ramp;
 pub mod turn_check;
 
 use std::path::PathBuf;

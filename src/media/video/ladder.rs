@@ -6,7 +6,9 @@
 //! 460 kbit/s, 320x240 at 30 fps 115 kbit/s. Below that, H.264 at call bitrates turns to
 //! blocks, and fewer, sharper pixels look better. Down is taken at once (at most one rung
 //! per [`STEP_DOWN_EVERY`]); up only after the bitrate has allowed the rung above with
-//! [`UP_HEADROOM`] to spare for [`STEP_UP_AFTER`], so the ladder does not flap.
+//! [`UP_HEADROOM`] to spare for [`STEP_UP_AFTER`], so the ladder does not flap, and then
+//! to the largest rung it allows: a call whose estimate ramps from its start rate
+//! ([`crate::call::peer::start_ramp`]) goes from 320x240 to 640x480 in one step.
 
 use std::time::{Duration, Instant};
 
@@ -107,22 +109,27 @@ impl SendLadder {
             self.current += 1;
             self.last_down = Some(now);
             self.up_since = None;
-        } else if self.current > 0 {
-            let above = self.rungs[self.current - 1].min_kbps();
-            if f64::from(bitrate) >= f64::from(above) * UP_HEADROOM {
-                let since = *self.up_since.get_or_insert(now);
-                if now.duration_since(since) >= STEP_UP_AFTER {
-                    self.current -= 1;
-                    self.up_since = None;
-                }
-            } else {
+        } else if let Some(highest) = self.highest_allowed(bitrate) {
+            let since = *self.up_since.get_or_insert(now);
+            if now.duration_since(since) >= STEP_UP_AFTER {
+                self.current = highest;
                 self.up_since = None;
             }
+        } else {
+            self.up_since = None;
         }
         SendTarget {
             rung: self.rungs[self.current],
             bitrate_kbps: bitrate,
         }
+    }
+
+    /// The largest rung above the current one that `bitrate_kbps` allows with
+    /// [`UP_HEADROOM`] to spare, if any: recovery goes straight there (one keyframe), not a
+    /// rung per [`STEP_UP_AFTER`].
+    fn highest_allowed(&self, bitrate_kbps: u32) -> Option<usize> {
+        (0..self.current)
+            .find(|&i| f64::from(bitrate_kbps) >= f64::from(self.rungs[i].min_kbps()) * UP_HEADROOM)
     }
 
     /// The rungs, largest first.
@@ -194,6 +201,25 @@ mod tests {
         assert_eq!(ladder.update(160, s(20)).rung.fps, 15);
         assert_eq!(ladder.update(160, s(22)).rung.fps, 15);
         assert_eq!(ladder.update(160, s(23)).rung.fps, 30);
+    }
+
+    #[test]
+    fn a_bitrate_that_allows_several_rungs_up_goes_straight_to_the_largest() {
+        let mut ladder = SendLadder::new(VGA30, 800);
+        let t0 = Instant::now();
+        let s = |n: u64| t0 + Duration::from_secs(n);
+        ladder.update(200, s(0));
+        assert_eq!(ladder.update(200, s(1)).rung.width, 320);
+        // 700 allows 640x480@30 (461 * 1.3 = 599), two rungs up.
+        assert_eq!(ladder.update(700, s(2)).rung.width, 320);
+        assert_eq!(ladder.update(700, s(4)).rung.width, 320);
+        assert_eq!(ladder.update(700, s(5)).rung, VGA30);
+        // 400 allows only 480x360 (259 * 1.3 = 337) from 320x240.
+        let mut ladder = SendLadder::new(VGA30, 800);
+        ladder.update(200, s(0));
+        ladder.update(200, s(1));
+        ladder.update(400, s(2));
+        assert_eq!(ladder.update(400, s(5)).rung.width, 480);
     }
 
     #[test]
