@@ -285,11 +285,6 @@ impl<E: BandwidthEstimator> LinkRateCapped<E> {
             shared,
         }
     }
-
-    /// The ceiling as this controller measures it, for the pacer.
-    pub fn link_ceiling(&self) -> LinkCeiling {
-        self.shared.clone()
-    }
 }
 
 impl<E: BandwidthEstimator> BandwidthEstimator for LinkRateCapped<E> {
@@ -370,12 +365,9 @@ mod tests {
     #[test]
     fn a_frame_through_a_slow_link_sets_the_ceiling_at_its_rate() {
         let t0 = Instant::now();
-        let mut capped = LinkRateCapped::new(
-            ConstantBitrate::new(300_000.0),
-            100_000.0,
-            LinkCeiling::default(),
-        );
-        let shared = capped.link_ceiling();
+        let shared = LinkCeiling::default();
+        let mut capped =
+            LinkRateCapped::new(ConstantBitrate::new(300_000.0), 100_000.0, shared.clone());
         // Three packets, two bursts: one pair (the packets between bursts were spaced by
         // the pacer and make none), not enough.
         capped.on_reports(t0, &frame(0, 3, t0, 0.0, 300.0));
@@ -501,12 +493,9 @@ mod tests {
     #[test]
     fn pairs_scattered_by_jitter_set_no_ceiling() {
         let t0 = Instant::now();
-        let mut capped = LinkRateCapped::new(
-            ConstantBitrate::new(600_000.0),
-            100_000.0,
-            LinkCeiling::default(),
-        );
-        let shared = capped.link_ceiling();
+        let shared = LinkCeiling::default();
+        let mut capped =
+            LinkRateCapped::new(ConstantBitrate::new(600_000.0), 100_000.0, shared.clone());
         for (n, spread) in [3.0, 41.0, 12.0, 8.0, 30.0, 17.0, 55.0, 22.0]
             .into_iter()
             .enumerate()
