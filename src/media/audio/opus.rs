@@ -11,6 +11,10 @@ pub const DEFAULT_BITRATE_BPS: i32 = 32_000;
 /// Packet loss the encoder plans FEC for, percent (`OPUS_SET_PACKET_LOSS_PERC`).
 pub const EXPECTED_LOSS_PERCENT: i32 = 10;
 
+/// Encoder complexity, 0..=10 (`OPUS_SET_COMPLEXITY`): libwebrtc's desktop default
+/// (`AudioEncoderOpusConfig::kDefaultComplexity`), one step under libopus' 10.
+pub const COMPLEXITY: i32 = 9;
+
 /// The largest Opus packet, bytes (RFC 6716 §3.4, R2: at most 1275 bytes per frame).
 const MAX_PACKET_BYTES: usize = 1275;
 
@@ -102,6 +106,9 @@ impl OpusEncoder {
         inner
             .set_bitrate(Bitrate::Bits(settings.bitrate_bps))
             .map_err(codec("set bitrate"))?;
+        inner
+            .set_complexity(COMPLEXITY)
+            .map_err(codec("set complexity"))?;
         inner.set_inband_fec(true).map_err(codec("set FEC"))?;
         inner
             .set_packet_loss_perc(EXPECTED_LOSS_PERCENT)
