@@ -9,7 +9,7 @@ use rtc_cli::cli::Cli;
 /// and drawing have threads of their own. With a second worker the two woke each other
 /// to share that work, 611 thread wake-ups a second against 269 in a loopback call, and
 /// a wake-up costs about 43 µs of CPU on the 2-core VM the benchmarks run on: about one
-/// point of a core per process (BENCHMARKS, "CPU").
+/// point of a core per process (BENCHMARKS, "CPU on clean loopback").
 const CLIENT_WORKERS: usize = 1;
 
 fn main() -> std::process::ExitCode {
