@@ -64,7 +64,8 @@ impl H264Decoder {
     }
 }
 
-/// Copies openh264's strided planes into a packed frame.
+/// Copies openh264's strided planes into a packed frame (appended plane by plane into
+/// one buffer: no fill first, at 30 fps a 640x480 frame's 460 kB memset is saved).
 fn to_frame(picture: &DecodedYUV<'_>) -> Result<I420Frame, DecodeError> {
     let (w, h) = picture.dimensions();
     let (stride_y, stride_u, stride_v) = picture.strides();
@@ -76,19 +77,24 @@ fn to_frame(picture: &DecodedYUV<'_>) -> Result<I420Frame, DecodeError> {
         u32::try_from(w).map_err(|_| picture_error())?,
         u32::try_from(h).map_err(|_| picture_error())?,
     );
-    let mut frame = I420Frame::filled(width, height, (0, 128, 128)).map_err(|_| picture_error())?;
-    let (cw, ch) = frame.chroma_size();
-    let (y, u, v) = frame.planes_mut();
-    copy_plane(picture.y(), stride_y, y, w, h).ok_or_else(picture_error)?;
-    copy_plane(picture.u(), stride_u, u, cw as usize, ch as usize).ok_or_else(picture_error)?;
-    copy_plane(picture.v(), stride_v, v, cw as usize, ch as usize).ok_or_else(picture_error)?;
-    Ok(frame)
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    let mut data = Vec::with_capacity(I420Frame::buffer_len(width, height));
+    append_plane(picture.y(), stride_y, &mut data, w, h).ok_or_else(picture_error)?;
+    append_plane(picture.u(), stride_u, &mut data, cw, ch).ok_or_else(picture_error)?;
+    append_plane(picture.v(), stride_v, &mut data, cw, ch).ok_or_else(picture_error)?;
+    I420Frame::from_buffer(width, height, data).map_err(|_| picture_error())
 }
 
-/// Copies `rows` rows of `width` bytes from a strided plane into a packed one. A plane
+/// Appends `rows` rows of `width` bytes from a strided plane to `out`, packed. A plane
 /// one row short (odd heights: openh264 exposes `height * stride / 2` chroma bytes)
-/// repeats its last row; `None` if less than that is there.
-fn copy_plane(src: &[u8], stride: usize, dst: &mut [u8], width: usize, rows: usize) -> Option<()> {
+/// repeats its last row; `None` (and nothing appended) if less than that is there.
+fn append_plane(
+    src: &[u8],
+    stride: usize,
+    out: &mut Vec<u8>,
+    width: usize,
+    rows: usize,
+) -> Option<()> {
     if stride < width || width == 0 {
         return None;
     }
@@ -96,9 +102,9 @@ fn copy_plane(src: &[u8], stride: usize, dst: &mut [u8], width: usize, rows: usi
     if available + 1 < rows || available == 0 {
         return None;
     }
-    for (row, out) in dst.chunks_exact_mut(width).take(rows).enumerate() {
+    for row in 0..rows {
         let from = row.min(available - 1) * stride;
-        out.copy_from_slice(&src[from..from + width]);
+        out.extend_from_slice(&src[from..from + width]);
     }
     Some(())
 }
@@ -172,12 +178,14 @@ mod tests {
     }
 
     #[test]
-    fn copy_plane_unstrides_and_pads_a_short_last_row() {
+    fn append_plane_unstrides_and_pads_a_short_last_row() {
         let src = [1, 2, 9, 3, 4, 9]; // 2 rows of 2, stride 3
-        let mut dst = [0; 6];
-        copy_plane(&src, 3, &mut dst, 2, 3).unwrap();
-        assert_eq!(dst, [1, 2, 3, 4, 3, 4]);
-        assert!(copy_plane(&src, 3, &mut [0; 8], 2, 4).is_none());
-        assert!(copy_plane(&src, 1, &mut dst, 2, 3).is_none());
+        let mut out = vec![7];
+        append_plane(&src, 3, &mut out, 2, 3).unwrap();
+        assert_eq!(out, [7, 1, 2, 3, 4, 3, 4]);
+        let mut out = Vec::new();
+        assert!(append_plane(&src, 3, &mut out, 2, 4).is_none());
+        assert!(append_plane(&src, 1, &mut out, 2, 3).is_none());
+        assert!(out.is_empty());
     }
 }
