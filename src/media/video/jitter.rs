@@ -16,8 +16,9 @@
 //! - **Jitter**: each frame's transit time is measured against its RTP timestamp (90 kHz,
 //!   RFC 6184 §5.1); the playout delay is the 95th percentile of the recent transit
 //!   variation less a few milliseconds left unsmoothed, so it is zero on a clean link
-//!   and a few times the jitter on a jittery one. A frame is released at `base + timestamp + delay`, or when it
-//!   completes if that is later; never before the frame ahead of it.
+//!   and a few times the jitter on a jittery one. A frame is released at
+//!   `base + timestamp + delay`, or when it completes if that is later; never before
+//!   the frame ahead of it.
 //!
 //! H.264 constrained baseline (what openh264 and browsers send here) predicts each
 //! P-frame from the previous picture, so a frame is decodable when every frame before
@@ -1114,6 +1115,21 @@ mod tests {
         let due = jb.next_wakeup().expect("a due time");
         assert!(due > at && due <= at + Duration::from_millis(50));
         assert_eq!(drain(&mut jb, due), vec![60 * 3000]);
+    }
+
+    #[test]
+    fn a_few_milliseconds_of_variation_add_no_playout_delay() {
+        let mut jb = VideoJitterBuffer::new();
+        let t0 = Instant::now();
+        // A sender's encode time varying by 3 ms (under UNSMOOTHED_VARIATION): every
+        // frame goes out the moment it completes.
+        let packets = stream(0, 60, 1, 60);
+        for (i, p) in packets.iter().enumerate() {
+            let at = t0 + FRAME * i as u32 + Duration::from_millis(3 * (i % 2) as u64);
+            push(&mut jb, p, at);
+            assert_eq!(drain(&mut jb, at).len(), 1, "frame {i} held back");
+        }
+        assert_eq!(jb.stats().target_delay_ms, 0.0);
     }
 
     #[test]
