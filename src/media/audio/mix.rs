@@ -1,5 +1,5 @@
 //! Mixing the decoded audio of several peers into the one speaker output: a sum, and a
-//! peak limiter that keeps the sum inside [-1.0, 1.0] without clipping.
+//! peak limiter that keeps the sum under [`CEILING`] (-1 dBFS) without clipping.
 //!
 //! Voices rarely peak together, so the sum gets no fixed attenuation: a single peer
 //! plays bit-exact (the limiter never acts on a frame that fits), and only the frames
@@ -9,8 +9,11 @@
 
 use super::{AudioFrame, FRAME_SAMPLES};
 
-/// The largest magnitude the mix may reach: full scale.
-pub const CEILING: f32 = 1.0;
+/// The largest magnitude the mix may reach: -1 dBFS (10^(-1/20)), EBU R 128's maximum
+/// true-peak level. The headroom is for intersample peaks: resampling the mix to the
+/// device's rate, and the DAC's reconstruction, rise above the largest sample, and a
+/// mix limited at full scale would clip there.
+pub const CEILING: f32 = 0.891_250_9;
 
 /// Frames (20 ms each) the gain takes to recover from zero to unity: 0.5 s.
 pub const RELEASE_FRAMES: u32 = 25;
@@ -85,7 +88,7 @@ mod tests {
 
     #[test]
     fn one_input_that_fits_passes_bit_exact() {
-        let input = tone(440.0, 0.9);
+        let input = tone(440.0, 0.85);
         let mut out = [0.0; FRAME_SAMPLES];
         let mut mixer = Mixer::new();
         mixer.mix([&input], &mut out);
@@ -112,8 +115,12 @@ mod tests {
             mixer.mix(loud.iter(), &mut out);
             assert!(out.iter().all(|s| s.abs() <= CEILING), "a sample clipped");
         }
-        // The sum peaks at 2.4: the gain settles near 1 / 2.4.
-        assert!((mixer.gain() - 1.0 / 2.4).abs() < 0.01, "{}", mixer.gain());
+        // The sum peaks at 2.4: the gain settles near the ceiling / 2.4.
+        assert!(
+            (mixer.gain() - CEILING / 2.4).abs() < 0.01,
+            "{}",
+            mixer.gain()
+        );
         let quiet = tone(440.0, 0.1);
         for _ in 0..RELEASE_FRAMES {
             mixer.mix([&quiet], &mut out);
