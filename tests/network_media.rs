@@ -59,6 +59,8 @@ fn a_clean_call_crosses_the_tun_link_and_most_frames_are_decoded() {
         ab.packets_out + ab.dropped_loss + ab.dropped_queue + ab.dropped_cut
     );
     c.assert_shown_at_least(80);
+    // Nothing is lost, so Opus spends nothing on in-band FEC.
+    assert_eq!(c.tom["audio_fec_planned_percent"], 0, "{}", c.tom);
 }
 
 /// A full cut of the media link: ICE restarts keep being tried (with backoff, until the
@@ -177,8 +179,9 @@ fn jitter_that_reorders_packets_still_shows_nearly_every_frame() {
 }
 
 /// 5 % random loss both ways: NACKs and retransmissions repair the video (before: about
-/// 40 % of the frames were shown), and the audio's lost packets come back from the RED
-/// copies later packets carry (two rtc-cli peers negotiate RED first).
+/// 40 % of the frames were shown), the audio's lost packets come back from the RED
+/// copies later packets carry (two rtc-cli peers negotiate RED first), and Opus plans
+/// its in-band FEC for the loss reported.
 #[test]
 fn five_percent_loss_is_repaired_by_retransmissions_and_red() {
     let _turn = common::one_call_at_a_time();
@@ -193,6 +196,9 @@ fn five_percent_loss_is_repaired_by_retransmissions_and_red() {
     // again by the next packet.
     let red = c.jerry["audio_red_recovered_frames"].as_u64().unwrap();
     assert!(red > 0, "{}", c.jerry);
+    // Tom's Opus codes in-band FEC for about the loss jerry's feedback reports.
+    let planned = c.tom["audio_fec_planned_percent"].as_u64().unwrap();
+    assert!((2..=12).contains(&planned), "{}", c.tom);
 }
 
 /// A 300 kbit/s bottleneck with a 100 ms queue, the bandwidth GCC starts at, and 640x480

@@ -57,6 +57,10 @@ pub struct CallStats {
     pub audio_concealed_frames: u64,
     /// Audio frames recovered from the next packet's in-band FEC (RFC 6716 §2.1.7).
     pub audio_fec_recovered_frames: u64,
+    /// The packet loss our Opus encoder plans in-band FEC for now, percent (0-20): the
+    /// loss the peers' TWCC feedback reports (the highest peer's in a room), averaged
+    /// over 10 s as libwebrtc does. 0 on a clean link, where FEC would be wasted work.
+    pub audio_fec_planned_percent: u8,
     /// Audio frames played from the copy a later packet carried (RED, RFC 2198) because
     /// their own packet was lost.
     pub audio_red_recovered_frames: u64,
@@ -214,6 +218,9 @@ pub struct PeerStats {
     /// The congestion controller's estimate of the available send bandwidth (GCC over
     /// TWCC feedback), bit/s; `None` before its first figure.
     pub estimate_bps: Option<f64>,
+    /// The share (0-1) of our RTP packets, both tracks, that the peer's TWCC feedback
+    /// reported lost over the last second; `None` before 50 were reported.
+    pub uplink_loss: Option<f64>,
     /// RTP packets we sent again on a NACK (RFC 4585 §6.2.1), both tracks.
     pub retransmitted_packets_sent: u64,
     /// The selected candidate pair, once ICE has one.
@@ -297,6 +304,7 @@ mod tests {
             pli_sent: 1,
             keyframe_requests_received: 0,
             estimate_bps: Some(450_000.0),
+            uplink_loss: Some(0.02),
             retransmitted_packets_sent: 4,
             path: None,
         }

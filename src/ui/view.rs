@@ -731,8 +731,10 @@ fn draw_stats_panel(frame: &mut Frame, stats: Option<&CallStats>, title: &str, a
                     s.audio_playout_delay_ms, s.audio_concealed_frames
                 )),
                 Line::from(format!(
-                    "audio repair {} FEC, {} RED",
-                    s.audio_fec_recovered_frames, s.audio_red_recovered_frames
+                    "audio repair {} FEC, {} RED; FEC for {} % loss",
+                    s.audio_fec_recovered_frames,
+                    s.audio_red_recovered_frames,
+                    s.audio_fec_planned_percent
                 )),
                 Line::from(format!("video size   {size}")),
                 Line::from(format!("decoded      {} frames", s.frames_decoded)),

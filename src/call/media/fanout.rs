@@ -3,8 +3,9 @@
 //! SSRC, sequence numbers and RTP timestamps). A 1:1 call has one outlet, a mesh room
 //! one per other member.
 //!
-//! The encoder follows the narrowest path: its budget is the lowest of the peers'
-//! congestion-controlled budgets, and the keyframe guard uses the longest RTT.
+//! The encoders follow the narrowest path: the video budget is the lowest of the peers'
+//! congestion-controlled budgets, the keyframe guard uses the longest RTT, and Opus
+//! plans its FEC for the highest loss any peer reports.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -23,6 +24,20 @@ struct Outlet {
     budget_kbps: u64,
     /// This peer's round-trip time; zero before the first figure.
     rtt: Duration,
+    /// The loss to plan Opus FEC for on this peer's path, percent.
+    expected_loss_percent: u8,
+}
+
+/// What one peer's congestion controller and feedback said, handed to
+/// [`Fanout::report`] on every control interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct PathReport {
+    /// What the path leaves for video, kbit/s.
+    pub budget_kbps: u64,
+    /// The round-trip time, once measured.
+    pub rtt: Option<Duration>,
+    /// The loss to plan Opus FEC for, percent ([`crate::media::audio::opus::ExpectedLoss`]).
+    pub expected_loss_percent: u8,
 }
 
 /// The connected peers' tracks, written by the send threads.
@@ -52,6 +67,7 @@ impl Fanout {
             audio,
             budget_kbps,
             rtt: Duration::ZERO,
+            expected_loss_percent: 0,
         });
     }
 
@@ -60,13 +76,14 @@ impl Fanout {
         self.outlets().retain(|o| o.key != key);
     }
 
-    /// Records a peer's latest video budget (kbit/s) and RTT.
-    pub(super) fn report(&self, key: PeerKey, budget_kbps: u64, rtt: Option<Duration>) {
+    /// Records a peer's latest figures. Unknown keys are ignored.
+    pub(super) fn report(&self, key: PeerKey, report: PathReport) {
         if let Some(o) = self.outlets().iter_mut().find(|o| o.key == key) {
-            o.budget_kbps = budget_kbps;
-            if let Some(rtt) = rtt {
+            o.budget_kbps = report.budget_kbps;
+            if let Some(rtt) = report.rtt {
                 o.rtt = rtt;
             }
+            o.expected_loss_percent = report.expected_loss_percent;
         }
     }
 
@@ -82,6 +99,16 @@ impl Fanout {
             .map(|o| o.rtt)
             .max()
             .unwrap_or_default()
+    }
+
+    /// The loss to plan Opus FEC for, percent: the highest of the connected peers'; 0
+    /// with no peer.
+    pub(super) fn expected_loss_percent(&self) -> u8 {
+        self.outlets()
+            .iter()
+            .map(|o| o.expected_loss_percent)
+            .max()
+            .unwrap_or(0)
     }
 
     /// The video tracks to write the next access unit to.

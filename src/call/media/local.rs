@@ -12,7 +12,7 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tracing::warn;
 
-use super::fanout::{Fanout, PeerKey};
+use super::fanout::{Fanout, PathReport, PeerKey};
 use super::receive::{PeerAudio, Speaker};
 use super::send::{AudioSender, VideoSender};
 use super::{MediaEvent, START_ESTIMATE_BPS, SendControls, SendCounters, video_budget_kbps};
@@ -184,9 +184,9 @@ impl LocalMedia {
         self.fanout.detach(key);
     }
 
-    /// Records a peer's video budget (kbit/s) and RTT for the shared encoder.
-    pub(super) fn report(&self, key: PeerKey, budget_kbps: u64, rtt: Option<Duration>) {
-        self.fanout.report(key, budget_kbps, rtt);
+    /// Records a peer's video budget, RTT and expected loss for the shared encoders.
+    pub(super) fn report(&self, key: PeerKey, report: PathReport) {
+        self.fanout.report(key, report);
     }
 
     /// Flags a keyframe request from a peer for the shared encoder.

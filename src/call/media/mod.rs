@@ -23,6 +23,7 @@ mod send;
 
 use capacity::CapacityMemory;
 pub use check::check_media;
+use fanout::PathReport;
 pub use fanout::PeerKey;
 pub use local::LocalMedia;
 pub use peer_media::{PeerMedia, Recording};
@@ -40,6 +41,7 @@ use super::peer::codecs::START_ESTIMATE_BPS;
 use super::peer::{PeerConfig, PeerEvent, PeerSession};
 use crate::config::MediaSettings;
 use crate::media::audio;
+use crate::media::audio::opus::ExpectedLoss;
 use crate::media::audio::processing::EchoStats;
 use crate::media::video::FrameSender;
 use crate::media::video::freeze::FreezeDetector;
@@ -153,6 +155,8 @@ struct SendCounters {
     echo_erle_db: AtomicU64,
     echo_residual: AtomicU64,
     echo_delay_ms: AtomicI64,
+    /// The loss the Opus encoder plans in-band FEC for, percent.
+    audio_fec_planned_percent: AtomicU64,
 }
 
 impl SendCounters {
@@ -441,6 +445,7 @@ async fn report_stats(
     tick.tick().await;
     let mut prev = peer.stats().await;
     let mut capacity = CapacityMemory::default();
+    let mut expected_loss = ExpectedLoss::default();
     for n in 1u64.. {
         tick.tick().await;
         let now = peer.stats().await;
@@ -449,13 +454,18 @@ async fn report_stats(
                 .rtt_us
                 .store(rtt.as_micros() as u64, Ordering::Relaxed);
         }
+        if let Some(loss) = now.uplink_loss {
+            expected_loss.add(now.at, loss);
+        }
         if let Some(estimate) = now.estimate_bps {
-            let allowed =
-                capacity.allowed_kbps(estimate / 1000.0, now.rtt, std::time::Instant::now());
+            let allowed = capacity.allowed_kbps(estimate / 1000.0, now.rtt, now.at);
             local.report(
                 key,
-                video_budget_kbps(allowed * 1000.0, audio_kbps, &peer),
-                now.rtt,
+                PathReport {
+                    budget_kbps: video_budget_kbps(allowed * 1000.0, audio_kbps, &peer),
+                    rtt: now.rtt,
+                    expected_loss_percent: expected_loss.percent(),
+                },
             );
         }
         if n % STATS_EVERY != 0 {
@@ -491,6 +501,7 @@ fn fill_pipeline_stats(stats: &mut CallStats, s: &SendCounters, c: &ReceiveCount
     stats.glass_to_glass_ms = (g2g != 0).then(|| g2g as f64 / 1000.0);
     stats.audio_concealed_frames = c.audio_concealed.load(Ordering::Relaxed);
     stats.audio_fec_recovered_frames = c.audio_fec_recovered.load(Ordering::Relaxed);
+    stats.audio_fec_planned_percent = s.audio_fec_planned_percent.load(Ordering::Relaxed) as u8;
     stats.audio_red_recovered_frames = c.audio_red_recovered.load(Ordering::Relaxed);
     stats.audio_dropped_packets = c.audio_dropped.load(Ordering::Relaxed);
     stats.audio_playout_delay_ms = c.audio_playout_delay_us.load(Ordering::Relaxed) as f64 / 1000.0;

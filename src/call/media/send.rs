@@ -248,6 +248,7 @@ impl AudioSender {
             if writers.is_empty() {
                 continue;
             }
+            self.plan_fec();
             let packet = match self.encoder.encode(&frame) {
                 Ok(p) => p,
                 Err(e) => {
@@ -263,5 +264,20 @@ impl AudioSender {
                 }
             }
         }
+    }
+
+    /// Plans the encoder's in-band FEC for the loss the peers report.
+    fn plan_fec(&mut self) {
+        let percent = self.fanout.expected_loss_percent();
+        if percent == self.encoder.expected_loss() {
+            return;
+        }
+        match self.encoder.set_expected_loss(percent) {
+            Ok(()) => debug!(percent, "Opus FEC planned for the reported loss"),
+            Err(e) => warn!("{e}"),
+        }
+        self.counters
+            .audio_fec_planned_percent
+            .store(u64::from(self.encoder.expected_loss()), Ordering::Relaxed);
     }
 }

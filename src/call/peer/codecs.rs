@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use super::link_rate::{LinkCeiling, LinkRateCapped};
-use super::loss_based::LossLimited;
+use super::loss_based::{LossCell, LossLimited};
 use super::nack::{NackGenerator, RETRANSMISSION_COUNTER_SLOT, RttCell, count_retransmissions};
 use super::pacing::{AudioFirstPacer, PacedRate};
 use super::start_ramp::StartRamp;
@@ -145,7 +145,8 @@ pub const START_ESTIMATE_BPS: f64 = 300_000.0;
 /// sender/receiver reports, TWCC (both
 /// ways, draft-holmer-rmcat-transport-wide-cc-extensions-01) and send-side congestion
 /// control (GCC, draft-ietf-rmcat-gcc-02, at most `max_bitrate_bps`) with a pacer.
-/// The estimate reaches the pipeline through the outbound stats' `target_bitrate`.
+/// The estimate reaches the pipeline through the outbound stats' `target_bitrate`, the
+/// loss the peer's feedback reports through `loss`.
 ///
 /// # Errors
 /// Registration errors from webrtc (none happen with these fixed tables).
@@ -154,6 +155,7 @@ pub fn media_engine(
     max_bitrate_bps: f64,
     rtt: RttCell,
     retransmissions: Arc<AtomicU64>,
+    loss: LossCell,
 ) -> anyhow::Result<(MediaEngine, Registry)> {
     let mut engine = MediaEngine::default();
     let baseline = RTCRtpCodec {
@@ -193,20 +195,21 @@ pub fn media_engine(
         );
     configure_simulcast_extension_headers(&mut engine)?;
     let registry = configure_rtcp_reports(registry);
-    let registry = congestion_control(registry, &mut engine, max_bitrate_bps)?;
+    let registry = congestion_control(registry, &mut engine, max_bitrate_bps, loss)?;
     Ok((engine, registry))
 }
 
 /// Send-side congestion control, as webrtc's `configure_congestion_control` with TWCC
 /// feedback sets it up (the TWCC header extension and `transport-cc` feedback for both
 /// kinds, TWCC sequence numbers out, arrival reports back, GCC's delay half with our loss
-/// half, [`LossLimited`]), doubling at the start of a call while the link measures far
+/// half, [`LossLimited`], publishing its loss to `loss`), doubling at the start of a call while the link measures far
 /// above it ([`StartRamp`]), with the estimate held under the link's measured rate
 /// ([`LinkRateCapped`]) and our pacer ([`AudioFirstPacer`]) in place of rtc-interceptor's.
 fn congestion_control(
     registry: Registry,
     engine: &mut MediaEngine,
     max_bitrate_bps: f64,
+    loss: LossCell,
 ) -> anyhow::Result<Registry> {
     for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
         engine.register_feedback(feedback("transport-cc", ""), kind);
@@ -221,7 +224,10 @@ fn congestion_control(
     let max = max_bitrate_bps.max(MIN_ESTIMATE_BPS);
     let start = START_ESTIMATE_BPS.min(max);
     let link = LinkCeiling::default();
-    let gcc = move |bps| LossLimited::new(Gcc::new(bps, MIN_ESTIMATE_BPS, max), MIN_ESTIMATE_BPS);
+    let gcc = move |bps| {
+        LossLimited::new(Gcc::new(bps, MIN_ESTIMATE_BPS, max), MIN_ESTIMATE_BPS)
+            .reporting_to(loss.clone())
+    };
     let ramp = StartRamp::new(gcc, start, max, link.clone());
     let controller = LinkRateCapped::new(ramp, MIN_ESTIMATE_BPS, link.clone());
     let pacer = AudioFirstPacer::new(PacedRate {

@@ -26,6 +26,8 @@
 //! ([`super::link_rate`]) have long since acted.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rtc::interceptor::{BandwidthEstimator, EstimatorStats, PacketReport};
@@ -61,6 +63,29 @@ pub fn inherent_loss_bound(rate_bps: f64) -> f64 {
         return 1.0;
     }
     (INHERENT_LOSS_OFFSET + INHERENT_LOSS_BALANCE_BPS / rate_bps).min(1.0)
+}
+
+/// The share of our packets the peer's TWCC feedback reported lost over the last
+/// [`LOSS_WINDOW`] (both tracks), shared between [`LossLimited`], which measures it, and
+/// the stats path, which hands it to the Opus encoder's FEC planning.
+#[derive(Debug, Clone, Default)]
+pub struct LossCell(Arc<AtomicU64>);
+
+impl LossCell {
+    /// Stores a loss fraction in [0, 1].
+    pub fn set(&self, fraction: f64) {
+        // Parts per million, plus one: zero means no figure yet.
+        let ppm = (fraction.clamp(0.0, 1.0) * 1e6).round() as u64;
+        self.0.store(ppm + 1, Ordering::Relaxed);
+    }
+
+    /// The latest loss fraction in [0, 1]; `None` before [`MIN_PACKETS`] were reported.
+    pub fn get(&self) -> Option<f64> {
+        match self.0.load(Ordering::Relaxed) {
+            0 => None,
+            stored => Some((stored - 1) as f64 / 1e6),
+        }
+    }
 }
 
 /// One feedback batch: when it came, how many of its packets were reported and lost.
@@ -123,6 +148,8 @@ pub struct LossLimited<E> {
     min_bps: f64,
     /// The loss the window last read, for the stats.
     last_loss: Option<f64>,
+    /// Where that loss is published.
+    cell: LossCell,
 }
 
 impl<E: BandwidthEstimator> LossLimited<E> {
@@ -135,7 +162,13 @@ impl<E: BandwidthEstimator> LossLimited<E> {
             last_cut: None,
             min_bps,
             last_loss: None,
+            cell: LossCell::default(),
         }
+    }
+
+    /// Publishes every loss figure the window reads to `cell` as well.
+    pub fn reporting_to(self, cell: LossCell) -> Self {
+        Self { cell, ..self }
     }
 
     fn update_limit(&mut self, now: Instant, loss: f64) {
@@ -205,6 +238,7 @@ impl<E: BandwidthEstimator> BandwidthEstimator for LossLimited<E> {
         });
         if let Some(loss) = self.window.loss() {
             self.last_loss = Some(loss);
+            self.cell.set(loss);
             self.update_limit(now, loss);
         }
     }
@@ -267,6 +301,22 @@ mod tests {
         assert!((inherent_loss_bound(300_000.0) - 0.30).abs() < 1e-9);
         assert_eq!(inherent_loss_bound(10_000.0), 1.0);
         assert_eq!(inherent_loss_bound(0.0), 1.0);
+    }
+
+    #[test]
+    fn the_loss_cell_follows_the_window_once_enough_packets_are_reported() {
+        let t0 = Instant::now();
+        let cell = LossCell::default();
+        let mut estimator = LossLimited::new(ConstantBitrate::new(1_000_000.0), 100_000.0)
+            .reporting_to(cell.clone());
+        // Two batches are 40 packets: under MIN_PACKETS, no figure yet.
+        feed(&mut estimator, t0, 0.0, 0.2, 10);
+        assert_eq!(cell.get(), None);
+        feed(&mut estimator, t0, 0.2, 2.0, 10);
+        let loss = cell.get().expect("a figure after 50 packets");
+        assert!((loss - 0.1).abs() < 0.01, "{loss}");
+        feed(&mut estimator, t0, 2.2, 2.0, 0);
+        assert_eq!(cell.get(), Some(0.0), "the window has moved past the loss");
     }
 
     #[test]

@@ -64,6 +64,7 @@ use crate::call::stats::{PeerStats, ReceivedStats, SentStats, TrackStats};
 use crate::media::video::jitter::KeyframeRequest;
 use crate::signaling::protocol::IceCandidate;
 use handler::{PeerHandler, Shared};
+use loss_based::LossCell;
 use media::{LocalTrack, ReceivedCounters};
 use nack::RttCell;
 
@@ -182,6 +183,8 @@ pub struct PeerSession {
     rtt: RttCell,
     /// RTP packets retransmitted on the peer's NACKs.
     retransmissions: Arc<AtomicU64>,
+    /// The share of our packets the peer's TWCC feedback reports lost.
+    uplink_loss: LossCell,
 }
 
 impl PeerSession {
@@ -200,11 +203,13 @@ impl PeerSession {
         config.validate()?;
         let rtt = RttCell::default();
         let retransmissions = Arc::new(AtomicU64::new(0));
+        let uplink_loss = LossCell::default();
         let (media_engine, registry) = codecs::media_engine(
             Registry::new(),
             f64::from(config.max_send_bitrate_kbps) * 1000.0,
             rtt.clone(),
             Arc::clone(&retransmissions),
+            uplink_loss.clone(),
         )?;
         let registry = registry.with(
             rtcp::KEYFRAME_REQUEST_FORWARDER_SLOT,
@@ -256,6 +261,7 @@ impl PeerSession {
             negotiation: Mutex::new(Negotiation::default()),
             rtt,
             retransmissions,
+            uplink_loss,
         };
         let remote = RemoteMedia {
             video: video_rx,
@@ -555,6 +561,7 @@ impl PeerSession {
             audio: track_stats(&self.audio, packets_sent[1], &self.shared.audio_in),
             pli_sent: self.shared.pli_sent.load(Ordering::Relaxed),
             estimate_bps: (estimate_bps > 0.0).then_some(estimate_bps),
+            uplink_loss: self.uplink_loss.get(),
             retransmitted_packets_sent: self.retransmissions.load(Ordering::Relaxed),
             keyframe_requests_received: self.shared.keyframe_requests.load(Ordering::Relaxed),
             path: path::selected_path(&self.pc).await,
