@@ -121,3 +121,54 @@ impl Fanout {
         self.outlets().iter().map(|o| o.audio.clone()).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+
+    use super::*;
+    use crate::call::peer::codecs::{h264_codec, opus_codec};
+    use crate::call::peer::media::LocalTrack;
+
+    /// Attaches a peer with fresh, unbound tracks.
+    fn attach(fanout: &Fanout, key: PeerKey, budget_kbps: u64) {
+        let track = |kind, codec| Arc::new(LocalTrack::new("test", kind, codec).unwrap());
+        fanout.attach(
+            key,
+            VideoTrackWriter(track(RtpCodecKind::Video, h264_codec())),
+            AudioTrackWriter(track(RtpCodecKind::Audio, opus_codec())),
+            budget_kbps,
+        );
+    }
+
+    fn report(budget_kbps: u64, rtt_ms: u64, expected_loss_percent: u8) -> PathReport {
+        PathReport {
+            budget_kbps,
+            rtt: Some(Duration::from_millis(rtt_ms)),
+            expected_loss_percent,
+        }
+    }
+
+    #[test]
+    fn the_encoders_follow_the_narrowest_path_of_the_peers_still_attached() {
+        let fanout = Fanout::default();
+        assert_eq!(fanout.budget_kbps(), None);
+        assert_eq!(fanout.expected_loss_percent(), 0);
+        attach(&fanout, 1, 800);
+        attach(&fanout, 2, 800);
+        fanout.report(1, report(600, 40, 2));
+        fanout.report(2, report(900, 120, 9));
+        fanout.report(3, report(100, 500, 20)); // not attached: ignored
+        assert_eq!(fanout.budget_kbps(), Some(600));
+        assert_eq!(fanout.rtt(), Duration::from_millis(120));
+        assert_eq!(fanout.expected_loss_percent(), 9);
+        assert_eq!(fanout.audio_writers().len(), 2);
+
+        fanout.detach(2);
+        assert_eq!(fanout.expected_loss_percent(), 2);
+        assert_eq!(fanout.rtt(), Duration::from_millis(40));
+        assert_eq!(fanout.video_writers().len(), 1);
+    }
+}
